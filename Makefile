@@ -1,0 +1,46 @@
+# Charge-point agent: `make sim` runs the product, `make test` installs everything and tests it.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTHON ?= python3
+PORT   ?= /dev/ttyUSB0
+
+.PHONY: all deps sim test lint build bench deploy clean
+
+all: test
+
+# A fresh Debian may lack venv (python3-venv) or Node; install what is missing, then pin the rest.
+$(VENV)/.installed: requirements.txt
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3-venv missing: installing it with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: $(VENV)/.installed node_modules/.installed
+
+sim: $(VENV)/.installed
+	PYTHONPATH=host_sim/pyshim:firmware:. $(PY) -m host_sim run
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check firmware host_sim tests tools
+	$(PY) tools/check_style.py
+
+test: deps lint build
+	PYTHONHASHSEED=0 $(PY) tools/run_tests.py
+
+build: $(VENV)/.installed
+	$(PY) tools/build.py
+
+bench: deps build
+	$(PY) tools/bench.py
+
+deploy: build
+	@echo "deploy to $(PORT): coming with the board issue (mpremote)"
+
+clean:
+	rm -rf dist build

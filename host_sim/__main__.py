@@ -1,0 +1,18 @@
+"""Command line of the host side: `python -m host_sim {hub,relay,run}`."""
+import sys
+
+_COMMANDS = ("hub", "relay", "run")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in _COMMANDS:
+        print("usage: python -m host_sim {hub,relay,run} ...", file=sys.stderr)
+        return 2
+    # The hub, relay and fleet simulator land with their own issues (see README, Roadmap).
+    print("host_sim %s: coming in a later release; the firmware core is here today." % argv[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

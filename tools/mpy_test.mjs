@@ -1,0 +1,85 @@
+// Runs the firmware tests inside the real MicroPython runtime (webassembly port, run by Node).
+//
+// Usage: node tools/mpy_test.mjs [tests/firmware/test_x.py ...]
+// Loads firmware/ into the port's /lib and tests/firmware/ into /tests, then for each test
+// module starts a fresh interpreter, imports the module and calls every test_* function in
+// name order. A test that returns a coroutine is awaited (the port has no asyncio.run).
+// Prints one line per test and a closing "N passed, N failed" line; exits 1 on any failure.
+import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
+import fs from "node:fs";
+import path from "node:path";
+import url from "node:url";
+
+const ROOT = path.resolve(path.dirname(url.fileURLToPath(import.meta.url)), "..");
+const FIRMWARE = path.join(ROOT, "firmware");
+const TESTS = path.join(ROOT, "tests", "firmware");
+
+function copyTree(mp, src, dst) {
+  try { mp.FS.mkdir(dst); } catch (e) { /* exists */ }
+  for (const name of fs.readdirSync(src).sort()) {
+    if (name === "__pycache__" || name.startsWith(".")) continue;
+    const s = path.join(src, name);
+    const d = dst + "/" + name;
+    if (fs.statSync(s).isDirectory()) copyTree(mp, s, d);
+    else mp.FS.writeFile(d, fs.readFileSync(s));
+  }
+}
+
+// The Python side of one module's run; results come back through globals.
+const DRIVER = `
+import sys, gc
+sys.path.insert(0, '/tests')
+_passed = 0
+_failed = 0
+_mod = __import__(_MODNAME)
+for _name in sorted(dir(_mod)):
+    if not _name.startswith('test_'):
+        continue
+    _fn = getattr(_mod, _name)
+    if not callable(_fn):
+        continue
+    try:
+        _r = _fn()
+        if _r is not None and hasattr(_r, 'send'):
+            await _r
+        _passed += 1
+        print('PASS', _MODNAME + '::' + _name)
+    except BaseException as _e:
+        _failed += 1
+        print('FAIL', _MODNAME + '::' + _name)
+        sys.print_exception(_e)
+    gc.collect()
+`;
+
+async function runModule(file) {
+  const out = [];
+  const write = (l) => { out.push(l); process.stdout.write(l + "\n"); };
+  const mp = await loadMicroPython({ stdout: write, stderr: write, linebuffer: true });
+  copyTree(mp, FIRMWARE, "/lib");
+  copyTree(mp, TESTS, "/tests");
+  const modname = path.basename(file, ".py");
+  mp.globals.set("_MODNAME", modname);
+  try {
+    await mp.runPythonAsync(DRIVER);
+  } catch (e) {
+    // An import error or a crash of the driver itself: count the module as one failure.
+    write("FAIL " + modname + " (module did not load): " + String(e.message || e).trim());
+    return { passed: 0, failed: 1 };
+  }
+  return { passed: mp.globals.get("_passed"), failed: mp.globals.get("_failed") };
+}
+
+let files = process.argv.slice(2);
+if (files.length === 0) {
+  files = fs.readdirSync(TESTS).filter((n) => /^test_.*\.py$/.test(n)).sort()
+    .map((n) => path.join(TESTS, n));
+}
+let passed = 0;
+let failed = 0;
+for (const f of files) {
+  const r = await runModule(f);
+  passed += r.passed;
+  failed += r.failed;
+}
+console.log(`micropython: ${passed} passed, ${failed} failed`);
+process.exit(failed || passed === 0 ? 1 : 0);
