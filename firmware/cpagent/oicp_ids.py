@@ -1,0 +1,144 @@
+"""OICP 2.3 field validators (hand-written, no `re`): each returns the value or raises FieldError."""
+
+_D = "0123456789"
+_U = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_L = _U + _U.lower()
+_A = _L + _D
+_HEX = _D + "ABCDEF"
+
+# Patterns as (allowed chars, min, max) runs, matched greedily. The OpenAPI regexes need no
+# backtracking here: every variable run is followed by a char it cannot contain.
+_OP_ISO = ((_L, 2, 2), ("*", 0, 1), (_A, 3, 3))
+_OP_DIN = (("+", 0, 1), (_D, 1, 3), ("*", 1, 1), (_D, 3, 3))
+_EVSE_ISO = _OP_ISO + (("*", 0, 1), ("E", 1, 1), (_A + "*", 1, 30))
+_EVSE_DIN = _OP_DIN + (("*", 1, 1), (_D + "*", 1, 32))
+_SESSION = ((_A, 8, 8),) + (("-", 1, 1), (_A, 4, 4)) * 3 + (("-", 1, 1), (_A, 12, 12))
+# The spec's classes [\*|-] and [\d|X] also admit a literal "|" by a regex slip; we do not.
+_PROVIDER = ((_L, 2, 2), ("*-", 0, 1), (_A, 3, 3))
+_EVCO_ISO = ((_L, 2, 2), ("-", 0, 1), (_A, 3, 3), ("-", 0, 1), ("C", 1, 1), (_A, 8, 8),
+             ("-", 0, 1), (_A, 1, 1))
+_EVCO_DIN = ((_L, 2, 2), ("*-", 0, 1), (_A, 3, 3), ("*-", 0, 1), (_A, 6, 6), ("*-", 0, 1),
+             (_D + "X", 1, 1))
+
+
+class FieldError(ValueError):
+    """A field failed validation; .field names it."""
+
+    def __init__(self, field, msg):
+        ValueError.__init__(self, "%s: %s" % (field, msg))
+        self.field = field
+
+
+def _got(v):
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _bad(field, what, v):
+    raise FieldError(field, "expected %s, got %s" % (what, _got(v)))
+
+
+def _run(v, pat):
+    i, n = 0, len(v)
+    for cs, lo, hi in pat:
+        k = 0
+        while k < hi and i < n and v[i] in cs:
+            i += 1
+            k += 1
+        if k < lo:
+            return False
+    return i == n
+
+
+def _pat(v, field, what, *pats):
+    if isinstance(v, str):
+        for p in pats:
+            if _run(v, p):
+                return v
+    _bad(field, what, v)
+
+
+def check_str(v, field, maxlen, minlen=0):
+    if not isinstance(v, str) or not minlen <= len(v) <= maxlen:
+        _bad(field, "a string of %d to %d characters" % (minlen, maxlen), v)
+    return v
+
+
+def check_operator_id(v, field="OperatorID"):
+    return _pat(v, field, "an OperatorID such as DE*ABC or +49*536", _OP_ISO, _OP_DIN)
+
+
+def check_evse_id(v, field="EvseID"):
+    return _pat(v, field, "an EvseID such as DE*ABC*E123456", _EVSE_ISO, _EVSE_DIN)
+
+
+def check_session_id(v, field="SessionID"):
+    return _pat(v, field, "a GUID such as b2688855-7f00-0002-6d8e-48d883f6abb6", _SESSION)
+
+
+def check_provider_id(v, field="ProviderID"):
+    return _pat(v, field, "a ProviderID such as DE-8EO", _PROVIDER)
+
+
+def check_evco_id(v, field="EvcoID"):
+    return _pat(v, field, "an EvcoID such as DE-8EO-CAB12345-6", _EVCO_ISO, _EVCO_DIN)
+
+
+def check_uid(v, field="UID"):
+    if isinstance(v, str) and len(v) in (8, 14, 20) and _run(v, ((_HEX, 1, 20),)):
+        return v
+    _bad(field, "8, 14 or 20 upper-case hex digits", v)
+
+
+def check_product_id(v, field="PartnerProductID"):
+    return check_str(v, field, 50, 1)
+
+
+def check_kwh(v, field):
+    # v - v is nan for inf and nan alike; bool is an int subclass and never an energy.
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v - v != 0:
+        _bad(field, "a finite number of kWh >= 0", v)
+    return round(float(v), 3)
+
+
+def _num(v, i, n, lo, hi):
+    s = v[i:i + n]
+    if len(s) != n or not _run(s, ((_D, n, n),)) or not lo <= int(s) <= hi:
+        raise ValueError
+    return int(s)
+
+
+def check_datetime(v, field):
+    """ISO 8601 with a zone (Z or +-hh:mm), year >= 2020; or a deferred '@<boot>:<ticks>' token."""
+    try:
+        if not isinstance(v, str):
+            raise TypeError
+        if v[0] == "@":
+            b, t = v[1:].split(":")
+            if _run(b, ((_D, 1, 12),)) and _run(t, ((_D, 1, 12),)):
+                return v
+            raise ValueError
+        y = _num(v, 0, 4, 2020, 9999)
+        m = _num(v, 5, 2, 1, 12)
+        leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+        _num(v, 8, 2, 1, (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[m - 1])
+        _num(v, 11, 2, 0, 23)
+        _num(v, 14, 2, 0, 59)
+        _num(v, 17, 2, 0, 59)
+        if v[4] + v[7] + v[10] + v[13] + v[16] != "--T::":
+            raise ValueError
+        i = 19
+        if v[i:i + 1] == ".":
+            k = i + 1
+            while v[k:k + 1] and v[k] in _D and k - i <= 6:
+                k += 1
+            if k == i + 1:
+                raise ValueError
+            i = k
+        z = v[i:]
+        if z != "Z" and not (len(z) == 6 and z[0] in "+-" and z[3] == ":"
+                             and _num(z, 1, 2, 0, 14) >= 0 and _num(z, 4, 2, 0, 59) >= 0):
+            raise ValueError
+        return v
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError):
+        _bad(field, "an ISO 8601 time such as 2024-05-01T12:00:00+02:00 (year >= 2020)", v)
