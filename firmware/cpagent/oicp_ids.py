@@ -1,4 +1,4 @@
-"""OICP 2.3 field validators (hand-written, no `re`): each returns the value or raises FieldError."""
+"""OICP 2.3 field validators, hand-written (no `re`): return the value or raise FieldError."""
 
 _D = "0123456789"
 _U = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
