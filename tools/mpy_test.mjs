@@ -5,30 +5,13 @@
 // module starts a fresh interpreter, imports the module and calls every test_* function in
 // name order. A test that returns a coroutine is awaited (the port has no asyncio.run).
 // Prints one line per test and a closing "N passed, N failed" line; exits 1 on any failure.
-import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import fs from "node:fs";
 import path from "node:path";
-import url from "node:url";
-
-const ROOT = path.resolve(path.dirname(url.fileURLToPath(import.meta.url)), "..");
-const FIRMWARE = path.join(ROOT, "firmware");
-const TESTS = path.join(ROOT, "tests", "firmware");
-
-function copyTree(mp, src, dst) {
-  try { mp.FS.mkdir(dst); } catch (e) { /* exists */ }
-  for (const name of fs.readdirSync(src).sort()) {
-    if (name === "__pycache__" || name.startsWith(".")) continue;
-    const s = path.join(src, name);
-    const d = dst + "/" + name;
-    if (fs.statSync(s).isDirectory()) copyTree(mp, s, d);
-    else mp.FS.writeFile(d, fs.readFileSync(s));
-  }
-}
+import { loadFirmware, TESTS } from "./mpy_env.mjs";
 
 // The Python side of one module's run; results come back through globals.
 const DRIVER = `
 import sys, gc
-sys.path.insert(0, '/tests')
 _passed = 0
 _failed = 0
 _mod = __import__(_MODNAME)
@@ -54,9 +37,7 @@ for _name in sorted(dir(_mod)):
 async function runModule(file) {
   const out = [];
   const write = (l) => { out.push(l); process.stdout.write(l + "\n"); };
-  const mp = await loadMicroPython({ stdout: write, stderr: write, linebuffer: true });
-  copyTree(mp, FIRMWARE, "/lib");
-  copyTree(mp, TESTS, "/tests");
+  const mp = await loadFirmware(write);
   const modname = path.basename(file, ".py");
   mp.globals.set("_MODNAME", modname);
   try {

@@ -1,0 +1,250 @@
+"""Per-EVSE charging session state machine: pure, clock injected, returns effects for the agent.
+
+idle --tap--> authorizing --Authorized--> authorized --power or plug--> charging --tap/unplug--> idle
+Every event method returns a list of effects (tuples) that the agent carries out in order:
+  ("authorize", path, body)            ask the hub now (interactive, never journaled)
+  ("journal", kind, path, body, state) journal the message and the session's new snapshot in one
+                                       record (state None: the session is over)
+  ("save", state)                      journal the snapshot alone
+  ("cancel",)                          drop the AuthorizeStart still waiting for an answer
+  ("show", text)                       tell the driver (display, log)
+A snapshot holds what a reboot needs to carry on: restore() resumes from it with the meter's
+cumulative register and finishes a stop that a power cut interrupted.
+"""
+from micropython import const
+
+from cpagent import oicp
+from cpagent.clock import unix_from_iso
+
+IDLE = "idle"
+AUTHORIZING = "authorizing"
+AUTHORIZED = "authorized"
+CHARGING = "charging"
+# Snapshot-only phases: the End (or the Error) is journaled, what follows it is not yet.
+_STOPPING = "stopping"
+_FAULTED = "faulted"
+
+_MS = const(1000)
+_MIN_PROGRESS_S = const(300)  # OICP: Progress at most every 5 minutes; the hub refuses sooner
+_MAX_BETWEEN = const(10)  # MeterValueInBetween cap: the most recent readings are kept
+_MAX_STOP_UIDS = const(8)  # AuthorizationStopIdentifications kept; more are ignored
+
+
+class Session:
+    """The session of one EVSE."""
+
+    def __init__(self, operator_id, evse_id, clock, progress_s=300, ev_wait_s=120,
+                 authorize_timeout_s=15, start_power_w=100, product_id=None):
+        if progress_s < _MIN_PROGRESS_S:
+            raise ValueError("progress_s: must be >= 300 (OICP 5-minute rule), got %r" % progress_s)
+        self.operator_id = operator_id
+        self.evse_id = evse_id
+        self.clock = clock
+        self.product_id = product_id
+        self._progress_ms = progress_s * _MS
+        self._ev_wait_ms = ev_wait_s * _MS
+        self._auth_ms = authorize_timeout_s * _MS
+        self._start_w = start_power_w
+        self.kwh = None  # last good cumulative import reading
+        self._clear()
+
+    def _clear(self):
+        self.state = IDLE
+        self.uid = None
+        self.session_id = None
+        self.stop_uids = ()
+        self.session_start = None
+        self.charging_start = None
+        self.meter_start = None
+        self.between = []
+        self._since = self.clock.ticks()  # when the current state's timer started
+        self._last_progress = self._since
+        self._cs_ticks = None  # ChargingStart in this boot's ticks, for ChargingDuration
+
+    # --- events -------------------------------------------------------------------------------
+
+    def tap(self, uid):
+        """A card was read: start, stop, or refuse."""
+        if self.state == IDLE:
+            path, body = oicp.authorize_start(self.operator_id, uid, evse_id=self.evse_id,
+                                              product_id=self.product_id)
+            self._clear()
+            self.state = AUTHORIZING
+            self.uid = uid
+            self.session_start = self.clock.stamp()
+            return [("authorize", path, body), ("show", "authorizing")]
+        if self.state in (AUTHORIZED, CHARGING) and (uid == self.uid or uid in self.stop_uids):
+            return self._stop("stopped by card")
+        return [("show", "busy")]
+
+    def authorized(self, reply):
+        """The hub answered the AuthorizeStart (an oicp_replies.Reply)."""
+        if self.state != AUTHORIZING:
+            return []  # a late answer to a request that already timed out
+        if not reply.ok or not reply.session_id:
+            reason = "not authorized (%s %s)" % (reply.code, reply.description or "")
+            self._clear()
+            return [("show", reason)]
+        self.state = AUTHORIZED
+        self.session_id = reply.session_id
+        self.stop_uids = tuple(reply.stop_uids[:_MAX_STOP_UIDS])
+        self._since = self.clock.ticks()
+        return [("save", self.snapshot()), ("show", "authorized: plug in")]
+
+    def authorize_failed(self, reason):
+        """The AuthorizeStart could not be answered (link down, hub error)."""
+        if self.state != AUTHORIZING:
+            return []
+        self._clear()
+        return [("show", "authorization failed: " + reason)]
+
+    def meter(self, kwh, watts):
+        """A good meter reading: cumulative import kWh and active power W."""
+        self.kwh = kwh
+        if self.state == AUTHORIZED and watts is not None and watts >= self._start_w:
+            return self._start()
+        if self.state == CHARGING:
+            if self.clock.elapsed_ms(self._last_progress) >= self._progress_ms:
+                return self._progress()
+        return []
+
+    def plug(self, plugged):
+        """The connector reported the EV plugged in or out."""
+        if plugged and self.state == AUTHORIZED:
+            return self._start()
+        if not plugged and self.state in (AUTHORIZED, CHARGING):
+            return self._stop("unplugged")
+        return []
+
+    def fault(self, connector, info):
+        """A connector fault (connector=True) or a meter fault: Error, then stop."""
+        if self.state not in (AUTHORIZED, CHARGING):
+            return [("show", "fault: " + info)]
+        kind = "ConnectorError" if connector else "CriticalError"
+        path, body = oicp.notification_error(self.operator_id, self.session_id, self.evse_id,
+                                             kind, info=info[:250], uid=self.uid)
+        snap = self.snapshot()
+        snap["p"] = _FAULTED
+        snap["me"] = self.kwh
+        return [("journal", "Error", path, body, snap)] + self._stop("fault: " + info)
+
+    def tick(self):
+        """Timers: the AuthorizeStart answer and the wait for the EV."""
+        if self.state == AUTHORIZING and self.clock.elapsed_ms(self._since) >= self._auth_ms:
+            self._clear()
+            return [("cancel",), ("show", "authorization timed out")]
+        if self.state == AUTHORIZED and self.clock.elapsed_ms(self._since) >= self._ev_wait_ms:
+            return self._stop("EV did not start charging")
+        return []
+
+    # --- transitions ----------------------------------------------------------------------------
+
+    def _start(self):
+        self.state = CHARGING
+        self.charging_start = self.clock.stamp()
+        self._cs_ticks = self._last_progress = self.clock.ticks()
+        self.meter_start = self.kwh
+        path, body = oicp.notification_start(
+            self.operator_id, self.session_id, self.evse_id, self.charging_start, uid=self.uid,
+            session_start=self.session_start, meter_start=self.meter_start,
+            product_id=self.product_id)
+        return [("journal", "Start", path, body, self.snapshot()), ("show", "charging")]
+
+    def _consumed(self):
+        if self.kwh is None or self.meter_start is None:
+            return 0.0
+        return max(0.0, self.kwh - self.meter_start)
+
+    def _duration_ms(self):
+        if self._cs_ticks is not None:
+            return self.clock.elapsed_ms(self._cs_ticks)
+        # Resumed after a reboot: this boot's ticks say nothing about the earlier one.
+        return self._restored_duration_ms()
+
+    def _progress(self):
+        self._last_progress = self.clock.ticks()
+        if self.kwh is not None:
+            self.between.append(self.kwh)
+            if len(self.between) > _MAX_BETWEEN:
+                self.between.pop(0)
+        path, body = oicp.notification_progress(
+            self.operator_id, self.session_id, self.evse_id, self.charging_start,
+            self.clock.stamp(), duration_ms=self._duration_ms(), consumed=self._consumed(),
+            uid=self.uid, session_start=self.session_start, meter_start=self.meter_start,
+            meter_values=self.between or None, product_id=self.product_id)
+        return [("journal", "Progress", path, body, self.snapshot())]
+
+    def _stop(self, reason):
+        """End (if energy flowed) and the charge detail record; back to idle."""
+        now = self.clock.stamp()
+        effects = []
+        if self.state == CHARGING:
+            path, body = oicp.notification_end(
+                self.operator_id, self.session_id, self.evse_id, now,
+                charging_start=self.charging_start, session_start=self.session_start,
+                session_end=now, consumed=self._consumed(), meter_start=self.meter_start,
+                meter_end=self.kwh, meter_values=self.between or None, uid=self.uid,
+                product_id=self.product_id)
+            snap = self.snapshot()
+            snap["p"] = _STOPPING
+            snap["ce"] = now
+            snap["me"] = self.kwh
+            effects.append(("journal", "End", path, body, snap))
+        # Authorized but no energy flowed: a 0 kWh record closes the session at the hub.
+        effects += self._cdr(now, now, self.kwh)
+        effects.append(("show", reason))
+        self._clear()
+        return effects
+
+    def _cdr(self, charging_end, session_end, meter_end):
+        charged = self.charging_start is not None
+        consumed = 0.0
+        if charged and meter_end is not None and self.meter_start is not None:
+            consumed = max(0.0, meter_end - self.meter_start)
+        path, body = oicp.charge_detail_record(
+            self.operator_id, self.session_id, self.evse_id, self.uid, self.session_start,
+            session_end, self.charging_start if charged else self.session_start, charging_end,
+            consumed, meter_start=self.meter_start if charged else None,
+            meter_end=meter_end if charged else None, meter_values=self.between or None,
+            product_id=self.product_id)
+        return [("journal", "CDR", path, body, None)]
+
+    # --- persistence ----------------------------------------------------------------------------
+
+    def snapshot(self):
+        """The small dict a reboot needs (short keys: it is written to flash)."""
+        return {"p": self.state, "e": self.evse_id, "sid": self.session_id, "uid": self.uid,
+                "ss": self.session_start, "cs": self.charging_start, "ms": self.meter_start,
+                "mv": list(self.between), "stop": list(self.stop_uids)}
+
+    def restore(self, snap, kwh):
+        """Resume after a reboot from a snapshot and the meter's cumulative register now."""
+        self._clear()
+        self.kwh = kwh if kwh is not None else snap.get("me", snap.get("ms"))
+        self.session_id = snap["sid"]
+        self.uid = snap["uid"]
+        self.stop_uids = tuple(snap.get("stop") or ())
+        self.session_start = snap["ss"]
+        self.charging_start = snap.get("cs")
+        self.meter_start = snap.get("ms")
+        self.between = list(snap.get("mv") or ())[-_MAX_BETWEEN:]
+        phase = snap["p"]
+        if phase == _STOPPING:
+            # End is journaled; only the charge detail record is missing.
+            self.state = CHARGING
+            effects = self._cdr(snap["ce"], snap["ce"], snap.get("me"))
+            self._clear()
+            return effects + [("show", "session closed after restart")]
+        if phase == _FAULTED:
+            self.state = CHARGING if self.charging_start else AUTHORIZED
+            return self._stop("fault before restart")
+        self.state = CHARGING if phase == CHARGING else AUTHORIZED
+        return [("show", "session resumed")]
+
+    def _restored_duration_ms(self):
+        """ChargingDuration after a reboot, from the wall clock when both ends are known."""
+        now = self.clock.now_unix()
+        cs = self.charging_start
+        if now is None or not cs or cs[0] == "@":
+            return None
+        return max(0, int((now - unix_from_iso(cs)) * _MS))
