@@ -108,12 +108,13 @@ def _num(v, i, n, lo, hi):
     return int(s)
 
 
-def check_datetime(v, field):
-    """ISO 8601 with a zone (Z or +-hh:mm), year >= 2020; or a deferred '@<boot>:<ticks>' token."""
+def check_datetime(v, field, deferred=True):
+    """ISO 8601 with a zone (Z or +-hh:mm), year >= 2020; or (if deferred) an '@<boot>:<ticks>'
+    token, which the clock hands out before it knows the wall time."""
     try:
         if not isinstance(v, str):
             raise TypeError
-        if v[0] == "@":
+        if deferred and v[0] == "@":
             b, t = v[1:].split(":")
             if _run(b, ((_D, 1, 12),)) and _run(t, ((_D, 1, 12),)):
                 return v

@@ -1,0 +1,209 @@
+"""OICP 2.3 CPO request builders (sans-IO): each returns (path, body) with every field checked."""
+import json
+
+from micropython import const
+
+from cpagent.oicp_ids import (
+    FieldError,
+    check_datetime,
+    check_evse_id,
+    check_kwh,
+    check_operator_id,
+    check_product_id,
+    check_session_id,
+    check_str,
+    check_uid,
+)
+
+# Overflow policy: only the most recent values are sent; older ones are dropped.
+_MAX_METER = const(10)
+# A charger has a handful of EVSEs; more records than this is a caller bug, refused.
+_MAX_RECORDS = const(32)
+
+NOTIFY_PATH = "/api/oicp/notificationmgmt/v11/charging-notifications"
+DATETIME_FIELDS = ("ChargingStart", "ChargingEnd", "SessionStart", "SessionEnd",
+                   "EventOccurred", "PenaltyTimeStart")
+_EVSE_STATUS = ("Available", "Reserved", "Occupied", "OutOfService", "EvseNotFound", "Unknown")
+_ACTIONS = ("fullLoad", "update", "insert", "delete")
+_ERRORS = ("ConnectorError", "CriticalError")
+
+
+def _path(fmt, operator_id):
+    # `*` is a sub-delim that RFC 3986 allows verbatim in a path segment, and the Hubject
+    # examples show DE*ABC as is. `+` is allowed too, but servers that form-decode paths
+    # turn it into a space; %2B means `+` to every decoder, so only `+` is escaped.
+    return fmt % check_operator_id(operator_id).replace("+", "%2B")
+
+
+def _one_of(v, field, allowed):
+    if v not in allowed:
+        raise FieldError(field, "expected one of %s, got %r" % ("|".join(allowed), v))
+    return v
+
+
+def _ident(uid, field):
+    return {"RFIDMifareFamilyIdentification": {"UID": check_uid(uid)}}
+
+
+def _cpo_sid(v, field):
+    return check_str(v, field, 250, 1)
+
+
+def _ms(v, field):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise FieldError(field, "expected milliseconds as an integer >= 0, got %r" % (v,))
+    return v
+
+
+def _meter(vals, field):
+    if not isinstance(vals, (list, tuple)):
+        raise FieldError(field, "expected a list of kWh values, got %r" % (vals,))
+    return {"meterValues": [check_kwh(x, field) for x in vals[-_MAX_METER:]]}
+
+
+def _opt(body, *items):
+    # items: (key, value, checker) triples; None values are left out of the body.
+    for key, v, check in items:
+        if v is not None:
+            body[key] = check(v, key)
+    return body
+
+
+def _req(body, *items):
+    for key, v, check in items:
+        body[key] = check(v, key)
+    return body
+
+
+def _note(kind, operator_id, session_id, evse_id, uid, cpo_session_id):
+    return NOTIFY_PATH, _opt({
+        "Type": kind,
+        "OperatorID": check_operator_id(operator_id),
+        "SessionID": check_session_id(session_id),
+        "EvseID": check_evse_id(evse_id),
+    }, ("Identification", uid, _ident), ("CPOPartnerSessionID", cpo_session_id, _cpo_sid))
+
+
+def authorize_start(operator_id, uid, evse_id=None, session_id=None, cpo_session_id=None,
+                    product_id=None):
+    path = _path("/api/oicp/charging/v21/operators/%s/authorize/start", operator_id)
+    return path, _opt({"OperatorID": operator_id, "Identification": _ident(uid, "UID")},
+                      ("EvseID", evse_id, check_evse_id),
+                      ("SessionID", session_id, check_session_id),
+                      ("CPOPartnerSessionID", cpo_session_id, _cpo_sid),
+                      ("PartnerProductID", product_id, check_product_id))
+
+
+def authorize_stop(operator_id, session_id, uid, evse_id=None, cpo_session_id=None):
+    path = _path("/api/oicp/charging/v21/operators/%s/authorize/stop", operator_id)
+    return path, _opt({"OperatorID": operator_id, "SessionID": check_session_id(session_id),
+                       "Identification": _ident(uid, "UID")},
+                      ("EvseID", evse_id, check_evse_id),
+                      ("CPOPartnerSessionID", cpo_session_id, _cpo_sid))
+
+
+def notification_start(operator_id, session_id, evse_id, charging_start, uid=None,
+                       session_start=None, meter_start=None, cpo_session_id=None,
+                       product_id=None):
+    path, b = _note("Start", operator_id, session_id, evse_id, uid, cpo_session_id)
+    b["ChargingStart"] = check_datetime(charging_start, "ChargingStart")
+    return path, _opt(b, ("SessionStart", session_start, check_datetime),
+                      ("MeterValueStart", meter_start, check_kwh),
+                      ("PartnerProductID", product_id, check_product_id))
+
+
+def notification_progress(operator_id, session_id, evse_id, charging_start, event_occurred,
+                          duration_ms=None, consumed=None, uid=None, session_start=None,
+                          meter_start=None, meter_values=None, cpo_session_id=None,
+                          product_id=None):
+    if duration_ms is None and consumed is None:
+        raise FieldError("ChargingDuration", "give ChargingDuration or ConsumedEnergyProgress")
+    path, b = notification_start(operator_id, session_id, evse_id, charging_start, uid,
+                                 session_start, meter_start, cpo_session_id, product_id)
+    b["Type"] = "Progress"
+    b["EventOccurred"] = check_datetime(event_occurred, "EventOccurred")
+    return path, _opt(b, ("ChargingDuration", duration_ms, _ms),
+                      ("ConsumedEnergyProgress", consumed, check_kwh),
+                      ("MeterValueInBetween", meter_values, _meter))
+
+
+def notification_end(operator_id, session_id, evse_id, charging_end, charging_start=None,
+                     session_start=None, session_end=None, consumed=None, meter_start=None,
+                     meter_end=None, meter_values=None, uid=None, cpo_session_id=None,
+                     product_id=None):
+    path, b = _note("End", operator_id, session_id, evse_id, uid, cpo_session_id)
+    b["ChargingEnd"] = check_datetime(charging_end, "ChargingEnd")
+    return path, _opt(b, ("ChargingStart", charging_start, check_datetime),
+                      ("SessionStart", session_start, check_datetime),
+                      ("SessionEnd", session_end, check_datetime),
+                      ("ConsumedEnergy", consumed, check_kwh),
+                      ("MeterValueStart", meter_start, check_kwh),
+                      ("MeterValueEnd", meter_end, check_kwh),
+                      ("MeterValueInBetween", meter_values, _meter),
+                      ("PartnerProductID", product_id, check_product_id))
+
+
+def notification_error(operator_id, session_id, evse_id, error_type, info=None, uid=None,
+                       cpo_session_id=None):
+    path, b = _note("Error", operator_id, session_id, evse_id, uid, cpo_session_id)
+    b["ErrorType"] = _one_of(error_type, "ErrorType", _ERRORS)
+    if info is not None:
+        b["ErrorAdditionalInfo"] = check_str(info, "ErrorAdditionalInfo", 250)
+    return path, b
+
+
+def charge_detail_record(operator_id, session_id, evse_id, uid, session_start, session_end,
+                         charging_start, charging_end, consumed, meter_start=None,
+                         meter_end=None, meter_values=None, product_id=None,
+                         cpo_session_id=None):
+    # v2.2 carries the OperatorID only in the path.
+    path = _path("/api/oicp/cdrmgmt/v22/operators/%s/charge-detail-record", operator_id)
+    b = _req({}, ("SessionID", session_id, check_session_id), ("EvseID", evse_id, check_evse_id),
+             ("Identification", uid, _ident), ("SessionStart", session_start, check_datetime),
+             ("SessionEnd", session_end, check_datetime),
+             ("ChargingStart", charging_start, check_datetime),
+             ("ChargingEnd", charging_end, check_datetime),
+             ("ConsumedEnergy", consumed, check_kwh))
+    return path, _opt(b, ("MeterValueStart", meter_start, check_kwh),
+                      ("MeterValueEnd", meter_end, check_kwh),
+                      ("MeterValueInBetween", meter_values, _meter),
+                      ("PartnerProductID", product_id, check_product_id),
+                      ("CPOPartnerSessionID", cpo_session_id, _cpo_sid))
+
+
+def push_evse_status(operator_id, records, action="update"):
+    path = _path("/api/oicp/evsepush/v21/operators/%s/status-records", operator_id)
+    if not isinstance(records, (list, tuple)) or len(records) > _MAX_RECORDS:
+        raise FieldError("EvseStatusRecord", "expected a list of at most %d (EvseID, status)"
+                         " pairs, got %r" % (_MAX_RECORDS, records))
+    recs = []
+    for r in records:
+        if not isinstance(r, (list, tuple)) or len(r) != 2:
+            raise FieldError("EvseStatusRecord", "expected an (EvseID, status) pair, got %r"
+                             % (r,))
+        recs.append({"EvseID": check_evse_id(r[0]),
+                     "EvseStatus": _one_of(r[1], "EvseStatus", _EVSE_STATUS)})
+    return path, {"ActionType": _one_of(action, "ActionType", _ACTIONS),
+                  "OperatorEvseStatus": {"OperatorID": operator_id, "EvseStatusRecord": recs}}
+
+
+def resolve_times(body, resolve):
+    """Copy of body with each deferred '@...' time replaced by resolve(token), an ISO string."""
+    b = dict(body)
+    for k in DATETIME_FIELDS:
+        v = b.get(k)
+        if isinstance(v, str) and v[:1] == "@":
+            r = resolve(v)
+            if r is None:
+                raise FieldError(k, "wall time for %s is not known yet" % v)
+            b[k] = check_datetime(r, k, False)
+    return b
+
+
+def encode(body):
+    """Compact UTF-8 JSON; refuses a body that still holds a deferred time."""
+    for k in DATETIME_FIELDS:
+        v = body.get(k)
+        if isinstance(v, str) and v[:1] == "@":
+            raise FieldError(k, "deferred time %s must be resolved before sending" % v)
+    return json.dumps(body, separators=(",", ":")).encode()
