@@ -25,7 +25,7 @@ class FieldError(ValueError):
     """A field failed validation; .field names it."""
 
     def __init__(self, field, msg):
-        ValueError.__init__(self, "%s: %s" % (field, msg))
+        super().__init__("%s: %s" % (field, msg))
         self.field = field
 
 
