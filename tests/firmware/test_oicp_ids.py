@@ -1,6 +1,5 @@
 """OICP ID validators: literal valid and invalid vectors, including the spec's own bad examples."""
 from check import raises, raises_naming
-
 from cpagent.oicp_ids import (
     FieldError,
     check_datetime,
