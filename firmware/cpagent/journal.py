@@ -1,0 +1,309 @@
+"""Power-safe journal: the durable outbox of messages and open sessions' state, in one log file."""
+# File `<dir>/log`: records appended one per event, each = magic 0xA5, payload length (u16 LE),
+# CRC-32 of the payload (u32 LE), payload = op byte + fields (u16 LE length + bytes each).
+# A record counts once its append's close() returned (littlefs commits on close). A torn or
+# corrupt stretch (power cut mid-write, FAT-like media, bit rot) fails the CRC: it is skipped and
+# counted, the scan resyncs at the next magic byte, and the log is rewritten (tmp + rename)
+# before the next append, so no record ever lands behind garbage.
+# Compaction rewrites only live state (boot, sessions, failures, pending) into `log.tmp`, then
+# renames it over `log`: when the log passes _MAX_LOG, or passes _IDLE_LOG while nothing is
+# pending and no session is open (once per session, a few dozen bytes). Never per event.
+# Overflow policy: Start, End, Error, CDR are never dropped. Progress and Status are "latest
+# wins": a new one supersedes a still-pending one of the same session key and kind (the older is
+# never sent), and one that would make more than max_messages pending is dropped and counted
+# (stats dropped_progress). can_open_session() is False once pending must-keep messages plus a
+# reserve of 4 (Start, End, Error, CDR) per open session, the new one included, would exceed
+# max_messages: the session layer refuses the session instead. RAM holds pending bodies, so it
+# is bounded by max_messages plus one Progress and one Status per key. failures keeps the last 8.
+# session_key names one charging session (e.g. its SessionID), str or int; bodies are bytes.
+import json
+import struct
+from binascii import crc32, hexlify
+
+from micropython import const
+
+_MAGIC = const(0xA5)
+_HDR = const(7)
+_MAX_LOG = const(8192)
+_IDLE_LOG = const(1024)
+_RESERVE = const(4)
+_FAIL_CAP = const(8)
+_MAX_FIELD = const(65000)
+_A = const(65)  # "A" message added: id, key, kind, path, body
+_B = const(66)  # "B" boot: boot count, id epoch, id sequence
+_D = const(68)  # "D" delivered: id
+_F = const(70)  # "F" failed: id, kind, reason
+_S = const(83)  # "S" session snapshot: key, state JSON ("" = closed)
+KINDS = ("Start", "Progress", "End", "Error", "CDR", "Status")
+_LATEST = ("Progress", "Status")
+
+
+def _rand_hex():
+    try:
+        from os import urandom
+
+        r = urandom(4)
+    except ImportError:  # the webassembly port has no os.urandom
+        from random import getrandbits
+
+        r = getrandbits(32).to_bytes(4, "big")
+    return hexlify(r).decode()
+
+
+def _rec(op, *fields):
+    b = bytearray(_HDR + 1)
+    b[_HDR] = op
+    for x in fields:
+        if isinstance(x, str):
+            x = x.encode()
+        if len(x) > _MAX_FIELD:
+            raise ValueError("journal field (body or session state) over %d bytes" % _MAX_FIELD)
+        b += struct.pack("<H", len(x))
+        b += x
+    struct.pack_into("<BHI", b, 0, _MAGIC, len(b) - _HDR, crc32(memoryview(b)[_HDR:]))
+    return b
+
+
+class Journal:
+    """Durable outbox over an injected fs; call load() once after construction (a new Journal
+    if it raised)."""
+
+    def __init__(self, fs, directory, max_messages=200, rand_hex=_rand_hex):
+        self._fs = fs
+        self._dir = directory
+        self._log = directory + "/log"
+        self.max_messages = max_messages
+        self._rand = rand_hex
+        self.boot = 0
+        self._epoch = None
+        self._seq = 0
+        self._pend = []  # (msg_id, kind, path, body, key), oldest first = send order
+        self._sess = {}  # key -> state as JSON text (a copy the caller cannot mutate)
+        self.failures = []
+        self._size = 0
+        self._dirty = False  # the log may end in garbage: rewrite it before appending
+        self._ready = False
+        self.stats = {"bytes_written": 0, "appends": 0, "compactions": 0,
+                      "dropped_progress": 0, "bad_records": 0, "dropped_failures": 0}
+
+    def load(self):
+        """Recover the state after boot, count bad records, drop stale tmp, persist boot + 1."""
+        if self._ready:
+            return self
+        fs = self._fs
+        fs.mkdir(self._dir)
+        names = fs.listdir(self._dir)
+        for n in names:
+            if n.endswith(".tmp"):  # a compaction cut before its rename: `log` is intact
+                fs.remove(self._dir + "/" + n)
+        if "log" in names:
+            with fs.open(self._log, "rb") as f:
+                self._scan(f.read())
+        else:
+            self._dirty = True
+        self.boot += 1
+        if self._epoch is None:
+            self._epoch = self._rand()
+        if self._dirty:
+            self._compact()
+        else:
+            self._append(self._boot_rec())
+            self._tidy()
+        self._ready = True
+        return self
+
+    def _scan(self, data):
+        n = len(data)
+        mv = memoryview(data)
+        p = 0
+        bad = False
+        self._size = n
+        while p < n:
+            e = p + _HDR
+            if data[p] == _MAGIC and e <= n:
+                _, ln, crc = struct.unpack_from("<BHI", data, p)
+                e += ln
+                if e <= n and crc32(mv[p + _HDR:e]) == crc:
+                    try:
+                        self._apply(data[p + _HDR:e])
+                    except (ValueError, IndexError, KeyError, TypeError):
+                        self.stats["bad_records"] += 1
+                        self._dirty = True
+                    p = e
+                    bad = False
+                    continue
+            if not bad:
+                self.stats["bad_records"] += 1
+                self._dirty = bad = True
+            p = data.find(b"\xa5", p + 1)
+            if p < 0:
+                break
+
+    def _apply(self, p):
+        f = []
+        i = 1
+        while i < len(p):
+            j = i + 2 + (p[i] | p[i + 1] << 8)
+            if j > len(p):
+                raise ValueError("journal record field length")
+            f.append(p[i + 2:j])
+            i = j
+        op = p[0]
+        if op == _A:
+            mid = f[0].decode()
+            self._seq = max(self._seq, int(mid[mid.rfind("-") + 1:]))
+            kind = KINDS[KINDS.index(f[2].decode())]
+            self._enqueue(mid, kind, f[3].decode(), f[4], json.loads(f[1]))
+        elif op == _D:
+            self._drop(f[0].decode())
+        elif op == _F:
+            self._fail(f[0].decode(), f[1].decode(), f[2].decode())
+        elif op == _S:
+            self._set(json.loads(f[0]), f[1].decode() or None)
+        elif op == _B:
+            self.boot = int(f[0])
+            self._epoch = f[1].decode()
+            self._seq = max(self._seq, int(f[2]))
+        else:
+            raise ValueError("journal record op")
+
+    def _boot_rec(self):
+        return _rec(_B, str(self.boot), self._epoch, str(self._seq))
+
+    def _append(self, rec):
+        if self._dirty:
+            self._compact()
+        self._dirty = True  # until close() returns, the tail may be torn
+        with self._fs.open(self._log, "ab") as f:
+            f.write(rec)
+        self._dirty = False
+        self._size += len(rec)
+        self.stats["appends"] += 1
+        self.stats["bytes_written"] += len(rec)
+
+    def _compact(self):
+        tmp = self._log + ".tmp"
+        n = 0
+        with self._fs.open(tmp, "wb") as f:
+            for r in self._records():
+                f.write(r)
+                n += len(r)
+        self._fs.rename(tmp, self._log)
+        self._size = n
+        self._dirty = False
+        self.stats["compactions"] += 1
+        self.stats["bytes_written"] += n
+
+    def _records(self):
+        yield self._boot_rec()
+        for k in self._sess:
+            yield _rec(_S, json.dumps(k), self._sess[k])
+        for e in self.failures:
+            yield _rec(_F, *e)
+        for e in self._pend:
+            yield _rec(_A, e[0], json.dumps(e[4]), e[1], e[2], e[3])
+
+    def _tidy(self):
+        if self._size > _MAX_LOG or (self._size > _IDLE_LOG and not self._pend
+                                     and not self._sess):
+            try:
+                self._compact()
+            except OSError:
+                pass  # the old log is intact and complete; a later event retries
+
+    def _index(self, mid):
+        for i in range(len(self._pend)):
+            if self._pend[i][0] == mid:
+                return i
+        return None
+
+    def _latest(self, key, kind):
+        for i in range(len(self._pend)):
+            e = self._pend[i]
+            if e[1] == kind and e[4] == key:
+                return i
+        return None
+
+    def _enqueue(self, mid, kind, path, body, key):
+        if kind in _LATEST:
+            i = self._latest(key, kind)
+            if i is not None:
+                del self._pend[i]
+        self._pend.append((mid, kind, path, body, key))
+
+    def _drop(self, mid):
+        i = self._index(mid)
+        if i is not None:
+            del self._pend[i]
+
+    def _fail(self, mid, kind, reason):
+        self._drop(mid)
+        self.failures.append((mid, kind, reason))
+        if len(self.failures) > _FAIL_CAP:
+            self.failures.pop(0)
+            self.stats["dropped_failures"] += 1
+
+    def _set(self, key, text):
+        if text is None:
+            self._sess.pop(key, None)
+        else:
+            self._sess[key] = text
+
+    def add(self, session_key, kind, path, body):
+        """Journal a message; durable on return. Returns its id, or None if dropped (policy)."""
+        if kind not in KINDS:
+            raise ValueError("journal kind %r: expected one of %s" % (kind, ", ".join(KINDS)))
+        if isinstance(body, str):
+            body = body.encode()
+        if (kind in _LATEST and self._latest(session_key, kind) is None
+                and len(self._pend) >= self.max_messages):
+            self.stats["dropped_progress"] += 1
+            return None
+        self._seq += 1
+        mid = "%s-%d" % (self._epoch, self._seq)
+        self._append(_rec(_A, mid, json.dumps(session_key), kind, path, body))
+        self._enqueue(mid, kind, path, body, session_key)
+        self._tidy()
+        return mid
+
+    def pending(self):
+        """[(msg_id, kind, path, body)] oldest first: the send order."""
+        return [e[:4] for e in self._pend]
+
+    def delivered(self, msg_id):
+        """The hub acknowledged msg_id: durably forget it (unknown id: no-op)."""
+        if self._index(msg_id) is not None:
+            self._append(_rec(_D, msg_id))
+            self._drop(msg_id)
+            self._tidy()
+
+    def failed(self, msg_id, reason):
+        """The hub refused msg_id for good: durably move it to .failures (unknown id: no-op)."""
+        i = self._index(msg_id)
+        if i is not None:
+            kind = self._pend[i][1]
+            reason = str(reason)[:60]
+            self._append(_rec(_F, msg_id, kind, reason))
+            self._fail(msg_id, kind, reason)
+            self._tidy()
+
+    def put_session(self, key, state):
+        """Durably snapshot an open session's small dict; None closes it."""
+        text = None if state is None else json.dumps(state)
+        if self._sess.get(key) == text:
+            return
+        self._append(_rec(_S, json.dumps(key), text or ""))
+        self._set(key, text)
+        self._tidy()
+
+    def sessions(self):
+        """{key: state} of the open sessions."""
+        return {k: json.loads(v) for k, v in self._sess.items()}
+
+    def can_open_session(self):
+        """Admission control: room for one more session's must-keep messages."""
+        must = 0
+        for e in self._pend:
+            if e[1] not in _LATEST:
+                must += 1
+        return must + _RESERVE * (len(self._sess) + 1) <= self.max_messages

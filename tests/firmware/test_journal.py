@@ -1,0 +1,352 @@
+"""Journal unit tests: outbox, ids, coalescing, admission, torn tails, garbage, compaction."""
+from faultfs import FaultFs, PowerCut
+
+from check import raises, raises_naming
+from cpagent.journal import Journal
+
+P = "/api/oicp/notificationmgmt/v11/charging-notifications"
+D = "/j"
+
+
+def _rand_seq():
+    n = [0]
+
+    def rand_hex():
+        n[0] += 1
+        return "e%07d" % n[0]
+
+    return rand_hex
+
+
+def _journal(fs=None, cap=200, rand_hex=None):
+    fs = fs or FaultFs()
+    return Journal(fs, D, cap, rand_hex or _rand_seq()).load()
+
+
+def _reload(j, cap=200):
+    return Journal(j._fs.reboot(), D, cap, _rand_seq()).load()
+
+
+def _log(j):
+    return j._fs.files[D + "/log"]
+
+
+def test_add_pending_delivered_survive_reboot():
+    j = _journal()
+    a = j.add("s1", "Start", P, b'{"a":1}')
+    b = j.add("s1", "End", P, '{"b":2}')
+    assert a != b
+    assert j.pending() == [(a, "Start", P, b'{"a":1}'), (b, "End", P, b'{"b":2}')]
+    j2 = _reload(j)
+    assert j2.pending() == j.pending()
+    j2.delivered(a)
+    assert j2.pending() == [(b, "End", P, b'{"b":2}')]
+    j3 = _reload(j2)
+    assert j3.pending() == [(b, "End", P, b'{"b":2}')]
+    j3.delivered(b)
+    assert _reload(j3).pending() == []
+
+
+def test_unknown_ids_are_noops_and_write_nothing():
+    j = _journal()
+    before = j._fs.bytes_written
+    j.delivered("nope-1")
+    j.failed("nope-2", "x")
+    assert j._fs.bytes_written == before
+    assert j.failures == []
+
+
+def test_failed_moves_to_capped_failures_durably():
+    j = _journal()
+    ids = [j.add(1, "CDR", P, b"c%d" % i) for i in range(10)]
+    for i in ids:
+        j.failed(i, "rejected by hub: " + "x" * 100)
+    assert j.pending() == []
+    assert len(j.failures) == 8
+    assert j.failures[0][:2] == (ids[2], "CDR")
+    assert len(j.failures[0][2]) <= 60 and j.failures[0][2].startswith("rejected by hub")
+    assert j.stats["dropped_failures"] == 2
+    j2 = _reload(j)
+    assert j2.failures == j.failures and j2.pending() == []
+    j2._compact()
+    assert _reload(j2).failures == j.failures
+
+
+def test_ids_unique_across_reboots_and_recreation():
+    j = _journal()
+    seen = set()
+    for _ in range(3):
+        seen.add(j.add("s", "Start", P, b"x"))
+        j.delivered(list(seen)[0])
+        j = _reload(j)
+    seen.add(j.add("s", "End", P, b"y"))
+    assert len(seen) == 4
+    # The whole log lost: a new random epoch keeps new ids apart from the old ones.
+    fs = FaultFs()
+    j1 = Journal(fs, D, rand_hex=lambda: "aaaa").load()
+    i1 = j1.add("s", "Start", P, b"x")
+    del fs.files[D + "/log"]
+    j2 = Journal(fs.reboot(), D, rand_hex=lambda: "bbbb").load()
+    assert j2.add("s", "Start", P, b"x") != i1
+
+
+def test_default_rand_hex_gives_hex_epoch():
+    j = Journal(FaultFs(), D).load()
+    mid = j.add("s", "Start", P, b"x")
+    epoch = mid[:mid.rfind("-")]
+    assert len(epoch) == 8 and int(epoch, 16) >= 0
+
+
+def test_boot_counter_increments_and_load_is_idempotent():
+    j = _journal()
+    assert j.boot == 1
+    j.load()
+    assert j.boot == 1
+    j2 = _reload(j)
+    assert j2.boot == 2
+    j2._compact()
+    assert _reload(j2).boot == 3
+
+
+def test_progress_coalesces_per_session_and_kind():
+    j = _journal()
+    j.add("a", "Start", P, b"sa")
+    p1 = j.add("a", "Progress", P, b"pa1")
+    j.add("b", "Progress", P, b"pb1")
+    j.add("a", "Status", P, b"st1")
+    p2 = j.add("a", "Progress", P, b"pa2")
+    j.add("a", "Status", P, b"st2")
+    bodies = [m[3] for m in j.pending()]
+    assert bodies == [b"sa", b"pb1", b"pa2", b"st2"]
+    j.delivered(p1)  # superseded: already gone, a no-op
+    j2 = _reload(j)
+    assert [m[3] for m in j2.pending()] == bodies
+    j2.delivered(p2)
+    p3 = j2.add("a", "Progress", P, b"pa3")
+    assert j2.pending()[-1][0] == p3
+
+
+def test_admission_control_reserves_must_keep_room():
+    j = _journal(cap=12)
+    assert j.can_open_session()
+    j.put_session("a", {"st": "authorized"})
+    j.put_session("b", {"st": "authorized"})
+    assert j.can_open_session()  # 0 pending + 3 sessions x 4 = 12
+    j.add("a", "Start", P, b"s")
+    assert not j.can_open_session()
+    j.add("a", "Progress", P, b"p")  # latest-wins kinds do not count
+    j.delivered(j.pending()[0][0])
+    assert j.can_open_session()
+    j.put_session("a", None)
+    j.put_session("b", None)
+    for i in range(8):
+        j.add(i, "CDR", P, b"c")
+    assert j.can_open_session()
+    j.add(9, "CDR", P, b"c")
+    assert not j.can_open_session()
+
+
+def test_progress_over_cap_is_dropped_must_keep_never():
+    j = _journal(cap=3)
+    j.add("a", "Start", P, b"s")
+    j.add("a", "Progress", P, b"p1")
+    j.add("b", "Start", P, b"s")
+    assert j.add("b", "Progress", P, b"p") is None
+    assert j.stats["dropped_progress"] == 1
+    assert j.add("a", "Progress", P, b"p2") is not None  # replaces, does not grow
+    for k in ("End", "Error", "CDR"):
+        assert j.add("a", k, P, b"k") is not None
+    assert [m[1] for m in j.pending()] == ["Start", "Start", "Progress", "End", "Error", "CDR"]
+
+
+def test_bad_kind_and_oversized_body_raise_naming():
+    j = _journal()
+    raises_naming(ValueError, "kind", j.add, "a", "Stop", P, b"x")
+    raises_naming(ValueError, "body", j.add, "a", "CDR", P, b"x" * 70000)
+    assert j.pending() == []
+
+
+def test_sessions_snapshot_delete_and_unchanged_skip():
+    j = _journal()
+    st = {"st": "charging", "wh": 10}
+    j.put_session("a", st)
+    st["wh"] = 20  # the caller mutates its dict: the journal kept a copy
+    assert j.sessions() == {"a": {"st": "charging", "wh": 10}}
+    j.put_session("a", st)
+    n = j.stats["appends"]
+    j.put_session("a", {"st": "charging", "wh": 20})
+    assert j.stats["appends"] == n
+    j.put_session(7, {"x": 1})
+    assert _reload(j).sessions() == {"a": {"st": "charging", "wh": 20}, 7: {"x": 1}}
+    j.put_session("a", None)
+    j.put_session("zz", None)
+    assert _reload(j).sessions() == {7: {"x": 1}}
+
+
+def test_torn_tail_at_every_byte_is_ignored_then_compacted():
+    j = _journal()
+    a = j.add("s", "Start", P, b"start")
+    good = _log(j)
+    j.add("s", "End", P, b"end")
+    full = _log(j)
+    for cut in range(len(good), len(full)):
+        fs = j._fs.reboot()
+        fs.files[D + "/log"] = full[:cut]
+        j2 = Journal(fs, D, rand_hex=_rand_seq()).load()
+        assert [m[0] for m in j2.pending()] == [a]
+        assert j2.stats["bad_records"] == (1 if cut > len(good) else 0)
+        j2.add("s", "CDR", P, b"cdr")  # must not land behind the garbage
+        j3 = _reload(j2)
+        assert j3.stats["bad_records"] == 0
+        assert [m[3] for m in j3.pending()] == [b"start", b"cdr"]
+
+
+def test_garbage_file_and_corrupt_middle():
+    fs = FaultFs()
+    fs.dirs.add(D)
+    fs.files[D + "/log"] = bytes(range(256)) * 8 + b"\xa5\xff\xff\x00"
+    fs.files[D + "/notes.txt"] = b"kept"
+    j = Journal(fs, D, rand_hex=_rand_seq()).load()
+    assert j.pending() == [] and j.stats["bad_records"] == 1 and j.boot == 1
+    a = j.add("s", "Start", P, b"one")
+    mid = len(_log(j))
+    j.add("s", "Progress", P, b"two")
+    b = j.add("s", "End", P, b"three")
+    log = bytearray(_log(j))
+    log[mid + 12] ^= 0xFF  # flip a byte inside the Progress record
+    j._fs.files[D + "/log"] = bytes(log)
+    j2 = _reload(j)
+    assert [m[0] for m in j2.pending()] == [a, b]
+    assert j2.stats["bad_records"] == 1 and j2.stats["compactions"] == 1
+    assert j2._fs.files[D + "/notes.txt"] == b"kept"
+    assert _reload(j2).stats["bad_records"] == 0
+
+
+def test_stale_tmp_is_removed_and_log_wins():
+    j = _journal()
+    a = j.add("s", "Start", P, b"x")
+    fs = j._fs.reboot()
+    fs.files[D + "/log.tmp"] = b"half a compaction"
+    j2 = Journal(fs, D, rand_hex=_rand_seq()).load()
+    assert D + "/log.tmp" not in fs.files
+    assert [m[0] for m in j2.pending()] == [a]
+
+
+def test_compaction_by_size_and_when_idle():
+    j = _journal()
+    j.put_session("s", {"st": "charging"})
+    start = j.add("s", "Start", P, b"s" * 100)
+    c0 = j.stats["compactions"]
+    for i in range(30):  # coalescing Progress: the log grows, pending does not
+        j.add("s", "Progress", P, b"%03d" % i + b"p" * 200)
+        assert len(_log(j)) <= 8192 + 400
+    assert j.stats["compactions"] - c0 == 1
+    assert len(j.pending()) == 2
+    j2 = _reload(j)
+    assert j2.pending() == j.pending() and j2.sessions() == j.sessions()
+    # Idle: the last ack of a finished session shrinks the log to the boot record.
+    j.put_session("s", None)
+    j.delivered(start)
+    c1 = j.stats["compactions"]
+    j.delivered(j.pending()[0][0])
+    assert j.stats["compactions"] == c1 + 1
+    assert len(_log(j)) < 40
+    assert _reload(j).pending() == []
+
+
+def test_stats_count_appends_and_bytes():
+    j = _journal()
+    s = j.stats
+    assert s["compactions"] == 1 and s["appends"] == 0  # a fresh log is written whole
+    b0 = j._fs.bytes_written
+    assert s["bytes_written"] == b0
+    j.add("s", "Start", P, b"x")
+    j.put_session("s", {"a": 1})
+    assert s["appends"] == 2
+    assert s["bytes_written"] == j._fs.bytes_written == len(_log(j))
+    assert _reload(j).stats["appends"] == 1  # the boot record
+
+
+def test_failed_append_rewrites_log_before_next_append():
+    # A write that fails half way (e.g. flash full on FAT) leaves a torn tail behind.
+    class HalfFs(FaultFs):
+        fail = False
+
+        def open(self, path, mode):
+            f = FaultFs.open(self, path, mode)
+            if self.fail and mode == "ab":
+                self.fail = False
+
+                def bad_write(data):
+                    self.files[path] = self.files[path] + bytes(data[:5])
+                    raise OSError(28, "no space")
+
+                f.write = bad_write
+            return f
+
+    fs = HalfFs()
+    j = Journal(fs, D, rand_hex=_rand_seq()).load()
+    a = j.add("s", "Start", P, b"x")
+    fs.fail = True
+    raises(OSError, j.add, "s", "End", P, b"y")
+    c = j.stats["compactions"]
+    b = j.add("s", "CDR", P, b"z")
+    assert j.stats["compactions"] == c + 1
+    j2 = Journal(fs.reboot(), D, rand_hex=_rand_seq()).load()
+    assert j2.stats["bad_records"] == 0
+    assert [m[0] for m in j2.pending()] == [a, b]
+
+
+def test_faultfs_littlefs_rules_and_power_cut():
+    fs = FaultFs(cut_at=3)
+    fs.mkdir("/d")
+    f = fs.open("/d/a", "wb")
+    f.write(b"12")  # op 1
+    f.close()  # op 2
+    g = fs.open("/d/a", "ab")
+    raises(PowerCut, g.write, b"34")  # op 3: power lost
+    raises(PowerCut, fs.listdir, "/d")
+    fs2 = fs.reboot()
+    assert fs2.files == {"/d/a": b"12"} and fs.ops == 3 and fs2.ops == 0
+    assert fs2.listdir("/d") == ["a"]
+    h = fs2.open("/d/b", "wb")
+    h.write(b"new")
+    assert fs2.reboot().files["/d/b"] == b""  # exists once opened, data only once closed
+    h.close()
+    fs2.rename("/d/b", "/d/a")
+    assert fs2.files == {"/d/a": b"new"} and fs2.bytes_written == 3
+    raises(OSError, fs2.open, "/d/zz", "rb")
+    raises(OSError, fs2.remove, "/d/zz")
+
+
+def test_faultfs_tear_keeps_prefix_of_cut_write():
+    fs = FaultFs(cut_at=2, tear_at=3)
+    fs.mkdir("/d")
+    f = fs.open("/d/a", "ab")
+    f.write(b"abc")
+    raises(PowerCut, f.write, b"defgh")
+    raises(PowerCut, f.close)
+    assert fs.reboot().files["/d/a"] == b"abcdef"
+
+
+def test_osfs_over_the_real_filesystem():
+    import os
+
+    from cpagent.fsio import OsFs
+
+    d = "/tmp/cpagent_journal_test"
+    fs = OsFs()
+    fs.mkdir(d)
+    fs.mkdir(d)  # exists: ignored
+    for n in fs.listdir(d):
+        fs.remove(d + "/" + n)
+    with fs.open(d + "/log.tmp", "wb") as f:
+        f.write(b"stale")
+    j = Journal(fs, d, rand_hex=_rand_seq()).load()
+    a = j.add("s", "Start", P, b"x")
+    j.put_session("s", {"st": 1})
+    j2 = Journal(OsFs(), d, rand_hex=_rand_seq()).load()
+    assert j2.pending() == [(a, "Start", P, b"x")] and j2.sessions() == {"s": {"st": 1}}
+    assert fs.listdir(d) == ["log"] and j2.boot == 2
+    fs.remove(d + "/log")
+    os.rmdir(d)
