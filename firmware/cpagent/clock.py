@@ -191,6 +191,10 @@ class Clock:
         unix_from_iso(v)
         return v
 
+    def ms(self):
+        """Milliseconds since boot, never wrapping: what session timers measure."""
+        return self._now()
+
     def elapsed_ms(self, ticks_then):
         """ms since a ticks_ms() reading, wrap-safe within half the ticks period."""
         return self._diff(self._ticks(), ticks_then)

@@ -1,6 +1,6 @@
 """Per-EVSE charging session state machine: pure, clock injected, returns effects for the agent.
 
-idle --tap--> authorizing --Authorized--> authorized --power or plug--> charging --tap/unplug--> idle
+idle -tap-> authorizing -Authorized-> authorized -power or plug-> charging -tap or unplug-> idle
 Every event method returns a list of effects (tuples) that the agent carries out in order:
   ("authorize", path, body)            ask the hub now (interactive, never journaled)
   ("journal", kind, path, body, state) journal the message and the session's new snapshot in one
@@ -36,7 +36,8 @@ class Session:
     def __init__(self, operator_id, evse_id, clock, progress_s=300, ev_wait_s=120,
                  authorize_timeout_s=15, start_power_w=100, product_id=None):
         if progress_s < _MIN_PROGRESS_S:
-            raise ValueError("progress_s: must be >= 300 (OICP 5-minute rule), got %r" % progress_s)
+            raise ValueError("progress_s: must be >= 300 (OICP 5-minute rule), got %r"
+                             % progress_s)
         self.operator_id = operator_id
         self.evse_id = evse_id
         self.clock = clock
@@ -57,7 +58,7 @@ class Session:
         self.charging_start = None
         self.meter_start = None
         self.between = []
-        self._since = self.clock.ticks()  # when the current state's timer started
+        self._since = self.clock.ms()  # when the current state's timer started
         self._last_progress = self._since
         self._cs_ticks = None  # ChargingStart in this boot's ticks, for ChargingDuration
 
@@ -88,7 +89,7 @@ class Session:
         self.state = AUTHORIZED
         self.session_id = reply.session_id
         self.stop_uids = tuple(reply.stop_uids[:_MAX_STOP_UIDS])
-        self._since = self.clock.ticks()
+        self._since = self.clock.ms()
         return [("save", self.snapshot()), ("show", "authorized: plug in")]
 
     def authorize_failed(self, reason):
@@ -104,7 +105,7 @@ class Session:
         if self.state == AUTHORIZED and watts is not None and watts >= self._start_w:
             return self._start()
         if self.state == CHARGING:
-            if self.clock.elapsed_ms(self._last_progress) >= self._progress_ms:
+            if (self.clock.ms() - self._last_progress) >= self._progress_ms:
                 return self._progress()
         return []
 
@@ -130,10 +131,10 @@ class Session:
 
     def tick(self):
         """Timers: the AuthorizeStart answer and the wait for the EV."""
-        if self.state == AUTHORIZING and self.clock.elapsed_ms(self._since) >= self._auth_ms:
+        if self.state == AUTHORIZING and (self.clock.ms() - self._since) >= self._auth_ms:
             self._clear()
             return [("cancel",), ("show", "authorization timed out")]
-        if self.state == AUTHORIZED and self.clock.elapsed_ms(self._since) >= self._ev_wait_ms:
+        if self.state == AUTHORIZED and (self.clock.ms() - self._since) >= self._ev_wait_ms:
             return self._stop("EV did not start charging")
         return []
 
@@ -142,7 +143,7 @@ class Session:
     def _start(self):
         self.state = CHARGING
         self.charging_start = self.clock.stamp()
-        self._cs_ticks = self._last_progress = self.clock.ticks()
+        self._cs_ticks = self._last_progress = self.clock.ms()
         self.meter_start = self.kwh
         path, body = oicp.notification_start(
             self.operator_id, self.session_id, self.evse_id, self.charging_start, uid=self.uid,
@@ -157,12 +158,12 @@ class Session:
 
     def _duration_ms(self):
         if self._cs_ticks is not None:
-            return self.clock.elapsed_ms(self._cs_ticks)
+            return (self.clock.ms() - self._cs_ticks)
         # Resumed after a reboot: this boot's ticks say nothing about the earlier one.
         return self._restored_duration_ms()
 
     def _progress(self):
-        self._last_progress = self.clock.ticks()
+        self._last_progress = self.clock.ms()
         if self.kwh is not None:
             self.between.append(self.kwh)
             if len(self.between) > _MAX_BETWEEN:

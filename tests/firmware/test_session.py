@@ -1,0 +1,238 @@
+"""Session state machine: every path from a tap to idle, with a fake clock (both runtimes)."""
+from check import raises_naming
+from cpagent.clock import Clock
+from cpagent.oicp_replies import parse_authorization
+from cpagent.session import AUTHORIZED, AUTHORIZING, CHARGING, IDLE, Session
+
+OP = "DE*ABC"
+EVSE = "DE*ABC*E0001"
+UID = "04A1B2C3D4E5F6"
+SID = "b2688855-7f00-0002-6d8e-48d883f6abb6"
+T0 = 1795320000  # 2026-11-22, a real wall time
+
+
+class Ticks:
+    """A monotonic ms counter the test moves by hand."""
+
+    def __init__(self):
+        self.t = 1000
+
+    def __call__(self):
+        return self.t
+
+
+def make(known=True, **kw):
+    ticks = Ticks()
+    clock = Clock(ticks, lambda a, b: a - b)
+    if known:
+        clock.set_unix(T0)
+    return Session(OP, EVSE, clock, **kw), ticks
+
+
+def ok_reply(stop=()):
+    ids = ",".join('{"RFIDMifareFamilyIdentification":{"UID":"%s"}}' % u for u in stop)
+    return parse_authorization(
+        '{"AuthorizationStatus":"Authorized","SessionID":"%s","ProviderID":"DE-8EO",'
+        '"StatusCode":{"Code":"000"},"AuthorizationStopIdentifications":[%s]}' % (SID, ids))
+
+
+def kinds(effects):
+    return [e[1] if e[0] == "journal" else e[0] for e in effects]
+
+
+def body_of(effects, kind):
+    for e in effects:
+        if e[0] == "journal" and e[1] == kind:
+            return e[3]
+    raise AssertionError("no %s in %r" % (kind, kinds(effects)))
+
+
+def charging(**kw):
+    s, t = make(**kw)
+    s.tap(UID)
+    s.authorized(ok_reply())
+    s.meter(10.0, 0)
+    eff = s.meter(10.0, 3700)
+    assert s.state == CHARGING, s.state
+    return s, t, eff
+
+
+def test_tap_asks_the_hub_and_waits():
+    s, _ = make()
+    eff = s.tap(UID)
+    assert s.state == AUTHORIZING
+    assert eff[0][0] == "authorize"
+    assert eff[0][1] == "/api/oicp/charging/v21/operators/DE*ABC/authorize/start"
+    body = eff[0][2]
+    assert body["EvseID"] == EVSE
+    assert body["Identification"]["RFIDMifareFamilyIdentification"]["UID"] == UID
+    assert kinds(s.tap("11223344")) == ["show"]  # busy: a second card is not a second request
+
+
+def test_authorized_then_power_journals_start_with_meter_start():
+    s, t, eff = charging()
+    assert kinds(eff) == ["Start", "show"]
+    b = body_of(eff, "Start")
+    assert b["Type"] == "Start" and b["SessionID"] == SID and b["MeterValueStart"] == 10.0
+    assert b["ChargingStart"].startswith("2026-11-22T")
+    snap = eff[0][4]
+    assert snap["p"] == CHARGING and snap["sid"] == SID and snap["ms"] == 10.0
+
+
+def test_plug_starts_without_power_reading():
+    s, _ = make()
+    s.tap(UID)
+    s.authorized(ok_reply())
+    assert kinds(s.plug(True)) == ["Start", "show"]
+
+
+def test_not_authorized_ends_with_reason():
+    s, _ = make()
+    s.tap(UID)
+    r = parse_authorization('{"AuthorizationStatus":"NotAuthorized",'
+                            '"StatusCode":{"Code":"102","Description":"invalid UID"}}')
+    eff = s.authorized(r)
+    assert s.state == IDLE
+    assert eff[0][0] == "show" and "102" in eff[0][1]
+
+
+def test_acknowledgement_instead_of_authorization_ends_cleanly():
+    s, _ = make()
+    s.tap(UID)
+    eff = s.authorized(parse_authorization('{"Result":false,"StatusCode":{"Code":"300"}}'))
+    assert s.state == IDLE and "300" in eff[0][1]
+
+
+def test_hub_error_and_timeout_end_cleanly():
+    s, t = make(authorize_timeout_s=15)
+    s.tap(UID)
+    assert s.authorize_failed("connection refused")[0][1].endswith("connection refused")
+    assert s.state == IDLE
+    s.tap(UID)
+    t.t += 14999
+    assert s.tick() == []
+    t.t += 1
+    eff = s.tick()
+    assert kinds(eff) == ["cancel", "show"] and s.state == IDLE
+    assert s.authorized(ok_reply()) == []  # the late answer changes nothing
+
+
+def test_progress_never_sooner_than_interval():
+    s, t, _ = charging()
+    t.t += 299999
+    assert s.meter(11.0, 3700) == []
+    t.t += 1
+    eff = s.meter(11.5, 3700)
+    b = body_of(eff, "Progress")
+    assert b["ConsumedEnergyProgress"] == 1.5
+    assert b["ChargingDuration"] == 300000
+    assert b["MeterValueInBetween"] == {"meterValues": [11.5]}
+    t.t += 100000
+    assert s.meter(12.0, 3700) == []  # the interval restarts at each Progress
+
+
+def test_progress_interval_below_five_minutes_is_refused():
+    raises_naming(ValueError, "progress_s", make, progress_s=299)
+    s, t, _ = charging(progress_s=600)
+    t.t += 300000
+    assert s.meter(11.0, 3700) == []
+
+
+def test_meter_values_in_between_are_capped():
+    s, t, _ = charging()
+    for i in range(15):
+        t.t += 300000
+        eff = s.meter(11.0 + i, 3700)
+    vals = body_of(eff, "Progress")["MeterValueInBetween"]["meterValues"]
+    assert len(vals) == 10 and vals[-1] == 25.0 and vals[0] == 16.0
+
+
+def test_second_tap_stops_with_end_and_cdr():
+    s, t, _ = charging()
+    t.t += 60000
+    s.meter(12.25, 3700)
+    eff = s.tap(UID)
+    assert kinds(eff) == ["End", "CDR", "show"]
+    end = body_of(eff, "End")
+    assert end["MeterValueStart"] == 10.0 and end["MeterValueEnd"] == 12.25
+    assert end["ConsumedEnergy"] == 2.25
+    cdr = body_of(eff, "CDR")
+    assert cdr["ConsumedEnergy"] == 2.25 and cdr["SessionID"] == SID
+    assert cdr["ChargingEnd"] == end["ChargingEnd"]
+    assert eff[1][4] is None  # the CDR closes the session snapshot
+    assert s.state == IDLE
+
+
+def test_stop_identification_from_hub_stops_too():
+    s, _ = make()
+    s.tap(UID)
+    s.authorized(ok_reply(stop=("A1B2C3D4",)))
+    s.meter(1.0, 5000)
+    assert s.tap("DEADBEEF")[0][0] == "show"  # a stranger's card does nothing
+    assert kinds(s.tap("A1B2C3D4")) == ["End", "CDR", "show"]
+
+
+def test_unplug_stops_and_ev_timeout_closes_with_zero_kwh_cdr():
+    s, t, _ = charging()
+    assert kinds(s.plug(False)) == ["End", "CDR", "show"]
+    s2, t2 = make(ev_wait_s=120)
+    s2.tap(UID)
+    s2.authorized(ok_reply())
+    t2.t += 120000
+    eff = s2.tick()
+    assert kinds(eff) == ["CDR", "show"]
+    cdr = body_of(eff, "CDR")
+    assert cdr["ConsumedEnergy"] == 0.0 and "MeterValueStart" not in cdr
+
+
+def test_faults_journal_error_with_openapi_spelling():
+    s, _, _ = charging()
+    eff = s.fault(True, "plug locked")
+    assert kinds(eff) == ["Error", "End", "CDR", "show"]
+    assert body_of(eff, "Error")["ErrorType"] == "ConnectorError"
+    s2, _, _ = charging()
+    assert body_of(s2.fault(False, "meter silent"), "Error")["ErrorType"] == "CriticalError"
+    s3, _ = make()
+    assert kinds(s3.fault(False, "meter silent")) == ["show"]  # no session, no notification
+
+
+def test_stamps_before_wall_clock_are_tokens():
+    s, t, eff = charging(known=False)
+    cs = body_of(eff, "Start")["ChargingStart"]
+    assert cs[0] == "@"
+    s.clock.set_unix(T0)
+    assert s.clock.resolve(cs).startswith("2026-11-22T")
+
+
+def test_restore_charging_resumes_from_cumulative_register():
+    s, t, eff = charging()
+    snap = eff[0][4]
+    s2, t2 = make()
+    assert kinds(s2.restore(snap, 14.0)) == ["show"]
+    assert s2.state == CHARGING
+    t2.t += 300000
+    b = body_of(s2.meter(14.5, 3700), "Progress")
+    assert b["ConsumedEnergyProgress"] == 4.5 and b["MeterValueStart"] == 10.0
+    assert kinds(s2.tap(UID)) == ["End", "CDR", "show"]
+
+
+def test_restore_finishes_an_interrupted_stop():
+    s, t, _ = charging()
+    s.meter(13.0, 0)
+    eff = s.tap(UID)
+    stopping = eff[0][4]  # snapshot journaled with the End
+    s2, _ = make()
+    eff2 = s2.restore(stopping, 99.0)
+    assert kinds(eff2) == ["CDR", "show"] and s2.state == IDLE
+    cdr = body_of(eff2, "CDR")
+    assert cdr["ConsumedEnergy"] == 3.0 and cdr["MeterValueEnd"] == 13.0
+
+
+def test_restore_authorized_waits_for_ev_again():
+    s, _ = make()
+    s.tap(UID)
+    eff = s.authorized(ok_reply())
+    s2, t2 = make()
+    s2.restore(eff[0][1], None)
+    assert s2.state == AUTHORIZED
+    assert kinds(s2.meter(1.0, 4000)) == ["Start", "show"]
