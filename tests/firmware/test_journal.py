@@ -209,11 +209,11 @@ def test_garbage_file_and_corrupt_middle():
     j = Journal(fs, D, rand_hex=_rand_seq()).load()
     assert j.pending() == [] and j.stats["bad_records"] == 1 and j.boot == 1
     a = j.add("s", "Start", P, b"one")
-    mid = len(_log(j))
     j.add("s", "Progress", P, b"two")
+    end = len(_log(j))
     b = j.add("s", "End", P, b"three")
     log = bytearray(_log(j))
-    log[mid + 12] ^= 0xFF  # flip a byte inside the Progress record
+    log[end - 2] ^= 0x01  # bit rot in the Progress body: "two" -> "tvo", caught by the CRC
     j._fs.files[D + "/log"] = bytes(log)
     j2 = _reload(j)
     assert [m[0] for m in j2.pending()] == [a, b]
