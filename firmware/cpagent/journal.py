@@ -15,7 +15,8 @@
 # reserve of 4 (Start, End, Error, CDR) per open session, the new one included, would exceed
 # max_messages: the session layer refuses the session instead. RAM holds pending bodies, so it
 # is bounded by max_messages plus one Progress and one Status per key. failures keeps the last 8.
-# session_key names one charging session (e.g. its SessionID), str or int; bodies are bytes.
+# session_key names one charging session (e.g. its SessionID), str or int; bodies are bytes
+# (str is encoded); a record is at most 8 KB, which also bounds RAM while load() scans the log.
 import json
 import struct
 from binascii import crc32, hexlify
@@ -28,7 +29,7 @@ _MAX_LOG = const(8192)
 _IDLE_LOG = const(1024)
 _RESERVE = const(4)
 _FAIL_CAP = const(8)
-_MAX_FIELD = const(65000)
+_MAX_REC = const(8192)  # bounds RAM at boot even if a length field is corrupt
 _A = const(65)  # "A" message added: id, key, kind, path, body
 _B = const(66)  # "B" boot: boot count, id epoch, id sequence
 _D = const(68)  # "D" delivered: id
@@ -56,8 +57,9 @@ def _rec(op, *fields):
     for x in fields:
         if isinstance(x, str):
             x = x.encode()
-        if len(x) > _MAX_FIELD:
-            raise ValueError("journal field (body or session state) over %d bytes" % _MAX_FIELD)
+        if len(b) + len(x) > _MAX_REC - 2:
+            raise ValueError("journal record over %d bytes: body or session state too big"
+                             % _MAX_REC)
         b += struct.pack("<H", len(x))
         b += x
     struct.pack_into("<BHI", b, 0, _MAGIC, len(b) - _HDR, crc32(memoryview(b)[_HDR:]))
@@ -98,7 +100,7 @@ class Journal:
                 fs.remove(self._dir + "/" + n)
         if "log" in names:
             with fs.open(self._log, "rb") as f:
-                self._scan(f.read())
+                self._scan(f)
         else:
             self._dirty = True
         self.boot += 1
@@ -112,32 +114,42 @@ class Journal:
         self._ready = True
         return self
 
-    def _scan(self, data):
-        n = len(data)
-        mv = memoryview(data)
-        p = 0
+    def _scan(self, f):
+        # Streams the log: RAM peaks at one record plus a chunk, not the whole file.
+        buf = b""
         bad = False
-        self._size = n
-        while p < n:
-            e = p + _HDR
-            if data[p] == _MAGIC and e <= n:
-                _, ln, crc = struct.unpack_from("<BHI", data, p)
-                e += ln
-                if e <= n and crc32(mv[p + _HDR:e]) == crc:
-                    try:
-                        self._apply(data[p + _HDR:e])
-                    except (ValueError, IndexError, KeyError, TypeError):
-                        self.stats["bad_records"] += 1
-                        self._dirty = True
-                    p = e
-                    bad = False
-                    continue
+        while True:
+            buf = self._fill(f, buf, _HDR)
+            if not buf:
+                return
+            if buf[0] == _MAGIC and len(buf) >= _HDR:
+                _, e, crc = struct.unpack_from("<BHI", buf)
+                e += _HDR
+                if e <= _MAX_REC:
+                    buf = self._fill(f, buf, e)
+                    if len(buf) >= e and crc32(memoryview(buf)[_HDR:e]) == crc:
+                        try:
+                            self._apply(buf[_HDR:e])
+                        except (ValueError, IndexError, KeyError, TypeError):
+                            self.stats["bad_records"] += 1
+                            self._dirty = True
+                        buf = buf[e:]
+                        bad = False
+                        continue
             if not bad:
                 self.stats["bad_records"] += 1
                 self._dirty = bad = True
-            p = data.find(b"\xa5", p + 1)
-            if p < 0:
+            e = buf.find(b"\xa5", 1)  # resync at the next magic byte
+            buf = buf[e:] if e > 0 else b""
+
+    def _fill(self, f, buf, k):
+        while len(buf) < k:
+            c = f.read(256)
+            if not c:
                 break
+            self._size += len(c)
+            buf += c
+        return buf
 
     def _apply(self, p):
         f = []
