@@ -1,4 +1,4 @@
-"""JSON Schemas (draft 2020-12) of the OICP 2.3 requests the agent builds and the replies it parses.
+"""JSON Schemas (draft 2020-12) of the OICP 2.3 requests the agent builds and replies it parses.
 
 `validator("ChargeDetailRecord").validate(body)` checks a body; names are the file names here
 without `.json` (see NAMES). The schemas share `common.json` through relative `$ref`s.
