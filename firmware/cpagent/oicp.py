@@ -5,6 +5,7 @@ from micropython import const
 
 from cpagent.oicp_ids import (
     FieldError,
+    bad,
     check_datetime,
     check_evse_id,
     check_kwh,
@@ -37,7 +38,7 @@ def _path(fmt, operator_id):
 
 def _one_of(v, field, allowed):
     if v not in allowed:
-        raise FieldError(field, "expected one of %s, got %r" % ("|".join(allowed), v))
+        bad(field, "one of " + "|".join(allowed), v)
     return v
 
 
@@ -51,13 +52,13 @@ def _cpo_sid(v, field):
 
 def _ms(v, field):
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise FieldError(field, "expected milliseconds as an integer >= 0, got %r" % (v,))
+        bad(field, "milliseconds as an integer >= 0", v)
     return v
 
 
 def _meter(vals, field):
     if not isinstance(vals, (list, tuple)):
-        raise FieldError(field, "expected a list of kWh values, got %r" % (vals,))
+        bad(field, "a list of kWh values", vals)
     return {"meterValues": [check_kwh(x, field) for x in vals[-_MAX_METER:]]}
 
 
@@ -174,13 +175,12 @@ def charge_detail_record(operator_id, session_id, evse_id, uid, session_start, s
 def push_evse_status(operator_id, records, action="update"):
     path = _path("/api/oicp/evsepush/v21/operators/%s/status-records", operator_id)
     if not isinstance(records, (list, tuple)) or len(records) > _MAX_RECORDS:
-        raise FieldError("EvseStatusRecord", "expected a list of at most %d (EvseID, status)"
-                         " pairs, got %r" % (_MAX_RECORDS, records))
+        bad("EvseStatusRecord", "a list of at most %d (EvseID, status) pairs" % _MAX_RECORDS,
+            records)
     recs = []
     for r in records:
         if not isinstance(r, (list, tuple)) or len(r) != 2:
-            raise FieldError("EvseStatusRecord", "expected an (EvseID, status) pair, got %r"
-                             % (r,))
+            bad("EvseStatusRecord", "an (EvseID, status) pair", r)
         recs.append({"EvseID": check_evse_id(r[0]),
                      "EvseStatus": _one_of(r[1], "EvseStatus", _EVSE_STATUS)})
     return path, {"ActionType": _one_of(action, "ActionType", _ACTIONS),

@@ -34,7 +34,8 @@ def _got(v):
     return r if len(r) <= 40 else r[:37] + "..."
 
 
-def _bad(field, what, v):
+def bad(field, what, v):
+    """Raise FieldError for field: 'expected <what>, got <short repr of v>'."""
     raise FieldError(field, "expected %s, got %s" % (what, _got(v)))
 
 
@@ -55,12 +56,12 @@ def _pat(v, field, what, *pats):
         for p in pats:
             if _run(v, p):
                 return v
-    _bad(field, what, v)
+    bad(field, what, v)
 
 
 def check_str(v, field, maxlen, minlen=0):
     if not isinstance(v, str) or not minlen <= len(v) <= maxlen:
-        _bad(field, "a string of %d to %d characters" % (minlen, maxlen), v)
+        bad(field, "a string of %d to %d characters" % (minlen, maxlen), v)
     return v
 
 
@@ -87,7 +88,7 @@ def check_evco_id(v, field="EvcoID"):
 def check_uid(v, field="UID"):
     if isinstance(v, str) and len(v) in (8, 14, 20) and _run(v, ((_HEX, 1, 20),)):
         return v
-    _bad(field, "8, 14 or 20 upper-case hex digits", v)
+    bad(field, "8, 14 or 20 upper-case hex digits", v)
 
 
 def check_product_id(v, field="PartnerProductID"):
@@ -97,7 +98,7 @@ def check_product_id(v, field="PartnerProductID"):
 def check_kwh(v, field):
     # v - v is nan for inf and nan alike; bool is an int subclass and never an energy.
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v - v != 0:
-        _bad(field, "a finite number of kWh >= 0", v)
+        bad(field, "a finite number of kWh >= 0", v)
     return round(float(v), 3)
 
 
@@ -142,4 +143,4 @@ def check_datetime(v, field, deferred=True):
             raise ValueError
         return v
     except (ValueError, TypeError, IndexError, KeyError, AttributeError):
-        _bad(field, "an ISO 8601 time such as 2024-05-01T12:00:00+02:00 (year >= 2020)", v)
+        bad(field, "an ISO 8601 time such as 2024-05-01T12:00:00+02:00 (year >= 2020)", v)
