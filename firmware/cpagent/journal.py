@@ -15,8 +15,9 @@
 # reserve of 4 (Start, End, Error, CDR) per open session, the new one included, would exceed
 # max_messages: the session layer refuses the session instead. RAM holds pending bodies, so it
 # is bounded by max_messages plus one Progress and one Status per key. failures keeps the last 8.
-# session_key names one charging session (e.g. its SessionID), str or int; bodies are bytes
-# (str is encoded); a record is at most 8 KB, which also bounds RAM while load() scans the log.
+# session_key names one charging session (e.g. its SessionID), str or int. A body is bytes (str
+# is encoded) or a JSON value, kept in RAM as JSON text and decoded by pending(). A record is at
+# most 8 KB, which also bounds RAM while load() scans the log.
 import json
 import struct
 from binascii import crc32, hexlify
@@ -30,13 +31,15 @@ _IDLE_LOG = const(1024)
 _RESERVE = const(4)
 _FAIL_CAP = const(8)
 _MAX_REC = const(8192)  # bounds RAM at boot even if a length field is corrupt
-_A = const(65)  # "A" message added: id, key, kind, path, body
+_A = const(65)  # "A" message added: id, key, kind, path, body[, session state as in "S"]
+_J = const(74)  # "J" the same with a JSON body
 _B = const(66)  # "B" boot: boot count, id epoch, id sequence
 _D = const(68)  # "D" delivered: id
 _F = const(70)  # "F" failed: id, kind, reason
 _S = const(83)  # "S" session snapshot: key, state JSON ("" = closed)
 KINDS = ("Start", "Progress", "End", "Error", "CDR", "Status")
 _LATEST = ("Progress", "Status")
+_KEEP = object()
 
 
 def _rand_hex():
@@ -79,7 +82,7 @@ class Journal:
         self.boot = 0
         self._epoch = None
         self._seq = 0
-        self._pend = []  # (msg_id, kind, path, body, key), oldest first = send order
+        self._pend = []  # (msg_id, kind, path, body, key, body is JSON), oldest first = send order
         self._sess = {}  # key -> state as JSON text (a copy the caller cannot mutate)
         self.failures = []
         self._size = 0
@@ -161,11 +164,14 @@ class Journal:
             f.append(p[i + 2:j])
             i = j
         op = p[0]
-        if op == _A:
+        if op == _A or op == _J:
             mid = f[0].decode()
             self._seq = max(self._seq, int(mid[mid.rfind("-") + 1:]))
             kind = KINDS[KINDS.index(f[2].decode())]
-            self._enqueue(mid, kind, f[3].decode(), f[4], json.loads(f[1]))
+            key = json.loads(f[1])
+            self._enqueue(mid, kind, f[3].decode(), f[4], key, op == _J)
+            if len(f) > 5:
+                self._set(key, f[5].decode() or None)
         elif op == _D:
             self._drop(f[0].decode())
         elif op == _F:
@@ -213,7 +219,7 @@ class Journal:
         for e in self.failures:
             yield _rec(_F, *e)
         for e in self._pend:
-            yield _rec(_A, e[0], json.dumps(e[4]), e[1], e[2], e[3])
+            yield _rec(_J if e[5] else _A, e[0], json.dumps(e[4]), e[1], e[2], e[3])
 
     def _tidy(self):
         if self._size > _MAX_LOG or (self._size > _IDLE_LOG and not self._pend
@@ -236,12 +242,12 @@ class Journal:
                 return i
         return None
 
-    def _enqueue(self, mid, kind, path, body, key):
+    def _enqueue(self, mid, kind, path, body, key, js):
         if kind in _LATEST:
             i = self._latest(key, kind)
             if i is not None:
                 del self._pend[i]
-        self._pend.append((mid, kind, path, body, key))
+        self._pend.append((mid, kind, path, body, key, js))
 
     def _drop(self, mid):
         i = self._index(mid)
@@ -261,10 +267,13 @@ class Journal:
         else:
             self._sess[key] = text
 
-    def add(self, session_key, kind, path, body):
-        """Journal a message; durable on return. Returns its id, or None if dropped (policy)."""
+    def add(self, session_key, kind, path, body, state=_KEEP):
+        """Journal a message, and with `state` the session's snapshot (None closes it) in the same
+        record; durable on return. Returns the message id, or None if dropped (policy)."""
         if kind not in KINDS:
             raise ValueError("journal kind %r: expected one of %s" % (kind, ", ".join(KINDS)))
+        js = not isinstance(body, (bytes, bytearray, str))
+        body = json.dumps(body) if js else body
         if isinstance(body, str):
             body = body.encode()
         if (kind in _LATEST and self._latest(session_key, kind) is None
@@ -273,14 +282,23 @@ class Journal:
             return None
         self._seq += 1
         mid = "%s-%d" % (self._epoch, self._seq)
-        self._append(_rec(_A, mid, json.dumps(session_key), kind, path, body))
-        self._enqueue(mid, kind, path, body, session_key)
+        f = (mid, json.dumps(session_key), kind, path, body)
+        if state is not _KEEP:
+            state = None if state is None else json.dumps(state)
+            f += (state or "",)
+        self._append(_rec(_J if js else _A, *f))
+        self._enqueue(mid, kind, path, body, session_key, js)
+        if state is not _KEEP:
+            self._set(session_key, state)
         self._tidy()
         return mid
 
-    def pending(self):
-        """[(msg_id, kind, path, body)] oldest first: the send order."""
-        return [e[:4] for e in self._pend]
+    def pending(self, limit=None):
+        """[(msg_id, kind, path, body)] oldest first (the send order); `limit`: only the first."""
+        out = []
+        for e in self._pend[:limit]:
+            out.append((e[0], e[1], e[2], json.loads(e[3]) if e[5] else e[3]))
+        return out
 
     def delivered(self, msg_id):
         """The hub acknowledged msg_id: durably forget it (unknown id: no-op)."""

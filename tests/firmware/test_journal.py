@@ -350,3 +350,27 @@ def test_osfs_over_the_real_filesystem():
     assert fs.listdir(d) == ["log"] and j2.boot == 2
     fs.remove(d + "/log")
     os.rmdir(d)
+
+
+def test_json_bodies_and_state_in_the_same_record():
+    j = _journal()
+    j.put_session("s", {"p": "authorized"})
+    body = {"Type": "Start", "SessionID": "s", "kWh": 1.5}
+    a = j.add("s", "Start", P, body, state={"p": "charging"})
+    body["kWh"] = 99  # the journal kept its own copy
+    n = j.stats["appends"]
+    b = j.add("s", "CDR", P, {"CDR": 1}, state=None)  # None closes the session
+    assert j.stats["appends"] == n + 1
+    c = j.add("t", "Start", P, b"raw")  # no state: sessions unchanged
+    expect = [(a, "Start", P, {"Type": "Start", "SessionID": "s", "kWh": 1.5}),
+              (b, "CDR", P, {"CDR": 1}), (c, "Start", P, b"raw")]
+    assert j.pending() == expect and j.sessions() == {}
+    assert j.pending(1) == expect[:1]
+    j2 = _reload(j)
+    assert j2.pending() == expect and j2.sessions() == {}
+    j2.put_session("s", {"p": "x"})
+    j2._compact()
+    j3 = _reload(j2)
+    assert j3.pending() == expect and j3.sessions() == {"s": {"p": "x"}}
+    j3.add("s", "Progress", P, {"P": 1}, state={"p": "y"})
+    assert _reload(j3).sessions() == {"s": {"p": "y"}}

@@ -39,7 +39,11 @@ def _drain(j, rx):
 
 
 def _drive(j, world, rx, n=0):
-    """Carry session n on from what the journal says (idempotent after any power cut)."""
+    """Carry session n on from what the journal says (idempotent after any power cut).
+
+    The session's state holds its step, so a restart knows what is done; a message whose step
+    was not recorded yet is still pending (deliveries wait until the step is recorded).
+    With world["atomic"] the message and the next step go in one add(..., state=...)."""
     key = "s%d" % n
     steps = _steps(n)
     while True:
@@ -53,6 +57,10 @@ def _drive(j, world, rx, n=0):
             continue
         world["tapped"] = True
         kind, body, nxt = steps[s["i"]]
+        if world.get("atomic"):
+            _drain(j, rx)
+            world["ids"].append(j.add(key, kind, P, body, state=nxt))
+            continue
         if not any(m[1] == kind and m[3] == body for m in j.pending()):
             # Deliver earlier ones first, so this Progress never supersedes an unsent one.
             _drain(j, rx)
@@ -71,11 +79,11 @@ def _rand_seq():
     return rand_hex
 
 
-def _session(fs, cuts=(), tear=None):
+def _session(fs, cuts=(), tear=None, atomic=False):
     """Run one session to the end on fs; after each power cut reboot with the next cut point.
     Returns (final fs, receiver log, journal, ids that add() returned)."""
     rx = []
-    world = {"tapped": False, "ids": []}
+    world = {"tapped": False, "ids": [], "atomic": atomic}
     rand = _rand_seq()
     cuts = list(cuts)
     while True:
@@ -120,6 +128,19 @@ def test_power_cut_at_every_operation():
         _check(rx, j, ids, "cut at %d" % cut)
     print("journal power test: %d cut points tried" % n)
     assert n > 30
+
+
+def test_power_cut_at_every_operation_with_atomic_add_and_state():
+    n = _session(FaultFs(), atomic=True)[0].ops
+    seed = 99
+    for cut in range(1, n + 1):
+        fs, rx, j, ids = _session(FaultFs(cut_at=cut), atomic=True)
+        _check(rx, j, ids, "atomic, cut at %d" % cut)
+        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+        fs, rx, j, ids = _session(FaultFs(cut_at=cut, tear_at=seed % 700), atomic=True)
+        _check(rx, j, ids, "atomic, cut at %d torn at %d" % (cut, seed % 700))
+    print("journal power test (add with state): %d cut points tried, each also torn" % n)
+    assert n > 20
 
 
 def test_power_cut_with_torn_write_at_every_operation():
