@@ -16,7 +16,8 @@ from cpagent.oicp_ids import (
     check_uid,
 )
 
-# Overflow policy: only the most recent values are sent; older ones are dropped.
+# Overflow policy for MeterValueInBetween: the most recent values are checked and sent, older
+# ones dropped (the End/CDR carry start and end values anyway).
 _MAX_METER = const(10)
 # A charger has a handful of EVSEs; more records than this is a caller bug, refused.
 _MAX_RECORDS = const(32)
@@ -30,9 +31,10 @@ _ERRORS = ("ConnectorError", "CriticalError")
 
 
 def _path(fmt, operator_id):
-    # `*` is a sub-delim that RFC 3986 allows verbatim in a path segment, and the Hubject
-    # examples show DE*ABC as is. `+` is allowed too, but servers that form-decode paths
-    # turn it into a space; %2B means `+` to every decoder, so only `+` is escaped.
+    # The spec only shows {operatorID}. `*` is an RFC 3986 sub-delim, legal verbatim in a path
+    # segment and read the same as %2A by any server, so it stays readable in logs. `+` is
+    # legal too, but servers that form-decode paths turn it into a space, while %2B means
+    # `+` to every decoder: so only `+` is escaped.
     return fmt % check_operator_id(operator_id).replace("+", "%2B")
 
 
