@@ -54,6 +54,10 @@ def _rand_hex():
     return hexlify(r).decode()
 
 
+def _dumps(x):
+    return json.dumps(x, separators=(",", ":"))  # no spaces: fewer flash bytes
+
+
 def _rec(op, *fields):
     b = bytearray(_HDR + 1)
     b[_HDR] = op
@@ -215,11 +219,11 @@ class Journal:
     def _records(self):
         yield self._boot_rec()
         for k in self._sess:
-            yield _rec(_S, json.dumps(k), self._sess[k])
+            yield _rec(_S, _dumps(k), self._sess[k])
         for e in self.failures:
             yield _rec(_F, *e)
         for e in self._pend:
-            yield _rec(_J if e[5] else _A, e[0], json.dumps(e[4]), e[1], e[2], e[3])
+            yield _rec(_J if e[5] else _A, e[0], _dumps(e[4]), e[1], e[2], e[3])
 
     def _tidy(self):
         if self._size > _MAX_LOG or (self._size > _IDLE_LOG and not self._pend
@@ -273,7 +277,7 @@ class Journal:
         if kind not in KINDS:
             raise ValueError("journal kind %r: expected one of %s" % (kind, ", ".join(KINDS)))
         js = not isinstance(body, (bytes, bytearray, str))
-        body = json.dumps(body) if js else body
+        body = _dumps(body) if js else body
         if isinstance(body, str):
             body = body.encode()
         if (kind in _LATEST and self._latest(session_key, kind) is None
@@ -282,9 +286,9 @@ class Journal:
             return None
         self._seq += 1
         mid = "%s-%d" % (self._epoch, self._seq)
-        f = (mid, json.dumps(session_key), kind, path, body)
+        f = (mid, _dumps(session_key), kind, path, body)
         if state is not _KEEP:
-            state = None if state is None else json.dumps(state)
+            state = None if state is None else _dumps(state)
             f += (state or "",)
         self._append(_rec(_J if js else _A, *f))
         self._enqueue(mid, kind, path, body, session_key, js)
@@ -319,10 +323,10 @@ class Journal:
 
     def put_session(self, key, state):
         """Durably snapshot an open session's small dict; None closes it."""
-        text = None if state is None else json.dumps(state)
+        text = None if state is None else _dumps(state)
         if self._sess.get(key) == text:
             return
-        self._append(_rec(_S, json.dumps(key), text or ""))
+        self._append(_rec(_S, _dumps(key), text or ""))
         self._set(key, text)
         self._tidy()
 
