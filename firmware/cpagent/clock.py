@@ -118,9 +118,9 @@ def unix_from_device(t, epoch_year):
 class Clock:
     """Turns ticks into wall time once set_unix() learnt it; before that, stamps are tokens.
 
-    `known` is a bool attribute. Time since boot is kept as an unwrapped ms counter (`_mono`)
-    advanced by ticks_diff on every call, so ticks may wrap (2**30 on MicroPython) as often as
-    they like provided the clock is read at least once per half period (~6.2 days).
+    `known` is a bool attribute. Time since boot is an unwrapped ms counter, ms(), advanced by
+    ticks_diff on every call, so ticks may wrap (2**30 on MicroPython) as often as they like
+    provided the clock is read at least once per half period (~6.2 days).
     A token '@<boot>:<ms>' names that counter; it equals ticks_ms() until the first wrap.
     """
 
@@ -135,7 +135,8 @@ class Clock:
         self._off = self._off0 = None  # unix ms minus _mono: now, and at the first sync
         self._top = 0  # highest ms stamped so far
 
-    def _now(self):
+    def ms(self):
+        """Monotonic ms since boot that never wraps (the '@boot:ms' number); subtract freely."""
         t = self._ticks()
         self._mono += self._diff(t, self._last)
         self._last = t
@@ -145,7 +146,7 @@ class Clock:
         """Learn the wall time; False (and nothing learnt) for times before 2020 or from 2100."""
         if not _MIN_REAL <= unix_s < _MAX_REAL:
             return False
-        self._off = _ms(unix_s) - self._now()
+        self._off = _ms(unix_s) - self.ms()
         if self._off0 is None:
             # Tokens always resolve through the first anchor: one fixed offset keeps them in
             # ticks order with each other and before every real stamp issued after them.
@@ -160,7 +161,7 @@ class Clock:
         # (SessionEnd before SessionStart, or Progress "sooner" than 5 min, would be refused).
         if self._off is None:
             return None
-        self._top = max(self._top, self._now() + self._off)
+        self._top = max(self._top, self.ms() + self._off)
         return self._top
 
     def now_unix(self):
@@ -172,7 +173,7 @@ class Clock:
         """ISO 8601 UTC with ms once known; before that the token '@<boot>:<ms since boot>'."""
         ms = self._now_ms()
         if ms is None:
-            return "@%d:%d" % (self.boot, self._now())
+            return "@%d:%d" % (self.boot, self.ms())
         return iso_from_ms(ms)
 
     def resolve(self, v):
@@ -184,16 +185,12 @@ class Clock:
                 if int(p[0]) != self.boot or self._off0 is None:
                     return None
                 ms = int(p[1])
-                if ms > self._now():
+                if ms > self.ms():
                     raise ValueError("time token %r is later than now" % v)
                 return iso_from_ms(ms + self._off0)
             raise ValueError("time token: expected '@<boot>:<ms>', got %r" % (v,))
         unix_from_iso(v)
         return v
-
-    def ms(self):
-        """Milliseconds since boot, never wrapping: what session timers measure."""
-        return self._now()
 
     def elapsed_ms(self, ticks_then):
         """ms since a ticks_ms() reading, wrap-safe within half the ticks period."""

@@ -172,6 +172,15 @@ def test_ticks_wrap_tokens_stay_exact():
     assert c.resolve(tok) == iso_from_ms((T0 * 1000) - gone - 2000)
 
 
+def test_ms_is_monotonic_across_wraps():
+    t, c = _clock(start=_PERIOD - 100)
+    first = c.ms()
+    for _ in range(4):
+        t.advance(_PERIOD // 2 - 1)
+        assert c.ms() > first
+    assert c.ms() - first == 4 * (_PERIOD // 2 - 1)
+
+
 def test_elapsed_ms_across_wrap():
     t, c = _clock(start=_PERIOD - 100)
     then = t.ms()
