@@ -13,7 +13,9 @@ class ConfigError(ValueError):
 # Row kinds. A row is (kind, default, a, b[, c]); default _R means required, None means optional
 # and filled as null. _INT/_NUM: a..b (c: why). _STR: length a..b (c: allowed chars).
 # _ENUM: a = choices. _OBJ: a = table ({} default fills it). _LIST/_DICT: a = item table,
-# a count b..c. _FN: a(value, path) checks. _VAR: an object whose a-key picks its table in b.
+# a count b..c. _FN: a(value, path) checks, b names the form. _VAR: an object whose a-key
+# picks its table in b. Descriptions are the comments (free in .mpy); docs/config.md has them
+# in full, and a host test keeps that page and this table in step.
 _INT = const(0)
 _NUM = const(1)
 _BOOL = const(2)
@@ -26,6 +28,7 @@ _FN = const(8)
 _VAR = const(9)
 _R = object()
 _IDCH = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_URL = "an http:// or https:// URL"
 _OICP5 = " (OICP: Progress notifications at least 5 minutes apart)"
 
 
@@ -43,23 +46,23 @@ def _url(v, p):
             "http://", "https://") and v.split("//", 1)[1][:1] not in "/:" \
             and not [c for c in v if c <= " "]:
         return v
-    _bad(p, "an http:// or https:// URL", v)
+    _bad(p, _URL, v)
 
 
 _PATH = (_STR, None, 1, 64)  # a file on the device's flash (PEM)
 _REG = {  # one register of a custom meter map
     "addr": (_INT, _R, 0, 65535),  # register address (0-based, as sent on the wire)
     "type": (_ENUM, _R, ("u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64")),
-    "scale": (_NUM, 1, -1e9, 1e9),  # value = raw * scale
+    "scale": (_NUM, 1, -1000000000, 1000000000),  # value = raw * scale
     "words": (_ENUM, "hi", ("hi", "lo")),  # which 16-bit word comes first
     "fc": (_INT, 4, 3, 4),  # Modbus function: 3 holding, 4 input registers
 }
 _KIND = (_ENUM, _R, ("http", "mqtt"))
 _SCHEMA = {
     "charger_id": (_STR, _R, 1, 32, _IDCH),  # MQTT topic cp/<charger_id>/up
-    "operator_id": (_FN, _R, _oicp(check_operator_id)),  # OICP OperatorID, e.g. DE*ABC
+    "operator_id": (_FN, _R, _oicp(check_operator_id), "an OperatorID"),  # e.g. DE*ABC
     "evses": (_LIST, _R, {
-        "evse_id": (_FN, _R, _oicp(check_evse_id)),  # OICP EvseID
+        "evse_id": (_FN, _R, _oicp(check_evse_id), "an EvseID"),
         "meter_address": (_INT, 1, 1, 247),  # Modbus slave address of its meter
         "connector": (_INT, 1, 1, 8),  # connector number on the charger
         "product_id": (_STR, None, 1, 50),  # OICP PartnerProductID for CDRs
@@ -80,7 +83,7 @@ _SCHEMA = {
     "uplink": (_VAR, _R, "kind", {
         "http": {
             "kind": _KIND,
-            "url": (_FN, _R, _url),  # hub base URL
+            "url": (_FN, _R, _url, _URL),  # hub base URL
             "ca": _PATH, "cert": _PATH, "key": _PATH,  # server CA; client cert and key
             "insecure": (_BOOL, False),  # skip server verification (test hubs only)
             "timeout_s": (_INT, 20, 1, 120),
@@ -129,7 +132,7 @@ def _what(row):
         return "true or false"
     if k == _LIST or k == _DICT:
         return "a%s of %d..%d entries" % (" list" if k == _LIST else "n object", row[3], row[4])
-    return "an object"
+    return row[3] if k == _FN else "an object"
 
 
 def _value(row, v, p):

@@ -154,6 +154,11 @@ def test_missing_required_fields_are_named():
                  "reader.type", "meter.model", "uplink", "uplink.url", "uplink.kind"):
         raises_naming(ConfigError, path + ": ", _load_with, path, _DEL)
     raises_naming(ConfigError, "wifi.ssid: required", _load_with, "wifi", {})
+    raises_naming(ConfigError, "operator_id: required, an OperatorID", _load_with, "operator_id",
+                  _DEL)
+    raises_naming(ConfigError, "uplink.url: required, an http", _load_with, "uplink.url", _DEL)
+    raises_naming(ConfigError, "evses[1].meter_address: expected an integer 1..247", _load_with,
+                  "evses[1].meter_address", "2")
 
 
 def test_evse_ids_and_meter_addresses_are_unique():
