@@ -96,7 +96,7 @@ class Charger:
         Timestamps taken before the wall clock was known are filled in here; a message whose
         time is not known yet waits (and with it every later one, to keep the order).
         """
-        for msg_id, _kind, path, body in self.journal.pending():
+        for msg_id, _kind, path, body in self.journal.pending(1):
             try:
                 return msg_id, path, oicp.resolve_times(body, self._resolve)
             except ValueError:

@@ -1,0 +1,142 @@
+"""Benchmark inside MicroPython: live heap at each step of a two-EVSE session, flash bytes."""
+import json
+import os
+
+from cpagent import config, oicp
+from cpagent.charger import Charger
+from cpagent.clock import Clock
+from cpagent.fsio import OsFs
+from cpagent.journal import Journal
+from cpagent.oicp_replies import parse_acknowledgement, parse_authorization
+
+UIDS = ("04A1B2C3D4E5F6", "04112233445566")
+ACK = b'{"Result":true,"StatusCode":{"Code":"000"}}'
+CFG = json.dumps({
+    "charger_id": "bench", "operator_id": "DE*ABC",
+    "evses": [{"evse_id": "DE*ABC*E0001*1", "meter_address": 1, "connector": 1},
+              {"evse_id": "DE*ABC*E0001*2", "meter_address": 2, "connector": 2}],
+    "meter": {"model": "sdm630"}, "reader": {"type": "pn532"},
+    "uplink": {"kind": "http", "url": "http://127.0.0.1:8080"}})
+
+
+class CountingFile:
+    """A file that counts the bytes written through it (MicroPython files take no attributes)."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def write(self, data):
+        CountingFs.written += len(data)
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+class CountingFs(OsFs):
+    """OsFs that counts the bytes written to flash."""
+
+    written = 0
+
+    def open(self, path, mode):
+        f = open(path, mode)
+        return f if mode == "rb" else CountingFile(f)
+
+
+W = {"now": 0, "kwh": [100.0, 200.0], "sessions": 0}
+
+
+def boot():
+    try:
+        os.mkdir("/flash")
+    except OSError:
+        pass
+    cfg = config.load(CFG)
+    j = Journal(CountingFs(), "/flash/j", max_messages=cfg["journal"]["max_messages"])
+    j.load()
+    clock = Clock(lambda: W["now"], lambda a, b: a - b, j.boot)
+    clock.set_unix(1795320000)
+    W["charger"] = Charger(cfg, j, clock)
+    W["charger"].boot([None, None])
+
+
+def backlog():
+    """100 messages waiting: charge detail records of earlier sessions while the hub was away."""
+    ch = W["charger"]
+    for i in range(100):
+        sid = "%08x-0000-0000-0000-000000000000" % i
+        t = ch.clock.stamp()
+        p, b = oicp.charge_detail_record("DE*ABC", sid, "DE*ABC*E0001*1", UIDS[0], t, t, t, t,
+                                         1.5, meter_start=10.0, meter_end=11.5)
+        ch.journal.add(sid, "CDR", p, b)
+
+
+def tap(evse):
+    def step():
+        ch = W["charger"]
+        ch.tap(UIDS[evse], evse)
+        for i, _path, _body in ch.authorizations():
+            W["sessions"] += 1
+            ch.authorized(i, parse_authorization(
+                '{"AuthorizationStatus":"Authorized","SessionID":"%08x-1111-2222-3333-444455556666"'
+                ',"StatusCode":{"Code":"000"}}' % W["sessions"]))
+    return step
+
+
+def charge(minutes, evses=(0, 1), deliver=False):
+    def step():
+        ch = W["charger"]
+        for _ in range(minutes):
+            W["now"] += 60000
+            for e in evses:
+                W["kwh"][e] += 0.18
+                ch.meter(e, W["kwh"][e], 11000)
+            if deliver:
+                drain()
+    return step
+
+
+def drain(limit=10000):
+    ch = W["charger"]
+    n = size = 0
+    while n < limit:
+        m = ch.next_message()
+        if m is None:
+            break
+        size += len(oicp.encode(m[2]))
+        parse_acknowledgement(ACK)
+        ch.delivered(m[0])
+        n += 1
+    W["msg_bytes"] = W.get("msg_bytes", 0) + size
+
+
+def flash_session():
+    """One complete session with the link up: every byte written against message bytes."""
+    W["msg_bytes"] = 0
+    before = CountingFs.written
+    tap(0)()
+    charge(17, (0,), True)()
+    tap(0)()
+    drain()
+    W["flash"] = (CountingFs.written - before, W["msg_bytes"])
+
+
+STEPS = [("boot", boot), ("100 messages waiting", backlog),
+         ("EVSE 1 authorized", tap(0)), ("EVSE 2 authorized", tap(1)),
+         ("charging 1 min", charge(1)), ("charging 6 min", charge(5)),
+         ("charging 11 min", charge(5)), ("charging 16 min", charge(5)),
+         ("EVSE 1 stopped", tap(0)), ("EVSE 2 stopped", tap(1)),
+         ("54 delivered", lambda: drain(54)), ("all delivered", drain),
+         ("flash session", flash_session)]
+
+
+def report(base, marks):
+    return {"baseline_after_imports": base, "steps": marks,
+            "peak_above_baseline": max(m[1] for m in marks[:-1]),
+            "session_flash_bytes": W["flash"][0], "session_message_bytes": W["flash"][1]}
