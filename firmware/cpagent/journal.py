@@ -13,10 +13,13 @@
 # never sent), and one that would make more than max_messages pending is dropped and counted
 # (stats dropped_progress). can_open_session() is False once pending must-keep messages plus a
 # reserve of 4 (Start, End, Error, CDR) per open session, the new one included, would exceed
-# max_messages: the session layer refuses the session instead. RAM holds pending bodies, so it
-# is bounded by max_messages plus one Progress and one Status per key. failures keeps the last 8.
+# max_messages: the session layer refuses the session instead. failures keeps the last 8.
+# RAM holds only a small index per pending message (sequence, kind, coalescing key, offset in
+# the log): bodies stay on flash and pending() reads them back, re-checking the CRC, so 100
+# waiting messages cost about 4 KB of heap, not 60. A record damaged on flash after load is
+# moved to failures ("damaged on flash") rather than blocking the queue.
 # session_key names one charging session (e.g. its SessionID), str or int. A body is bytes (str
-# is encoded) or a JSON value, kept in RAM as JSON text and decoded by pending(). A record is at
+# is encoded) or a JSON value (stored as compact JSON, decoded by pending()). A record is at
 # most 8 KB, which also bounds RAM while load() scans the log.
 import json
 import struct
@@ -58,6 +61,19 @@ def _dumps(x):
     return json.dumps(x, separators=(",", ":"))  # no spaces: fewer flash bytes
 
 
+def _fields(p):
+    """The fields of a record's payload (after the op byte)."""
+    f = []
+    i = 1
+    while i < len(p):
+        j = i + 2 + (p[i] | p[i + 1] << 8)
+        if j > len(p):
+            raise ValueError("journal record field length")
+        f.append(p[i + 2:j])
+        i = j
+    return f
+
+
 def _rec(op, *fields):
     b = bytearray(_HDR + 1)
     b[_HDR] = op
@@ -86,7 +102,8 @@ class Journal:
         self.boot = 0
         self._epoch = None
         self._seq = 0
-        self._pend = []  # (msg_id, kind, path, body, key, body is JSON), oldest first = send order
+        # (seq, kind, key if coalescing else None, offset in log, body is JSON), send order
+        self._pend = []
         self._sess = {}  # key -> state as JSON text (a copy the caller cannot mutate)
         self.failures = []
         self._size = 0
@@ -129,6 +146,7 @@ class Journal:
             buf = self._fill(f, buf, _HDR)
             if not buf:
                 return
+            at = self._size - len(buf)  # this record's offset in the file
             if buf[0] == _MAGIC and len(buf) >= _HDR:
                 _, e, crc = struct.unpack_from("<BHI", buf)
                 e += _HDR
@@ -136,7 +154,7 @@ class Journal:
                     buf = self._fill(f, buf, e)
                     if len(buf) >= e and crc32(memoryview(buf)[_HDR:e]) == crc:
                         try:
-                            self._apply(buf[_HDR:e])
+                            self._apply(buf[_HDR:e], at)
                         except (ValueError, IndexError, KeyError, TypeError):
                             self.stats["bad_records"] += 1
                             self._dirty = True
@@ -158,28 +176,23 @@ class Journal:
             buf += c
         return buf
 
-    def _apply(self, p):
-        f = []
-        i = 1
-        while i < len(p):
-            j = i + 2 + (p[i] | p[i + 1] << 8)
-            if j > len(p):
-                raise ValueError("journal record field length")
-            f.append(p[i + 2:j])
-            i = j
+    def _apply(self, p, at):
+        f = _fields(p)
         op = p[0]
         if op == _A or op == _J:
-            mid = f[0].decode()
-            self._seq = max(self._seq, int(mid[mid.rfind("-") + 1:]))
+            seq = self._seqof(f[0].decode(), True)
+            self._seq = max(self._seq, seq)
             kind = KINDS[KINDS.index(f[2].decode())]
             key = json.loads(f[1])
-            self._enqueue(mid, kind, f[3].decode(), f[4], key, op == _J)
+            self._enqueue(seq, kind, key, at, op == _J)
             if len(f) > 5:
                 self._set(key, f[5].decode() or None)
         elif op == _D:
-            self._drop(f[0].decode())
+            self._drop(self._seqof(f[0].decode()))
         elif op == _F:
-            self._fail(f[0].decode(), f[1].decode(), f[2].decode())
+            mid = f[0].decode()
+            self._drop(self._seqof(mid))
+            self._fail(mid, f[1].decode(), f[2].decode())
         elif op == _S:
             self._set(json.loads(f[0]), f[1].decode() or None)
         elif op == _B:
@@ -192,9 +205,23 @@ class Journal:
     def _boot_rec(self):
         return _rec(_B, str(self.boot), self._epoch, str(self._seq))
 
+    def _mid(self, seq):
+        return "%s-%d" % (self._epoch, seq)
+
+    def _seqof(self, mid, any_epoch=False):
+        """The sequence number in a message id; -1 for an id this journal did not make."""
+        i = mid.rfind("-")
+        if i < 0 or not (any_epoch or mid[:i] == self._epoch) or not mid[i + 1:].isdigit():
+            if any_epoch:
+                raise ValueError("journal message id")
+            return -1
+        return int(mid[i + 1:])
+
     def _append(self, rec):
+        """Append one record; returns its offset in the log."""
         if self._dirty:
             self._compact()
+        at = self._size
         self._dirty = True  # until close() returns, the tail may be torn
         with self._fs.open(self._log, "ab") as f:
             f.write(rec)
@@ -202,28 +229,53 @@ class Journal:
         self._size += len(rec)
         self.stats["appends"] += 1
         self.stats["bytes_written"] += len(rec)
+        return at
+
+    def _read(self, at):
+        """The fields of the message record at offset `at`, CRC re-checked (flash can rot)."""
+        with self._fs.open(self._log, "rb") as f:
+            f.seek(at)
+            h = f.read(_HDR)
+            if len(h) == _HDR and h[0] == _MAGIC:
+                _, n, crc = struct.unpack_from("<BHI", h)
+                p = f.read(n)
+                if len(p) == n and crc32(p) == crc and p[0] in (_A, _J):
+                    return _fields(p)
+        raise ValueError("journal record at %d is damaged" % at)
 
     def _compact(self):
+        # Live state only: boot, sessions, failures, then each pending message copied from the
+        # old log without its session-state field (the S records above are newer).
         tmp = self._log + ".tmp"
         n = 0
+        keep = []
         with self._fs.open(tmp, "wb") as f:
-            for r in self._records():
+            for r in self._head_records():
                 f.write(r)
                 n += len(r)
+            for e in self._pend:
+                try:
+                    r = _rec(_J if e[4] else _A, *self._read(e[3])[:5])
+                except (OSError, ValueError):
+                    self.stats["bad_records"] += 1
+                    self._fail(self._mid(e[0]), e[1], "damaged on flash")
+                    continue
+                f.write(r)
+                keep.append(e[:3] + (n, e[4]))
+                n += len(r)
         self._fs.rename(tmp, self._log)
+        self._pend = keep
         self._size = n
         self._dirty = False
         self.stats["compactions"] += 1
         self.stats["bytes_written"] += n
 
-    def _records(self):
+    def _head_records(self):
         yield self._boot_rec()
         for k in self._sess:
             yield _rec(_S, _dumps(k), self._sess[k])
         for e in self.failures:
             yield _rec(_F, *e)
-        for e in self._pend:
-            yield _rec(_J if e[5] else _A, e[0], _dumps(e[4]), e[1], e[2], e[3])
 
     def _tidy(self):
         if self._size > _MAX_LOG or (self._size > _IDLE_LOG and not self._pend
@@ -233,33 +285,34 @@ class Journal:
             except OSError:
                 pass  # the old log is intact and complete; a later event retries
 
-    def _index(self, mid):
+    def _index(self, seq):
         for i in range(len(self._pend)):
-            if self._pend[i][0] == mid:
+            if self._pend[i][0] == seq:
                 return i
         return None
 
     def _latest(self, key, kind):
         for i in range(len(self._pend)):
             e = self._pend[i]
-            if e[1] == kind and e[4] == key:
+            if e[1] == kind and e[2] == key:
                 return i
         return None
 
-    def _enqueue(self, mid, kind, path, body, key, js):
+    def _enqueue(self, seq, kind, key, at, js):
         if kind in _LATEST:
             i = self._latest(key, kind)
             if i is not None:
                 del self._pend[i]
-        self._pend.append((mid, kind, path, body, key, js))
+        else:
+            key = None  # only Progress and Status coalesce by key: no need to hold it
+        self._pend.append((seq, kind, key, at, js))
 
-    def _drop(self, mid):
-        i = self._index(mid)
+    def _drop(self, seq):
+        i = self._index(seq)
         if i is not None:
             del self._pend[i]
 
     def _fail(self, mid, kind, reason):
-        self._drop(mid)
         self.failures.append((mid, kind, reason))
         if len(self.failures) > _FAIL_CAP:
             self.failures.pop(0)
@@ -285,13 +338,13 @@ class Journal:
             self.stats["dropped_progress"] += 1
             return None
         self._seq += 1
-        mid = "%s-%d" % (self._epoch, self._seq)
+        mid = self._mid(self._seq)
         f = (mid, _dumps(session_key), kind, path, body)
         if state is not _KEEP:
             state = None if state is None else _dumps(state)
             f += (state or "",)
-        self._append(_rec(_J if js else _A, *f))
-        self._enqueue(mid, kind, path, body, session_key, js)
+        at = self._append(_rec(_J if js else _A, *f))
+        self._enqueue(self._seq, kind, session_key, at, js)
         if state is not _KEEP:
             self._set(session_key, state)
         self._tidy()
@@ -300,24 +353,37 @@ class Journal:
     def pending(self, limit=None):
         """[(msg_id, kind, path, body)] oldest first (the send order); `limit`: only the first."""
         out = []
-        for e in self._pend[:limit]:
-            out.append((e[0], e[1], e[2], json.loads(e[3]) if e[5] else e[3]))
+        i = 0
+        while i < len(self._pend) and (limit is None or len(out) < limit):
+            e = self._pend[i]
+            try:
+                f = self._read(e[3])
+            except ValueError:
+                self.stats["bad_records"] += 1
+                self.failed(self._mid(e[0]), "damaged on flash")  # leaves _pend
+                continue
+            out.append((self._mid(e[0]), e[1], f[3].decode(),
+                        json.loads(f[4]) if e[4] else f[4]))
+            i += 1
         return out
 
     def delivered(self, msg_id):
         """The hub acknowledged msg_id: durably forget it (unknown id: no-op)."""
-        if self._index(msg_id) is not None:
+        seq = self._seqof(msg_id)
+        if self._index(seq) is not None:
             self._append(_rec(_D, msg_id))
-            self._drop(msg_id)
+            self._drop(seq)
             self._tidy()
 
     def failed(self, msg_id, reason):
         """The hub refused msg_id for good: durably move it to .failures (unknown id: no-op)."""
-        i = self._index(msg_id)
+        seq = self._seqof(msg_id)
+        i = self._index(seq)
         if i is not None:
             kind = self._pend[i][1]
             reason = str(reason)[:60]
             self._append(_rec(_F, msg_id, kind, reason))
+            self._drop(seq)
             self._fail(msg_id, kind, reason)
             self._tidy()
 

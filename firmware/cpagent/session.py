@@ -213,10 +213,14 @@ class Session:
     # --- persistence ----------------------------------------------------------------------------
 
     def snapshot(self):
-        """The small dict a reboot needs (short keys: it is written to flash)."""
-        return {"p": self.state, "e": self.evse_id, "sid": self.session_id, "uid": self.uid,
-                "ss": self.session_start, "cs": self.charging_start, "ms": self.meter_start,
-                "mv": list(self.between), "stop": list(self.stop_uids)}
+        """The small dict a reboot needs (short keys, no empty fields: it is written to flash)."""
+        snap = {"p": self.state, "e": self.evse_id, "sid": self.session_id, "uid": self.uid,
+                "ss": self.session_start}
+        for k, v in (("cs", self.charging_start), ("ms", self.meter_start),
+                     ("mv", list(self.between)), ("stop", list(self.stop_uids))):
+            if v is not None and v != []:
+                snap[k] = v
+        return snap
 
     def restore(self, snap, kwh):
         """Resume after a reboot from a snapshot and the meter's cumulative register now."""

@@ -102,6 +102,10 @@ class _File:
         # littlefs keeps a writer's data apart until close(); "ab" starts from the committed file.
         self._buf = bytearray(fs.files[path] if mode == "ab" else b"")
 
+    def seek(self, pos):
+        self._pos = pos
+        return pos
+
     def read(self, n=-1):
         self._fs._alive()
         data = self._fs.files[self._path]

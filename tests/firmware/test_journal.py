@@ -374,3 +374,28 @@ def test_json_bodies_and_state_in_the_same_record():
     assert j3.pending() == expect and j3.sessions() == {"s": {"p": "x"}}
     j3.add("s", "Progress", P, {"P": 1}, state={"p": "y"})
     assert _reload(j3).sessions() == {"s": {"p": "y"}}
+
+
+def test_body_rotted_on_flash_after_load_goes_to_failures_not_the_wire():
+    j = _journal()
+    a = j.add("s1", "CDR", P, b'{"cdr":"first"}')
+    b = j.add("s2", "CDR", P, b'{"cdr":"second"}')
+    log = bytearray(_log(j))
+    i = log.find(b"first")
+    log[i] ^= 0x20  # one flipped bit inside the first body, after load() checked it
+    j._fs.files[D + "/log"] = bytes(log)
+    assert j.pending() == [(b, "CDR", P, b'{"cdr":"second"}')]
+    assert j.failures[-1] == (a, "CDR", "damaged on flash")
+    assert j.stats["bad_records"] == 1
+    assert _reload(j).pending() == [(b, "CDR", P, b'{"cdr":"second"}')]
+
+
+def test_pending_bodies_are_read_back_from_flash():
+    j = _journal()
+    a = j.add("s1", "Start", P, {"big": "x" * 500})
+    # The in-RAM index holds no body: replacing the file's bytes changes what pending() returns.
+    log = _log(j).replace(b"x" * 500, b"y" * 500)
+    j._fs.files[D + "/log"] = log
+    raises(ValueError, lambda: j._read(len(log)))
+    assert j.pending(1) == []  # a body held in RAM would still have come back unchanged
+    assert j.failures[-1] == (a, "Start", "damaged on flash")
