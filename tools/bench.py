@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def mpy_bench(script):
-    out = subprocess.run(["node", os.path.join(ROOT, "tools", "mpy_run.mjs"), script],
+    out = subprocess.run(["node", os.path.join(ROOT, "tools", "bench", "mpy_steps.mjs"), script],
                          cwd=ROOT, capture_output=True, text=True)
     if out.returncode:
         sys.exit("benchmark %s failed:\n%s%s" % (script, out.stdout, out.stderr))
@@ -38,7 +38,8 @@ def main():
         print("  %-24s %6d B above baseline" % (name, used))
     print("peak live heap above baseline: %d B (target <= 16384)" % heap["peak_above_baseline"])
     ratio = heap["session_flash_bytes"] / max(1, heap["session_message_bytes"])
-    print("two sessions: %d flash bytes written for %d message bytes: %.2fx (target <= 2x)"
+    print("one complete session: %d flash bytes written for %d message bytes: %.2fx"
+          " (target <= 2x)"
           % (heap["session_flash_bytes"], heap["session_message_bytes"], ratio))
     print("results written to %s" % os.path.relpath(path, ROOT))
 
