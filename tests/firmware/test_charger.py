@@ -1,0 +1,102 @@
+"""Charger core: tap routing, admission control, and times fixed before anything is sent."""
+from faultfs import FaultFs
+
+from cpagent.charger import Charger
+from cpagent.clock import Clock
+from cpagent.journal import Journal
+from cpagent.oicp_replies import parse_authorization
+
+T0 = 1795320000
+CFG = {
+    "operator_id": "DE*ABC",
+    "evses": [{"evse_id": "DE*ABC*E0001*1"}, {"evse_id": "DE*ABC*E0001*2"}],
+    "timing": {"progress_s": 300, "ev_wait_s": 600, "authorize_timeout_s": 15,
+               "start_power_w": 100},
+}
+A = "04A1B2C3D4E5F6"
+B = "A1B2C3D4"
+
+
+class Box:
+    """One charger on a FaultFs flash, rebootable, with a clock the test moves."""
+
+    def __init__(self, known=True, max_messages=200, fs=None):
+        self.now = 0
+        self.fs = fs or FaultFs()
+        self.journal = Journal(self.fs, "/j", max_messages).load()
+        self.clock = Clock(lambda: self.now, lambda a, b: a - b, self.journal.boot)
+        if known:
+            self.clock.set_unix(T0)
+        self.ch = Charger(CFG, self.journal, self.clock)
+        self.ch.boot([None, None])
+        self.n = 0
+
+    def authorize_all(self):
+        for i, _p, _b in self.ch.authorizations():
+            self.n += 1
+            self.ch.authorized(i, parse_authorization(
+                '{"AuthorizationStatus":"Authorized","SessionID":"%08x-0000-0000-0000-'
+                '000000000000","StatusCode":{"Code":"000"}}' % self.n))
+
+    def sent(self):
+        out = []
+        while True:
+            m = self.ch.next_message()
+            if m is None:
+                return out
+            out.append(m[2])
+            self.ch.delivered(m[0])
+
+
+def test_taps_go_to_free_evses_and_stop_their_own_session():
+    b = Box()
+    b.ch.tap(A)
+    b.ch.tap(B)
+    b.authorize_all()
+    assert [s.uid for s in b.ch.evses] == [A, B]
+    b.ch.tap("11223344")
+    assert b.ch.shown[-1] == (None, "no free EVSE")
+    b.ch.meter(1, 5.0, 4000)
+    b.ch.tap(B)  # B's card ends B's session, not A's
+    assert b.ch.evses[1].state == "idle" and b.ch.evses[0].state == "authorized"
+    assert [m.get("Type", "CDR") for m in b.sent()] == ["Start", "End", "CDR"]
+
+
+def test_full_journal_refuses_new_sessions_and_drops_nothing():
+    b = Box(max_messages=8)
+    b.ch.tap(A)
+    b.authorize_all()
+    b.ch.meter(0, 1.0, 5000)  # Start journaled, link down: nothing delivered
+    b.ch.tap(B)
+    assert b.ch.shown[-1] == (1, "journal full: try later")
+    assert b.ch.evses[1].state == "idle" and not b.ch.authorizations()
+    b.ch.tap(A)
+    assert len(b.journal.pending()) == 3  # Start, End, CDR all kept
+
+
+def test_times_before_the_wall_clock_wait_then_go_out_real():
+    b = Box(known=False)
+    b.ch.tap(A)
+    b.authorize_all()
+    b.now += 5000
+    b.ch.meter(0, 1.0, 5000)
+    assert b.ch.next_message() is None  # the Start's ChargingStart is not known yet
+    b.now += 1000
+    b.clock.set_unix(T0)
+    start = b.sent()[0]
+    # Set at 6 s since boot to 04:00:00; the events were at 0 s and 5 s.
+    assert start["SessionStart"] == "2026-11-22T03:59:54.000Z"
+    assert start["ChargingStart"] == "2026-11-22T03:59:59.000Z"
+
+
+def test_times_from_a_boot_that_never_knew_the_clock_are_bounded_by_now():
+    b = Box(known=False)
+    b.ch.tap(A)
+    b.authorize_all()
+    b.ch.meter(0, 1.0, 5000)
+    again = Box(known=True, fs=b.fs.reboot())  # the next boot learns the time at once
+    start = again.sent()[0]
+    assert start["ChargingStart"][:4] == "2026"
+    assert any("approximate" in t for _i, t in again.ch.shown)
+    for k, v in start.items():
+        assert not (isinstance(v, str) and (v[:4] in ("1970", "2000") or v[:1] == "@")), k
