@@ -180,7 +180,10 @@ class Journal:
         f = _fields(p)
         op = p[0]
         if op == _A or op == _J:
-            seq = self._seqof(f[0].decode(), True)
+            mid = f[0].decode()
+            if self._epoch is None:  # the boot record was lost: keep the ids the hub has seen
+                self._epoch = mid[:mid.rfind("-")]
+            seq = self._seqof(mid, True)
             self._seq = max(self._seq, seq)
             kind = KINDS[KINDS.index(f[2].decode())]
             key = json.loads(f[1])
@@ -246,9 +249,13 @@ class Journal:
     def _compact(self):
         # Live state only: boot, sessions, failures, then each pending message copied from the
         # old log without its session-state field (the S records above are newer).
+        # A message whose record fails its CRC is written as failed ("damaged on flash") after
+        # the others; RAM changes only once the rename made the new log the real one. An
+        # OSError aborts the compaction and leaves the old log in charge.
         tmp = self._log + ".tmp"
         n = 0
         keep = []
+        bad = []
         with self._fs.open(tmp, "wb") as f:
             for r in self._head_records():
                 f.write(r)
@@ -256,15 +263,21 @@ class Journal:
             for e in self._pend:
                 try:
                     r = _rec(_J if e[4] else _A, *self._read(e[3])[:5])
-                except (OSError, ValueError):
-                    self.stats["bad_records"] += 1
-                    self._fail(self._mid(e[0]), e[1], "damaged on flash")
+                except ValueError:
+                    bad.append((self._mid(e[0]), e[1], "damaged on flash"))
                     continue
                 f.write(r)
                 keep.append(e[:3] + (n, e[4]))
                 n += len(r)
+            for b in bad:
+                r = _rec(_F, *b)
+                f.write(r)
+                n += len(r)
         self._fs.rename(tmp, self._log)
         self._pend = keep
+        for b in bad:
+            self.stats["bad_records"] += 1
+            self._fail(*b)
         self._size = n
         self._dirty = False
         self.stats["compactions"] += 1
@@ -336,6 +349,8 @@ class Journal:
         if (kind in _LATEST and self._latest(session_key, kind) is None
                 and len(self._pend) >= self.max_messages):
             self.stats["dropped_progress"] += 1
+            if state is not _KEEP:
+                self.put_session(session_key, state)  # the message goes, the snapshot stays
             return None
         self._seq += 1
         mid = self._mid(self._seq)

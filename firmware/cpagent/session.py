@@ -127,6 +127,7 @@ class Session:
         snap = self.snapshot()
         snap["p"] = _FAULTED
         snap["me"] = self.kwh
+        snap["fe"] = self.clock.stamp()
         return [("journal", "Error", path, body, snap)] + self._stop("fault: " + info)
 
     def tick(self):
@@ -175,9 +176,9 @@ class Session:
             meter_values=self.between or None, product_id=self.product_id)
         return [("journal", "Progress", path, body, self.snapshot())]
 
-    def _stop(self, reason):
+    def _stop(self, reason, now=None):
         """End (if energy flowed) and the charge detail record; back to idle."""
-        now = self.clock.stamp()
+        now = now or self.clock.stamp()
         effects = []
         if self.state == CHARGING:
             path, body = oicp.notification_end(
@@ -241,8 +242,11 @@ class Session:
             self._clear()
             return effects + [("show", "session closed after restart")]
         if phase == _FAULTED:
+            # Close with what was known at the fault, not with readings taken after the reboot.
             self.state = CHARGING if self.charging_start else AUTHORIZED
-            return self._stop("fault before restart")
+            if snap.get("me") is not None:
+                self.kwh = snap["me"]
+            return self._stop("fault before restart", snap.get("fe"))
         self.state = CHARGING if phase == CHARGING else AUTHORIZED
         return [("show", "session resumed")]
 

@@ -236,3 +236,18 @@ def test_restore_authorized_waits_for_ev_again():
     s2.restore(eff[0][1], None)
     assert s2.state == AUTHORIZED
     assert kinds(s2.meter(1.0, 4000)) == ["Start", "show"]
+
+
+def test_restore_after_fault_closes_with_values_from_the_fault():
+    s, t, _ = charging()
+    s.meter(12.0, 3700)
+    t.t += 1000
+    eff = s.fault(False, "meter silent")
+    faulted = eff[0][4]  # the snapshot journaled with the Error
+    s2, t2 = make()
+    t2.t += 3600000  # the reboot comes an hour later, and the register has moved on
+    eff2 = s2.restore(faulted, 20.0)
+    assert kinds(eff2) == ["End", "CDR", "show"]
+    end = body_of(eff2, "End")
+    assert end["MeterValueEnd"] == 12.0 and end["ConsumedEnergy"] == 2.0
+    assert end["ChargingEnd"] == faulted["fe"]
