@@ -96,12 +96,14 @@ class Charger:
         Timestamps taken before the wall clock was known are filled in here; a message whose
         time is not known yet waits (and with it every later one, to keep the order).
         """
-        for msg_id, _kind, path, body in self.journal.pending(1):
-            try:
-                return msg_id, path, oicp.resolve_times(body, self._resolve)
-            except ValueError:
-                return None
-        return None
+        head = self.journal.pending(1)
+        if not head:
+            return None
+        msg_id, _kind, path, body = head[0]
+        try:
+            return msg_id, path, oicp.resolve_times(body, self._resolve)
+        except ValueError:
+            return None
 
     def _resolve(self, stamp):
         iso = self.clock.resolve(stamp)
