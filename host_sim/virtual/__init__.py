@@ -1,0 +1,1 @@
+"""Virtual devices for the simulator: PN532 reader, Modbus meters, an EV's load curve."""
