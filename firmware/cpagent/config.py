@@ -49,6 +49,10 @@ def _url(v, p):
     _bad(p, _URL, v)
 
 
+# Quantities a custom meter map may name (units after scale): kWh, W, V, A. The first two are
+# required.
+MAP_NAMES = ("energy", "power", "voltage_l1", "voltage_l2", "voltage_l3",
+             "current_l1", "current_l2", "current_l3")
 _PATH = (_STR, None, 1, 64)  # a file on the device's flash (PEM)
 _REG = {  # one register of a custom meter map
     "addr": (_INT, _R, 0, 65535),  # register address (0-based, as sent on the wire)
@@ -71,6 +75,7 @@ _SCHEMA = {
         "type": (_ENUM, _R, ("pn532", "rdm6300", "line", "none")),
         "uart": (_INT, 1, 0, 2),
         "baud": (_INT, None, 1200, 921600),  # None: 115200 for pn532, else 9600
+        "hold_ms": (_INT, 1500, 200, 10000),  # a card seen again within this is the same tap
     }),
     "meter": (_OBJ, _R, {
         "model": (_ENUM, _R, ("sdm630", "sdm120", "sdm72d", "sdm72d_v2", "abb_b23", "em340",
@@ -78,7 +83,10 @@ _SCHEMA = {
         "uart": (_INT, 2, 0, 2),
         "baud": (_INT, 9600, 1200, 115200),
         "parity": (_ENUM, "N", ("N", "E", "O")),
-        "map": (_DICT, None, _REG, 1, 32),  # register name -> register; iff model is custom
+        "map": (_DICT, None, _REG, 2, 8),  # quantity -> register; iff model is custom
+        "timeout_ms": (_INT, 500, 50, 5000),  # wait for a reply before retrying
+        "retries": (_INT, 2, 0, 5),  # retries per request before the poll fails
+        "dead_polls": (_INT, 3, 1, 100),  # failed polls in a row: the meter is dead (Error)
     }),
     "uplink": (_VAR, _R, "kind", {
         "http": {
@@ -203,6 +211,14 @@ def load(text):
             seen.append(v)
     if (m["model"] == "custom") != (m["map"] is not None):
         _need("meter.map", "required if and only if meter.model is 'custom'")
+    if m["map"] is not None:
+        for n in m["map"]:
+            if n not in MAP_NAMES:
+                _need("meter.map." + n, "unknown quantity (expected one of %s)"
+                      % ", ".join(MAP_NAMES))
+        for n in MAP_NAMES[:2]:
+            if n not in m["map"]:
+                _need("meter.map." + n, "required in a custom map")
     if r["baud"] is None:
         r["baud"] = 115200 if r["type"] == "pn532" else 9600
     if r["type"] != "none" and m["model"] != "none" and r["uart"] == m["uart"]:

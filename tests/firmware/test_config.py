@@ -77,8 +77,9 @@ def test_defaults_are_filled():
     assert c["wifi"] is None and c["log_level"] == 1
     assert c["evses"][0] == {"evse_id": "+49*536*001", "meter_address": 1, "connector": 1,
                              "product_id": None}
-    assert c["reader"] == {"type": "rdm6300", "uart": 1, "baud": 9600}
-    assert c["meter"] == {"model": "sdm120", "uart": 2, "baud": 9600, "parity": "N", "map": None}
+    assert c["reader"] == {"type": "rdm6300", "uart": 1, "baud": 9600, "hold_ms": 1500}
+    assert c["meter"] == {"model": "sdm120", "uart": 2, "baud": 9600, "parity": "N", "map": None,
+                          "timeout_ms": 500, "retries": 2, "dead_polls": 3}
     assert c["uplink"] == {"kind": "http", "url": "http://127.0.0.1:8080", "ca": None,
                            "cert": None, "key": None, "insecure": False, "timeout_s": 20}
     assert load(json.dumps(_set(_minimal(), "reader.type", "pn532")))["reader"]["baud"] == 115200
@@ -171,30 +172,34 @@ def test_evse_ids_and_meter_addresses_are_unique():
 
 def test_custom_meter_map_required_iff_custom():
     raises_naming(ConfigError, "meter.map: required", _load_with, "meter.model", "custom")
-    reg = {"power_w": {"addr": 52, "type": "f32"}, "energy_kwh": {"addr": 342, "type": "s32",
-                                                                   "scale": 0.01, "words": "lo",
-                                                                   "fc": 3}}
+    reg = {"power": {"addr": 52, "type": "f32"}, "energy": {"addr": 342, "type": "s32",
+                                                           "scale": 0.01, "words": "lo", "fc": 3}}
     raises_naming(ConfigError, "meter.map: required", _load_with, "meter.map", reg)
     c = _set(_set(_cfg(), "meter.model", "custom"), "meter.map", reg)
     m = load(json.dumps(c))["meter"]["map"]
-    assert m["power_w"] == {"addr": 52, "type": "f32", "scale": 1, "words": "hi", "fc": 4}
-    assert m["energy_kwh"]["scale"] == 0.01 and m["energy_kwh"]["words"] == "lo"
+    assert m["power"] == {"addr": 52, "type": "f32", "scale": 1, "words": "hi", "fc": 4}
+    assert m["energy"]["scale"] == 0.01 and m["energy"]["words"] == "lo"
     for path, bad, words in (
-        ("meter.map", {}, "1..32"),
-        ("meter.map.power_w.addr", 65536, "0..65535"),
-        ("meter.map.power_w.type", "f16", "f32"),
-        ("meter.map.power_w.words", "le", "hi, lo"),
-        ("meter.map.power_w.fc", 6, "3..4"),
-        ("meter.map.power_w.scale", "1", "number"),
-        ("meter.map.power_w.addr", _DEL, "required"),
-        ("meter.map.power_w.bits", 16, "unknown key"),
+        ("meter.map", {}, "2..8"),
+        ("meter.map.power.addr", 65536, "0..65535"),
+        ("meter.map.power.type", "f16", "f32"),
+        ("meter.map.power.words", "le", "hi, lo"),
+        ("meter.map.power.fc", 6, "3..4"),
+        ("meter.map.power.scale", "1", "number"),
+        ("meter.map.power.addr", _DEL, "required"),
+        ("meter.map.power.bits", 16, "unknown key"),
     ):
         base = _set(_set(_cfg(), "meter.model", "custom"), "meter.map",
                     json.loads(json.dumps(reg)))
         msg = str(raises(ConfigError, _load_with, path, bad, base))
         assert msg.startswith(path + ": ") and words in msg, (path, msg)
-    c["meter"]["map"] = {"bad name": {"addr": 1, "type": "u16"}}
+    c["meter"]["map"] = {"bad name": {"addr": 1, "type": "u16"}, "power": reg["power"]}
     raises_naming(ConfigError, "meter.map: expected a string", load, json.dumps(c))
+    c["meter"]["map"] = {"volts": {"addr": 1, "type": "u16"}, "power": reg["power"]}
+    raises_naming(ConfigError, "meter.map.volts: unknown quantity (expected one of energy, power,",
+                  load, json.dumps(c))
+    c["meter"]["map"] = {"voltage_l1": {"addr": 1, "type": "u16"}, "power": reg["power"]}
+    raises_naming(ConfigError, "meter.map.energy: required in a custom map", load, json.dumps(c))
 
 
 def test_uplink_tls_rules():

@@ -13,7 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 with open(os.path.join(ROOT, "firmware", "config.example.json")) as f:
     EXAMPLE = json.load(f)
 MQTT = dict(EXAMPLE, uplink={"kind": "mqtt", "host": "broker", "tls": True, "ca": "ca.pem"})
-CUSTOM = dict(EXAMPLE, meter={"model": "custom", "map": {"p": {"addr": 12, "type": "f32"}}})
+CUSTOM = dict(EXAMPLE, meter={"model": "custom", "map": {"power": {"addr": 12, "type": "f32"},
+                                                       "energy": {"addr": 72, "type": "f32"}}})
 RUNS = {"n": 0}
 FAST = settings(max_examples=400, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
