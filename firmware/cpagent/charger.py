@@ -30,7 +30,7 @@ class Charger:
         self.shown = []
 
     def boot(self, readings):
-        """Recover the journal and resume open sessions; readings: kWh per EVSE or None."""
+        """Recover the journal and resume open sessions; readings: import Wh per EVSE or None."""
         self.journal.load()
         for snap in self.journal.sessions().values():
             i = self._index(snap.get("e"))
@@ -69,8 +69,8 @@ class Charger:
     def authorize_failed(self, i, reason):
         self._apply(i, self.evses[i].authorize_failed(reason))
 
-    def meter(self, i, kwh, watts):
-        self._apply(i, self.evses[i].meter(kwh, watts))
+    def meter(self, i, wh, watts):
+        self._apply(i, self.evses[i].meter(wh, watts))
 
     def plug(self, i, plugged):
         self._apply(i, self.evses[i].plug(plugged))

@@ -46,7 +46,7 @@ class Session:
         self._ev_wait_ms = ev_wait_s * _MS
         self._auth_ms = authorize_timeout_s * _MS
         self._start_w = start_power_w
-        self.kwh = None  # last good cumulative import reading
+        self.wh = None  # last good cumulative import reading, integer Wh
         self._clear()
 
     def _clear(self):
@@ -99,9 +99,9 @@ class Session:
         self._clear()
         return [("show", "authorization failed: " + reason)]
 
-    def meter(self, kwh, watts):
-        """A good meter reading: cumulative import kWh and active power W."""
-        self.kwh = kwh
+    def meter(self, wh, watts):
+        """A good meter reading: cumulative import in integer Wh and active power in W."""
+        self.wh = wh
         if self.state == AUTHORIZED and watts is not None and watts >= self._start_w:
             return self._start()
         if self.state == CHARGING:
@@ -126,7 +126,7 @@ class Session:
                                              kind, info=info[:250], uid=self.uid)
         snap = self.snapshot()
         snap["p"] = _FAULTED
-        snap["me"] = self.kwh
+        snap["me"] = self.wh
         snap["fe"] = self.clock.stamp()
         return [("journal", "Error", path, body, snap)] + self._stop("fault: " + info)
 
@@ -145,17 +145,18 @@ class Session:
         self.state = CHARGING
         self.charging_start = self.clock.stamp()
         self._cs_ticks = self._last_progress = self.clock.ms()
-        self.meter_start = self.kwh
+        self.meter_start = self.wh
         path, body = oicp.notification_start(
             self.operator_id, self.session_id, self.evse_id, self.charging_start, uid=self.uid,
-            session_start=self.session_start, meter_start=self.meter_start,
+            session_start=self.session_start, meter_start=_kwh(self.meter_start),
             product_id=self.product_id)
         return [("journal", "Start", path, body, self.snapshot()), ("show", "charging")]
 
-    def _consumed(self):
-        if self.kwh is None or self.meter_start is None:
+    def _consumed(self, end):
+        """kWh from the start reading to the reading `end` (Wh)."""
+        if end is None or self.meter_start is None:
             return 0.0
-        return max(0.0, self.kwh - self.meter_start)
+        return _kwh(max(0, end - self.meter_start))
 
     def _duration_ms(self):
         if self._cs_ticks is not None:
@@ -165,15 +166,15 @@ class Session:
 
     def _progress(self):
         self._last_progress = self.clock.ms()
-        if self.kwh is not None:
-            self.between.append(self.kwh)
+        if self.wh is not None:
+            self.between.append(self.wh)
             if len(self.between) > _MAX_BETWEEN:
                 self.between.pop(0)
         path, body = oicp.notification_progress(
             self.operator_id, self.session_id, self.evse_id, self.charging_start,
-            self.clock.stamp(), duration_ms=self._duration_ms(), consumed=self._consumed(),
-            uid=self.uid, session_start=self.session_start, meter_start=self.meter_start,
-            meter_values=self.between or None, product_id=self.product_id)
+            self.clock.stamp(), duration_ms=self._duration_ms(), consumed=self._consumed(self.wh),
+            uid=self.uid, session_start=self.session_start, meter_start=_kwh(self.meter_start),
+            meter_values=_kwhs(self.between), product_id=self.product_id)
         return [("journal", "Progress", path, body, self.snapshot())]
 
     def _stop(self, reason, now=None):
@@ -184,30 +185,28 @@ class Session:
             path, body = oicp.notification_end(
                 self.operator_id, self.session_id, self.evse_id, now,
                 charging_start=self.charging_start, session_start=self.session_start,
-                session_end=now, consumed=self._consumed(), meter_start=self.meter_start,
-                meter_end=self.kwh, meter_values=self.between or None, uid=self.uid,
-                product_id=self.product_id)
+                session_end=now, consumed=self._consumed(self.wh),
+                meter_start=_kwh(self.meter_start), meter_end=_kwh(self.wh),
+                meter_values=_kwhs(self.between), uid=self.uid, product_id=self.product_id)
             snap = self.snapshot()
             snap["p"] = _STOPPING
             snap["ce"] = now
-            snap["me"] = self.kwh
+            snap["me"] = self.wh
             effects.append(("journal", "End", path, body, snap))
         # Authorized but no energy flowed: a 0 kWh record closes the session at the hub.
-        effects += self._cdr(now, now, self.kwh)
+        effects += self._cdr(now, now, self.wh)
         effects.append(("show", reason))
         self._clear()
         return effects
 
     def _cdr(self, charging_end, session_end, meter_end):
         charged = self.charging_start is not None
-        consumed = 0.0
-        if charged and meter_end is not None and self.meter_start is not None:
-            consumed = max(0.0, meter_end - self.meter_start)
         path, body = oicp.charge_detail_record(
             self.operator_id, self.session_id, self.evse_id, self.uid, self.session_start,
             session_end, self.charging_start if charged else self.session_start, charging_end,
-            consumed, meter_start=self.meter_start if charged else None,
-            meter_end=meter_end if charged else None, meter_values=self.between or None,
+            self._consumed(meter_end) if charged else 0.0,
+            meter_start=_kwh(self.meter_start) if charged else None,
+            meter_end=_kwh(meter_end) if charged else None, meter_values=_kwhs(self.between),
             product_id=self.product_id)
         return [("journal", "CDR", path, body, None)]
 
@@ -223,10 +222,10 @@ class Session:
                 snap[k] = v
         return snap
 
-    def restore(self, snap, kwh):
-        """Resume after a reboot from a snapshot and the meter's cumulative register now."""
+    def restore(self, snap, wh):
+        """Resume after a reboot from a snapshot and the meter's cumulative register now (Wh)."""
         self._clear()
-        self.kwh = kwh if kwh is not None else snap.get("me", snap.get("ms"))
+        self.wh = wh if wh is not None else snap.get("me", snap.get("ms"))
         self.session_id = snap["sid"]
         self.uid = snap["uid"]
         self.stop_uids = tuple(snap.get("stop") or ())
@@ -245,7 +244,7 @@ class Session:
             # Close with what was known at the fault, not with readings taken after the reboot.
             self.state = CHARGING if self.charging_start else AUTHORIZED
             if snap.get("me") is not None:
-                self.kwh = snap["me"]
+                self.wh = snap["me"]
             return self._stop("fault before restart", snap.get("fe"))
         self.state = CHARGING if phase == CHARGING else AUTHORIZED
         return [("show", "session resumed")]
@@ -257,3 +256,12 @@ class Session:
         if now is None or not cs or cs[0] == "@":
             return None
         return max(0, int((now - unix_from_iso(cs)) * _MS))
+
+
+# Energy stays integer Wh in RAM and on flash (exact on single-precision boards); kWh on the wire.
+def _kwh(wh):
+    return None if wh is None else wh / 1000
+
+
+def _kwhs(whs):
+    return [w / 1000 for w in whs] or None

@@ -56,7 +56,7 @@ def test_taps_go_to_free_evses_and_stop_their_own_session():
     assert [s.uid for s in b.ch.evses] == [A, B]
     b.ch.tap("11223344")
     assert b.ch.shown[-1] == (None, "no free EVSE")
-    b.ch.meter(1, 5.0, 4000)
+    b.ch.meter(1, 5000, 4000)
     b.ch.tap(B)  # B's card ends B's session, not A's
     assert b.ch.evses[1].state == "idle" and b.ch.evses[0].state == "authorized"
     assert [m.get("Type", "CDR") for m in b.sent()] == ["Start", "End", "CDR"]
@@ -66,7 +66,7 @@ def test_full_journal_refuses_new_sessions_and_drops_nothing():
     b = Box(max_messages=8)
     b.ch.tap(A)
     b.authorize_all()
-    b.ch.meter(0, 1.0, 5000)  # Start journaled, link down: nothing delivered
+    b.ch.meter(0, 1000, 5000)  # Start journaled, link down: nothing delivered
     b.ch.tap(B)
     assert b.ch.shown[-1] == (1, "journal full: try later")
     assert b.ch.evses[1].state == "idle" and not b.ch.authorizations()
@@ -79,7 +79,7 @@ def test_times_before_the_wall_clock_wait_then_go_out_real():
     b.ch.tap(A)
     b.authorize_all()
     b.now += 5000
-    b.ch.meter(0, 1.0, 5000)
+    b.ch.meter(0, 1000, 5000)
     assert b.ch.next_message() is None  # the Start's ChargingStart is not known yet
     b.now += 1000
     b.clock.set_unix(T0)
@@ -93,7 +93,7 @@ def test_times_from_a_boot_that_never_knew_the_clock_are_bounded_by_now():
     b = Box(known=False)
     b.ch.tap(A)
     b.authorize_all()
-    b.ch.meter(0, 1.0, 5000)
+    b.ch.meter(0, 1000, 5000)
     again = Box(known=True, fs=b.fs.reboot())  # the next boot learns the time at once
     start = again.sent()[0]
     assert start["ChargingStart"][:4] == "2026"

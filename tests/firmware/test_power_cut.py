@@ -57,7 +57,7 @@ class World:
     def __init__(self, fs):
         self.fs = fs
         self.ms = 0
-        self.kwh = 100.0
+        self.wh = 100000
         self.hub = Hub()
         self.stopped = False
         self.journaled = []  # ids add() returned: each must reach the hub
@@ -82,7 +82,7 @@ class World:
         clock = Clock(self.ticks, lambda a, b: a - b, journal.boot)
         clock.set_unix(T0 + self.ms // 1000)  # NTP at boot (a token test lives elsewhere)
         ch = Charger(CFG, journal, clock)
-        ch.boot([self.kwh])
+        ch.boot([self.wh])
         self.charger = ch
 
     def progress_seen(self):
@@ -97,8 +97,8 @@ class World:
         for i, _path, _body in ch.authorizations():
             ch.authorized(i, self.hub.authorize())
         if charging:
-            self.kwh += 0.2
-        ch.meter(0, self.kwh, 7000 if not self.stopped else 0)
+            self.wh += 200
+        ch.meter(0, self.wh, 7000 if not self.stopped else 0)
         if s.state == "charging" and self.progress_seen() >= 3:
             self.stopped = True  # the driver has decided, even if the power fails mid-stop
             ch.tap(UID)

@@ -51,8 +51,8 @@ def charging(**kw):
     s, t = make(**kw)
     s.tap(UID)
     s.authorized(ok_reply())
-    s.meter(10.0, 0)
-    eff = s.meter(10.0, 3700)
+    s.meter(10000, 0)
+    eff = s.meter(10000, 3700)
     assert s.state == CHARGING, s.state
     return s, t, eff
 
@@ -76,7 +76,8 @@ def test_authorized_then_power_journals_start_with_meter_start():
     assert b["Type"] == "Start" and b["SessionID"] == SID and b["MeterValueStart"] == 10.0
     assert b["ChargingStart"].startswith("2026-11-22T")
     snap = eff[0][4]
-    assert snap["p"] == CHARGING and snap["sid"] == SID and snap["ms"] == 10.0
+    assert snap["p"] == CHARGING and snap["sid"] == SID
+    assert snap["ms"] == 10000 and type(snap["ms"]) is int
 
 
 def test_plug_starts_without_power_reading():
@@ -120,29 +121,29 @@ def test_hub_error_and_timeout_end_cleanly():
 def test_progress_never_sooner_than_interval():
     s, t, _ = charging()
     t.t += 299999
-    assert s.meter(11.0, 3700) == []
+    assert s.meter(11000, 3700) == []
     t.t += 1
-    eff = s.meter(11.5, 3700)
+    eff = s.meter(11500, 3700)
     b = body_of(eff, "Progress")
     assert b["ConsumedEnergyProgress"] == 1.5
     assert b["ChargingDuration"] == 300000
     assert b["MeterValueInBetween"] == {"meterValues": [11.5]}
     t.t += 100000
-    assert s.meter(12.0, 3700) == []  # the interval restarts at each Progress
+    assert s.meter(12000, 3700) == []  # the interval restarts at each Progress
 
 
 def test_progress_interval_below_five_minutes_is_refused():
     raises_naming(ValueError, "progress_s", make, progress_s=299)
     s, t, _ = charging(progress_s=600)
     t.t += 300000
-    assert s.meter(11.0, 3700) == []
+    assert s.meter(11000, 3700) == []
 
 
 def test_meter_values_in_between_are_capped():
     s, t, _ = charging()
     for i in range(15):
         t.t += 300000
-        eff = s.meter(11.0 + i, 3700)
+        eff = s.meter(11000 + 1000 * i, 3700)
     vals = body_of(eff, "Progress")["MeterValueInBetween"]["meterValues"]
     assert len(vals) == 10 and vals[-1] == 25.0 and vals[0] == 16.0
 
@@ -150,7 +151,7 @@ def test_meter_values_in_between_are_capped():
 def test_second_tap_stops_with_end_and_cdr():
     s, t, _ = charging()
     t.t += 60000
-    s.meter(12.25, 3700)
+    s.meter(12250, 3700)
     eff = s.tap(UID)
     assert kinds(eff) == ["End", "CDR", "show"]
     end = body_of(eff, "End")
@@ -167,7 +168,7 @@ def test_stop_identification_from_hub_stops_too():
     s, _ = make()
     s.tap(UID)
     s.authorized(ok_reply(stop=("A1B2C3D4",)))
-    s.meter(1.0, 5000)
+    s.meter(1000, 5000)
     assert s.tap("DEADBEEF")[0][0] == "show"  # a stranger's card does nothing
     assert kinds(s.tap("A1B2C3D4")) == ["End", "CDR", "show"]
 
@@ -208,21 +209,21 @@ def test_restore_charging_resumes_from_cumulative_register():
     s, t, eff = charging()
     snap = eff[0][4]
     s2, t2 = make()
-    assert kinds(s2.restore(snap, 14.0)) == ["show"]
+    assert kinds(s2.restore(snap, 14000)) == ["show"]
     assert s2.state == CHARGING
     t2.t += 300000
-    b = body_of(s2.meter(14.5, 3700), "Progress")
+    b = body_of(s2.meter(14500, 3700), "Progress")
     assert b["ConsumedEnergyProgress"] == 4.5 and b["MeterValueStart"] == 10.0
     assert kinds(s2.tap(UID)) == ["End", "CDR", "show"]
 
 
 def test_restore_finishes_an_interrupted_stop():
     s, t, _ = charging()
-    s.meter(13.0, 0)
+    s.meter(13000, 0)
     eff = s.tap(UID)
     stopping = eff[0][4]  # snapshot journaled with the End
     s2, _ = make()
-    eff2 = s2.restore(stopping, 99.0)
+    eff2 = s2.restore(stopping, 99000)
     assert kinds(eff2) == ["CDR", "show"] and s2.state == IDLE
     cdr = body_of(eff2, "CDR")
     assert cdr["ConsumedEnergy"] == 3.0 and cdr["MeterValueEnd"] == 13.0
@@ -235,18 +236,18 @@ def test_restore_authorized_waits_for_ev_again():
     s2, t2 = make()
     s2.restore(eff[0][1], None)
     assert s2.state == AUTHORIZED
-    assert kinds(s2.meter(1.0, 4000)) == ["Start", "show"]
+    assert kinds(s2.meter(1000, 4000)) == ["Start", "show"]
 
 
 def test_restore_after_fault_closes_with_values_from_the_fault():
     s, t, _ = charging()
-    s.meter(12.0, 3700)
+    s.meter(12000, 3700)
     t.t += 1000
     eff = s.fault(False, "meter silent")
     faulted = eff[0][4]  # the snapshot journaled with the Error
     s2, t2 = make()
     t2.t += 3600000  # the reboot comes an hour later, and the register has moved on
-    eff2 = s2.restore(faulted, 20.0)
+    eff2 = s2.restore(faulted, 20000)
     assert kinds(eff2) == ["End", "CDR", "show"]
     end = body_of(eff2, "End")
     assert end["MeterValueEnd"] == 12.0 and end["ConsumedEnergy"] == 2.0

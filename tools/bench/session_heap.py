@@ -49,7 +49,7 @@ class CountingFs(OsFs):
         return f if mode == "rb" else CountingFile(f)
 
 
-W = {"now": 0, "kwh": [100.0, 200.0], "sessions": 0}
+W = {"now": 0, "wh": [100000, 200000], "sessions": 0}
 
 
 def boot():
@@ -95,8 +95,8 @@ def charge(minutes, evses=(0, 1), deliver=False):
         for _ in range(minutes):
             W["now"] += 60000
             for e in evses:
-                W["kwh"][e] += 0.18
-                ch.meter(e, W["kwh"][e], 11000)
+                W["wh"][e] += 180
+                ch.meter(e, W["wh"][e], 11000)
             if deliver:
                 drain()
     return step
