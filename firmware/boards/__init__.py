@@ -1,0 +1,1 @@
+"""Board layers: the only code that builds UARTs, pins, sockets and clocks for the agent."""
