@@ -72,18 +72,21 @@ class SerialPort:
 
     async def read(self, n):
         loop = asyncio.get_running_loop()
+        woke = False
         while True:
             try:
                 data = os.read(self._fd, n)
             except BlockingIOError:
-                data = None
+                data = b""
             except OSError as e:
                 raise self._fail("read failed", e)
             if data:
                 return data
-            if data == b"":
-                raise SerialPortError("serial port %s: closed at the other end" % self.url)
+            if woke:  # pyserial sets VMIN=0: "readable" with nothing to read is a hangup
+                raise SerialPortError("serial port %s: readable but no data (device gone?)"
+                                      % self.url)
             await self._wait(loop.add_reader, loop.remove_reader)
+            woke = True
 
     def close(self):
         self._s.close()

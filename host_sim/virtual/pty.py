@@ -1,4 +1,4 @@
-"""Virtual devices as serial ports: a raw pty pair and a thread that pumps bytes through a device."""
+"""Virtual devices as serial ports: a raw pty pair, and a thread pumping bytes through a device."""
 import os
 import select
 import threading
