@@ -5,7 +5,7 @@ import os
 import pytest
 from boards.host import SerialPort, SerialPortError
 
-from host_sim.virtual.pty import PtyDevice, open_pty
+from host_sim.virtual.pty import NullModem, PtyDevice, open_pty
 
 
 def run(coro, limit=10):
@@ -194,3 +194,27 @@ def test_pty_device_reports_a_broken_device():
     with dev as path:
         run(go(path))
     assert isinstance(dev.error, ValueError)
+
+
+def test_null_modem_joins_two_serial_ports():
+    async def go(a, b):
+        pa, pb = SerialPort(a, 9600), SerialPort(b, 9600)
+        pa.write(b"ping")
+        await pa.drain()
+        got = b""
+        while len(got) < 4:
+            got += await asyncio.wait_for(pb.read(4), 1.0)
+        assert got == b"ping"
+        pb.write(b"pong")
+        await pb.drain()
+        got = b""
+        while len(got) < 4:
+            got += await asyncio.wait_for(pa.read(4), 1.0)
+        assert got == b"pong"
+        pa.close()
+        pb.close()
+
+    modem = NullModem()
+    with modem as (a, b):
+        run(go(a, b))
+    modem.stop()  # twice is harmless
