@@ -1,0 +1,91 @@
+"""Modbus RTU client over an injected serial port: line silence, RS-485 DE, timeout, retries."""
+import asyncio
+
+from micropython import const
+
+from cpagent.modbus import ModbusError, request, scan
+
+_CAP = const(256)  # receive buffer: the longest reply (125 registers) is 255 bytes
+_BITS = const(11)  # an RTU character: start, 8 data, parity or a 2nd stop, stop
+
+
+class ModbusClient:
+    """Reads registers over `port` (write, await drain, await read(n)); one task owns it.
+
+    de: optional de(1)/de(0) for the RS-485 driver-enable pin. stats counts requests, retries,
+    timeouts, bad_frames (bytes came but no valid reply), tx_bytes and rx_bytes.
+    """
+
+    def __init__(self, port, baud=9600, timeout_ms=500, retries=2, de=None):
+        self.port = port
+        self.de = de
+        self.timeout_ms = timeout_ms
+        self.retries = retries
+        # t3.5 silence ends a frame; the spec fixes it at 1.75 ms above 19200 baud.
+        self._t35 = 3.5 * _BITS / baud if baud <= 19200 else 0.00175
+        self._tx = 8 * _BITS / baud  # a request's time on the wire
+        self._buf = bytearray(_CAP)
+        self._n = 0
+        self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "bad_frames": 0,
+                      "tx_bytes": 0, "rx_bytes": 0}
+
+    async def read(self, unit, fc, start, count):
+        """The 2*count data bytes of registers start.. (fc 3 or 4); raises ModbusError."""
+        req = request(unit, fc, start, count)
+        st = self.stats
+        st["requests"] += 1
+        for attempt in range(self.retries + 1):
+            if attempt:
+                st["retries"] += 1
+            await self._quiet(unit, fc, start)
+            self._n = 0
+            if self.de:
+                self.de(1)
+            try:
+                self.port.write(req)
+                await self.port.drain()
+                if self.de:  # drain() only hands the bytes to the UART: wait until they are out
+                    await asyncio.sleep(self._tx)
+            finally:
+                if self.de:
+                    self.de(0)
+            st["tx_bytes"] += 8
+            try:
+                return await asyncio.wait_for(self._rx(unit, fc, start, count),
+                                              self.timeout_ms / 1000)
+            except asyncio.TimeoutError:
+                if self._n:
+                    st["bad_frames"] += 1
+                    why = "%d bytes but no valid reply (bad CRC or noise)" % self._n
+                else:
+                    st["timeouts"] += 1
+                    why = "no reply within %d ms" % self.timeout_ms
+        raise ModbusError(unit, fc, start, "%s (%d attempts)" % (why, self.retries + 1))
+
+    async def _quiet(self, unit, fc, addr):
+        # Wait for t3.5 of silence, dropping stale bytes (a late reply to an earlier attempt).
+        dropped = 0
+        while True:
+            try:
+                n = len(await asyncio.wait_for(self.port.read(_CAP), self._t35))
+            except asyncio.TimeoutError:
+                return
+            self.stats["rx_bytes"] += n
+            dropped += n
+            if dropped > _CAP:
+                raise ModbusError(unit, fc, addr, "line never went quiet")
+
+    async def _rx(self, unit, fc, start, count):
+        b = self._buf
+        keep = 4 + 2 * count  # a full buffer keeps only what may begin a reply still arriving
+        while True:
+            if self._n == _CAP:
+                b[:keep] = b[_CAP - keep:]
+                self._n = keep
+            d = await self.port.read(_CAP - self._n)
+            self.stats["rx_bytes"] += len(d)
+            b[self._n:self._n + len(d)] = d
+            self._n += len(d)
+            i = scan(b, self._n, unit, fc, count, start)
+            if i >= 0:  # bytes after the reply are dropped with the buffer
+                return bytes(b[i + 3:i + 3 + 2 * count])

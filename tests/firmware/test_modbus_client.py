@@ -1,0 +1,173 @@
+"""Modbus client over a FakePort: replies, timeouts and retries, noise, bad CRC, DE pin order."""
+import asyncio
+
+from fakeport import FakePort
+
+from check import arun
+from cpagent.modbus import ModbusError
+from cpagent.modbus_client import ModbusClient
+
+H = bytes.fromhex
+REQ = H("01040000000271CB")  # unit 1 reads V L1 (2 input registers from 0)
+REPLY = H("010404436633341B38")  # 230.2 V
+BAD = H("010404436633351B38")  # the same with a flipped data bit
+
+
+def script(*answers):
+    """A device giving answers[k] to the k-th request (None: silence), then silence."""
+    seen = []
+
+    def device(frame):
+        seen.append(frame)
+        return answers[len(seen) - 1] if len(seen) <= len(answers) else None
+    return device
+
+
+def run(coro):
+    """arun() in a task: wait_for must wake its caller, which the top level of the webassembly
+    port cannot be."""
+    async def main():
+        return await asyncio.create_task(coro)
+    return arun(main())
+
+
+async def expect_error(coro):
+    try:
+        await coro
+    except ModbusError as e:
+        return e
+    raise AssertionError("expected ModbusError")
+
+
+def test_a_read_returns_the_data_bytes_and_counts():
+    async def go():
+        port = FakePort(script(REPLY))
+        c = ModbusClient(port)
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+        assert port.sent == [REQ]
+        assert c.stats == {"requests": 1, "retries": 0, "timeouts": 0, "bad_frames": 0,
+                           "tx_bytes": 8, "rx_bytes": 9}
+    return run(go())
+
+
+def test_silence_times_out_and_retries():
+    async def go():
+        port = FakePort(script())
+        c = ModbusClient(port, timeout_ms=50, retries=2)
+        e = await expect_error(c.read(1, 4, 0x48, 2))
+        assert e.code is None
+        assert str(e) == "modbus unit 1 fc 4 addr 72: no reply within 50 ms (3 attempts)"
+        assert port.sent == [H("010400480002F1DD")] * 3
+        assert c.stats["timeouts"] == 3 and c.stats["retries"] == 2
+        assert c.stats["requests"] == 1 and c.stats["tx_bytes"] == 24
+    return run(go())
+
+
+def test_a_timeout_then_an_answer_on_the_retry():
+    async def go():
+        c = ModbusClient(FakePort(script(None, REPLY)), timeout_ms=50, retries=1)
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+        assert c.stats["timeouts"] == 1 and c.stats["retries"] == 1
+    return run(go())
+
+
+def test_noise_before_the_reply_is_skipped():
+    async def go():
+        c = ModbusClient(FakePort(script(b"\x00\xff\x01\x04" + REQ + REPLY)))
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+        assert c.stats["bad_frames"] == 0 and c.stats["rx_bytes"] == 21
+    return run(go())
+
+
+def test_a_bad_crc_is_never_accepted_and_the_retry_is():
+    async def go():
+        c = ModbusClient(FakePort(script(BAD, REPLY)), timeout_ms=50)
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+        assert c.stats["bad_frames"] == 1 and c.stats["retries"] == 1
+        c = ModbusClient(FakePort(script(BAD, BAD)), timeout_ms=50, retries=1)
+        e = await expect_error(c.read(1, 4, 0, 2))
+        assert e.code is None and "9 bytes but no valid reply (bad CRC or noise) (2 att" in str(e)
+        assert c.stats["bad_frames"] == 2
+    return run(go())
+
+
+def test_an_exception_reply_raises_at_once_with_its_code():
+    async def go():
+        port = FakePort(script(H("018402C2C1"), REPLY))
+        c = ModbusClient(port, timeout_ms=50)
+        e = await expect_error(c.read(1, 4, 0, 2))
+        assert e.code == 2 and "exception 02 illegal data address" in str(e)
+        assert len(port.sent) == 1  # a meter's answer is not retried
+    return run(go())
+
+
+def test_a_reply_from_another_unit_is_ignored():
+    async def go():
+        other = H("020404436633341B38")  # unit 2 (its CRC is wrong too, so doubly not ours)
+        c = ModbusClient(FakePort(script(other + REPLY)), timeout_ms=50)
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+        c = ModbusClient(FakePort(script(other)), timeout_ms=50, retries=0)
+        assert "no valid reply" in str(await expect_error(c.read(1, 4, 0, 2)))
+    return run(go())
+
+
+def test_stale_bytes_are_dropped_before_sending():
+    async def go():
+        port = FakePort(script(REPLY))
+        port.feed(H("01040400000000FA33"))  # a late reply to an earlier request: valid, stale
+        c = ModbusClient(port)
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+        assert c.stats["rx_bytes"] == 18
+    return run(go())
+
+
+def test_a_flood_beyond_the_buffer_keeps_the_reply_and_a_busy_line_fails():
+    async def go():
+        c = ModbusClient(FakePort(script(b"\x01" * 496 + REPLY)))  # 8 of 9 bytes fill a buffer
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+        port = FakePort(script(REPLY))
+        port.feed(b"\x00" * 300)  # more than a buffer of chatter before we may send
+        c = ModbusClient(port)
+        e = await expect_error(c.read(1, 4, 0, 2))
+        assert "line never went quiet" in str(e) and port.sent == []
+    return run(go())
+
+
+class DePort(FakePort):
+    """Logs the DE pin, writes and drains in order."""
+
+    def __init__(self, device):
+        FakePort.__init__(self, device)
+        self.log = []
+
+    def write(self, data):
+        self.log.append("write %d" % len(data))
+        FakePort.write(self, data)
+
+    async def drain(self):
+        self.log.append("drain")
+        await FakePort.drain(self)
+
+
+def test_de_is_high_only_around_the_write():
+    async def go():
+        port = DePort(script(None, REPLY))
+        de = lambda v: port.log.append("de %d" % v)  # noqa: E731
+        c = ModbusClient(port, baud=19200, timeout_ms=50, de=de)
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+        assert port.log == ["de 1", "write 8", "drain", "de 0"] * 2
+    return run(go())
+
+
+def test_bad_arguments_raise_before_anything_is_sent():
+    async def go():
+        port = FakePort(script(REPLY))
+        c = ModbusClient(port)
+        try:
+            await c.read(1, 4, 0, 200)
+        except ValueError as e:
+            assert "modbus registers" in str(e)
+        else:
+            raise AssertionError("expected ValueError")
+        assert port.sent == []
+    return run(go())
