@@ -9,7 +9,10 @@ def main(argv=None):
     if not argv or argv[0] not in _COMMANDS:
         print("usage: python -m host_sim {hub,relay,run} ...", file=sys.stderr)
         return 2
-    # The hub, relay and fleet simulator land with their own issues (README, "Status").
+    if argv[0] == "hub":
+        from host_sim.hub.cli import main as hub
+        return hub(argv[1:])
+    # The relay and fleet simulator land with their own issues (README, "Status").
     print("host_sim %s: coming in a later release; the firmware core is here today." % argv[0])
     return 0
 
