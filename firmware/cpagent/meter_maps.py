@@ -1,0 +1,182 @@
+"""Energy meter register maps as data: plan() the reads a poll needs, decode() their replies."""
+import struct
+
+from micropython import const
+
+from cpagent.config import MAP_NAMES
+
+# Register types; 0..7 in the order of config's custom-map type names.
+_TYPES = ("u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64")
+_U32 = const(2)
+_S32 = const(3)
+_U64 = const(4)
+_F32 = const(6)
+_F64 = const(7)
+_T5 = const(8)  # Iskra: signed 8-bit decade exponent, then a 24-bit unsigned value
+_T6 = const(9)  # Iskra: the same with a 24-bit signed value
+_IE = const(10)  # Iskra energy: s16 decade exponent at addr, u32 Wh counter at addr + 4
+_LO = const(16)  # flag: the low word comes first
+_SPAN = (1, 1, 2, 2, 4, 4, 2, 4, 2, 2, 6)  # registers a type spans
+
+
+def _m(fc, most, phases, e, p, v=None, i=None):
+    # A model is (max registers per request, fields); a field is (quantity, fc, addr, type,
+    # scale). quantity indexes MAP_NAMES; scale takes the register to kWh, W, V or A: an int is a
+    # decade exponent (exact integer Wh), a float a multiplier (custom maps only).
+    f = [(0, fc) + e, (1, fc) + p]
+    for k in range(phases):
+        f.append((2 + k, fc, v[0] + 2 * k) + v[1:])
+        f.append((5 + k, fc, i[0] + 2 * k) + i[1:])
+    return most, tuple(f)
+
+
+_SDM = (0x48, _F32, 0), (0x34, _F32, 0), (0, _F32, 0), (6, _F32, 0)
+_EM = _S32 | _LO
+MODELS = {  # addresses as sent on the wire (0-based); see docs/meters.md
+    "sdm630": _m(4, 80, 3, *_SDM),
+    "sdm120": _m(4, 80, 1, (0x48, _F32, 0), (0x0C, _F32, 0), (0, _F32, 0), (6, _F32, 0)),
+    "sdm72d": _m(4, 60, 0, *_SDM[:2]),
+    "sdm72d_v2": _m(4, 60, 3, *_SDM),
+    "abb_b23": _m(3, 125, 3, (0x5000, _U64, -2), (0x5B14, _S32, -2), (0x5B00, _U32, -1),
+                  (0x5B0C, _U32, -2)),
+    "em340": _m(4, 125, 3, (0x34, _EM, -1), (0x28, _EM, -1), (0, _EM, -1), (0x0C, _EM, -3)),
+    "wm3m4": _m(4, 125, 3, (414, _IE, -3), (140, _T6, 0), (107, _T5, 0), (126, _T5, 0)),
+}
+
+
+def custom(map_cfg):
+    """The model for config's meter.map: quantity -> {addr, type, scale, words, fc}."""
+    f = []
+    for name in map_cfg:
+        r = map_cfg[name]
+        s = r.get("scale", 1)
+        for e in range(-9, 10):  # a power of ten becomes an exact decade exponent
+            if abs(s - 10.0 ** e) <= 1e-6 * 10.0 ** e:
+                s = e
+                break
+        else:
+            s = float(s)
+        f.append((MAP_NAMES.index(name), r.get("fc", 4), r["addr"],
+                  _TYPES.index(r["type"]) | (_LO if r.get("words") == "lo" else 0), s))
+    return 125, tuple(f)
+
+
+def _model(model):
+    return MODELS[model] if type(model) is str else model
+
+
+def plan(model, gaps=True):
+    """The reads (fc, start, count) for one poll, as few as the map allows.
+
+    gaps: a read may span registers the map does not use (fewer, longer requests).
+    """
+    most, fields = _model(model)
+    out = []
+    for f in sorted(fields, key=lambda f: (f[1], f[2])):
+        a = f[2]
+        end = a + _SPAN[f[3] & 15]
+        if out:
+            fc, s, n = out[-1]
+            if fc == f[1] and (gaps or a <= s + n) and max(end, s + n) - s <= most:
+                out[-1] = (fc, s, max(end, s + n) - s)
+                continue
+        out.append((f[1], a, end - a))
+    return out
+
+
+def _find(f, replies):
+    # The reply data holding field f and the field's byte offset in it.
+    for (fc, s, n), d in replies:
+        if fc == f[1] and s <= f[2] and f[2] + _SPAN[f[3] & 15] <= s + n:
+            return d, 2 * (f[2] - s)
+    raise ValueError("meter map: no reply holds register %d (fc %d)" % (f[2], f[1]))
+
+
+def _raw(d, o, n, lo):
+    v = 0
+    for k in range(n):
+        j = o + 2 * (n - 1 - k if lo else k)
+        v = v << 16 | d[j] << 8 | d[j + 1]
+    return v
+
+
+def _iskra_exp(d, o):
+    x = _raw(d, o, 1, 0)
+    return None if x == 0x7FFF or x == 0x8000 else x - (x >> 15 << 16)
+
+
+def _value(f, replies):
+    # One quantity: energy int Wh, power int W, V and A float; None for "not available".
+    q, _, _, t, sc = f
+    d, o = _find(f, replies)
+    k = t & 15
+    e = sc if type(sc) is int else 0
+    if k == _IE:
+        x = _iskra_exp(d, o)
+        if x is None:
+            return None
+        e += x
+        o += 8
+        k = _U32
+    n = _SPAN[k]
+    v = _raw(d, o, n, t & _LO)
+    bits = 16 * n
+    if k < _F32:
+        top = 1 << bits - 1
+        if k & 1:  # signed: 0x8000.. and 0x7FFF.. mean "not available"
+            if v == top or v == top - 1:
+                return None
+            if v >= top:
+                v -= 1 << bits
+        elif v == (1 << bits) - 1:  # unsigned: all 0xFF
+            return None
+    elif k < _T5:
+        v = struct.unpack(">d" if n == 4 else ">f", struct.pack(">Q" if n == 4 else ">I", v))[0]
+        if v - v != 0:  # NaN or infinite
+            return None
+    else:
+        e += (v >> 24) - (v >> 31 << 8)  # the signed 8-bit exponent
+        v &= 0xFFFFFF
+        if k == _T6 and v >> 23:
+            v -= 1 << 24
+    if type(sc) is float:
+        v *= sc
+    if q > 1:
+        return v * 10 ** e if e >= 0 else v / 10 ** -e
+    if q == 0:
+        e += 3  # kWh -> Wh
+    if type(v) is float:
+        return round(v * 10 ** e if e >= 0 else v / 10 ** -e)
+    if e >= 0:
+        return v * 10 ** e
+    m = 10 ** -e
+    return (2 * v + m) // (2 * m)  # integer rounding, half up
+
+
+def decode(model, replies):
+    """Reading (wh, w, volts or None, amps or None) from [((fc, start, count), data), ...].
+
+    Phases the map lacks are None inside the tuples; a "not available" register decodes as None.
+    """
+    q = [None] * 8
+    has = [0] * 8
+    for f in _model(model)[1]:
+        q[f[0]] = _value(f, replies)
+        has[f[0]] = 1
+    return (q[0], q[1], tuple(q[2:5]) if max(has[2:5]) else None,
+            tuple(q[5:]) if max(has[5:]) else None)
+
+
+def step(model, replies, wh):
+    """The energy register's resolution in Wh at reading wh (for the frozen-register rule)."""
+    for f in _model(model)[1]:
+        if f[0] == 0:
+            k, sc = f[3] & 15, f[4]
+            if k == _F32:  # a float32's step is below value / 2**23
+                return max(1, wh >> 23)
+            if type(sc) is float:
+                return max(1, round(abs(sc) * 1000))
+            if k == _IE:
+                sc += _iskra_exp(*_find(f, replies)) or 0
+            return 10 ** (sc + 3) if sc > -3 and k != _F64 else 1
+    return 1
