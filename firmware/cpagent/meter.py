@@ -1,0 +1,146 @@
+"""Energy meters on one Modbus bus: poll each EVSE's meter, feed the charger, report faults."""
+import asyncio
+
+from cpagent.meter_maps import MODELS, custom, decode, plan, step
+from cpagent.modbus import ModbusError
+from cpagent.modbus_client import ModbusClient
+
+
+class MeterHealth:
+    """The fault rules of one meter, pure. failed() and reading() return a fault text or None.
+
+    A condition ("dead", "backwards", "frozen") is reported once, is then listed in .active,
+    and is cleared by a reading that no longer shows it.
+    """
+
+    def __init__(self, unit, dead_polls=3):
+        self.unit = unit
+        self.dead_polls = dead_polls
+        self.active = []
+        self.fails = 0
+        self.wh = None  # the last good energy, its time and power
+        self.t = 0
+        self.w = 0
+        self.implied = 0  # W*ms the reported power implies since the energy last changed
+
+    def _fault(self, key, text):
+        if key in self.active:
+            return None
+        self.active.append(key)
+        return "meter %d: %s" % (self.unit, text)
+
+    def _clear(self, key):
+        if key in self.active:
+            self.active.remove(key)
+
+    def failed(self, reason):
+        """A poll gave no usable reading (timeout, exception, garbage, "not available")."""
+        self.fails += 1
+        if self.fails >= self.dead_polls:
+            return self._fault("dead", "no valid reading in %d polls in a row (last: %s)"
+                               % (self.fails, reason))
+        return None
+
+    def reading(self, now, wh, w, res=1):
+        """A decoded reading at ms `now`; res is the energy register's step in Wh."""
+        self.fails = 0
+        self._clear("dead")
+        last = self.wh
+        if last is not None and wh < last:  # kept until the register is back above `last`
+            return self._fault("backwards", "energy register went backwards (%d -> %d Wh)"
+                               % (last, wh))
+        self._clear("backwards")
+        text = None
+        if last is None or wh > last:
+            self.implied = 0
+            self._clear("frozen")
+        else:
+            self.implied += (max(w, 0) + max(self.w, 0)) * (now - self.t) // 2
+            limit = max(3 * res, 100)
+            if self.implied > limit * 3600000:
+                text = self._fault("frozen", "energy register frozen at %d Wh while its power "
+                                   "implies over %d Wh more" % (wh, limit))
+        self.wh, self.t, self.w = wh, now, w
+        return text
+
+
+class MeterBus:
+    """Polls the meter of every EVSE (Modbus unit addresses[i]) and feeds sink.meter/fault.
+
+    last[i] is the last good Reading (wh, w, volts, amps) of EVSE i; client is the ModbusClient.
+    """
+
+    def __init__(self, port, meter_cfg, addresses, sink, ms, poll_s=10, de=None):
+        m = meter_cfg
+        g = m.get
+        self.client = ModbusClient(port, g("baud", 9600), g("timeout_ms", 500), g("retries", 2),
+                                   de)
+        name = m["model"]
+        if name not in MODELS and name != "custom":
+            raise ValueError("meter.model: expected one of %s, got %r"
+                             % (", ".join(MODELS), name))
+        self.model = custom(m["map"]) if name == "custom" else MODELS[name]
+        self.plan = plan(self.model)
+        self._tight = plan(self.model, False)
+        self.units = addresses
+        self.sink = sink
+        self.ms = ms
+        self.poll_ms = poll_s * 1000
+        self.health = [MeterHealth(u, g("dead_polls", 3)) for u in addresses]
+        self.last = [None] * len(addresses)
+        self.error = None  # the last unexpected exception run() survived
+
+    async def _replies(self, unit):
+        while True:
+            out = []
+            try:
+                for q in self.plan:
+                    out.append((q, await self.client.read(unit, q[0], q[1], q[2])))
+                return out
+            except ModbusError as e:
+                # A meter that refuses reads spanning unused registers gets one read per block.
+                if e.code not in (2, 3) or self.plan == self._tight:
+                    raise
+                self.plan = self._tight
+
+    async def poll(self):
+        """Reads every meter once, in turn; returns a Reading or None per EVSE."""
+        out = []
+        for i, unit in enumerate(self.units):
+            h = self.health[i]
+            r = None
+            try:
+                rep = await self._replies(unit)
+                r = decode(self.model, rep)
+                why = "%s register not available" % ("energy" if r[0] is None else "power")
+                if r[0] is None or r[1] is None:
+                    r = None
+            except (ValueError, OSError) as e:  # ModbusError is a ValueError
+                why = str(e) or repr(e)
+            if r:
+                text = h.reading(self.ms(), r[0], r[1], step(self.model, rep, r[0]))
+                if "backwards" in h.active:
+                    r = None
+                else:
+                    self.last[i] = r
+                    self.sink.meter(i, r[0], r[1])
+            else:
+                text = h.failed(why)
+            if text:
+                self.sink.fault(i, False, text)
+            out.append(r)
+        return out
+
+    async def run(self):
+        """Polls every poll_s seconds by the injected clock; raises only CancelledError."""
+        due = self.ms()
+        while True:
+            try:
+                await self.poll()
+            except Exception as e:  # a bug in a sink must not stop metering; kept for inspection
+                self.error = e
+            due += self.poll_ms
+            now = self.ms()
+            if due < now:  # an overrun skips the missed periods instead of polling in a burst
+                due = now
+            await asyncio.sleep((due - now) / 1000)
