@@ -39,15 +39,16 @@ def request(unit, fc, start, count):
     return bytes(b)
 
 
-def scan(buf, n, unit, fc, count, addr=0):
-    """Offset of the reply to (unit, fc, count) in buf[:n], or -1 while there is none yet.
+def scan(buf, n, unit, fc, count, addr=0, first=0):
+    """Offset of the reply to (unit, fc, count) in buf[first:n], or -1 while there is none yet.
 
     Skips noise, stale bytes, echoes and other units' frames (resync); a frame counts only if its
     CRC holds. A valid exception reply raises ModbusError with its code; addr is for the message.
+    A caller adding bytes may pass first = old n - 4 - 2 * count: earlier starts were decided.
     """
     mv = memoryview(buf)
     size = 5 + 2 * count
-    for i in range(n - 4):
+    for i in range(max(first, 0), n - 4):
         if buf[i] != unit:
             continue
         f = buf[i + 1]

@@ -79,13 +79,15 @@ class ModbusClient:
         b = self._buf
         keep = 4 + 2 * count  # a full buffer keeps only what may begin a reply still arriving
         while True:
-            if self._n == _CAP:
+            n = self._n
+            if n == _CAP:
                 b[:keep] = b[_CAP - keep:]
-                self._n = keep
-            d = await self.port.read(_CAP - self._n)
+                n = self._n = keep
+            d = await self.port.read(_CAP - n)
             self.stats["rx_bytes"] += len(d)
-            b[self._n:self._n + len(d)] = d
+            b[n:n + len(d)] = d
             self._n += len(d)
-            i = scan(b, self._n, unit, fc, count, start)
+            # Starts before n - keep were decided by an earlier scan: each byte is scanned once.
+            i = scan(b, self._n, unit, fc, count, start, n - keep if n > keep else 0)
             if i >= 0:  # bytes after the reply are dropped with the buffer
                 return bytes(b[i + 3:i + 3 + 2 * count])

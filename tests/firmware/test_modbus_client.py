@@ -171,3 +171,22 @@ def test_bad_arguments_raise_before_anything_is_sent():
             raise AssertionError("expected ValueError")
         assert port.sent == []
     return run(go())
+
+
+def test_a_reply_trickling_in_byte_by_byte_is_found():
+    async def go():
+        port = FakePort()
+        c = ModbusClient(port, timeout_ms=500)
+
+        async def trickle():
+            while not port.sent:
+                await asyncio.sleep(0)
+            for k, x in enumerate(b"\x01\x04" + REPLY):  # noise that looks like a start first
+                port.feed(bytes((x,)))
+                for _ in range(3 if k % 2 else 1):
+                    await asyncio.sleep(0)
+        t = asyncio.create_task(trickle())
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+        await t
+        assert c.stats["rx_bytes"] == 11 and c.stats["retries"] == 0
+    return run(go())
