@@ -43,6 +43,16 @@ def parse_fault(spec):
     return rule
 
 
+def _subs(items):
+    out = {}
+    for item in items:
+        hub, sep, sub = item.partition("=")
+        if not (sep and hub and sub):
+            raise ValueError("--sub-operator: expected HUB=SUB, got %r" % item)
+        out.setdefault(hub, []).append(sub)
+    return out
+
+
 def _args(argv):
     p = argparse.ArgumentParser(prog="python -m host_sim hub", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
@@ -53,6 +63,8 @@ def _args(argv):
     p.add_argument("--operator", action="append", default=None,
                    help="accepted OperatorID (repeatable; default: any); with --tls a client "
                         "certificate is made for each")
+    p.add_argument("--sub-operator", action="append", default=[], metavar="HUB=SUB",
+                   help="EvseIDs of operator SUB may be pushed by HUB (repeatable)")
     p.add_argument("--cards", help="file of authorized UIDs/EvcoIDs (text or JSON)")
     p.add_argument("--card", action="append", default=[], help="an authorized UID (repeatable)")
     p.add_argument("--provider-id", default="DE-EMP", help="ProviderID of authorized cards")
@@ -75,7 +87,8 @@ async def _serve(a):
         certs.make_test_pki(d, a.operator or ())
         tls = tls_context(d)
     hub = Hub(a.host, a.port, tls, cards, a.log, provider_id=a.provider_id,
-              operators=a.operator, progress_interval=a.progress_interval)
+              operators=a.operator, progress_interval=a.progress_interval,
+              sub_operators=_subs(a.sub_operator))
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(quiet_tls)
     url = await hub.start()

@@ -16,7 +16,8 @@ sources as tagged in the project's research notes on OICP):
 - Progress less than 5 minutes after the previous Progress (or the Start's ChargingStart),
   measured on the messages' own EventOccurred/ChargingStart: 022 Data error (the BPD gives only
   the text "Progress Notification can be sent only at interval of at least 5 min");
-- EvseID not of the pushing operator (or its HubOperatorID), or listed twice: 018 (S02, IG).
+- EvseID not of the pushing operator (nor of a configured sub-operator, nor with the operator
+  as its HubOperatorID), or listed twice: 018 (S02 EVSE consistency; IG "duplicated EvseID").
 A byte-for-byte repeat of an accepted message (a retry after a lost reply) gets the first reply
 again and changes nothing; the session counts it in `duplicates`.
 """
@@ -201,13 +202,16 @@ class Rules:
     """Hub state and behaviour. cards: {UID or EvcoID: ProviderID or None} or an iterable."""
 
     def __init__(self, cards=(), provider_id="DE-EMP", operators=None, progress_interval=300,
-                 progress_from_start=True):
+                 progress_from_start=True, sub_operators=None):
         self.provider_id = provider_id
         self.cards = {}
         for c in cards.items() if isinstance(cards, dict) else ((c, None) for c in cards):
             self.add_card(*c)
         # None: any OperatorID is a partner; else only these (others get 300).
         self.operators = None if operators is None else {norm_operator(o) for o in operators}
+        # {hub OperatorID: [sub OperatorIDs]}: EvseIDs of a sub-operator count as the hub's.
+        self.sub_operators = dict((norm_operator(k), {norm_operator(o) for o in v})
+                                  for k, v in (sub_operators or {}).items())
         self.progress_interval = progress_interval
         self.progress_from_start = progress_from_start
         self.sessions = collections.OrderedDict()
@@ -217,6 +221,13 @@ class Rules:
 
     def add_card(self, token, provider_id=None):
         self.cards[token.upper()] = provider_id or self.provider_id
+
+    def add_session(self, session_id, operator_id, uid, evse_id=None, now=""):
+        """Seed an authorized session (as if AuthorizeStart had made it), e.g. after a restart."""
+        s = Session(session_id, operator_id, evse_id, "RFIDMifareFamilyIdentification",
+                    uid.upper(), self.provider_id, {}, now)
+        self.sessions[session_id] = s
+        return s
 
     # ---- entry point ------------------------------------------------------------------------
 
@@ -384,8 +395,9 @@ class Rules:
         seen = set()
         for i, r in enumerate(records):
             e = r["EvseID"]
-            mine = (evse_operator(e) == norm_operator(operator)
-                    or norm_operator(r.get("HubOperatorID")) == norm_operator(operator))
+            owner, me = evse_operator(e), norm_operator(operator)
+            mine = (owner == me or owner in self.sub_operators.get(me, ())
+                    or norm_operator(r.get("HubOperatorID")) == me)
             if not mine:
                 return ack(False, "018", "%s[%d].EvseID: %s does not belong to operator %s"
                            % (where, i, e, operator))

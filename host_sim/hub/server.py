@@ -415,6 +415,7 @@ class HubThread:
     def stop(self):
         if self._thread.is_alive():
             self.call(self.hub.stop)
+            self.call(_cancel_others)  # e.g. a request still sleeping in a latency fault
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
         self.loop.close()
@@ -425,6 +426,13 @@ class HubThread:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+async def _cancel_others():
+    me = asyncio.current_task()
+    for t in asyncio.all_tasks():
+        if t is not me:
+            t.cancel()
 
 
 def quiet_tls(loop, context):
