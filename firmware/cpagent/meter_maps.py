@@ -19,28 +19,29 @@ _LO = const(16)  # flag: the low word comes first
 _SPAN = (1, 1, 2, 2, 4, 4, 2, 4, 2, 2, 6)  # registers a type spans
 
 
-def _m(fc, most, phases, e, p, v=None, i=None):
-    # A model is (max registers per request, fields); a field is (quantity, fc, addr, type,
-    # scale). quantity indexes MAP_NAMES; scale takes the register to kWh, W, V or A: an int is a
-    # decade exponent (exact integer Wh), a float a multiplier (custom maps only).
+def _m(fc, most, gaps, phases, e, p, v=None, i=None):
+    # A model is (max registers per request, whether a read may span unused registers, fields);
+    # a field is (quantity, fc, addr, type, scale). quantity indexes MAP_NAMES; scale takes the
+    # register to kWh, W, V or A: an int is a decade exponent (exact integer Wh), a float a
+    # multiplier (custom maps only).
     f = [(0, fc) + e, (1, fc) + p]
     for k in range(phases):
         f.append((2 + k, fc, v[0] + 2 * k) + v[1:])
         f.append((5 + k, fc, i[0] + 2 * k) + i[1:])
-    return most, tuple(f)
+    return most, gaps, tuple(f)
 
 
 _SDM = (0x48, _F32, 0), (0x34, _F32, 0), (0, _F32, 0), (6, _F32, 0)
 _EM = _S32 | _LO
 MODELS = {  # addresses as sent on the wire (0-based); see docs/meters.md
-    "sdm630": _m(4, 80, 3, *_SDM),
-    "sdm120": _m(4, 80, 1, (0x48, _F32, 0), (0x0C, _F32, 0), (0, _F32, 0), (6, _F32, 0)),
-    "sdm72d": _m(4, 60, 0, *_SDM[:2]),
-    "sdm72d_v2": _m(4, 60, 3, *_SDM),
-    "abb_b23": _m(3, 125, 3, (0x5000, _U64, -2), (0x5B14, _S32, -2), (0x5B00, _U32, -1),
+    "sdm630": _m(4, 80, 1, 3, *_SDM),
+    "sdm120": _m(4, 80, 0, 1, (0x48, _F32, 0), (0x0C, _F32, 0), (0, _F32, 0), (6, _F32, 0)),
+    "sdm72d": _m(4, 60, 1, 0, *_SDM[:2]),
+    "sdm72d_v2": _m(4, 60, 1, 3, *_SDM),
+    "abb_b23": _m(3, 125, 1, 3, (0x5000, _U64, -2), (0x5B14, _S32, -2), (0x5B00, _U32, -1),
                   (0x5B0C, _U32, -2)),
-    "em340": _m(4, 125, 3, (0x34, _EM, -1), (0x28, _EM, -1), (0, _EM, -1), (0x0C, _EM, -3)),
-    "wm3m4": _m(4, 125, 3, (414, _IE, -3), (140, _T6, 0), (107, _T5, 0), (126, _T5, 0)),
+    "em340": _m(4, 125, 1, 3, (0x34, _EM, -1), (0x28, _EM, -1), (0, _EM, -1), (0x0C, _EM, -3)),
+    "wm3m4": _m(4, 125, 1, 3, (414, _IE, -3), (140, _T6, 0), (107, _T5, 0), (126, _T5, 0)),
 }
 
 
@@ -58,19 +59,20 @@ def custom(map_cfg):
             s = float(s)
         f.append((MAP_NAMES.index(name), r.get("fc", 4), r["addr"],
                   _TYPES.index(r["type"]) | (_LO if r.get("words") == "lo" else 0), s))
-    return 125, tuple(f)
+    return 125, 1, tuple(f)
 
 
 def _model(model):
     return MODELS[model] if type(model) is str else model
 
 
-def plan(model, gaps=True):
+def plan(model, gaps=None):
     """The reads (fc, start, count) for one poll, as few as the map allows.
 
-    gaps: a read may span registers the map does not use (fewer, longer requests).
+    gaps: whether a read may span registers the map does not use; None: as the model says.
     """
-    most, fields = _model(model)
+    most, g, fields = _model(model)
+    gaps = g if gaps is None else gaps
     out = []
     for f in sorted(fields, key=lambda f: (f[1], f[2])):
         a = f[2]
@@ -160,7 +162,7 @@ def decode(model, replies):
     """
     q = [None] * 8
     has = [0] * 8
-    for f in _model(model)[1]:
+    for f in _model(model)[2]:
         q[f[0]] = _value(f, replies)
         has[f[0]] = 1
     return (q[0], q[1], tuple(q[2:5]) if max(has[2:5]) else None,
@@ -169,7 +171,7 @@ def decode(model, replies):
 
 def step(model, replies, wh):
     """The energy register's resolution in Wh at reading wh (for the frozen-register rule)."""
-    for f in _model(model)[1]:
+    for f in _model(model)[2]:
         if f[0] == 0:
             k, sc = f[3] & 15, f[4]
             if k == _F32:  # a float32's step is below value / 2**23

@@ -24,7 +24,8 @@ def close(got, want):
 
 
 def test_plans_use_as_few_requests_as_each_map_allows():
-    want = {"sdm630": [(4, 0, 74)], "sdm120": [(4, 0, 74)], "sdm72d": [(4, 0x34, 22)],
+    want = {"sdm630": [(4, 0, 74)], "sdm72d": [(4, 0x34, 22)],
+            "sdm120": [(4, 0, 2), (4, 6, 2), (4, 0x0C, 2), (4, 0x48, 2)],  # no gap reads
             "sdm72d_v2": [(4, 0, 54), (4, 0x48, 2)],  # 74 registers exceed its 60
             "abb_b23": [(3, 0x5000, 4), (3, 0x5B00, 22)], "em340": [(4, 0, 54)],
             "wm3m4": [(4, 107, 35), (4, 414, 6)]}
@@ -51,8 +52,9 @@ def test_sdm630_float32_msw_first():
 
 
 def test_sdm120_single_phase_and_sdm72d_without_phases():
-    d = regs(74, {0: "43663334", 6: "41280000", 0x0C: "45DAC000", 0x48: "3A83126F"})
-    wh, w, v, a = decode("sdm120", [((4, 0, 74), d)])
+    reps = [((4, 0, 2), H("43663334")), ((4, 6, 2), H("41280000")),
+            ((4, 0x0C, 2), H("45DAC000")), ((4, 0x48, 2), H("3A83126F"))]
+    wh, w, v, a = decode("sdm120", reps)
     assert (wh, w) == (1, 7000)  # 0.001 kWh
     assert close(v, (230.2, None, None)) and close(a, (10.5, None, None))
     d = regs(22, {0: "45DAC000", 0x48 - 0x34: "449A5000"})
@@ -117,6 +119,7 @@ def test_custom_maps_decode_like_the_builtin_ones():
            "voltage_l2": {"addr": 0x5B02, "type": "u32", "scale": 0.1, "words": "hi", "fc": 3}}
     m = custom(cfg)
     assert plan(m) == [(3, 0x5000, 4), (3, 0x5B02, 20)]
+    assert plan(m, False) == [(3, 0x5000, 4), (3, 0x5B02, 2), (3, 0x5B14, 2)]
     e = ((3, 0x5000, 4), H("0000010000000001"))
     r = decode(m, [e, ((3, 0x5B02, 20), regs(20, {0: "00000906", 0x12: "000AAE60"}))])
     assert r[:2] == (10995116277770, 7000) and close(r[2], (None, 231.0, None)) and r[3] is None
