@@ -275,9 +275,9 @@ class Hub:
         rec = {"seq": None, "time": _now(), "peer": client["peer"], "cn": client["cn"],
                "operation": op, "path": path, "request": _loads(body)}
         if method != "POST":
-            await self._send(writer, 405, _json({"message": "OICP operations are POST"}),
-                             (("Allow", "POST"),), keep)
-            self._record(rec, 405, None, None, t0)
+            out = {"message": "OICP operations are POST"}
+            self._record(rec, 405, out, None, t0)
+            await self._send(writer, 405, _json(out), (("Allow", "POST"),), keep)
             return keep
         f = self.faults.take(op)
         rec["fault"] = f.kind if f else None
@@ -300,8 +300,9 @@ class Hub:
         else:
             a = self.rules.handle(op, path_operator, body, identity, rec["time"])
         rec["session_id"], rec["duplicate"] = a.session_id, a.duplicate
-        await self._send(writer, a.status, _json(a.body), a.headers, keep)
+        # Recorded before the reply goes out: a client that has its answer finds it logged.
         self._record(rec, a.status, a.body, a.code, t0)
+        await self._send(writer, a.status, _json(a.body), a.headers, keep)
         return keep
 
     async def _http_fault(self, f, rec, writer, keep, t0):
@@ -317,14 +318,14 @@ class Hub:
             if f.kind == "429":
                 extra = (("Retry-After", "%d" % f.retry_after),)
             keep = keep and f.kind != "408"
-        await self._send(writer, status, out, extra, keep)
         self._record(rec, status, _loads(out), None, t0)
+        await self._send(writer, status, out, extra, keep)
         return keep
 
     def _record(self, rec, status, reply, code, t0):
         self._seq += 1
         rec.update(seq=self._seq, status=status, reply=reply, code=code,
-                   latency_ms=round((time.perf_counter() - t0) * 1000, 3))
+                   latency_ms=round((time.perf_counter() - t0) * 1000, 3))  # hub time only
         rec.setdefault("duplicate", False)
         rec.setdefault("session_id", None)
         rec.setdefault("fault", None)
