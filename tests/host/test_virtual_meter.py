@@ -212,3 +212,38 @@ def test_unknown_model_and_fault_are_named():
     with pytest.raises(ValueError, match="melted"):
         m.fault = "melted"
     assert set(FAULTS) == {"dead", "frozen", "backwards", "na", "noise"}
+
+
+def test_ev_load_curve():
+    ev = EvLoad(capacity_wh=10000, soc=0.5, max_w=11000, ramp_s=10, start_wh=500)
+    assert ev.reading()[:2] == (500, 0)
+    ev.start()  # not plugged: nothing
+    assert not ev.charging
+    ev.plug()
+    ev.start()
+    ev.advance(5)
+    assert ev.power_w == 5500  # half way up the ramp
+    ev.advance(5)
+    wh, w, volts, amps = ev.reading()
+    assert w == 11000 and wh > 500
+    assert [round(a * v) for a, v in zip(amps, volts, strict=True)] == [3667, 3667, 3667]
+    ev.advance(3600 * 2)  # past 80 %: tapers, then stops full
+    assert not ev.charging and ev.soc == 1.0 and ev.power_w == 0
+    assert ev.energy_wh == 500 + 5000  # exactly the 50 % it took, no more
+    again = EvLoad(capacity_wh=10000, soc=0.5, max_w=11000, ramp_s=10, start_wh=500)
+    again.plug()
+    again.start()
+    for _ in range(7210):
+        again.advance(1)
+    assert again.energy_wh == ev.energy_wh  # deterministic, whatever the step of advance()
+
+
+def test_ev_taper_lowers_power():
+    ev = EvLoad(capacity_wh=10000, soc=0.9, max_w=11000, ramp_s=0)
+    ev.plug()
+    ev.start()
+    assert ev.power_w == 5500  # 10 % left of the 20 % taper band: half power
+    single = EvLoad(phases=1, ramp_s=0, max_w=7360, volts=(230.0, 230.0, 230.0))
+    single.plug()
+    single.start()
+    assert single.reading()[3] == (32.0, 0.0, 0.0)
