@@ -132,6 +132,7 @@ class Hub:
         self._seq = 0
         self._server = None
         self._conns = set()
+        self._tasks = set()
         self._log = None
         self._resume_task = None
         self.refusing = False
@@ -157,6 +158,14 @@ class Hub:
             self._resume_task.cancel()
         await self._close_listener()
         self._close_conns()
+        # Handlers end at the EOF the close gives them; one asleep in a latency fault is cut.
+        tasks = list(self._tasks)
+        if tasks:
+            _done, late = await asyncio.wait(tasks, timeout=1.0)
+            for t in late:
+                t.cancel()
+            if late:
+                await asyncio.wait(late)
         if self._log:
             self._log.close()
             self._log = None
@@ -230,6 +239,7 @@ class Hub:
 
     async def _conn(self, reader, writer):
         self._conns.add(writer)
+        self._tasks.add(asyncio.current_task())
         peer = writer.get_extra_info("peername")
         client = {"peer": "%s:%s" % peer[:2] if peer else None,
                   "cn": _cn(writer.get_extra_info("peercert"))}
@@ -247,7 +257,12 @@ class Hub:
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError,
                 ssl.SSLError, ValueError):
             pass  # the client went away, idled out or sent a broken chunk size: just close
+        except asyncio.CancelledError:
+            # stop() cut it short. Ending normally: asyncio (3.11) would log a cancelled
+            # client_connected_cb task as an unhandled exception.
+            pass
         finally:
+            self._tasks.discard(asyncio.current_task())
             self._conns.discard(writer)
             writer.close()
 

@@ -525,3 +525,31 @@ def test_session_cap_forgets_the_oldest(monkeypatch):
     sids = [authorize(rules) for _ in range(4)]
     assert list(rules.sessions) == sids[1:]
     assert ack(rules, note("Start", sids[0])).code == "400"
+
+
+def test_inlined_validators_find_the_same_errors_as_the_shared_schemas():
+    from host_sim import oicp_schemas
+
+    def both(name, doc):
+        shared = sorted((e.json_path, e.message)
+                        for e in oicp_schemas.validator(name).iter_errors(doc))
+        mine = sorted((e.json_path, e.message)
+                      for e in oicp_rules._validator(name).iter_errors(doc))
+        assert shared == mine, name
+        return shared
+
+    docs = [(m[0], m[1], m[2]) for m in _MUTATIONS]
+    errors = 0
+    for name, path, value in docs:
+        doc = json.loads(FULL[name]()[1])
+        _set(doc, path, value)
+        errors += len(both(name, doc))
+    for name, schema in [("snippet_AuthorizeStart_request.json", "AuthorizeStart"),
+                         ("snippet_ChargeDetailRecord_request.json", "ChargeDetailRecord"),
+                         ("openapi_ChargingNotificationProgress.json",
+                          "ChargingNotificationProgress")]:
+        errors += len(both(schema, _ex(name)))
+    bad = copy.deepcopy(EVSE_DATA)
+    bad["OperatorEvseData"]["EvseDataRecord"][0]["Address"]["Country"] = "D"
+    errors += len(both("PushEvseData", bad))
+    assert errors > len(docs)
