@@ -29,10 +29,15 @@ class SerialPort:
         try:
             self._s = serial.serial_for_url(url, baudrate=baud, parity=parity, bytesize=bits,
                                             stopbits=stop, timeout=0, write_timeout=0)
-            self._fd = self._s.fileno()
         except (serial.SerialException, ValueError, OSError) as e:
             raise SerialPortError("serial port %s: cannot open at %s %d%s%s (%s)"
                                   % (url, baud, bits, parity, stop, e))
+        try:
+            self._fd = self._s.fileno()
+        except (OSError, ValueError):  # loop://, rfc2217://: nothing the event loop can watch
+            self._s.close()
+            raise SerialPortError("serial port %s: no file descriptor to watch (expected a "
+                                  "device or pty path)" % url)
         os.set_blocking(self._fd, False)
         self._tx = bytearray()
 

@@ -131,6 +131,8 @@ def test_missing_port_error_names_it():
     assert "/dev/ttyNOPE_cpagent" in str(e.value)
     assert "cannot open" in str(e.value)
     assert isinstance(e.value, OSError)
+    with pytest.raises(SerialPortError, match="loop://: no file descriptor"):
+        SerialPort("loop://", 9600)
 
 
 def test_other_end_gone_is_an_error_not_a_spin():
