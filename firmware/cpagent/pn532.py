@@ -41,7 +41,7 @@ def scan(b, n):
     """Look for the first frame in b[:n] -> (kind, used, start). Bytes before the start code
     00 FF are noise. used: bytes to drop (frame and noise; for NEED the noise seen so far). A bad
     checksum drops only its start code, so a real frame inside it is still found (resync).
-    A frame that cannot fit in b (its capacity) is TOO_LONG: the overflow policy is to reject it."""
+    A frame that cannot fit in b (its capacity) is TOO_LONG: the overflow policy is to drop it."""
     i = 0
     while i + 1 < n:
         if b[i] or b[i + 1] != 0xFF:

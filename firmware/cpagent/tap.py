@@ -1,6 +1,5 @@
-"""What every card reader shares: one event per tap (debounce), UID hex, counters, error reports."""
+"""What every card reader shares: one event per tap (debounce), UID hex, counters, errors."""
 import asyncio
-
 from binascii import hexlify
 
 

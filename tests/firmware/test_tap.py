@@ -1,9 +1,9 @@
 """Debounce and the shared reader base: one event per tap, counters, errors that never stop it."""
 import asyncio
 
-from check import arun
 from fakeport import FakePort
 
+from check import arun
 from cpagent.line_reader import LineReader
 from cpagent.tap import Debounce, hexu, nibble
 
