@@ -120,16 +120,18 @@ class Pn532(Reader):
 
     async def poll(self):
         """One InListPassiveTarget: the UID in hex, or None (no card, or a UID length that is not
-        4, 7 or 10 bytes: reported through on_error). Raises Pn532Error."""
+        4, 7 or 10 bytes: reported through on_error once per tap). Raises Pn532Error."""
         r = await self._cmd(_LIST)
         # D5 4B NbTg [Tg SENS_RES(2) SEL_RES NFCIDLength NFCID1 ...]
         if len(r) < 3 or r[2] and (len(r) < 8 or len(r) < 8 + r[7]):
             raise Pn532Error("pn532: InListPassiveTarget reply %s is cut short" % hexu(r))
         if not r[2]:
             return None
+        uid = hexu(r[8:8 + r[7]])
         if r[7] in (4, 7, 10):
-            return hexu(r[8:8 + r[7]])
-        self._bad("pn532: UID of %d bytes ignored (expected 4, 7 or 10)" % r[7])
+            return uid
+        if self.debounce.seen(uid):  # once per tap, not at every poll while it rests there
+            self._bad("pn532: UID of %d bytes ignored (expected 4, 7 or 10)" % r[7])
         return None
 
     async def _cmd(self, f):
