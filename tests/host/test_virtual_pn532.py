@@ -1,4 +1,4 @@
-"""The virtual PN532 answers literal command frames, and the firmware driver reads cards from it."""
+"""The virtual PN532 answers literal command frames; the firmware driver reads cards from it."""
 import asyncio
 import random
 
