@@ -19,7 +19,9 @@ BAD_DCS = const(5)
 TOO_LONG = const(6)
 _WHY = ("", "", "", "", "length checksum (LCS) fails", "data checksum (DCS) fails",
         "longer than the receive buffer")
-_CAP = const(64)  # receive buffer: the longest reply expected (10-byte UID + ATS) fits
+# Receive buffer: the longest reply expected (10-byte UID + ATS) fits; a frame announcing more is
+# dropped as TOO_LONG by scan(), and a read never asks for more than the free space.
+_CAP = const(64)
 _ACK_MS = const(100)
 _REPLY_MS = const(500)  # InListPassiveTarget with 2 tries answers well within this
 # Wake-up from power-down/low-battery mode: 55 55 and zeros, then SAMConfiguration (UM0701).
@@ -84,7 +86,8 @@ class Pn532Error(ValueError):
 
 class Pn532(Reader):
     """Polls for a card every poll_ms. A timeout, NACK, error frame or malformed reply aborts the
-    command (ACK), counts a reset, and the next poll wakes and configures the chip again."""
+    command (ACK), counts a reset, and the next poll wakes and configures the chip again. Errors
+    go to on_error; while the chip stays unreachable only the first failure is reported."""
 
     def __init__(self, port, ms, hold_ms=1500, poll_ms=200, on_error=None):
         super().__init__(port, ms, hold_ms, on_error)
@@ -109,7 +112,8 @@ class Pn532(Reader):
                     self._uid(uid, on_tap)
             except Exception as e:  # Pn532Error, a port error: start over with a wake-up
                 self.stats["resets"] += 1
-                self._say(str(e) if isinstance(e, Pn532Error) else "pn532: %r" % (e,))
+                if self._up or self.stats["resets"] == 1:  # a chip that stays away: said once
+                    self._say(str(e) if isinstance(e, Pn532Error) else "pn532: %r" % (e,))
                 self._up = False
                 self._n = 0
                 try:

@@ -210,6 +210,19 @@ def test_no_ack_times_out_and_recovers():
     return arun(_recovers({0x14: [b""]}, "no ACK to command 0x14 within 100 ms", timeouts=1))
 
 
+def test_absent_chip_is_retried_forever_and_reported_once():
+    async def go():
+        chip = Chip()
+        chip.queue = {0x14: [b""] * 3}
+        run = Run(chip)
+        await run.until(lambda: chip.cmds[:6] == [0x14, 0x14, 0x14, 0x14, 0x32, 0x4A])
+        await run.stop()
+        assert run.r.stats["resets"] == 3 and run.r.stats["timeouts"] == 3
+        assert run.errors == ["pn532: no ACK to command 0x14 within 100 ms"]
+        assert run.port.sent.count(WAKE) == 4 and run.port.sent.count(ACK) == 3
+    return arun(go())
+
+
 def test_no_reply_times_out_and_recovers():
     return arun(_recovers({0x4A: [ACK]}, "no reply to command 0x4A within 500 ms", timeouts=1))
 
