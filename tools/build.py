@@ -11,14 +11,18 @@ TARGETS = (("esp32", "xtensawin"), ("rp2", "armv6m"))
 SOURCE_ONLY = ("main.py", "boot.py")
 
 
-def modules():
-    """Every .py file under firmware/, as paths relative to it, in a stable order."""
+def modules(target=None):
+    """The .py files under firmware/ that an image for `target` holds (None: all), relative paths
+    in a stable order. A board module goes only into its own board's image (boards/host.py,
+    the CPython board layer, into none)."""
     found = []
     for top, dirs, files in os.walk(FIRMWARE):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
-            if name.endswith(".py"):
-                found.append(os.path.relpath(os.path.join(top, name), FIRMWARE))
+            rel = os.path.relpath(os.path.join(top, name), FIRMWARE)
+            board = os.path.dirname(rel) == "boards" and name != "__init__.py"
+            if name.endswith(".py") and (target is None or not board or name == target + ".py"):
+                found.append(rel)
     return found
 
 
@@ -27,7 +31,7 @@ def compile_all(mpy_cross, dist):
     sizes = {}
     for target, arch in TARGETS:
         sizes[target] = {}
-        for rel in modules():
+        for rel in modules(target):
             src = os.path.join(FIRMWARE, rel)
             out = os.path.join(dist, target, rel[:-3] + ".mpy")
             os.makedirs(os.path.dirname(out), exist_ok=True)

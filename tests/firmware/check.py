@@ -20,11 +20,17 @@ def raises_naming(exc_type, text, fn, *args, **kwargs):
 
 
 def arun(coro):
-    """Run a coroutine to the end: asyncio.run on CPython; the MicroPython runner awaits it."""
+    """Run a coroutine to the end: asyncio.run on CPython; the MicroPython runner awaits it.
+
+    It runs as a task of its own: asyncio.wait_for must wake its caller, which the top level of
+    the webassembly port cannot be.
+    """
+    import asyncio
     import sys
 
-    if sys.implementation.name == "micropython":
-        return coro
-    import asyncio
+    async def main():
+        return await asyncio.create_task(coro)
 
-    asyncio.run(coro)
+    if sys.implementation.name == "micropython":
+        return main()
+    asyncio.run(main())

@@ -55,12 +55,6 @@ def abb(e, p):
             (3, 0x5B14): p >> 16 & 0xFFFF, (3, 0x5B15): p & 0xFFFF}
 
 
-def run(coro):
-    """arun() in a task: wait_for must wake its caller, which the webassembly top level cannot."""
-    async def main():
-        return await asyncio.create_task(coro)
-    return arun(main())
-
 
 CFG = {"model": "abb_b23", "baud": 9600, "timeout_ms": 20, "retries": 0, "dead_polls": 2}
 
@@ -78,7 +72,7 @@ def test_poll_reads_every_meter_in_turn_and_feeds_the_sink():
         assert [f[0] for f in port.sent] == [1, 1, 2, 2]  # two reads per ABB poll
         assert bus.client.stats["requests"] == 4 and bus.client.stats["tx_bytes"] == 32
         assert bus.client.stats["rx_bytes"] == 2 * (13 + 49)
-    return run(go())
+    return arun(go())
 
 
 def test_a_dead_meter_is_reported_once_and_again_after_it_answers():
@@ -101,7 +95,7 @@ def test_a_dead_meter_is_reported_once_and_again_after_it_answers():
         await bus.poll()
         await bus.poll()
         assert len(sink.faults) == 2 and sink.faults[1][2].startswith("meter 2: no valid")
-    return run(go())
+    return arun(go())
 
 
 def test_not_available_energy_counts_as_a_failed_poll():
@@ -116,7 +110,7 @@ def test_not_available_energy_counts_as_a_failed_poll():
         assert sink.meters == [] and sink.faults == [
             (0, False, "meter 7: no valid reading in 2 polls in a row (last: energy register "
              "not available)")]
-    return run(go())
+    return arun(go())
 
 
 def test_exception_replies_fail_the_poll_and_gap_reads_fall_back():
@@ -132,7 +126,7 @@ def test_exception_replies_fail_the_poll_and_gap_reads_fall_back():
         assert sink.faults[0][2] == ("meter 1: no valid reading in 1 polls in a row (last: "
                                      "modbus unit 1 fc 4 addr 0: exception 02 illegal data "
                                      "address)")
-    return run(go())
+    return arun(go())
 
 
 def test_a_register_going_backwards_is_reported_at_once_and_not_fed():
@@ -148,7 +142,7 @@ def test_a_register_going_backwards_is_reported_at_once_and_not_fed():
         await bus.poll()
         assert len(sink.faults) == 1 and sink.meters == [(0, 1234000, 0)]
         assert bus.last[0][0] == 1234000
-    return run(go())
+    return arun(go())
 
 
 def test_health_backwards_once_until_cleared():
@@ -221,4 +215,4 @@ def test_run_polls_by_the_clock_and_survives_a_failing_sink():
         except asyncio.CancelledError:
             pass
         assert len(sink.meters) >= 3 and str(bus.error) == "sink bug"
-    return run(go())
+    return arun(go())

@@ -23,13 +23,6 @@ def script(*answers):
     return device
 
 
-def run(coro):
-    """arun() in a task: wait_for must wake its caller, which the top level of the webassembly
-    port cannot be."""
-    async def main():
-        return await asyncio.create_task(coro)
-    return arun(main())
-
 
 async def expect_error(coro):
     try:
@@ -47,7 +40,7 @@ def test_a_read_returns_the_data_bytes_and_counts():
         assert port.sent == [REQ]
         assert c.stats == {"requests": 1, "retries": 0, "timeouts": 0, "bad_frames": 0,
                            "tx_bytes": 8, "rx_bytes": 9}
-    return run(go())
+    return arun(go())
 
 
 def test_silence_times_out_and_retries():
@@ -60,7 +53,7 @@ def test_silence_times_out_and_retries():
         assert port.sent == [H("010400480002F1DD")] * 3
         assert c.stats["timeouts"] == 3 and c.stats["retries"] == 2
         assert c.stats["requests"] == 1 and c.stats["tx_bytes"] == 24
-    return run(go())
+    return arun(go())
 
 
 def test_a_timeout_then_an_answer_on_the_retry():
@@ -68,7 +61,7 @@ def test_a_timeout_then_an_answer_on_the_retry():
         c = ModbusClient(FakePort(script(None, REPLY)), timeout_ms=50, retries=1)
         assert await c.read(1, 4, 0, 2) == H("43663334")
         assert c.stats["timeouts"] == 1 and c.stats["retries"] == 1
-    return run(go())
+    return arun(go())
 
 
 def test_noise_before_the_reply_is_skipped():
@@ -76,7 +69,7 @@ def test_noise_before_the_reply_is_skipped():
         c = ModbusClient(FakePort(script(b"\x00\xff\x01\x04" + REQ + REPLY)))
         assert await c.read(1, 4, 0, 2) == H("43663334")
         assert c.stats["bad_frames"] == 0 and c.stats["rx_bytes"] == 21
-    return run(go())
+    return arun(go())
 
 
 def test_a_bad_crc_is_never_accepted_and_the_retry_is():
@@ -88,7 +81,7 @@ def test_a_bad_crc_is_never_accepted_and_the_retry_is():
         e = await expect_error(c.read(1, 4, 0, 2))
         assert e.code is None and "9 bytes but no valid reply (bad CRC or noise) (2 att" in str(e)
         assert c.stats["bad_frames"] == 2
-    return run(go())
+    return arun(go())
 
 
 def test_an_exception_reply_raises_at_once_with_its_code():
@@ -98,7 +91,7 @@ def test_an_exception_reply_raises_at_once_with_its_code():
         e = await expect_error(c.read(1, 4, 0, 2))
         assert e.code == 2 and "exception 02 illegal data address" in str(e)
         assert len(port.sent) == 1  # a meter's answer is not retried
-    return run(go())
+    return arun(go())
 
 
 def test_a_reply_from_another_unit_is_ignored():
@@ -108,7 +101,7 @@ def test_a_reply_from_another_unit_is_ignored():
         assert await c.read(1, 4, 0, 2) == H("43663334")
         c = ModbusClient(FakePort(script(other)), timeout_ms=50, retries=0)
         assert "no valid reply" in str(await expect_error(c.read(1, 4, 0, 2)))
-    return run(go())
+    return arun(go())
 
 
 def test_stale_bytes_are_dropped_before_sending():
@@ -118,7 +111,7 @@ def test_stale_bytes_are_dropped_before_sending():
         c = ModbusClient(port)
         assert await c.read(1, 4, 0, 2) == H("43663334")
         assert c.stats["rx_bytes"] == 18
-    return run(go())
+    return arun(go())
 
 
 def test_a_flood_beyond_the_buffer_keeps_the_reply_and_a_busy_line_fails():
@@ -130,7 +123,7 @@ def test_a_flood_beyond_the_buffer_keeps_the_reply_and_a_busy_line_fails():
         c = ModbusClient(port)
         e = await expect_error(c.read(1, 4, 0, 2))
         assert "line never went quiet" in str(e) and port.sent == []
-    return run(go())
+    return arun(go())
 
 
 class DePort(FakePort):
@@ -156,7 +149,7 @@ def test_de_is_high_only_around_the_write():
         c = ModbusClient(port, baud=19200, timeout_ms=50, de=de)
         assert await c.read(1, 4, 0, 2) == H("43663334")
         assert port.log == ["de 1", "write 8", "drain", "de 0"] * 2
-    return run(go())
+    return arun(go())
 
 
 def test_bad_arguments_raise_before_anything_is_sent():
@@ -170,7 +163,7 @@ def test_bad_arguments_raise_before_anything_is_sent():
         else:
             raise AssertionError("expected ValueError")
         assert port.sent == []
-    return run(go())
+    return arun(go())
 
 
 def test_a_reply_trickling_in_byte_by_byte_is_found():
@@ -189,4 +182,4 @@ def test_a_reply_trickling_in_byte_by_byte_is_found():
         assert await c.read(1, 4, 0, 2) == H("43663334")
         await t
         assert c.stats["rx_bytes"] == 11 and c.stats["retries"] == 0
-    return run(go())
+    return arun(go())
