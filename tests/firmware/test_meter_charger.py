@@ -1,0 +1,61 @@
+"""Meter bus into the charger core: readings start a session, meter faults end it with an Error."""
+from fakeport import FakePort
+from test_charger import A, Box
+from test_meter import Bank, abb
+
+from check import arun
+from cpagent.meter import MeterBus
+
+CFG = {"model": "abb_b23", "baud": 9600, "timeout_ms": 20, "retries": 0, "dead_polls": 2}
+
+
+def _charging(units):
+    b = Box()
+    bank = Bank(units)
+    bus = MeterBus(FakePort(bank), CFG, [1, 2], b.ch, lambda: b.now)
+    b.ch.tap(A)
+    b.authorize_all()
+    return b, bank, bus
+
+
+def _messages(b):
+    return [(m.get("Type", "CDR"), m) for m in b.sent()]
+
+
+def test_readings_start_and_a_backwards_register_ends_with_an_error():
+    async def go():
+        b, bank, bus = _charging({1: abb(123456, 700000), 2: abb(5000, 0)})
+        await bus.poll()  # 7 kW on EVSE 0: energy flows
+        assert b.ch.evses[0].state == "charging" and b.ch.evses[1].state == "idle"
+        b.now += 60000
+        bank.units[1].update(abb(123400, 700000))  # 0.56 kWh less than before
+        await bus.poll()
+        msgs = _messages(b)
+        assert [k for k, _ in msgs] == ["Start", "Error", "End", "CDR"]
+        start, err, end, cdr = [m for _, m in msgs]
+        assert start["MeterValueStart"] == 1234.56
+        assert err["ErrorType"] == "CriticalError"
+        assert "meter 1: energy register went backwards (1234560 -> 1234000 Wh)" \
+            in err["ErrorAdditionalInfo"]
+        # The bill ends at the last good reading, never at the bad one.
+        assert end["MeterValueEnd"] == 1234.56 and cdr["ConsumedEnergy"] == 0.0
+        assert b.ch.evses[0].state == "idle"
+    return arun(go())
+
+
+def test_a_dead_meter_ends_the_session_after_dead_polls():
+    async def go():
+        b, bank, bus = _charging({1: abb(100000, 1100000), 2: abb(0, 0)})
+        await bus.poll()
+        b.now += 10000
+        bank.units[1].update(abb(100250, 1100000))
+        await bus.poll()
+        del bank.units[1]  # silent from now on
+        await bus.poll()
+        assert b.ch.evses[0].state == "charging"  # one failed poll is not a dead meter
+        await bus.poll()
+        kinds = [k for k, _ in _messages(b)]
+        assert kinds == ["Start", "Error", "End", "CDR"], kinds
+        assert b.ch.evses[0].state == "idle"
+        assert "meter 1: no valid reading in 2 polls" in b.ch.shown[-1][1]
+    return arun(go())
