@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PYTHON ?= python3
 PORT   ?= /dev/ttyUSB0
 
-.PHONY: all deps sim test lint build bench deploy clean
+.PHONY: all deps system sim test lint build bench deploy clean
 
 all: test
 
@@ -21,7 +21,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-deps: $(VENV)/.installed node_modules/.installed
+# Debian packages the tests drive as real parts: Chromium loads the mock hub's page.
+system:
+	@command -v chromium >/dev/null || { echo "installing chromium with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+deps: $(VENV)/.installed node_modules/.installed system
 
 sim: $(VENV)/.installed
 	PYTHONPATH=host_sim/pyshim:firmware:. $(PY) -m host_sim run
