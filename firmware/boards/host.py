@@ -1,10 +1,16 @@
-"""Host board layer (CPython): pyserial ports as the drivers' async stream, on the asyncio loop."""
+"""Host board layer (CPython): serial and virtual-device ports, virtual time, TLS, flash folder."""
 import asyncio
+import json
 import os
+import ssl
+import time
 
 import serial
 
+from cpagent.fsio import OsFs
+
 _TX_CAP = 4096  # bytes queued but not yet taken by the OS; more is a driver bug: refuse it
+_RX_CAP = 4096  # a virtual device's unread reply bytes; more: the oldest go, as in a UART FIFO
 
 
 class SerialPortError(OSError):
@@ -95,3 +101,144 @@ class SerialPort:
 
     def close(self):
         self._s.close()
+
+
+class DevicePort:
+    """The port protocol onto an in-process virtual device: its handle(bytes) -> reply bytes
+    (or the device itself a callable) answers each write; read() waits on the loop for bytes."""
+
+    def __init__(self, device):
+        self._dev = getattr(device, "handle", device)
+        self._rx = bytearray()
+        self._ready = asyncio.Event()
+
+    def write(self, data):
+        reply = self._dev(bytes(data))
+        if reply:
+            self._rx.extend(reply)
+            del self._rx[:-_RX_CAP]
+            self._ready.set()
+
+    async def drain(self):
+        await asyncio.sleep(0)
+
+    async def read(self, n):
+        while not self._rx:
+            self._ready.clear()
+            await self._ready.wait()
+        out = bytes(self._rx[:n])
+        del self._rx[:n]
+        return out
+
+
+class HostBoard:
+    """The board interface of cpagent.agent on CPython, for the simulator and host tests.
+
+    Board time (ticks_ms, sleep_ms) runs `speed` times faster than real time; real_ms() does not.
+    The flash is the folder state_dir (journal in state_dir/journal). The RTC is state_dir/rtc:
+    the virtual wall clock goes on from where an earlier run left it (speed times the real time
+    between), so a restarted charger never stamps earlier than before. wall_unix() answers
+    after ntp_s board seconds (None: never). Ports: a pyserial path/URL (reader_port,
+    meter_port), else the virtual device (reader_dev, meter_dev: handle(bytes) -> bytes).
+    TLS: CA, client certificate and key from cfg uplink, relative to the folder `certs`.
+    Log lines "[charger_id] text" up to cfg log_level go to echo (print).
+    """
+
+    def __init__(self, cfg, state_dir, speed=1.0, reader_port=None, meter_port=None,
+                 reader_dev=None, meter_dev=None, certs=None, ntp_s=0, echo=print):
+        if not speed > 0:
+            raise ValueError("speed: expected a number above 0, got %r" % (speed,))
+        self.cfg = cfg
+        self.speed = speed
+        self.fs = OsFs()
+        os.makedirs(state_dir, exist_ok=True)
+        self.journal_dir = os.path.join(state_dir, "journal")
+        self.de = None  # no RS-485 driver-enable pin: USB adapters switch by themselves
+        self.ntp_ms = None if ntp_s is None else ntp_s * 1000
+        self.echo = echo
+        self._ports = {"reader": (reader_port, reader_dev, cfg["reader"]["baud"], "N"),
+                       "meter": (meter_port, meter_dev, cfg["meter"]["baud"],
+                                 cfg["meter"]["parity"])}
+        self._t0 = time.monotonic()
+        self._wall0 = self._rtc(os.path.join(state_dir, "rtc"))
+        u = cfg["uplink"]
+        self.tls = None
+        if u.get("url", "")[:6] == "https:":
+            self.tls = self._context(u, certs or ".")
+
+    def _rtc(self, path):
+        now = time.time()
+        wall = now
+        try:
+            with open(path) as f:
+                r = json.load(f)
+            wall = max(now, r["wall"] + (now - r["real"]) * r["speed"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no RTC yet (or a damaged one): start at the host's time
+        with open(path + ".tmp", "w") as f:
+            json.dump({"real": now, "wall": wall, "speed": self.speed}, f)
+        os.replace(path + ".tmp", path)
+        return wall
+
+    @staticmethod
+    def _context(u, certs):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if u.get("insecure"):
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        try:
+            if u.get("ca") and not u.get("insecure"):
+                ctx.load_verify_locations(os.path.join(certs, u["ca"]))
+            if u.get("cert"):
+                ctx.load_cert_chain(os.path.join(certs, u["cert"]), os.path.join(certs, u["key"]))
+        except (OSError, ssl.SSLError) as e:
+            raise ValueError("uplink.ca/cert/key: cannot load from %s (%s)" % (certs, e))
+        return ctx
+
+    def ticks_ms(self):
+        return int((time.monotonic() - self._t0) * 1000 * self.speed)
+
+    @staticmethod
+    def ticks_diff(a, b):
+        return a - b
+
+    async def sleep_ms(self, ms):
+        await asyncio.sleep(ms / 1000 / self.speed)
+
+    @staticmethod
+    def real_ms():
+        return int(time.monotonic() * 1000)
+
+    def wall_unix(self):
+        t = self.ticks_ms()
+        if self.ntp_ms is None or t < self.ntp_ms:
+            return None
+        return int(self._wall0 + t / 1000)
+
+    def _port(self, what):
+        url, dev, baud, parity = self._ports[what]
+        if url:
+            return SerialPort(url, baud, parity)
+        if dev is None:
+            raise ValueError("%s port: expected a serial path/URL or a virtual device" % what)
+        return DevicePort(dev)
+
+    def reader_port(self):
+        return self._port("reader")
+
+    def meter_port(self):
+        return self._port("meter")
+
+    async def connect(self, host, port, tls):
+        if tls and self.tls is None:
+            raise OSError("TLS asked for %s:%d but uplink.url is not https" % (host, port))
+        return await asyncio.open_connection(host, port, ssl=self.tls if tls else None,
+                                             server_hostname=host if tls else None)
+
+    @staticmethod
+    def rand_hex(n):
+        return os.urandom(n).hex()
+
+    def log(self, level, text):
+        if level <= self.cfg["log_level"]:
+            self.echo("[%s] %s" % (self.cfg["charger_id"], text))

@@ -6,6 +6,10 @@ from cpagent.modbus import ModbusError
 from cpagent.modbus_client import ModbusClient
 
 
+async def _sleep(ms):
+    await asyncio.sleep(ms / 1000)
+
+
 class MeterHealth:
     """The fault rules of one meter, pure. failed() and reading() return a fault text or None.
 
@@ -68,9 +72,11 @@ class MeterBus:
     """Polls the meter of every EVSE (Modbus unit addresses[i]) and feeds sink.meter/fault.
 
     last[i] is the last good Reading (wh, w, volts, amps) of EVSE i; client is the ModbusClient.
+    sleep_ms: `await sleep_ms(ms)` between polls, on the same clock as `ms` (the simulator's
+    board time); None: asyncio.sleep. Wire timeouts stay real time.
     """
 
-    def __init__(self, port, meter_cfg, addresses, sink, ms, poll_s=10, de=None):
+    def __init__(self, port, meter_cfg, addresses, sink, ms, poll_s=10, de=None, sleep_ms=None):
         m = meter_cfg
         g = m.get
         self.client = ModbusClient(port, g("baud", 9600), g("timeout_ms", 500), g("retries", 2),
@@ -89,6 +95,7 @@ class MeterBus:
         self.health = [MeterHealth(u, g("dead_polls", 3)) for u in addresses]
         self.last = [None] * len(addresses)
         self.error = None  # the last unexpected exception run() survived
+        self._sleep = sleep_ms or _sleep
 
     async def _replies(self, unit):
         while True:
@@ -143,4 +150,4 @@ class MeterBus:
             now = self.ms()
             if due < now:  # an overrun skips the missed periods instead of polling in a burst
                 due = now
-            await asyncio.sleep((due - now) / 1000)
+            await self._sleep(due - now)

@@ -1,0 +1,137 @@
+"""The agent: board, journal, clock, charger, meter, reader and link as supervised tasks."""
+import asyncio
+
+from micropython import const
+
+from cpagent.charger import Charger
+from cpagent.clock import Clock
+from cpagent.journal import Journal
+from cpagent.link import Link
+from cpagent.uplink_http import HttpUplink
+
+_BOOT_POLL_S = const(10)  # the first meter poll may take this long (real s); boot goes on without
+_MINUTE = const(60000)
+_HOUR = const(3600000)
+_RESTART_MS = const(2000)  # a crashed task runs again after this (board ms)
+
+
+class Agent:
+    """One charge point: Agent(cfg, board); `await run()` forever; stats() for a status line.
+
+    Times: sessions, the meter period, the ticker and the link's backoff run on board time
+    (board.ticks_ms/sleep_ms, fast in the simulator); readers' debounce and wire timeouts on
+    real time. Meter model "none": plug and power come only from charger.plug().
+    """
+
+    def __init__(self, cfg, board):
+        b = self.board = board
+        if cfg["uplink"]["kind"] != "http":
+            raise ValueError("uplink.kind: expected 'http' (mqtt is not in this build)")
+        self.journal = j = Journal(b.fs, b.journal_dir, cfg["journal"]["max_messages"],
+                                   lambda: b.rand_hex(4))
+        self.clock = c = Clock(b.ticks_ms, b.ticks_diff)
+        self.charger = Charger(cfg, j, c)
+        self.link = Link(self.charger, HttpUplink(cfg["uplink"], b.connect, b.real_ms),
+                         b.sleep_ms, b.rand_hex, show=self._warn)
+        self.restarts = 0
+        self.meter = self.reader = None
+        m = cfg["meter"]
+        if m["model"] != "none":
+            from cpagent.meter import MeterBus
+
+            self.meter = MeterBus(b.meter_port(), m, [e["meter_address"] for e in cfg["evses"]],
+                                  self, c.ms, cfg["timing"]["poll_s"], b.de, b.sleep_ms)
+        r = cfg["reader"]
+        t = r["type"]
+        if t != "none":
+            if t == "pn532":
+                from cpagent.pn532 import Pn532 as R
+            elif t == "rdm6300":
+                from cpagent.rdm6300 import Rdm6300 as R
+            else:
+                from cpagent.line_reader import LineReader as R
+            self.reader = R(b.reader_port(), b.real_ms, r["hold_ms"], on_error=self._warn)
+
+    # --- the meter's sink and the reader's callback: each event wakes the link ---------------
+
+    def meter(self, i, wh, w):
+        self.charger.meter(i, wh, w)
+        self.link.kick()
+
+    def fault(self, i, connector, info):
+        self._warn(info)
+        self.charger.fault(i, connector, info)
+        self.link.kick()
+
+    def tap(self, uid):
+        self.board.log(2, "tap " + uid)
+        self.charger.tap(uid)
+        self.link.kick()
+
+    def _warn(self, text):
+        self.board.log(1, text)
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    async def run(self):
+        """Boot (journal, first meter poll, resume sessions), then the tasks, until cancelled."""
+        asyncio.get_event_loop().set_exception_handler(self._unhandled)
+        self.clock.boot = self.journal.load().boot  # tokens '@boot:ms' name this boot
+        now = [None] * len(self.charger.evses)
+        if self.meter:
+            try:
+                now = [r and r[0] for r in await asyncio.wait_for(self.meter.poll(), _BOOT_POLL_S)]
+            except asyncio.TimeoutError:
+                self._warn("meter: no reading at boot")
+        self.charger.boot(now)
+        jobs = [("link", self.link.run), ("ticker", self._tick)]
+        if self.meter:
+            jobs.append(("meter", self.meter.run))
+        if self.reader:
+            jobs.append(("reader", lambda: self.reader.run(self.tap)))
+        tasks = [asyncio.create_task(self._keep(n, f)) for n, f in jobs]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    async def _keep(self, name, job):
+        # The one place a task's unexpected exception lands; CancelledError is no Exception.
+        while True:
+            try:
+                await job()
+                self._warn(name + " returned")
+            except Exception as e:
+                self.board.log(0, "%s crashed: %r" % (name, e))
+            self.restarts += 1
+            await self.board.sleep_ms(_RESTART_MS)
+
+    def _unhandled(self, loop, ctx):
+        self.board.log(0, "unhandled: %r" % (ctx.get("exception") or ctx.get("message"),))
+
+    async def _tick(self):
+        b = self.board
+        c = self.clock
+        ch = self.charger
+        due = c.ms()
+        while True:
+            if c.ms() >= due:  # wall time: each minute until known, then hourly
+                t = b.wall_unix()
+                if t is not None and c.set_unix(t, "board"):
+                    self.link.kick()  # stamps taken before now can be resolved and sent
+                due = c.ms() + (_HOUR if c.known else _MINUTE)
+            ch.tick()
+            while ch.shown:
+                i, text = ch.shown.pop(0)
+                b.log(2, "%s: %s" % ("-" if i is None else i + 1, text))
+            self.link.kick()
+            await b.sleep_ms(1000)
+
+    def stats(self):
+        """The link's stats (sent, delivered, failed, retries, last_error: this boot) and evses
+        (state of each), pending (journal), link (state), restarts (of crashed tasks)."""
+        d = dict(self.link.stats)
+        d.update(evses=[s.state for s in self.charger.evses], pending=len(self.journal._pend),
+                 link=self.link.state, restarts=self.restarts)
+        return d
