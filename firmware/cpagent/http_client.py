@@ -55,7 +55,8 @@ class HttpClient:
                     self._r, self._w = await asyncio.wait_for(
                         self._connect(self.host, self.port, self.tls), self._t)
                 except asyncio.TimeoutError:
-                    raise OSError("connect to %s: no answer in %d ms" % (self._host, self._t * 1000))
+                    raise OSError("connect to %s: no answer in %d ms"
+                                  % (self._host, self._t * 1000))
             self._in, self._got = b"", False
             try:
                 return await asyncio.wait_for(self._exchange(head, body), self._t)

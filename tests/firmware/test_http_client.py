@@ -1,8 +1,7 @@
-"""HttpClient against scripted peers: keep-alive, chunked, close, stale reuse, garbage, caps, timeouts."""
+"""HttpClient and scripted peers: keep-alive, chunked, close, garbage, caps, timeout."""
 import asyncio
 
 from check import arun
-
 from cpagent.http_client import MAX_BODY, HttpClient, HttpError
 
 CLOSE = "close"  # the peer closes without a reply
@@ -19,7 +18,8 @@ class Stream:
     """Both ends of one fake connection; replies come `piece` bytes per read."""
 
     def __init__(self, net, replies):
-        self.net, self.replies, self.out, self.req, self.closed = net, list(replies), b"", b"", False
+        self.net, self.replies, self.closed = net, list(replies), False
+        self.out = self.req = b""
 
     def write(self, b):
         self.req += b
