@@ -31,15 +31,15 @@ class Agent:
                                    lambda: b.rand_hex(4))
         self.clock = c = Clock(b.ticks_ms, b.ticks_diff)
         self.charger = Charger(cfg, j, c)
-        self.link = Link(self.charger, HttpUplink(cfg["uplink"], b.connect, b.real_ms),
+        self.link = Link(self.charger, HttpUplink(cfg["uplink"], b.connect, b.real_ms, b.log),
                          b.sleep_ms, b.rand_hex, show=self._warn)
         self.restarts = 0
-        self.meter = self.reader = None
+        self.bus = self.reader = None
         m = cfg["meter"]
         if m["model"] != "none":
             from cpagent.meter import MeterBus
 
-            self.meter = MeterBus(b.meter_port(), m, [e["meter_address"] for e in cfg["evses"]],
+            self.bus = MeterBus(b.meter_port(), m, [e["meter_address"] for e in cfg["evses"]],
                                   self, c.ms, cfg["timing"]["poll_s"], b.de, b.sleep_ms)
         r = cfg["reader"]
         t = r["type"]
@@ -78,15 +78,15 @@ class Agent:
         asyncio.get_event_loop().set_exception_handler(self._unhandled)
         self.clock.boot = self.journal.load().boot  # tokens '@boot:ms' name this boot
         now = [None] * len(self.charger.evses)
-        if self.meter:
+        if self.bus:
             try:
-                now = [r and r[0] for r in await asyncio.wait_for(self.meter.poll(), _BOOT_POLL_S)]
+                now = [r and r[0] for r in await asyncio.wait_for(self.bus.poll(), _BOOT_POLL_S)]
             except asyncio.TimeoutError:
                 self._warn("meter: no reading at boot")
         self.charger.boot(now)
         jobs = [("link", self.link.run), ("ticker", self._tick)]
-        if self.meter:
-            jobs.append(("meter", self.meter.run))
+        if self.bus:
+            jobs.append(("meter", self.bus.run))
         if self.reader:
             jobs.append(("reader", lambda: self.reader.run(self.tap)))
         tasks = [asyncio.create_task(self._keep(n, f)) for n, f in jobs]

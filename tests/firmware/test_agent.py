@@ -1,0 +1,262 @@
+"""The agent on a fake board: a whole session from tap to delivered CDR, supervision, options."""
+import asyncio
+import json
+
+from fakeport import FakePort
+from faultfs import FaultFs
+from test_meter import Bank, abb
+
+from check import arun
+from cpagent import config
+from cpagent.agent import Agent
+
+T0 = 1795320000
+CARD = "04A1B2C3"
+SID = "%08x-aaaa-bbbb-cccc-000000000000"
+
+
+def cfg(reader="line", meter="abb_b23"):
+    return config.load(json.dumps({
+        "charger_id": "cp-1", "operator_id": "DE*ABC",
+        "evses": [{"evse_id": "DE*ABC*E0001*1", "meter_address": 1}],
+        "reader": {"type": reader, "hold_ms": 200},
+        "meter": {"model": meter, "timeout_ms": 50, "retries": 0},
+        "uplink": {"kind": "http", "url": "http://hub.test:8080", "timeout_s": 5},
+        "timing": {"poll_s": 1}}))
+
+
+class Stream:
+    """Both ends of a fake connection to the hub: requests in through write/drain, replies out
+    through read/readline/readexactly."""
+
+    def __init__(self, hub):
+        self.hub = hub
+        self._tx = b""
+        self._rx = b""
+        self._ready = asyncio.Event()
+
+    def write(self, b):
+        self._tx += bytes(b)
+
+    async def drain(self):
+        while b"\r\n\r\n" in self._tx:
+            head, rest = self._tx.split(b"\r\n\r\n", 1)
+            n = 0
+            for line in head.split(b"\r\n")[1:]:
+                k, v = line.split(b":", 1)
+                if k.strip().lower() == b"content-length":
+                    n = int(v)
+            if len(rest) < n:
+                return
+            self._tx = rest[n:]
+            body = self.hub.answer(head.split(b" ")[1].decode(), json.loads(rest[:n]))
+            self._rx += b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" \
+                        b"Content-Length: %d\r\n\r\n" % len(body) + body
+            self._ready.set()
+
+    async def _need(self, n):
+        while len(self._rx) < n:
+            self._ready.clear()
+            await self._ready.wait()
+
+    async def read(self, n):
+        await self._need(1)
+        out, self._rx = self._rx[:n], self._rx[n:]
+        return out
+
+    async def readexactly(self, n):
+        await self._need(n)
+        return await self.read(n)
+
+    async def readline(self):
+        while b"\n" not in self._rx:
+            await self._need(len(self._rx) + 1)
+        i = self._rx.index(b"\n") + 1
+        return await self.read(i)
+
+    def close(self):
+        pass
+
+    async def wait_closed(self):
+        pass
+
+
+class Hub:
+    """Canned OICP answers: every card authorized, every message acknowledged; keeps requests."""
+
+    def __init__(self):
+        self.got = []  # (path, body)
+
+    def answer(self, path, body):
+        self.got.append((path, body))
+        if "/authorize/start" in path:
+            r = {"AuthorizationStatus": "Authorized", "SessionID": SID % len(self.got)}
+        else:
+            r = {"Result": True}
+        r["StatusCode"] = {"Code": "000"}
+        return json.dumps(r).encode()
+
+    def kinds(self):
+        return [b.get("Type", "Authorize" if "authorize" in p else "CDR") for p, b in self.got]
+
+    async def connect(self, host, port, tls):
+        if (host, port, tls) != ("hub.test", 8080, False):
+            raise OSError("unexpected connect %r" % ((host, port, tls),))
+        s = Stream(self)
+        return s, s
+
+
+class Board:
+    """Board time moves only by advance(); real time (debounce) only when the test sets it."""
+
+    def __init__(self, units):
+        self.fs = FaultFs()
+        self.journal_dir = "/j"
+        self.de = None
+        self.now = 0
+        self.real = 0
+        self.hub = Hub()
+        self.bank = Bank(units)
+        self.card = FakePort()
+        self.meter = FakePort(self.bank)
+        self.logs = []
+        self._tick = asyncio.Event()
+        self.connect = self.hub.connect
+
+    def ticks_ms(self):
+        return self.now
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def real_ms(self):
+        return self.real
+
+    def wall_unix(self):
+        return T0 + self.now // 1000
+
+    async def sleep_ms(self, ms):
+        until = self.now + ms
+        while self.now < until:
+            await self._tick.wait()
+
+    def advance(self, ms):
+        self.now += ms
+        ev, self._tick = self._tick, asyncio.Event()
+        ev.set()  # wakes every sleeper; each waits on the new event if not due yet
+
+    def reader_port(self):
+        return self.card
+
+    def meter_port(self):
+        return self.meter
+
+    def rand_hex(self, n):
+        return "7f" * n
+
+    def log(self, level, text):
+        self.logs.append((level, text))
+
+
+async def until(board, cond, what, steps=2000):
+    """Advance board time 100 ms a step (letting the loop run) until cond(); bounded."""
+    for _ in range(steps):
+        if cond():
+            return
+        board.advance(100)
+        await asyncio.sleep(0.002)
+    raise AssertionError("never happened: " + what)
+
+
+def test_a_tap_charges_stops_and_every_message_is_delivered():
+    async def go():
+        b = Board({1: abb(100000, 0)})
+        a = Agent(cfg(), b)
+        task = asyncio.create_task(a.run())
+        ev = a.charger.evses[0]
+        await until(b, lambda: a.clock.known, "wall clock")
+        b.card.feed(CARD.encode() + b"\n")
+        await until(b, lambda: ev.state == "authorized", "authorized")
+        assert b.hub.got[0][1]["Identification"]["RFIDMifareFamilyIdentification"]["UID"] == CARD
+        b.bank.units[1].update(abb(100000, 700000))  # the EV draws 7 kW
+        await until(b, lambda: ev.state == "charging", "charging")
+        b.bank.units[1].update(abb(100250, 700000))  # 2.5 kWh later
+        await until(b, lambda: a.bus.last[0][0] == 1002500, "meter reading")
+        b.real += 5000  # the card comes back after the debounce hold
+        b.card.feed(CARD.encode() + b"\n")
+        await until(b, lambda: ev.state == "idle" and a.stats()["pending"] == 0, "all sent")
+        assert b.hub.kinds() == ["Authorize", "Start", "End", "CDR"]
+        sid = SID % 1
+        assert [body["SessionID"] for _, body in b.hub.got[1:]] == [sid] * 3
+        assert b.hub.got[2][1]["MeterValueEnd"] == 1002.5
+        assert b.hub.got[3][1]["ConsumedEnergy"] == 2.5
+        s = a.stats()
+        assert s["delivered"] == 3 and s["failed"] == 0 and s["link"] == "up"
+        assert s["evses"] == ["idle"] and s["restarts"] == 0
+        assert not [t for lv, t in b.logs if lv == 0]
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+    return arun(go())
+
+
+def test_a_crashed_task_is_logged_and_restarted_and_cancel_stops_all():
+    async def go():
+        b = Board({1: abb(100000, 0)})
+        a = Agent(cfg(), b)
+        ticks = []
+        real_tick = a.charger.tick
+
+        def tick():
+            ticks.append(b.now)
+            if len(ticks) == 3:
+                raise ValueError("boom")
+            real_tick()
+
+        a.charger.tick = tick
+        task = asyncio.create_task(a.run())
+        await until(b, lambda: len(ticks) >= 6, "ticks after the crash")
+        assert [t for lv, t in b.logs if lv == 0 and t[:16] == "ticker crashed: " and "boom" in t]
+        assert a.restarts == 1
+        # The restart waited its backoff: the gap is the 2 s pause, not the 1 s period.
+        assert ticks[3] - ticks[2] >= 2000 and ticks[2] - ticks[1] < 2000
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        n, sent = len(ticks), len(b.meter.sent)
+        assert sent > 6  # the meter polled on through the ticker's crash
+        for _ in range(30):
+            b.advance(1000)
+            await asyncio.sleep(0.002)
+        assert len(ticks) == n  # the ticker is gone with the agent
+        assert len(b.meter.sent) == sent  # and so is the meter poller
+    return arun(go())
+
+
+def test_no_reader_and_no_meter_plug_drives_the_session():
+    async def go():
+        b = Board({})
+        a = Agent(cfg("none", "none"), b)
+        assert a.reader is None and a.bus is None
+        task = asyncio.create_task(a.run())
+        ev = a.charger.evses[0]
+        await until(b, lambda: a.clock.known, "wall clock")
+        a.tap(CARD)  # what a reader would call
+        await until(b, lambda: ev.state == "authorized", "authorized")
+        a.charger.plug(0, True)
+        a.link.kick()
+        await until(b, lambda: ev.state == "charging", "charging")
+        a.charger.plug(0, False)
+        a.link.kick()
+        await until(b, lambda: ev.state == "idle" and a.stats()["pending"] == 0, "all sent")
+        assert b.hub.kinds() == ["Authorize", "Start", "End", "CDR"]
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+    return arun(go())
