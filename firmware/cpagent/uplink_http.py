@@ -1,0 +1,108 @@
+"""Direct OICP uplink: POST to the hub with HttpClient; answers sorted into ok/retry/fail/stop."""
+from micropython import const
+
+from cpagent import oicp, oicp_replies
+from cpagent.clock import unix_from_http_date
+from cpagent.http_client import HttpClient
+
+_MAX_RETRY_AFTER_S = const(3600)  # a longer Retry-After is clipped: the link must come back
+_DIGITS = "0123456789"
+
+
+def parse_url(url):
+    """'http[s]://host[:port][/base]' -> (tls, host, port, base without a trailing '/')."""
+    tls = url[:8] == "https://"
+    if not tls and url[:7] != "http://":
+        raise ValueError("uplink.url: expected http:// or https://, got %r" % url[:40])
+    rest = url[8 if tls else 7:]
+    i = rest.find("/")
+    hostport, base = (rest, "") if i < 0 else (rest[:i], rest[i:].rstrip("/"))
+    j = hostport.rfind(":")
+    host, port = hostport, (443 if tls else 80)
+    if j > hostport.rfind("]"):  # a ':' after any IPv6 brackets starts the port
+        host, p = hostport[:j], hostport[j + 1:]
+        if not p or p.strip(_DIGITS) or not 0 < int(p) < 65536:
+            raise ValueError("uplink.url: expected a port 1..65535, got %r" % p[:8])
+        port = int(p)
+    if host[:1] == "[":
+        host = host[1:-1]
+    if not host:
+        raise ValueError("uplink.url: expected a host name, got %r" % url[:40])
+    return tls, host, port, base
+
+
+class HttpUplink:
+    """HttpUplink(cfg["uplink"], board.connect, ms[, log]); `await send(path, body)` -> Result.
+
+    Result is (kind, value, retry_after_ms): ("ok", Reply, 0), ("retry", reason, ms),
+    ("fail", reason, 0) or ("stop", reason, 0). Never raises but for cancellation.
+    `date_unix` is the last Date header of the hub (None before one came), `last_ms` the last
+    round trip.
+    """
+
+    def __init__(self, cfg, connect, ms, log=None):
+        tls, host, port, self.base = parse_url(cfg["url"])
+        self.http = HttpClient(connect, host, port, tls, cfg.get("timeout_s", 20) * 1000)
+        self._ms = ms
+        self.date_unix = None
+        self.last_ms = None
+        if tls and cfg.get("insecure"):
+            # Said at every boot, so an insecure charger cannot go unnoticed in the field.
+            (log or _print)(1, "uplink.insecure: the hub's certificate is NOT verified "
+                               "(a test setting: anyone on the path can read and forge traffic)")
+
+    async def send(self, path, body):
+        if self.base and path[:len(self.base) + 1] != self.base + "/":
+            path = self.base + path  # "https://hub/api/oicp" + "/api/oicp/..." is not doubled
+        try:
+            body = oicp.encode(body)
+        except ValueError as e:
+            return "fail", "not sendable: %s" % (e,), 0
+        t0 = self._ms()
+        try:
+            status, hdr, data = await self.http.post(path, body)
+        except OSError as e:
+            return "retry", "hub unreachable: %s" % (e,), 0
+        except ValueError as e:  # HttpError
+            return "retry", "garbage reply: %s" % (e,), 0
+        self.last_ms = self._ms() - t0
+        try:
+            self.date_unix = unix_from_http_date(hdr["date"])
+        except (KeyError, ValueError):
+            pass  # no usable Date: keep the last one
+        if 200 <= status < 300:
+            return self._reply(path, data)
+        reason = oicp_replies.parse_http_error(status, data)
+        if status in (408, 429) or status >= 500:
+            return "retry", reason, _after(hdr.get("retry-after"), hdr.get("date"))
+        return "fail", reason, 0
+
+    def _reply(self, path, data):
+        try:
+            r = (oicp_replies.parse_authorization if "/authorize/" in path
+                 else oicp_replies.parse_acknowledgement)(data)
+        except ValueError as e:
+            return "retry", "garbage reply: %s" % (e,), 0
+        if r.ok:
+            return "ok", r, 0
+        kind = oicp_replies.classify(r.code)
+        # 000 with Result false or NotAuthorized: a plain no, which a retry does not change.
+        return "fail" if kind == "ok" else kind, "%s %s" % (r.code, r.description), 0
+
+
+def _after(v, date):
+    """Retry-After in seconds, or an HTTP date taken against the same reply's Date -> ms."""
+    if not v:
+        return 0
+    if not v.strip(_DIGITS):
+        s = int(v)
+    else:
+        try:
+            s = unix_from_http_date(v) - unix_from_http_date(date)
+        except ValueError:
+            return 0  # unreadable, or no Date to measure it from: plain backoff
+    return max(0, min(s, _MAX_RETRY_AFTER_S)) * 1000
+
+
+def _print(level, text):
+    print("WARNING " + text)

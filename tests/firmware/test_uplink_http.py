@@ -1,0 +1,156 @@
+"""HttpUplink: URL parsing, the insecure warning, and every hub answer sorted into a Result."""
+from test_http_client import Net, ok
+
+from check import arun, raises_naming
+from cpagent import oicp
+from cpagent.uplink_http import HttpUplink, parse_url
+
+ACK = b'{"Result":true,"StatusCode":{"Code":"000"}}'
+SID = "b2688855-7f00-0002-6d8e-48d883f6abb6"
+AUTH = ('{"AuthorizationStatus":"Authorized","SessionID":"%s","StatusCode":{"Code":"000"}}'
+        % SID).encode()
+START = oicp.authorize_start("DE*ABC", "04A1B2C3D4E5F6")
+DATE = "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+
+
+def reply(status, body=b"{}", extra=""):
+    head = "HTTP/1.1 %d X\r\n%sContent-Length: %d\r\n\r\n" % (status, extra, len(body))
+    return head.encode() + body
+
+
+def ack(code, result=False):
+    return ('{"Result":%s,"StatusCode":{"Code":"%s"}}' % ("true" if result else "false", code)
+            ).encode()
+
+
+def uplink(net, url="http://hub:8080", **cfg):
+    cfg["url"] = url
+    t = [0]
+
+    def ms():
+        t[0] += 5
+        return t[0]
+    return HttpUplink(cfg, net.connect, ms)
+
+
+async def one(raw, path=oicp.NOTIFY_PATH, body=None):
+    """The Result of one send whose reply is `raw` (or a connection script)."""
+    net = Net(raw if isinstance(raw, (list, str)) else [raw])
+    return await uplink(net).send(path, body or {"Type": "Start"})
+
+
+def test_parse_url():
+    assert parse_url("http://hub") == (False, "hub", 80, "")
+    assert parse_url("https://hub.example:8443/") == (True, "hub.example", 8443, "")
+    assert parse_url("https://service.hubject.com/api/oicp/") == (
+        True, "service.hubject.com", 443, "/api/oicp")
+    assert parse_url("http://[::1]:9000/x") == (False, "::1", 9000, "/x")
+    assert parse_url("https://[fe80::1]") == (True, "fe80::1", 443, "")
+    for bad, what in (("ftp://hub", "http:// or https://"), ("http://hub:0", "port"),
+                      ("http://hub:x1", "port"), ("http://hub:/a", "port"),
+                      ("http://:80", "host"), ("http://hub:70000", "port")):
+        raises_naming(ValueError, what, parse_url, bad)
+        raises_naming(ValueError, "uplink.url", parse_url, bad)
+
+
+def test_ok_posts_the_encoded_body_under_the_base_path():
+    async def go():
+        net = Net([ok(ACK, DATE), ok(ACK)])
+        u = uplink(net, "http://hub:8080/base/")
+        kind, r, after = await u.send(oicp.NOTIFY_PATH, {"n": 1})
+        assert (kind, r.ok, r.code, after) == ("ok", True, "000", 0)
+        assert net.requests[0].startswith(b"POST /base" + oicp.NOTIFY_PATH.encode())
+        assert net.requests[0].endswith(b'\r\n\r\n{"n":1}')
+        assert u.date_unix == 784111777 and u.last_ms == 5
+        await u.send(oicp.NOTIFY_PATH, {})
+        assert u.date_unix == 784111777  # a reply without Date keeps the last one
+    return arun(go())
+
+
+def test_a_base_the_path_already_has_is_not_doubled():
+    async def go():
+        net = Net([ok(ACK)])
+        await uplink(net, "https://hub/api/oicp", insecure=True).send(oicp.NOTIFY_PATH, {})
+        assert net.requests[0].startswith(b"POST " + oicp.NOTIFY_PATH.encode() + b" ")
+    return arun(go())
+
+
+def test_authorize_paths_parse_authorizations():
+    async def go():
+        kind, r, _ = await one(ok(AUTH), START[0], START[1])
+        assert kind == "ok" and r.session_id == SID and r.kind == "authorization"
+        no = b'{"AuthorizationStatus":"NotAuthorized","StatusCode":{"Code":"102"}}'
+        assert await one(ok(no), START[0], START[1]) == ("fail", "102 RFID card unknown", 0)
+        # The hub's 017 to an AuthorizeStart comes as an acknowledgement.
+        assert (await one(ok(ack("017")), START[0], START[1]))[0] == "stop"
+    return arun(go())
+
+
+def test_oicp_codes():
+    async def go():
+        assert await one(ok(ack("001"))) == ("retry", "001 hub system error", 0)
+        assert (await one(ok(ack("310"))))[0] == "retry"
+        assert await one(ok(ack("017"))) == (
+            "stop", "017 access refused (certificate/OperatorID)", 0)
+        assert await one(ok(ack("400"))) == ("fail", "400 session invalid", 0)
+        assert await one(ok(ack("000"))) == ("fail", "000 ok", 0)  # Result false: a plain no
+        assert (await one(ok(ack("000", True))))[0] == "ok"
+    return arun(go())
+
+
+def test_http_statuses():
+    async def go():
+        fault = b'{"message":"bad","validationErrors":[{"fieldReference":"EvseID"}]}'
+        assert await one(reply(400, fault)) == (
+            "fail", "HTTP 400 validation error: bad; EvseID: invalid", 0)
+        for st in (401, 403, 404, 405, 301):
+            assert (await one(reply(st)))[0] == "fail", st
+        names = {500: "hub processing error", 503: "hub unavailable"}
+        for st in (408, 500, 502, 503, 599):
+            assert await one(reply(st)) == ("retry", "HTTP %d %s" % (
+                st, names.get(st, "error")), 0), st
+        assert await one(reply(429, extra="Retry-After: 7\r\n")) == (
+            "retry", "HTTP 429 rate limited", 7000)
+        assert (await one(reply(503, extra="Retry-After: 99999\r\n")))[2] == 3600000  # clipped
+        dated = DATE + "Retry-After: Sun, 06 Nov 1994 08:50:07 GMT\r\n"
+        assert (await one(reply(503, extra=dated)))[2] == 30000
+        past = DATE + "Retry-After: Sun, 06 Nov 1994 08:40:07 GMT\r\n"
+        assert (await one(reply(503, extra=past)))[2] == 0
+        undated = "Retry-After: Sun, 06 Nov 1994 08:50:07 GMT\r\n"  # no Date to measure from
+        assert (await one(reply(429, extra=undated)))[2] == 0
+        assert (await one(reply(429, extra="Retry-After: soon\r\n")))[2] == 0
+    return arun(go())
+
+
+def test_garbage_and_network_errors_are_retried_with_the_reason():
+    async def go():
+        kind, why, _ = await one(ok(b"<html>502 Bad Gateway</html>\x00\xff{"))
+        assert kind == "retry" and why.startswith("garbage reply: reply: expected"), why
+        kind, why, _ = await one(ok(b'{"Result":true}'))
+        assert kind == "retry" and "StatusCode.Code" in why, why
+        kind, why, _ = await one(b"SMTP ready\r\n")
+        assert kind == "retry" and "garbage reply: status line" in why, why
+        kind, why, _ = await one("refuse")
+        assert kind == "retry" and why.startswith("hub unreachable: "), why
+        kind, why, _ = await one(["close"])
+        assert kind == "retry" and "connection closed" in why, why
+    return arun(go())
+
+
+def test_a_body_that_cannot_be_encoded_fails_for_good():
+    async def go():
+        kind, why, _ = await one(ok(ACK), body={"ChargingStart": "@1:5"})
+        assert kind == "fail" and "ChargingStart" in why, why
+    return arun(go())
+
+
+def test_insecure_is_warned_at_construction_only_for_tls():
+    said = []
+    net = Net()
+    HttpUplink({"url": "https://hub", "insecure": True}, net.connect, lambda: 0,
+               lambda level, text: said.append((level, text)))
+    assert len(said) == 1 and said[0][0] == 1 and "NOT verified" in said[0][1]
+    HttpUplink({"url": "https://hub", "insecure": False}, net.connect, lambda: 0,
+               lambda level, text: said.append(text))
+    HttpUplink({"url": "https://hub"}, net.connect, lambda: 0, lambda level, text: said.append(1))
+    assert len(said) == 1 and net.connects == []
