@@ -12,7 +12,10 @@ def main(argv=None):
     if argv[0] == "hub":
         from host_sim.hub.cli import main as hub
         return hub(argv[1:])
-    # The relay and fleet simulator land with their own issues (README, "Status").
+    if argv[0] == "run":
+        from host_sim.sim.cli import main as run
+        return run(argv[1:])
+    # The relay lands with its own issue (README, "Status").
     print("host_sim %s: coming in a later release; the firmware core is here today." % argv[0])
     return 0
 

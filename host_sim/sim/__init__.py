@@ -1,0 +1,1 @@
+"""Fleet simulator: `python -m host_sim run` (real firmware Agents on host boards, scenarios)."""

@@ -1,0 +1,355 @@
+"""The fleet: each simulated charger is a real firmware Agent on a HostBoard, its people a scenario.
+
+A charger's people are lanes (one card each) acting at the same time; a lane plays its sessions'
+steps in order. The cursor (which session, which step, the wait left) and the physical world (each
+EVSE's car and meter) are written atomically to <state>/<charger id>/sim.json, so a run killed
+at any point resumes: the Agent resumes its open sessions from the journal, and steps that a
+kill may have carried out already are checked against the charger before they act again (a start
+tap is skipped when the card's session is open, a stop tap when it is not).
+"""
+import asyncio
+import json
+import os
+import time
+
+from boards.host import HostBoard
+from cpagent import config as fw_config
+from cpagent.agent import Agent
+from cpagent.session import AUTHORIZING, IDLE
+from host_sim.virtual.ev import EvLoad
+from host_sim.virtual.meter import VirtualMeter
+from host_sim.virtual.pn532 import VirtualPn532
+
+OPERATOR = "DE*SIM"
+RETRY_S = 30  # virtual seconds before a person taps again after a refused/failed start
+_SEEN_MS = 1500  # real ms for a tap to show at the charger (read, then authorizing or closed)
+_TICK_S = 0.05  # real seconds between looks at the charger's state
+_SAVE_S = 0.2  # real seconds between cursor saves while a wait runs
+
+
+def evse_id(n, i):
+    return "%s*E%04d*%d" % (OPERATOR, n, i + 1)
+
+
+def write_json(path, obj):
+    """Atomically: a reader (or a restart after SIGKILL) sees the old file or the new one."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, separators=(",", ":"))
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+class VClock:
+    """Virtual seconds = offset + real seconds x speed (the HostBoard's rate)."""
+
+    def __init__(self, speed, offset=0.0):
+        self.speed = speed
+        self.offset = offset
+        self.t0 = time.monotonic()
+        self.wall0 = time.time()
+
+    def now(self):
+        return self.offset + (time.monotonic() - self.t0) * self.speed
+
+    def at_wall(self, unix):
+        """The virtual time of a host wall-clock instant (hub exchange times)."""
+        return self.offset + (unix - self.wall0) * self.speed
+
+    async def sleep(self, seconds):
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
+class Live:
+    """A meter's source: the EVSE's car, advanced to the virtual time at each reading."""
+
+    def __init__(self, clock, wh=0):
+        self.clock = clock
+        self.ev = EvLoad(start_wh=wh)
+        self.params = {}
+        self._t = clock.now()
+
+    def reading(self):
+        now = self.clock.now()
+        if now > self._t:
+            self.ev.advance(now - self._t)
+        self._t = now
+        return self.ev.reading()
+
+    def plug(self, params):
+        self.reading()  # settle the old car's energy into the counter first
+        self.params = dict(params)
+        self.ev = EvLoad(start_wh=self.ev.energy_wh, **params)
+        self.ev.plug()
+        self.ev.start()
+
+    def save(self):
+        self.reading()
+        e = self.ev
+        return {"p": self.params, "wh": e._wh, "soc": e.soc, "plugged": e.plugged,
+                "charging": e.charging, "on": e._on_s}
+
+    def load(self, d):
+        e = self.ev = EvLoad(**d["p"])
+        self.params = d["p"]
+        e._wh, e.soc, e.plugged, e.charging, e._on_s = d["wh"], d["soc"], d["plugged"], \
+            d["charging"], d["on"]
+        self._t = self.clock.now()
+
+
+class Bus:
+    """Several virtual meters on one RS-485 pair: each answers its own unit address."""
+
+    def __init__(self, meters):
+        self.meters = meters
+
+    def handle(self, data):
+        return b"".join(m.handle(data) for m in self.meters)
+
+
+def charger_config(n, c, url, tls_files=None):
+    """A charger's config.json (checked by the firmware's own config.load)."""
+    u = {"kind": "http", "url": url, "timeout_s": 20}
+    if tls_files:
+        u.update(tls_files)
+    cfg = {"charger_id": "sim-%03d" % n, "operator_id": OPERATOR,
+           "evses": [{"evse_id": evse_id(n, i), "meter_address": i + 1, "connector": i + 1}
+                     for i in range(c["evses"])],
+           # hold_ms: a card resting for a tap (tap_ms) is seen at every 200 ms poll; one tap
+           "reader": {"type": "pn532", "hold_ms": 1000},
+           "meter": {"model": c["meter"], "timeout_ms": 200, "retries": 1, "dead_polls": 3},
+           "uplink": u,
+           "timing": {"poll_s": c["poll_s"], "progress_s": c["progress_s"],
+                      "ev_wait_s": c["ev_wait_s"], "authorize_timeout_s": 120},
+           "log_level": 1}
+    return fw_config.load(json.dumps(cfg))
+
+
+class SimCharger:
+    """One charger and its people. run() returns when every lane is done and the journal empty
+    (or when cancelled at the fleet's deadline)."""
+
+    def __init__(self, n, sessions, chg, url, clock, state_dir, fingerprint, tls_files=None,
+                 certs=None, reader_port=None, meter_port=None, log=None):
+        self.n = n
+        self.clock = clock
+        self.cfg = charger_config(n, chg, url, tls_files)
+        self.id = self.cfg["charger_id"]
+        self.dir = os.path.join(state_dir, self.id)
+        os.makedirs(self.dir, exist_ok=True)
+        self.tap_s = chg["tap_ms"] / 1000
+        self.hold_s = self.cfg["reader"]["hold_ms"] / 1000
+        self.sessions = sessions
+        self.lanes = {}
+        for k, s in enumerate(sessions):
+            self.lanes.setdefault(s["lane"], []).append(k)
+        self.live = [Live(clock) for _ in range(chg["evses"])]
+        self.meters = [VirtualMeter(chg["meter"], i + 1, self.live[i])
+                       for i in range(chg["evses"])]
+        self.pn = VirtualPn532()
+        self.real_reader = reader_port is not None
+        self.real_meter = meter_port is not None
+        self._log = log or (lambda text: None)
+        self.board = HostBoard(self.cfg, self.dir, clock.speed, reader_port, meter_port,
+                               self.pn, Bus(self.meters), certs, echo=self._log)
+        self.agent = Agent(self.cfg, self.board)
+        self._count_journal()
+        self.path = os.path.join(self.dir, "sim.json")
+        self.cur = self._load_cursor(fingerprint)
+        self.booted = asyncio.Event()
+        self._tap_lock = asyncio.Lock()
+        self._last_tap = -1e9
+        self._saved = 0.0
+        self.finished = False
+
+    # --- counting and state ------------------------------------------------------------------
+
+    def _count_journal(self):
+        """Count what this run journals, delivers and fails (wrapping this charger's Journal)."""
+        j = self.agent.journal
+        self.counts = {"journaled": 0, "delivered": 0, "failed": 0}
+        add, delivered, failed = j.add, j.delivered, j.failed
+
+        def _add(*a, **kw):
+            mid = add(*a, **kw)
+            self.counts["journaled"] += mid is not None
+            return mid
+
+        def _delivered(mid):
+            n = len(j._pend)
+            delivered(mid)
+            self.counts["delivered"] += n - len(j._pend)
+
+        def _failed(mid, reason):
+            n = len(j._pend)
+            failed(mid, reason)
+            self.counts["failed"] += n - len(j._pend)
+            self._log("[%s] message failed for good: %s" % (self.id, reason))
+
+        j.add, j.delivered, j.failed = _add, _delivered, _failed
+        boot = self.agent.charger.boot
+
+        def _boot(readings):
+            self.counts["journaled"] += len(j._pend)  # left by an earlier run: still to deliver
+            boot(readings)
+            self.booted.set()
+        self.agent.charger.boot = _boot
+
+    def _load_cursor(self, fingerprint):
+        cur = read_json(self.path)
+        if cur is not None and cur.get("plan") != fingerprint:
+            raise ValueError("--state %s: made by another scenario, --sessions or --chargers "
+                             "(plan %s, this run %s); use a new directory"
+                             % (self.dir, cur.get("plan"), fingerprint))
+        if cur is None:
+            return {"plan": fingerprint, "lanes": {str(L): {"next": 0, "step": 0, "left": None,
+                                                            "evse": None} for L in self.lanes},
+                    "world": None}
+        if cur["world"]:
+            for live, meter, w in zip(self.live, self.meters, cur["world"]):
+                live.load(w)
+                meter.fault = w["fault"]
+        return cur
+
+    def save(self, force=True):
+        now = time.monotonic()
+        if not force and now - self._saved < _SAVE_S:
+            return
+        self._saved = now
+        self.cur["world"] = [dict(live.save(), fault=m.fault)
+                             for live, m in zip(self.live, self.meters)]
+        write_json(self.path, self.cur)
+
+    @property
+    def done(self):
+        return sum(c["next"] for c in self.cur["lanes"].values())
+
+    def pending(self):
+        return len(self.agent.journal._pend)
+
+    # --- what the charger shows -----------------------------------------------------------------
+
+    def _evse(self, card, states=None):
+        """Index of the EVSE whose session belongs to card (in states if given), else None."""
+        for i, s in enumerate(self.agent.charger.evses):
+            if s.uid == card and s.state != IDLE and (states is None or s.state in states):
+                return i
+        return None
+
+    def open(self, card):
+        """The EVSE of the card's authorized or charging session, else None."""
+        i = self._evse(card)
+        return None if i is None or self.agent.charger.evses[i].state == AUTHORIZING else i
+
+    # --- the run --------------------------------------------------------------------------------
+
+    async def run(self):
+        agent = asyncio.ensure_future(self.agent.run())
+        try:
+            await _first(self.booted.wait(), agent)
+            await asyncio.gather(*(self._lane(L) for L in sorted(self.lanes)))
+            while self.pending():  # the people are done; the link delivers what is left
+                await _first(asyncio.sleep(_TICK_S), agent)
+            self.finished = True
+        finally:
+            agent.cancel()
+            await asyncio.gather(agent, return_exceptions=True)
+            if self.lanes:
+                self.save()
+
+    async def _lane(self, lane):
+        cur = self.cur["lanes"][str(lane)]
+        order = self.lanes[lane]
+        while cur["next"] < len(order):
+            s = self.sessions[order[cur["next"]]]
+            while cur["step"] < len(s["steps"]):
+                await self._step(s, s["steps"][cur["step"]], cur)
+                cur["step"] += 1
+                cur["left"] = None
+                self.save()
+            cur.update(next=cur["next"] + 1, step=0, evse=None)
+            self.save()
+
+    async def _step(self, s, step, cur):
+        (what, arg), = step.items()
+        card = s["card"]
+        if what == "wait":
+            if arg == "closed":
+                while self._evse(card) is not None:
+                    await asyncio.sleep(_TICK_S)
+                return
+            end = self.clock.now() + (arg if cur["left"] is None else cur["left"])
+            while self.clock.now() < end:
+                await asyncio.sleep(min(_SAVE_S, (end - self.clock.now()) / self.clock.speed))
+                cur["left"] = max(0.0, end - self.clock.now())
+                self.save(False)
+        elif what == "tap":
+            await (self._start(card, cur) if arg == "start" else self._stop(card))
+        else:
+            i = cur["evse"]
+            if i is None or self.real_meter and self.n == 0:
+                return  # no session opened (start refused for good), or a real meter
+            if what == "plug":
+                self.live[i].plug(arg)
+            elif what == "unplug":
+                self.live[i].reading()
+                self.live[i].ev.unplug()
+            else:
+                self.meters[i].fault = arg
+            self.save()
+
+    async def _tap(self, card):
+        """Hold the card on the virtual reader for tap_ms (real time: the reader polls in real
+        time), after the reader's hold time since the last tap (else it is the same tap)."""
+        async with self._tap_lock:
+            wait = self._last_tap + self.hold_s + 0.1 - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if self.real_reader and self.n == 0:
+                self._log("[%s] tap card %s on the reader" % (self.id, card))
+            else:
+                self.pn.card = card
+                await asyncio.sleep(self.tap_s)
+                self.pn.card = None
+            self._last_tap = time.monotonic()
+
+    async def _start(self, card, cur):
+        """Tap until the card's session is open (authorized or charging); a refusal or a failed
+        authorization (hub down) makes the person try again after RETRY_S."""
+        while True:
+            i = self.open(card)
+            if i is not None:
+                cur["evse"] = i
+                return
+            await self._tap(card)
+            t0 = time.monotonic()
+            while self.open(card) is None and (
+                    self._evse(card, (AUTHORIZING,)) is not None
+                    or time.monotonic() - t0 < _SEEN_MS / 1000):
+                await asyncio.sleep(_TICK_S)
+            if self.open(card) is None:
+                await self.clock.sleep(RETRY_S)
+
+    async def _stop(self, card):
+        while self._evse(card) is not None:
+            await self._tap(card)
+            t0 = time.monotonic()
+            while self._evse(card) is not None and time.monotonic() - t0 < _SEEN_MS / 1000:
+                await asyncio.sleep(_TICK_S)
+
+
+async def _first(aw, agent):
+    """Await aw unless the agent's run ends first (it never should: then raise its error)."""
+    t = asyncio.ensure_future(aw)
+    await asyncio.wait((t, agent), return_when=asyncio.FIRST_COMPLETED)
+    if not t.done():
+        t.cancel()
+        agent.result()
+        raise RuntimeError("agent.run() returned")

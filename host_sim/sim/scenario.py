@@ -1,0 +1,279 @@
+"""Simulator scenarios: the JSON format (docs/sim.md), its checks, the per-charger plan, random fleets.
+
+A plan is what one charger's people do: lanes (people acting at the same time, each with its own
+card) of sessions, each session a list of steps. Steps are small dicts, one key each:
+  {"wait": seconds | "closed"}     virtual seconds pass / until the charger closed the session
+  {"tap": "start" | "stop"}        the lane's card on the reader (see fleet.py for the retries)
+  {"plug": true | {EvLoad args}}   the EV is plugged into the session's EVSE and draws power
+  {"unplug": true}                 the EV is unplugged (it stops drawing)
+  {"meter": fault | null}          the session's meter: one of VirtualMeter's FAULTS, or healthy
+"""
+import hashlib
+import json
+import random
+
+from host_sim.virtual.meter import FAULTS, LAYOUTS
+
+EV_KEYS = ("capacity_wh", "soc", "max_w", "phases", "ramp_s", "taper_soc", "min_frac")
+ENDS = ("tap", "unplug", "meter_fault", "full")
+CHARGER_DEFAULTS = {"evses": 2, "meter": "sdm630", "poll_s": 10, "progress_s": 300,
+                    "ev_wait_s": 600, "tap_ms": 600}
+_CHARGER_LIMITS = {"evses": (1, 4), "poll_s": (1, 3600), "progress_s": (300, 86400),
+                   "ev_wait_s": (10, 3600), "tap_ms": (250, 10000)}
+_SHORT = {"idle_s": 60, "plug_s": 10, "charge_s": 1200}
+MAX_SESSIONS = 100000  # per charger after --sessions; more is a typo, not a scenario
+MAX_STEPS = 200  # per session
+
+
+class ScenarioError(ValueError):
+    """A scenario file is wrong; the message starts with the field path."""
+
+
+def _bad(path, what, v):
+    r = json.dumps(v) if not isinstance(v, float) else repr(v)
+    raise ScenarioError("%s: expected %s, got %s" % (path, what, r[:60]))
+
+
+def _obj(v, path, keys):
+    if not isinstance(v, dict):
+        _bad(path, "an object", v)
+    for k in v:
+        if k not in keys:
+            raise ScenarioError("%s.%s: unknown key (expected one of %s)"
+                                % (path, k, ", ".join(sorted(keys))))
+    return v
+
+
+def _num(v, path, lo=0, hi=None, what=None):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < lo or (
+            hi is not None and v > hi):
+        _bad(path, what or ("a number %s..%s" % (lo, hi if hi is not None else "")), v)
+    return v
+
+
+def _int(v, path, lo, hi):
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        _bad(path, "an integer %d..%d" % (lo, hi), v)
+    return v
+
+
+def check_card(v, path):
+    """A card UID as the PN532 reports it: 8, 14 or 20 hex digits, upper-cased here."""
+    if not isinstance(v, str) or len(v) not in (8, 14, 20) or any(
+            c not in "0123456789abcdefABCDEF" for c in v):
+        _bad(path, "a card UID of 8, 14 or 20 hex digits", v)
+    return v.upper()
+
+
+def check_ev(v, path):
+    if v is True:
+        return {}
+    _obj(v, path, EV_KEYS)
+    out = {}
+    for k, x in v.items():
+        p = path + "." + k
+        if k == "phases":
+            if x not in (1, 3) or isinstance(x, bool):
+                _bad(p, "1 or 3", x)
+        elif k in ("soc", "taper_soc", "min_frac"):
+            _num(x, p, 0, 1)
+        else:
+            _num(x, p, 0 if k == "ramp_s" else 1)
+        out[k] = x
+    return out
+
+
+def check_step(v, path):
+    if not isinstance(v, dict) or len(v) != 1:
+        _bad(path, "an object with one key: wait, tap, plug, unplug or meter", v)
+    (k, x), = v.items()
+    p = path + "." + k
+    if k == "wait":
+        if x != "closed":
+            _num(x, p, 0, what="a number of seconds >= 0 or \"closed\"")
+    elif k == "tap":
+        if x not in ("start", "stop"):
+            _bad(p, "\"start\" or \"stop\"", x)
+    elif k == "plug":
+        x = check_ev(x, p)
+    elif k == "unplug":
+        if x is not True:
+            _bad(p, "true", x)
+    elif k == "meter":
+        if x is not None and x not in FAULTS:
+            _bad(p, "null or one of " + ", ".join(FAULTS), x)
+    else:
+        raise ScenarioError("%s.%s: unknown step (expected wait, tap, plug, unplug or meter)"
+                            % (path, k))
+    return {k: x}
+
+
+def expand(s, path):
+    """The steps of a session given in short form (idle_s, plug_s, charge_s, ev, end)."""
+    idle, plug, charge = (_num(s.get(k, d), path + "." + k) for k, d in _SHORT.items())
+    end = s.get("end", "tap")
+    if end not in ENDS:
+        _bad(path + ".end", "one of " + ", ".join(ENDS), end)
+    ev = check_ev(s.get("ev", True), path + ".ev")
+    steps = [{"wait": idle}, {"tap": "start"}, {"wait": plug}, {"plug": ev}, {"wait": charge}]
+    if end == "tap":
+        return steps + [{"tap": "stop"}, {"wait": 5}, {"unplug": True}]
+    if end == "unplug":  # the driver unplugs first, then taps to end the session
+        return steps + [{"unplug": True}, {"wait": 30}, {"tap": "stop"}]
+    if end == "full":  # charge_s is time after the battery is full: the car just sits there
+        return steps + [{"tap": "stop"}, {"unplug": True}]
+    return steps + [{"meter": "dead"}, {"wait": "closed"}, {"meter": None}, {"unplug": True}]
+
+
+def check_session(s, path):
+    _obj(s, path, ("card", "lane", "steps", "idle_s", "plug_s", "charge_s", "ev", "end"))
+    if "card" not in s:
+        raise ScenarioError("%s.card: required, a card UID of 8, 14 or 20 hex digits" % path)
+    card = check_card(s["card"], path + ".card")
+    lane = _int(s.get("lane", 0), path + ".lane", 0, 3)
+    if "steps" in s:
+        short = [k for k in ("idle_s", "plug_s", "charge_s", "ev", "end") if k in s]
+        if short:
+            raise ScenarioError("%s.%s: not with steps (give either steps or the short form)"
+                                % (path, short[0]))
+        steps = s["steps"]
+        if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_STEPS:
+            _bad(path + ".steps", "a list of 1..%d steps" % MAX_STEPS, steps)
+        steps = [check_step(x, "%s.steps[%d]" % (path, i)) for i, x in enumerate(steps)]
+        taps = [x["tap"] for x in steps if "tap" in x]
+        if taps[:1] != ["start"]:
+            raise ScenarioError("%s.steps: expected a {\"tap\": \"start\"} before any other tap"
+                                % path)
+    else:
+        steps = expand(s, path)
+    return {"card": card, "lane": lane, "steps": steps}
+
+
+def check_charger(c, path):
+    _obj(c, path, tuple(CHARGER_DEFAULTS))
+    out = dict(CHARGER_DEFAULTS)
+    for k, v in c.items():
+        p = path + "." + k
+        if k == "meter":
+            if v not in LAYOUTS:
+                _bad(p, "one of " + ", ".join(sorted(LAYOUTS)), v)
+        else:
+            _int(v, p, *_CHARGER_LIMITS[k])
+        out[k] = v
+    return out
+
+
+def check_hub_event(e, path):
+    _obj(e, path, ("at_s", "refuse_s", "fault"))
+    _num(e.get("at_s"), path + ".at_s", 0, what="a number of virtual seconds >= 0")
+    if ("refuse_s" in e) == ("fault" in e):
+        raise ScenarioError("%s: expected one of refuse_s or fault" % path)
+    if "refuse_s" in e:
+        _num(e["refuse_s"], path + ".refuse_s", 0, what="a number of virtual seconds >= 0")
+    else:
+        from host_sim.hub.faults import Fault, FaultError
+        f = e["fault"]
+        if not isinstance(f, dict) or "kind" not in f:
+            _bad(path + ".fault", "a hub fault rule {\"kind\": ..., ...}", f)
+        try:
+            Fault(**f)
+        except (FaultError, TypeError) as x:
+            raise ScenarioError("%s.fault.%s" % (path, x))
+    return dict(e)
+
+
+def load(text):
+    """Scenario JSON text -> checked dict (sessions in steps form); raises ScenarioError."""
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise ScenarioError("scenario: expected JSON (%s)" % e)
+    return check(doc)
+
+
+def check(doc):
+    _obj(doc, "scenario", ("name", "cards", "charger", "chargers", "hub"))
+    cards = doc.get("cards", [])
+    if not isinstance(cards, list):
+        _bad("cards", "a list of card UIDs", cards)
+    out = {"name": doc.get("name", "scenario"),
+           "cards": [check_card(c, "cards[%d]" % i) for i, c in enumerate(cards)],
+           "charger": check_charger(doc.get("charger", {}), "charger")}
+    chargers = doc.get("chargers")
+    if not isinstance(chargers, list) or not chargers:
+        _bad("chargers", "a non-empty list of {\"sessions\": [...]}", chargers)
+    out["chargers"] = []
+    for i, c in enumerate(chargers):
+        p = "chargers[%d]" % i
+        _obj(c, p, ("sessions",))
+        ss = c.get("sessions")
+        if not isinstance(ss, list) or not ss:
+            _bad(p + ".sessions", "a non-empty list of sessions", ss)
+        ss = [check_session(s, "%s.sessions[%d]" % (p, j)) for j, s in enumerate(ss)]
+        lanes = {}
+        for j, s in enumerate(ss):
+            if lanes.setdefault(s["card"], s["lane"]) != s["lane"]:
+                raise ScenarioError("%s.sessions[%d].card: %s is already lane %d's card (a card "
+                                    "at the same charger would stop the other lane's session)"
+                                    % (p, j, s["card"], lanes[s["card"]]))
+        if max(s["lane"] for s in ss) >= out["charger"]["evses"]:
+            raise ScenarioError("%s.sessions: more lanes than charger.evses (%d)"
+                                % (p, out["charger"]["evses"]))
+        out["chargers"].append({"sessions": ss})
+    hub = doc.get("hub", [])
+    if not isinstance(hub, list):
+        _bad("hub", "a list of hub events", hub)
+    out["hub"] = sorted((check_hub_event(e, "hub[%d]" % i) for i, e in enumerate(hub)),
+                        key=lambda e: e["at_s"])
+    return out
+
+
+def plan(scn, n, sessions=None):
+    """Charger n's sessions: chargers[n % len], cycled up to `sessions` if given."""
+    ss = scn["chargers"][n % len(scn["chargers"])]["sessions"]
+    if sessions is not None:
+        if not 0 <= sessions <= MAX_SESSIONS:
+            raise ScenarioError("--sessions: expected 0..%d, got %d" % (MAX_SESSIONS, sessions))
+        ss = [ss[i % len(ss)] for i in range(sessions)]
+    return ss
+
+
+def cards(scn):
+    """Every card the hub must authorize: the scenario's list and the cards its sessions use."""
+    seen = dict.fromkeys(scn["cards"])
+    for c in scn["chargers"]:
+        seen.update(dict.fromkeys(s["card"] for s in c["sessions"]))
+    return list(seen)
+
+
+def fingerprint(obj):
+    """A short digest of a plan, kept with --state so a resumed run has the same plan."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def random_fleet(seed, chargers, sessions=5):
+    """A scenario with one charger entry per charger, deterministic from the seed."""
+    out = []
+    for n in range(chargers):
+        rnd = random.Random("%s/%d" % (seed, n))
+        lanes = rnd.choice((1, 1, 2))
+        ss = []
+        for j in range(sessions):
+            lane = j % lanes
+            s = {"card": "04%012X" % rnd.getrandbits(48), "lane": lane,
+                 "idle_s": rnd.randint(10, 600), "plug_s": rnd.randint(5, 60),
+                 "charge_s": rnd.randint(600, 3600),
+                 "ev": {"capacity_wh": rnd.choice((40000, 60000, 77000)),
+                        "soc": round(rnd.uniform(0.1, 0.7), 2),
+                        "max_w": rnd.choice((3700, 7400, 11000)),
+                        "phases": rnd.choice((1, 3))},
+                 "end": rnd.choices(ENDS, (70, 20, 5, 5))[0]}
+            ss.append(s)
+        # A lane keeps one card (another lane's card would stop its session).
+        first = {}
+        for s in ss:
+            s["card"] = first.setdefault(s["lane"], s["card"])
+        out.append({"sessions": ss})
+    rnd = random.Random("%s/hub" % seed)
+    hub = [{"at_s": rnd.randint(300, 3000), "refuse_s": rnd.randint(30, 300)}]
+    return check({"name": "random %s" % seed, "chargers": out, "hub": hub})
