@@ -29,7 +29,8 @@ system:
 deps: $(VENV)/.installed node_modules/.installed system
 
 sim: $(VENV)/.installed
-	PYTHONPATH=host_sim/pyshim:firmware:. $(PY) -m host_sim run
+	PYTHONPATH=host_sim/pyshim:firmware:. $(PY) -m host_sim run --chargers 2 \
+	  --scenario host_sim/scenarios/default.json --speed 300 --timeline
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check firmware host_sim tests tools

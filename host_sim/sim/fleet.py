@@ -1,4 +1,4 @@
-"""The fleet: each simulated charger is a real firmware Agent on a HostBoard, its people a scenario.
+"""The fleet: each simulated charger is a real firmware Agent on a HostBoard; people act on it.
 
 A charger's people are lanes (one card each) acting at the same time; a lane plays its sessions'
 steps in order. The cursor (which session, which step, the wait left) and the physical world (each
@@ -13,6 +13,7 @@ import os
 import time
 
 from boards.host import HostBoard
+
 from cpagent import config as fw_config
 from cpagent.agent import Agent
 from cpagent.session import AUTHORIZING, IDLE
@@ -213,7 +214,7 @@ class SimCharger:
                                                             "evse": None} for L in self.lanes},
                     "world": None}
         if cur["world"]:
-            for live, meter, w in zip(self.live, self.meters, cur["world"]):
+            for live, meter, w in zip(self.live, self.meters, cur["world"], strict=True):
                 live.load(w)
                 meter.fault = w["fault"]
         return cur
@@ -224,7 +225,7 @@ class SimCharger:
             return
         self._saved = now
         self.cur["world"] = [dict(live.save(), fault=m.fault)
-                             for live, m in zip(self.live, self.meters)]
+                             for live, m in zip(self.live, self.meters, strict=True)]
         write_json(self.path, self.cur)
 
     @property

@@ -1,4 +1,4 @@
-"""Simulator scenarios: the JSON format (docs/sim.md), its checks, the per-charger plan, random fleets.
+"""Simulator scenarios: the JSON format (docs/sim.md), checks, per-charger plans, random fleets.
 
 A plan is what one charger's people do: lanes (people acting at the same time, each with its own
 card) of sessions, each session a list of steps. Steps are small dicts, one key each:

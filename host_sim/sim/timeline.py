@@ -1,4 +1,4 @@
-"""A readable timeline of the OICP exchanges a run had with the hub (from the hub's exchange log)."""
+"""A readable timeline of a run's OICP exchanges, taken from the hub's exchange log."""
 from datetime import datetime
 
 _HEAD = ("virtual", "charger", "EVSE", "message", "session", "hub")
@@ -55,5 +55,5 @@ def render(rows_):
     """The rows as aligned text lines, headed."""
     table = [_HEAD] + [(hms(r[0]),) + r[1:] for r in rows_]
     widths = [max(len(str(r[k])) for r in table) for k in range(len(_HEAD) - 1)]
-    return ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + str(r[-1])
+    return ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + str(r[-1])
             for r in table]
