@@ -1,0 +1,186 @@
+"""A whole charger (Agent + HostBoard, virtual PN532 and two virtual meters with EVs) against the
+mock hub, plain HTTP and mutual TLS, at 60x speed; a restart mid-session closes it exactly once."""
+import asyncio
+import json
+import os
+import time
+
+import pytest
+from boards.host import HostBoard
+
+from cpagent import config
+from cpagent.agent import Agent
+from host_sim import certs
+from host_sim.hub.server import Hub
+from host_sim.virtual.ev import EvLoad
+from host_sim.virtual.meter import VirtualMeter
+from host_sim.virtual.pn532 import VirtualPn532
+
+OP = "DE*ABC"
+CARDS = ("04A1B2C3D4E5F6", "A1B2C3D4")
+SPEED = 60  # 300 s of board time (one Progress) in 5 s
+
+
+class Car:
+    """An EvLoad behind a meter, advanced to the virtual time (monotonic x SPEED) at each read;
+    it survives agent restarts like a real car."""
+
+    def __init__(self):
+        self.ev = EvLoad(max_w=7400, ramp_s=5)
+        self.t = time.monotonic() * SPEED
+
+    def reading(self):
+        now = time.monotonic() * SPEED
+        self.ev.advance(now - self.t)
+        self.t = now
+        return self.ev.reading()
+
+
+class Bus:
+    """Two meters on one RS-485 line: every request reaches both; only the addressed answers."""
+
+    def __init__(self, cars):
+        self.meters = [VirtualMeter("sdm630", i + 1, c) for i, c in enumerate(cars)]
+
+    def handle(self, data):
+        return b"".join(m.handle(data) for m in self.meters)
+
+
+class Rig:
+    """One charger's devices and flash, and the agent (restartable) over them."""
+
+    def __init__(self, tmp, url, pki=None):
+        u = {"kind": "http", "url": url, "timeout_s": 10}
+        if pki:
+            cert, key = (os.path.basename(p) for p in pki["clients"][OP])
+            u.update(ca="ca.pem", cert=cert, key=key)  # relative to the board's certs folder
+        self.cfg = config.load(json.dumps({
+            "charger_id": "cp-1", "operator_id": OP,
+            "evses": [{"evse_id": "DE*ABC*E0001*1", "meter_address": 1},
+                      {"evse_id": "DE*ABC*E0001*2", "meter_address": 2}],
+            "reader": {"type": "pn532", "hold_ms": 1000},
+            "meter": {"model": "sdm630", "timeout_ms": 200}, "uplink": u,
+            "timing": {"poll_s": 5, "authorize_timeout_s": 120, "ev_wait_s": 600},
+            "log_level": 2}))
+        self.pki = pki
+        self.state = os.path.join(tmp, "state")
+        self.cars = [Car(), Car()]
+        self.reader = VirtualPn532()
+        self.bus = Bus(self.cars)
+        self.lines = []
+        self.agent = self.task = None
+
+    def start(self):
+        board = HostBoard(self.cfg, self.state, speed=SPEED, reader_dev=self.reader,
+                          meter_dev=self.bus, certs=self.pki and self.pki["dir"],
+                          echo=self.lines.append)
+        self.agent = Agent(self.cfg, board)
+        self.task = asyncio.create_task(self.agent.run())
+
+    async def stop(self):
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+
+    async def tap(self, card):
+        self.reader.card = card
+        await asyncio.sleep(0.5)  # a few 200 ms reader polls, each within hold_ms of the last
+        self.reader.card = None
+        await asyncio.sleep(1.1)  # gone longer than hold_ms: the next sighting is a new tap
+
+    async def until(self, cond, what, limit=30.0):
+        end = time.monotonic() + limit
+        while not cond():
+            if self.task.done() or time.monotonic() > end:
+                raise AssertionError("never happened: %s\n%s" % (what, "\n".join(self.lines)))
+            await asyncio.sleep(0.02)
+
+    def states(self):
+        return [s.state for s in self.agent.charger.evses]
+
+
+def types(session):
+    return [n["Type"] for n in session["notifications"]]
+
+
+def closed(hub, n):
+    s = hub.sessions()
+    return len(s) == n and all(x["cdr"] for x in s)
+
+
+async def full_sessions(tmp, pki=None):
+    hub = Hub(tls=pki and pki["dir"], cards=CARDS)
+    url = await hub.start()
+    rig = Rig(tmp, url, pki)
+    try:
+        rig.start()
+        for i, card in enumerate(CARDS):  # one reader, two cards: each takes a free EVSE
+            await rig.tap(card)
+            await rig.until(lambda i=i: rig.states()[i] == "authorized", "authorized %d" % i)
+            rig.cars[i].ev.plug()
+            rig.cars[i].ev.start()
+        await rig.until(lambda: all("Progress" in types(s) for s in hub.sessions()),
+                        "a Progress of each session")
+        for card in CARDS:
+            await rig.tap(card)
+        await rig.until(lambda: closed(hub, 2) and rig.agent.stats()["pending"] == 0, "CDRs")
+        assert rig.states() == ["idle", "idle"]
+        for s, card in zip(hub.sessions(), CARDS, strict=True):
+            assert types(s) == ["Start", "Progress", "End"], s
+            assert s["Identification"]["RFIDMifareFamilyIdentification"] == card
+            assert s["errors"] == 0 and s["duplicates"] == 0
+            assert s["cdr"]["ConsumedEnergy"] > 0
+        st = rig.agent.stats()
+        assert st["delivered"] == 8 and st["failed"] == 0 and st["restarts"] == 0
+        assert not [ln for ln in rig.lines if "crashed" in ln or "link:" in ln], rig.lines
+        return hub, rig
+    finally:
+        if rig.task:
+            await rig.stop()
+        await hub.stop()
+
+
+def test_full_sessions_over_plain_http(tmp_path):
+    asyncio.run(full_sessions(str(tmp_path)))
+
+
+def test_full_sessions_over_mutual_tls(tmp_path):
+    pki = certs.make_test_pki(str(tmp_path / "pki"), (OP,))
+    asyncio.run(full_sessions(str(tmp_path), pki))
+
+
+def test_a_restart_mid_session_resumes_and_closes_it_once(tmp_path):
+    async def go():
+        hub = Hub(cards=CARDS)
+        url = await hub.start()
+        rig = Rig(str(tmp_path), url)
+        try:
+            rig.start()
+            await rig.tap(CARDS[0])
+            await rig.until(lambda: rig.states()[0] == "authorized", "authorized")
+            rig.cars[0].ev.plug()
+            rig.cars[0].ev.start()
+            await rig.until(lambda: hub.sessions() and types(hub.sessions()[0]) == ["Start"],
+                            "Start at the hub")
+            await rig.stop()  # the power goes while charging
+            first = rig.agent
+            rig.start()
+            await rig.until(lambda: rig.agent.clock.known, "boot")
+            assert rig.agent is not first and rig.states() == ["charging", "idle"]
+            wh = rig.cars[0].ev.energy_wh
+            await rig.until(lambda: rig.agent.bus.last[0] and rig.agent.bus.last[0][0] > wh,
+                            "energy after the restart")
+            await rig.tap(CARDS[0])
+            await rig.until(lambda: closed(hub, 1) and rig.agent.stats()["pending"] == 0,
+                            "the CDR")
+            s = hub.sessions()[0]
+            assert types(s) == ["Start", "End"] and s["errors"] == 0
+            assert s["cdr"]["ConsumedEnergy"] > 0 and s["cdr"]["MeterValueEnd"] * 1000 > wh
+            assert any("session resumed" in ln for ln in rig.lines)
+            kinds = [e.get("operation") for e in hub.exchanges]
+            assert kinds.count("ChargeDetailRecord") == 1
+        finally:
+            if rig.task and not rig.task.done():
+                await rig.stop()
+            await hub.stop()
+    asyncio.run(go())
