@@ -1,5 +1,5 @@
 """A whole charger (Agent + HostBoard, virtual PN532 and two virtual meters with EVs) against the
-mock hub, plain HTTP and mutual TLS, at 60x speed; a restart mid-session closes it exactly once."""
+mock hub, plain HTTP and mutual TLS, at 100x speed; a restart mid-session closes it exactly once."""
 import asyncio
 import json
 import os
@@ -18,7 +18,7 @@ from host_sim.virtual.pn532 import VirtualPn532
 
 OP = "DE*ABC"
 CARDS = ("04A1B2C3D4E5F6", "A1B2C3D4")
-SPEED = 60  # 300 s of board time (one Progress) in 5 s
+SPEED = 100  # 300 s of board time (one Progress) in 3 s
 
 
 class Car:
@@ -58,7 +58,7 @@ class Rig:
             "charger_id": "cp-1", "operator_id": OP,
             "evses": [{"evse_id": "DE*ABC*E0001*1", "meter_address": 1},
                       {"evse_id": "DE*ABC*E0001*2", "meter_address": 2}],
-            "reader": {"type": "pn532", "hold_ms": 1000},
+            "reader": {"type": "pn532", "hold_ms": 500},
             "meter": {"model": "sdm630", "timeout_ms": 200}, "uplink": u,
             "timing": {"poll_s": 5, "authorize_timeout_s": 120, "ev_wait_s": 600},
             "log_level": 2}))
@@ -84,9 +84,9 @@ class Rig:
 
     async def tap(self, card):
         self.reader.card = card
-        await asyncio.sleep(0.5)  # a few 200 ms reader polls, each within hold_ms of the last
+        await asyncio.sleep(0.45)  # a few 200 ms reader polls, each within hold_ms of the last
         self.reader.card = None
-        await asyncio.sleep(1.1)  # gone longer than hold_ms: the next sighting is a new tap
+        await asyncio.sleep(0.6)  # gone longer than hold_ms: the next sighting is a new tap
 
     async def until(self, cond, what, limit=30.0):
         end = time.monotonic() + limit
