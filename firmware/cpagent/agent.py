@@ -26,7 +26,7 @@ class Agent:
     def __init__(self, cfg, board):
         b = self.board = board
         if cfg["uplink"]["kind"] != "http":
-            raise ValueError("uplink.kind: expected 'http' (mqtt is not in this build)")
+            raise ValueError("uplink.kind: expected http (no mqtt in this build)")
         self.journal = j = Journal(b.fs, b.journal_dir, cfg["journal"]["max_messages"],
                                    lambda: b.rand_hex(4))
         self.clock = c = Clock(b.ticks_ms, b.ticks_diff)
@@ -40,7 +40,7 @@ class Agent:
             from cpagent.meter import MeterBus
 
             self.bus = MeterBus(b.meter_port(), m, [e["meter_address"] for e in cfg["evses"]],
-                                  self, c.ms, cfg["timing"]["poll_s"], b.de, b.sleep_ms)
+                                self, c.ms, cfg["timing"]["poll_s"], b.de, b.sleep_ms)
         r = cfg["reader"]
         t = r["type"]
         if t != "none":
@@ -100,8 +100,7 @@ class Agent:
         # The one place a task's unexpected exception lands; CancelledError is no Exception.
         while True:
             try:
-                await job()
-                self._warn(name + " returned")
+                await job()  # runs forever: a return counts as a crash too
             except Exception as e:
                 self.board.log(0, "%s crashed: %r" % (name, e))
             self.restarts += 1

@@ -1,5 +1,5 @@
 """A whole charger (Agent + HostBoard, virtual PN532 and two virtual meters with EVs) against the
-mock hub, plain HTTP and mutual TLS, at 100x speed; a restart mid-session closes it exactly once."""
+mock hub over plain HTTP and mutual TLS at 100x; a restart mid-session closes it exactly once."""
 import asyncio
 import json
 import os
@@ -183,4 +183,54 @@ def test_a_restart_mid_session_resumes_and_closes_it_once(tmp_path):
             if rig.task and not rig.task.done():
                 await rig.stop()
             await hub.stop()
+    asyncio.run(go())
+
+
+def _board(tmp, **kw):
+    rig = Rig(tmp, "http://127.0.0.1:9")
+    lines = []
+    return HostBoard(rig.cfg, rig.state, echo=lines.append, **kw), lines
+
+
+def test_host_board_time_wall_clock_rtc_log_and_ports(tmp_path):
+    b, lines = _board(str(tmp_path), speed=1000, ntp_s=3600)
+    t0, r0 = b.ticks_ms(), b.real_ms()
+
+    async def nap():
+        await b.sleep_ms(2000)  # 2 ms of real time at 1000x
+    asyncio.run(nap())
+    assert b.ticks_diff(b.ticks_ms(), t0) >= 2000 and b.ticks_diff(5, 7) == -2
+    assert b.real_ms() - r0 < 2000
+    assert b.wall_unix() is None  # "NTP" answers only after an hour of board time
+    b.ntp_ms = 0
+    w = b.wall_unix()
+    assert abs(w - time.time()) < 60
+    # The RTC file: a new board on the same flash goes on from the virtual wall time, which
+    # ran 1000x faster than the host's clock.
+    time.sleep(0.05)
+    b2, _ = _board(str(tmp_path), ntp_s=0)
+    assert b2.wall_unix() >= w + 40
+    b.log(2, "info")  # cfg log_level is 2: shown
+    b.log(3, "debug")  # filtered out
+    assert lines == ["[cp-1] info"]
+    assert len(b.rand_hex(4)) == 8 and b.rand_hex(4) != b.rand_hex(4)
+    with pytest.raises(ValueError, match="reader port"):
+        b.reader_port()
+    with pytest.raises(ValueError, match="speed"):
+        _board(str(tmp_path), speed=0)
+
+
+def test_device_port_answers_writes_and_waits_for_reads():
+    from boards.host import DevicePort
+
+    async def go():
+        p = DevicePort(lambda data: data.upper())
+        got = asyncio.ensure_future(p.read(10))
+        await asyncio.sleep(0.01)
+        assert not got.done()  # nothing written: the read waits
+        p.write(b"abc")
+        await p.drain()
+        assert await got == b"ABC"
+        p.write(b"xyz")
+        assert await p.read(2) == b"XY" and await p.read(5) == b"Z"
     asyncio.run(go())
