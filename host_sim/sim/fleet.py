@@ -26,6 +26,7 @@ RETRY_S = 30  # virtual seconds before a person taps again after a refused/faile
 _SEEN_MS = 1500  # real ms for a tap to show at the charger (read, then authorizing or closed)
 _TICK_S = 0.05  # real seconds between looks at the charger's state
 _SAVE_S = 0.2  # real seconds between cursor saves while a wait runs
+_AWAY_S = 6 * 3600  # virtual seconds a car charges on at most while the simulator is down
 
 
 def evse_id(n, i):
@@ -95,13 +96,16 @@ class Live:
         self.reading()
         e = self.ev
         return {"p": self.params, "wh": e._wh, "soc": e.soc, "plugged": e.plugged,
-                "charging": e.charging, "on": e._on_s}
+                "charging": e.charging, "on": e._on_s, "real": time.time()}
 
     def load(self, d):
         e = self.ev = EvLoad(**d["p"])
         self.params = d["p"]
         e._wh, e.soc, e.plugged, e.charging, e._on_s = d["wh"], d["soc"], d["plugged"], \
             d["charging"], d["on"]
+        # The car went on charging after the last save (and while the simulator was down): so
+        # the meter never reads below what the firmware saw before a kill.
+        e.advance(min(_AWAY_S, max(0.0, time.time() - d["real"]) * self.clock.speed))
         self._t = self.clock.now()
 
 
@@ -166,7 +170,7 @@ class SimCharger:
         self.cur = self._load_cursor(fingerprint)
         self.booted = asyncio.Event()
         self._tap_lock = asyncio.Lock()
-        self._last_tap = -1e9
+        self._last_tap = (None, -1e9)  # (card, real time it left the reader)
         self._saved = 0.0
         self.finished = False
 
@@ -308,10 +312,11 @@ class SimCharger:
 
     async def _tap(self, card):
         """Hold the card on the virtual reader for tap_ms (real time: the reader polls in real
-        time), after the reader's hold time since the last tap (else it is the same tap)."""
+        time), the reader's hold time after this card's last tap (else it is the same tap)."""
         async with self._tap_lock:
-            wait = self._last_tap + self.hold_s + 0.1 - time.monotonic()
-            if wait > 0:
+            last, t = self._last_tap
+            wait = t + self.hold_s + 0.1 - time.monotonic()
+            if last == card and wait > 0:
                 await asyncio.sleep(wait)
             if self.real_reader and self.n == 0:
                 self._log("[%s] tap card %s on the reader" % (self.id, card))
@@ -319,7 +324,7 @@ class SimCharger:
                 self.pn.card = card
                 await asyncio.sleep(self.tap_s)
                 self.pn.card = None
-            self._last_tap = time.monotonic()
+            self._last_tap = (card, time.monotonic())
 
     async def _start(self, card, cur):
         """Tap until the card's session is open (authorized or charging); a refusal or a failed

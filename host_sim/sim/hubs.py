@@ -9,11 +9,9 @@ from host_sim.hub.server import Hub, quiet_tls
 
 
 class Embedded:
-    """The mock hub on this event loop at 127.0.0.1:0; tls: a certs directory (made if empty)."""
+    """The mock hub on this event loop at 127.0.0.1:0; tls: a certs dir (ca.pem, server.*)."""
 
-    def __init__(self, cards, tls_dir=None, operator=None):
-        if tls_dir:
-            pki.make_test_pki(tls_dir, (operator,))
+    def __init__(self, cards, tls_dir=None):
         self.hub = Hub("127.0.0.1", 0, tls_dir, cards)
         self.url = None
 

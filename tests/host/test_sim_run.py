@@ -1,0 +1,169 @@
+"""`python -m host_sim run` as a user runs it: fleets, make sim, failures, SIGKILL and resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    os.path.join(ROOT, p) for p in ("host_sim/pyshim", "firmware", ".")))
+CARD = "04A1B2C3D4E5F6"
+# Short sessions (3 Progress each at 300 s) so a fleet at x500 spends its time charging.
+SHORT = {"charger": {"evses": 1}, "chargers": [{"sessions": [
+    {"card": CARD, "idle_s": 30, "plug_s": 10, "charge_s": 700}]}]}
+
+
+def _cmd(*args):
+    return [sys.executable, "-m", "host_sim", "run"] + [str(a) for a in args]
+
+
+def _scenario(tmp_path, doc, name="s.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps(doc))
+    return str(p)
+
+
+def _run(args, timeout=120, **kw):
+    r = subprocess.run(args, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                       timeout=timeout, **kw)
+    lines = r.stdout.strip().splitlines()
+    summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
+    return r, summary
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_fleet_of_20_chargers_x_5_sessions_all_acknowledged(tmp_path):
+    t0 = time.monotonic()
+    r, s = _run(_cmd("--chargers", 20, "--sessions", 5, "--speed", 500, "--scenario",
+                     _scenario(tmp_path, SHORT)))
+    print("20 x 5 at x500: %.1f s wall" % (time.monotonic() - t0))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert s["ok"] and s["chargers"] == 20 and s["chargers_done"] == 20
+    assert s["sessions"] == s["sessions_planned"] == 100
+    # each session: Start, 2..3 Progress, End, CDR, all delivered, none left
+    assert 100 * 5 <= s["journaled"] == s["delivered"] and s["failed"] == s["pending"] == 0
+    assert s["hub"]["sessions"] == 100 and set(s["hub"]["codes"]) == {"000"}
+    assert "sim [" in r.stderr  # the progress bar
+
+
+def _make_sim_command():
+    out = subprocess.run(["make", "-n", "sim"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.replace("\\\n", " ")
+    return [line for line in out.splitlines() if "host_sim run" in line][0]
+
+
+def test_make_sim_command_prints_a_timeline_and_the_summary():
+    cmd = _make_sim_command()
+    assert "--timeline" in cmd and "--hub" not in cmd
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    print("make sim: %.1f s wall" % (time.monotonic() - t0))
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.strip().splitlines()
+    s = json.loads(lines[-1])
+    assert s["ok"] and s["chargers"] == 2 and s["sessions"] == s["sessions_planned"] > 0
+    head = [i for i, line in enumerate(lines) if line.split()[:2] == ["virtual", "charger"]]
+    assert head, r.stdout[:2000]
+    rows = lines[head[0] + 1:-1]
+    ops = " ".join(rows)
+    for op in ("AuthorizeStart", "Notification Start", "Notification Progress",
+               "Notification End", "Notification Error", "ChargeDetailRecord", "(fault 5xx)"):
+        assert op in ops
+    assert all(row.split()[1] in ("sim-000", "sim-001") for row in rows)
+    times = [row.split()[0] for row in rows]
+    assert times == sorted(times)  # hub order is virtual time order
+
+
+def test_a_cdr_refused_for_good_exits_nonzero(tmp_path):
+    doc = dict(SHORT, hub=[{"at_s": 0, "fault": {"kind": "code", "code": "022",
+                                                "match": "ChargeDetailRecord", "count": None}}])
+    r, s = _run(_cmd("--chargers", 2, "--speed", 500, "--quiet", "--scenario",
+                     _scenario(tmp_path, doc)))
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert not s["ok"] and s["sessions"] == 2 and s["failed"] == 2 and s["pending"] == 0
+    assert s["delivered"] == s["journaled"] - 2
+    assert r.stderr == ""  # --quiet
+
+
+def test_a_hub_down_until_the_deadline_exits_nonzero(tmp_path):
+    doc = dict(SHORT, hub=[{"at_s": 0, "refuse_s": 10 ** 7}])
+    t0 = time.monotonic()
+    r, s = _run(_cmd("--chargers", 2, "--speed", 200, "--quiet", "--deadline", 1200,
+                     "--scenario", _scenario(tmp_path, doc)))
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert s["deadline"] and not s["ok"] and s["sessions"] == 0 and s["delivered"] == 0
+    assert 1200 <= s["virtual_s"] < 2400 and time.monotonic() - t0 < 60
+
+
+def test_mutual_tls_with_the_embedded_hub(tmp_path):
+    r, s = _run(_cmd("--chargers", 2, "--speed", 500, "--quiet", "--tls", "--certs",
+                     tmp_path / "certs", "--scenario", _scenario(tmp_path, SHORT)))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert s["ok"] and s["sessions"] == 2 and s["hub"]["sessions"] == 2
+    assert (tmp_path / "certs" / "ca.pem").exists()
+
+
+def test_random_fleet_runs_to_the_end():
+    r, s = _run(_cmd("--random", 42, "--chargers", 3, "--sessions", 2, "--speed", 1000,
+                     "--quiet"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert s["ok"] and s["sessions"] == s["sessions_planned"] == 6
+
+
+def test_bad_scenario_exits_2_naming_the_field(tmp_path):
+    doc = {"chargers": [{"sessions": [{"card": CARD, "charge_s": -3}]}]}
+    p = _scenario(tmp_path, doc)
+    r, s = _run(_cmd("--scenario", p))
+    assert r.returncode == 2 and s is None
+    assert "chargers[0].sessions[0].charge_s: expected a number" in r.stderr
+    assert p in r.stderr
+
+
+def test_sigkill_mid_run_then_resume_gives_one_start_end_cdr_per_session(tmp_path):
+    hub = subprocess.Popen([sys.executable, "-m", "host_sim", "hub", "--port", "0",
+                            "--card", CARD, "--card", "04B2C3D4E5F607"],
+                           cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True)
+    try:
+        url = hub.stdout.readline().strip()
+        doc = {"charger": {"evses": 2}, "chargers": [{"sessions": [
+            {"card": CARD, "idle_s": 20, "plug_s": 10, "charge_s": 700},
+            {"card": "04B2C3D4E5F607", "lane": 1, "idle_s": 150, "plug_s": 10,
+             "charge_s": 500, "end": "unplug"}]}]}
+        args = _cmd("--hub", url, "--chargers", 3, "--sessions", 4, "--speed", 300, "--quiet",
+                    "--state", tmp_path / "state", "--scenario", _scenario(tmp_path, doc))
+        first = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 90
+        cdrs = 0
+        while cdrs < 4 and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.1)
+            cdrs = sum(1 for x in _get(url + "/api/sessions") if x["cdr"])
+        assert first.poll() is None, "the first run ended before the kill"
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        before = _get(url + "/api/sessions")
+        assert 4 <= sum(1 for x in before if x["cdr"]) < 12
+        r, s = _run(args, timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert s["ok"] and s["sessions"] == s["sessions_planned"] == 12
+        sessions = _get(url + "/api/sessions")
+        closed = [x for x in sessions if x["cdr"]]
+        assert len(closed) == 12
+        for x in sessions:
+            types = [n["Type"] for n in x["notifications"]]
+            if x["cdr"]:
+                assert types.count("Start") == 1 and types.count("End") == 1, x
+                assert types[0] == "Start" and types[-1] == "End", x
+            else:  # killed between AuthorizeStart and its answer: the person tapped again
+                assert types == [], x
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        hub.wait(10)
