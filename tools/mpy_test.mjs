@@ -7,6 +7,8 @@
 // Prints one line per test and a closing "N passed, N failed" line; exits 1 on any failure.
 import fs from "node:fs";
 import path from "node:path";
+import { execFile } from "node:child_process";
+import url from "node:url";
 import { loadFirmware, TESTS } from "./mpy_env.mjs";
 
 // The Python side of one module's run; results come back through globals.
@@ -57,10 +59,35 @@ if (files.length === 0) {
 }
 let passed = 0;
 let failed = 0;
-for (const f of files) {
-  const r = await runModule(f);
-  passed += r.passed;
-  failed += r.failed;
+if (files.length === 1) {
+  const r = await runModule(files[0]);
+  passed = r.passed;
+  failed = r.failed;
+} else {
+  // One Node process per module: interpreters left behind in one process add up until the
+  // wasm memory (2 GB) runs out, which crashed long runs. Two at a time, in name order.
+  const results = new Array(files.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const i = next++;
+      const child = await new Promise((resolve) => execFile(
+        process.execPath, [url.fileURLToPath(import.meta.url), files[i]],
+        { encoding: "utf8", maxBuffer: 64 << 20 },
+        (err, stdout, stderr) => resolve({ stdout, stderr })));
+      const m = /micropython: (\d+) passed, (\d+) failed/.exec(child.stdout || "");
+      results[i] = { out: (child.stdout || "") + (child.stderr || ""),
+        passed: m ? +m[1] : 0, failed: m ? +m[2] : 1 };
+      if (!m) results[i].out += `FAIL ${path.basename(files[i])} (runner crashed)\n`;
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  for (const r of results) {
+    // The child's own total line is replaced by the overall one below.
+    process.stdout.write(r.out.replace(/^micropython: .*\n?/m, ""));
+    passed += r.passed;
+    failed += r.failed;
+  }
 }
 console.log(`micropython: ${passed} passed, ${failed} failed`);
 process.exit(failed || passed === 0 ? 1 : 0);
