@@ -26,6 +26,9 @@ class Charger:
                 cfg["operator_id"], e["evse_id"], clock, progress_s=t["progress_s"],
                 ev_wait_s=t["ev_wait_s"], authorize_timeout_s=t["authorize_timeout_s"],
                 start_power_w=t["start_power_w"], product_id=e.get("product_id")))
+        # EVSE index -> meter fault text: out of order (a session there could not be billed) until
+        # the meter gives a good reading again.
+        self.broken = [None] * len(self.evses)
         self._auth = {}  # EVSE index -> (path, body) of an AuthorizeStart not yet sent
         self.shown = []
 
@@ -53,11 +56,13 @@ class Charger:
                 return self._apply(i, s.tap(uid))
         if evse is None:
             for i, s in enumerate(self.evses):
-                if s.state == IDLE:
+                if s.state == IDLE and not self.broken[i]:
                     evse = i
                     break
         if evse is None:
             return self._show(None, "no free EVSE")
+        if self.broken[evse]:
+            return self._show(evse, "out of order: " + self.broken[evse])
         if self.evses[evse].state == IDLE and not self.journal.can_open_session():
             # Never start what the journal could not record to the end.
             return self._show(evse, "journal full: try later")
@@ -70,12 +75,15 @@ class Charger:
         self._apply(i, self.evses[i].authorize_failed(reason))
 
     def meter(self, i, wh, watts):
+        self.broken[i] = None
         self._apply(i, self.evses[i].meter(wh, watts))
 
     def plug(self, i, plugged):
         self._apply(i, self.evses[i].plug(plugged))
 
     def fault(self, i, connector, info):
+        if not connector:
+            self.broken[i] = info
         self._apply(i, self.evses[i].fault(connector, info))
 
     def tick(self):

@@ -126,7 +126,7 @@ class MeterBus:
                 why = str(e) or repr(e)
             if r:
                 text = h.reading(self.ms(), r[0], r[1], step(self.model, rep, r[0]))
-                if "backwards" in h.active:
+                if h.active:  # backwards or frozen: the bill stays at the last good value
                     r = None
                 else:
                     self.last[i] = r

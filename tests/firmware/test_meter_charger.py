@@ -59,3 +59,29 @@ def test_a_dead_meter_ends_the_session_after_dead_polls():
         assert b.ch.evses[0].state == "idle"
         assert "meter 1: no valid reading in 2 polls" in b.ch.shown[-1][1]
     return arun(go())
+
+
+def test_an_evse_with_a_broken_meter_starts_nothing_until_the_meter_is_good_again():
+    async def go():
+        b, bank, bus = _charging({1: abb(100000, 1100000), 2: abb(0, 0)})
+        await bus.poll()
+        b.now += 600000  # ten minutes at 11 kW and the register has not moved
+        await bus.poll()
+        assert [k for k, _ in _messages(b)] == ["Start", "Error", "End", "CDR"]
+        assert "frozen" in b.ch.broken[0]
+        b.ch.tap(A)  # the next driver is sent to the healthy EVSE, never to the broken one
+        b.authorize_all()
+        assert b.ch.evses[0].state == "idle" and b.ch.evses[1].state == "authorized"
+        b.ch.tap("11223344", evse=0)
+        assert b.ch.shown[-1][1].startswith("out of order: meter 1: energy register frozen")
+        b.now += 10000
+        await bus.poll()  # still frozen: the EVSE stays out of order
+        assert b.ch.broken[0]
+        bank.units[1].update(abb(100300, 1100000))
+        b.now += 10000
+        await bus.poll()  # the register moves again: back in service
+        assert b.ch.broken[0] is None
+        b.ch.tap("11223344", evse=0)
+        b.authorize_all()
+        assert b.ch.evses[0].state == "authorized"
+    return arun(go())
