@@ -202,6 +202,8 @@ class Run:
             for k in c:
                 c[k] += ch.counts[k]
         c["pending"] = sum(ch.pending() for ch in self.chargers)
+        # Progress notifications the journal replaced by a newer one while they waited
+        c["superseded"] = c["journaled"] - c["delivered"] - c["failed"] - c["pending"]
         return c
 
     def _bar(self, final=False):

@@ -23,7 +23,8 @@ from host_sim.virtual.pn532 import VirtualPn532
 
 OPERATOR = "DE*SIM"
 RETRY_S = 30  # virtual seconds before a person taps again after a refused/failed start
-_SEEN_MS = 1500  # real ms for a tap to show at the charger (read, then authorizing or closed)
+_SEEN_S = 1.5  # real s for a tap to show at the charger (read, then authorizing or closed)
+_PERSON_S = 30  # the same with a real reader, where a person is asked to tap
 _TICK_S = 0.05  # real seconds between looks at the charger's state
 _SAVE_S = 0.2  # real seconds between cursor saves while a wait runs
 _AWAY_S = 6 * 3600  # virtual seconds a car charges on at most while the simulator is down
@@ -161,11 +162,13 @@ class SimCharger:
         self.pn = VirtualPn532()
         self.real_reader = reader_port is not None
         self.real_meter = meter_port is not None
+        self.seen_s = _PERSON_S if self.real_reader and n == 0 else _SEEN_S
         self._log = log or (lambda text: None)
         self.board = HostBoard(self.cfg, self.dir, clock.speed, reader_port, meter_port,
                                self.pn, Bus(self.meters), certs, echo=self._log)
         self.agent = Agent(self.cfg, self.board)
-        self._count_journal()
+        self.opened = {}  # card -> EVSE index, set when the hub's answer opens its session
+        self._hook()
         self.path = os.path.join(self.dir, "sim.json")
         self.cur = self._load_cursor(fingerprint)
         self.booted = asyncio.Event()
@@ -176,8 +179,10 @@ class SimCharger:
 
     # --- counting and state ------------------------------------------------------------------
 
-    def _count_journal(self):
-        """Count what this run journals, delivers and fails (wrapping this charger's Journal)."""
+    def _hook(self):
+        """Count what this run journals, delivers and fails (wrapping this charger's Journal);
+        note which EVSE each authorization opened (a session may close again before anyone
+        looks: an EV wait shorter than a tap at a high speed)."""
         j = self.agent.journal
         self.counts = {"journaled": 0, "delivered": 0, "failed": 0}
         add, delivered, failed = j.add, j.delivered, j.failed
@@ -199,13 +204,22 @@ class SimCharger:
             self._log("[%s] message failed for good: %s" % (self.id, reason))
 
         j.add, j.delivered, j.failed = _add, _delivered, _failed
-        boot = self.agent.charger.boot
+        ch = self.agent.charger
+        authorized = ch.authorized
+
+        def _authorized(i, reply):
+            authorized(i, reply)
+            s = ch.evses[i]
+            if s.state not in (IDLE, AUTHORIZING):
+                self.opened[s.uid] = i
+        ch.authorized = _authorized
+        boot = ch.boot
 
         def _boot(readings):
             self.counts["journaled"] += len(j._pend)  # left by an earlier run: still to deliver
             boot(readings)
             self.booted.set()
-        self.agent.charger.boot = _boot
+        ch.boot = _boot
 
     def _load_cursor(self, fingerprint):
         cur = read_json(self.path)
@@ -310,9 +324,10 @@ class SimCharger:
                 self.meters[i].fault = arg
             self.save()
 
-    async def _tap(self, card):
-        """Hold the card on the virtual reader for tap_ms (real time: the reader polls in real
-        time), the reader's hold time after this card's last tap (else it is the same tap)."""
+    async def _tap(self, card, seen):
+        """Hold the card on the virtual reader until seen() or for tap_ms (real time: the reader
+        polls in real time), the reader's hold time after this card's last tap (else it is the
+        same tap)."""
         async with self._tap_lock:
             last, t = self._last_tap
             wait = t + self.hold_s + 0.1 - time.monotonic()
@@ -322,7 +337,9 @@ class SimCharger:
                 self._log("[%s] tap card %s on the reader" % (self.id, card))
             else:
                 self.pn.card = card
-                await asyncio.sleep(self.tap_s)
+                t0 = time.monotonic()
+                while not seen() and time.monotonic() - t0 < self.tap_s:
+                    await asyncio.sleep(_TICK_S)
                 self.pn.card = None
             self._last_tap = (card, time.monotonic())
 
@@ -334,20 +351,23 @@ class SimCharger:
             if i is not None:
                 cur["evse"] = i
                 return
-            await self._tap(card)
+            self.opened.pop(card, None)
+            await self._tap(card, lambda: card in self.opened or self._evse(card) is not None)
             t0 = time.monotonic()
-            while self.open(card) is None and (
+            while card not in self.opened and (
                     self._evse(card, (AUTHORIZING,)) is not None
-                    or time.monotonic() - t0 < _SEEN_MS / 1000):
+                    or time.monotonic() - t0 < self.seen_s):
                 await asyncio.sleep(_TICK_S)
-            if self.open(card) is None:
-                await self.clock.sleep(RETRY_S)
+            if card in self.opened:
+                cur["evse"] = self.opened[card]
+                return
+            await self.clock.sleep(RETRY_S)
 
     async def _stop(self, card):
         while self._evse(card) is not None:
-            await self._tap(card)
+            await self._tap(card, lambda: self._evse(card) is None)
             t0 = time.monotonic()
-            while self._evse(card) is not None and time.monotonic() - t0 < _SEEN_MS / 1000:
+            while self._evse(card) is not None and time.monotonic() - t0 < self.seen_s:
                 await asyncio.sleep(_TICK_S)
 
 

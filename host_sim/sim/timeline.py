@@ -39,7 +39,8 @@ def _hub(x):
 
 def rows(exchanges, evse_charger, clock):
     """(virtual s, charger, EvseID, message, session, hub answer) of the exchanges of our EVSEs
-    (another client's traffic at a shared hub is left out), in the hub's order."""
+    (another client's traffic at a shared hub is left out), by arrival time (the hub logs an
+    exchange when it answers: after a latency fault, later arrivals may come first)."""
     out = []
     for x in exchanges:
         evse = _evse(x.get("request"))
@@ -48,6 +49,7 @@ def rows(exchanges, evse_charger, clock):
         t = datetime.fromisoformat(x["time"]).timestamp()
         sid = x.get("session_id") or (x.get("request") or {}).get("SessionID") or ""
         out.append((clock.at_wall(t), evse_charger[evse], evse, _message(x), sid[:8], _hub(x)))
+    out.sort(key=lambda r: r[0])
     return out
 
 

@@ -167,3 +167,23 @@ def test_sigkill_mid_run_then_resume_gives_one_start_end_cdr_per_session(tmp_pat
     finally:
         hub.send_signal(signal.SIGTERM)
         hub.wait(10)
+
+
+def test_charger_0_on_a_serial_meter_port(tmp_path):
+    from host_sim.sim.fleet import Bus
+    from host_sim.virtual.ev import Fixed
+    from host_sim.virtual.meter import VirtualMeter
+    from host_sim.virtual.pty import PtyDevice
+
+    # A meter with no car behind it: charger 0's sessions close when the EV wait runs out, with
+    # a CDR and no Start; charger 1 (virtual meter, a car) charges as usual.
+    meter = VirtualMeter("sdm630", 1, Fixed(wh=5000))
+    doc = dict(SHORT, charger={"evses": 1, "ev_wait_s": 60})
+    with PtyDevice(Bus([meter])) as path:
+        r, s = _run(_cmd("--chargers", 2, "--speed", 500, "--quiet", "--timeline",
+                         "--meter-port", path, "--scenario", _scenario(tmp_path, doc)))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert s["ok"] and s["sessions"] == 2 and meter.requests > 3
+    rows = [line.split() for line in r.stdout.splitlines()[1:-1]]
+    assert [x[3] for x in rows if x[1] == "sim-000"] == ["AuthorizeStart", "ChargeDetailRecord"]
+    assert "Start" in [x[4] for x in rows if x[1] == "sim-001"]
