@@ -10,6 +10,7 @@ tap is skipped when the card's session is open, a stop tap when it is not).
 import asyncio
 import json
 import os
+import sys
 import time
 
 from boards.host import HostBoard
@@ -334,7 +335,9 @@ class SimCharger:
             if last == card and wait > 0:
                 await asyncio.sleep(wait)
             if self.real_reader and self.n == 0:
-                self._log("[%s] tap card %s on the reader" % (self.id, card))
+                ask = "[%s] tap card %s on the reader" % (self.id, card)
+                self._log(ask)
+                print(ask, file=sys.stderr, flush=True)  # a person is at the reader
             else:
                 self.pn.card = card
                 t0 = time.monotonic()

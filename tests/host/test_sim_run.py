@@ -187,3 +187,33 @@ def test_charger_0_on_a_serial_meter_port(tmp_path):
     rows = [line.split() for line in r.stdout.splitlines()[1:-1]]
     assert [x[3] for x in rows if x[1] == "sim-000"] == ["AuthorizeStart", "ChargeDetailRecord"]
     assert "Start" in [x[4] for x in rows if x[1] == "sim-001"]
+
+
+def test_charger_0_on_a_serial_reader_a_person_taps(tmp_path):
+    from host_sim.virtual.pn532 import VirtualPn532
+    from host_sim.virtual.pty import PtyDevice
+
+    # The simulator asks (in its log) for each tap on charger 0's real reader; "the person"
+    # here is this test, holding the card on a virtual PN532 behind a pty.
+    pn = VirtualPn532()
+    log = tmp_path / "sim.log"
+    log.write_text("")
+    with PtyDevice(pn) as path:
+        p = subprocess.Popen(_cmd("--chargers", 1, "--speed", 200, "--quiet", "--log", log,
+                                  "--reader-port", path, "--scenario",
+                                  _scenario(tmp_path, SHORT)),
+                             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, text=True)
+        asked = 0
+        deadline = time.monotonic() + 60
+        while p.poll() is None and time.monotonic() < deadline:
+            n = log.read_text().count("tap card %s on the reader" % CARD)
+            if n > asked:
+                asked = n
+                pn.card = CARD
+                time.sleep(0.6)
+                pn.card = None
+            time.sleep(0.05)
+        out = p.communicate(timeout=30)[0]
+    s = json.loads(out.strip().splitlines()[-1])
+    assert p.returncode == 0 and s["ok"] and s["sessions"] == 1
+    assert asked == 2  # one tap to start, one to stop
