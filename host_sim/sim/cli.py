@@ -47,8 +47,8 @@ def _args(argv):
                                                   "for %s (made here for the embedded hub)"
                                                   % OPERATOR)
     p.add_argument("--deadline", type=float, metavar="S", default=None,
-                   help="stop after S virtual seconds (default: twice the plan's longest "
-                        "charger plus an hour)")
+                   help="stop after S virtual seconds (default: twice the longest charger's "
+                        "waits and 5 real seconds per session, plus an hour)")
     p.add_argument("--deadline-real", type=float, metavar="S", default=None,
                    help="stop after S real seconds")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -97,7 +97,9 @@ class Run:
         per = a.sessions if a.random is None else None
         self.plans = [scenario.plan(scn, k, per) for k in range(self.n)]
         self.fingerprint = scenario.fingerprint([self.plans, scn["charger"], scn["hub"]])
-        longest = max(plan_length(p) for p in self.plans)
+        # Taps take real time (about a second each, more on a busy machine): allow 5 real s per
+        # session on top of twice the waits and an hour.
+        longest = max(plan_length(p) + 5 * a.speed * len(p) for p in self.plans)
         self.deadline = a.deadline if a.deadline is not None else 2 * longest + 3600
         self._tmp = None
         self._logf = open(a.log, "a", encoding="utf-8") if a.log else None
