@@ -1,5 +1,4 @@
 """Energy meter register maps as data: plan() the reads a poll needs, decode() their replies."""
-import struct
 
 from micropython import const
 
@@ -21,13 +20,12 @@ _SPAN = (1, 1, 2, 2, 4, 4, 2, 4, 2, 2, 6)  # registers a type spans
 
 def _m(fc, most, gaps, phases, e, p, v=None, i=None):
     # A model is (max registers per request, whether a read may span unused registers, fields);
-    # a field is (quantity, fc, addr, type, scale). quantity indexes MAP_NAMES; scale takes the
-    # register to kWh, W, V or A: an int is a decade exponent (exact integer Wh), a float a
-    # multiplier (custom maps only).
-    f = [(0, fc) + e, (1, fc) + p]
+    # a field is (quantity, fc, addr, type, exponent, factor): quantity indexes MAP_NAMES; the
+    # register times factor times 10**exponent is kWh, W, V or A, in integers (exact Wh).
+    f = [(0, fc) + e + (1,), (1, fc) + p + (1,)]
     for k in range(phases):
-        f.append((2 + k, fc, v[0] + 2 * k) + v[1:])
-        f.append((5 + k, fc, i[0] + 2 * k) + i[1:])
+        f.append((2 + k, fc, v[0] + 2 * k) + v[1:] + (1,))
+        f.append((5 + k, fc, i[0] + 2 * k) + i[1:] + (1,))
     return most, gaps, tuple(f)
 
 
@@ -51,14 +49,20 @@ def custom(map_cfg):
     for name in map_cfg:
         r = map_cfg[name]
         s = r.get("scale", 1)
-        for e in range(-9, 10):  # a power of ten becomes an exact decade exponent
-            if abs(s - 10.0 ** e) <= 1e-6 * 10.0 ** e:
-                s = e
+        # scale = factor * 10**-d, integers to 6 significant digits: 0.01 and 2.5 are exact
+        for d in range(16):
+            m = s * 10 ** d
+            if abs(m - round(m)) <= 1e-6 * abs(m):
                 break
         else:
-            s = float(s)
+            raise ValueError("meter.map.%s.scale: %r is too small (expected 0 or at least "
+                             "1e-15)" % (name, s))
+        m = round(m)
+        while m and not m % 10:
+            m //= 10
+            d -= 1
         f.append((MAP_NAMES.index(name), r.get("fc", 4), r["addr"],
-                  _TYPES.index(r["type"]) | (_LO if r.get("words") == "lo" else 0), s))
+                  _TYPES.index(r["type"]) | (_LO if r.get("words") == "lo" else 0), -d, m))
     return 125, 1, tuple(f)
 
 
@@ -109,10 +113,10 @@ def _iskra_exp(d, o):
 
 def _value(f, replies):
     # One quantity: energy int Wh, power int W, V and A float; None for "not available".
-    q, _, _, t, sc = f
+    q, _, _, t, e, m = f
     d, o = _find(f, replies)
     k = t & 15
-    e = sc if type(sc) is int else 0
+    e += 3 if q == 0 else 6 if q > 1 else 0  # kWh -> Wh; V and A in millionths until the end
     if k == _IE:
         x = _iskra_exp(d, o)
         if x is None:
@@ -123,6 +127,7 @@ def _value(f, replies):
     n = _SPAN[k]
     v = _raw(d, o, n, t & _LO)
     bits = 16 * n
+    s = 0  # a power of two: a float is v * 2**s
     if k < _F32:
         top = 1 << bits - 1
         if k & 1:  # signed: 0x8000.. and 0x7FFF.. mean "not available"
@@ -132,27 +137,33 @@ def _value(f, replies):
                 v -= 1 << bits
         elif v == (1 << bits) - 1:  # unsigned: all 0xFF
             return None
-    elif k < _T5:
-        v = struct.unpack(">d" if n == 4 else ">f", struct.pack(">Q" if n == 4 else ">I", v))[0]
-        if v - v != 0:  # NaN or infinite
+    elif k < _T5:  # IEEE 754 from its bits, so single-precision boards stay exact
+        w = 23 if n == 2 else 52  # fraction bits
+        top = (1 << bits - 1 - w) - 1  # an all-ones exponent: NaN or infinite
+        x = v >> w & top
+        if x == top:
             return None
-    else:
+        s = (x or 1) - top // 2 - w
+        v = (v & (1 << w) - 1 | (x and 1 << w)) * (1 - 2 * (v >> bits - 1))
+    else:  # Iskra T5/T6; FFFFFFFF (T5) and 7FFFFFFF (T6) mean "not available"
+        if v == (0xFFFFFFFF if k == _T5 else 0x7FFFFFFF):
+            return None
         e += (v >> 24) - (v >> 31 << 8)  # the signed 8-bit exponent
         v &= 0xFFFFFF
         if k == _T6 and v >> 23:
             v -= 1 << 24
-    if type(sc) is float:
-        v *= sc
-    if q > 1:
-        return v * 10 ** e if e >= 0 else v / 10 ** -e
-    if q == 0:
-        e += 3  # kWh -> Wh
-    if type(v) is float:
-        return round(v * 10 ** e if e >= 0 else v / 10 ** -e)
-    if e >= 0:
-        return v * 10 ** e
-    m = 10 ** -e
-    return (2 * v + m) // (2 * m)  # integer rounding, half up
+    v *= m
+    den = 1
+    if e < 0:
+        den = 10 ** -e
+    else:
+        v *= 10 ** e
+    if s < 0:
+        den <<= -s
+    else:
+        v <<= s
+    v = (2 * v + den) // (2 * den)  # rounded half up, in integers
+    return v / 1000000 if q > 1 else v
 
 
 def decode(model, replies):
@@ -173,12 +184,10 @@ def step(model, replies, wh):
     """The energy register's resolution in Wh at reading wh (for the frozen-register rule)."""
     for f in _model(model)[2]:
         if f[0] == 0:
-            k, sc = f[3] & 15, f[4]
+            k, e, m = f[3] & 15, f[4] + 3, abs(f[5])
             if k == _F32:  # a float32's step is below value / 2**23
                 return max(1, wh >> 23)
-            if type(sc) is float:
-                return max(1, round(abs(sc) * 1000))
             if k == _IE:
-                sc += _iskra_exp(*_find(f, replies)) or 0
-            return 10 ** (sc + 3) if sc > -3 and k != _F64 else 1
+                e += _iskra_exp(*_find(f, replies)) or 0
+            return max(1, m * 10 ** e if e >= 0 else m // 10 ** -e) if k != _F64 else 1
     return 1

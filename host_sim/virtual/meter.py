@@ -67,7 +67,7 @@ _WORDS = {"u16": 1, "s16": 1, "t2": 1, "f32": 2, "u32": 2, "s32": 2, "i32sw": 2,
           "t6": 2, "u64": 4}
 _NA = {"f32": b"\x7f\xc0\x00\x00", "u16": b"\xff\xff", "u32": b"\xff" * 4, "u64": b"\xff" * 8,
        "s16": b"\x7f\xff", "s32": b"\x7f\xff\xff\xff", "i32sw": b"\xff\xff\x7f\xff",
-       "t5": b"\xff" * 4, "t6": b"\xff" * 4}
+       "t5": b"\xff" * 4, "t6": b"\x7f\xff\xff\xff"}  # T6 all ones is -0.1, a value
 _INBUF = 256  # request bytes kept while waiting for a whole frame; beyond: drop the oldest
 
 

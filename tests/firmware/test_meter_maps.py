@@ -143,3 +143,50 @@ def test_steps_of_the_builtin_energy_registers():
 def test_a_missing_reply_names_the_register():
     raises_naming(ValueError, "no reply holds register 72 (fc 4)", decode, "sdm72d",
                   [((4, 0x34, 2), H("45DAC000"))])
+
+
+def test_floats_decode_exactly_from_their_bits_rounded_half_up():
+    # 4291.8447265625 kWh: exact Wh even where a float is single precision (ESP32, RP2)
+    reps = [((4, 0x34, 22), regs(22, {0: "40200000", 0x48 - 0x34: "45861EC2"}))]
+    assert decode("sdm72d", reps)[:2] == (4291845, 3)  # 2.5 W rounds half up, as integers do
+    big = regs(22, {0: "C0200000", 0x48 - 0x34: "4B3FFFFF"})  # 12582911 kWh, -2.5 W
+    assert decode("sdm72d", [((4, 0x34, 22), big)])[:2] == (12582911000, -2)
+    cfg = {"energy": {"addr": 0, "type": "f64"}, "power": {"addr": 4, "type": "f64"}}
+    d = H("3F40624DD2F1A9FC 0000000000000001")  # 0.0005 kWh is a hair above it; 5e-324 W
+    assert decode(custom(cfg), [((4, 0, 8), d)])[:2] == (1, 0)
+    d = H("7FF0000000000000 FFF8000000000000")  # infinite, NaN
+    assert decode(custom(cfg), [((4, 0, 8), d)])[:2] == (None, None)
+
+
+def test_iskra_not_available_markers():
+    m = regs(35, {0: "FFFFFFFF", 126 - 107: "FFFFFFFF", 140 - 107: "7FFFFFFF"})
+    reps = [((4, 107, 35), m), ((4, 414, 6), regs(6, {4: "00000001"}))]
+    wh, w, v, a = decode("wm3m4", reps)
+    assert wh == 1 and w is None and v[0] is None and a[0] is None
+    m = regs(35, {140 - 107: "FFFFFFFF"})  # T6 all ones is -0.1 W, a value
+    assert decode("wm3m4", [((4, 107, 35), m), reps[1]])[1] == 0
+
+
+def test_volts_and_amps_are_always_floats():
+    cfg = {"energy": {"addr": 0, "type": "u16"}, "power": {"addr": 1, "type": "u16"},
+           "voltage_l1": {"addr": 2, "type": "u16", "scale": 10},
+           "current_l1": {"addr": 3, "type": "s16"}}
+    r = decode(custom(cfg), [((4, 0, 4), H("0001 0002 0017 FFF6"))])
+    assert r[:2] == (1000, 2) and r[2][0] == 230 and r[3][0] == -10
+    assert type(r[2][0]) is float and type(r[3][0]) is float
+    wh, w, v, a = decode("wm3m4", [((4, 107, 35), regs(35, {0: "020000E7"})),
+                                   ((4, 414, 6), regs(6, {}))])
+    assert v[0] == 23100 and type(v[0]) is float and type(a[0]) is float
+
+
+def test_custom_scales_are_integer_ratios_exact_beyond_a_float():
+    cfg = {"energy": {"addr": 0, "type": "u64", "scale": 2.5},
+           "power": {"addr": 4, "type": "s32", "scale": 0.4}}
+    m = custom(cfg)
+    d = H("1000000000000001 FFFFFFF9")  # 2**60 + 1 counts of 2.5 kWh; -7 x 0.4 W
+    assert decode(m, [((4, 0, 6), d)])[:2] == ((2 ** 60 + 1) * 2500, -3)
+    assert step(m, [], 0) == 2500
+    cfg["energy"]["scale"] = 0.125
+    assert step(custom(cfg), [], 0) == 125
+    cfg["power"]["scale"] = 1e-20
+    raises_naming(ValueError, "meter.map.power.scale", custom, cfg)

@@ -5,6 +5,7 @@ import pytest
 from fakeport import FakePort
 
 from cpagent.meter import MeterBus
+from cpagent.meter_maps import decode
 from host_sim.virtual.ev import EvLoad, Fixed
 from host_sim.virtual.meter import FAULTS, LAYOUTS, NOISE, VirtualMeter
 
@@ -157,13 +158,18 @@ def test_frozen_energy_while_power_flows(model):
     clock.t += 60000
     poll(mb)
     m.fault = "frozen"
+    got = []
     for _ in range(10):  # 10 minutes at 11 kW: ~1.8 kWh the register does not show
         ev.advance(60)
         clock.t += 60000
-        r = poll(mb)[0]
-        assert r is not None and r[1] == 11000
+        got.append(poll(mb)[0])
     texts = [t for _, _, t in sink.faults]
     assert len(texts) == 1 and "frozen" in texts[0] and "meter 1" in texts[0]
+    # readings pass (power still flowing) until the fault is found, none after it: the bill
+    # stays where it was
+    k = got.index(None)
+    assert all(r[1] == 11000 for r in got[:k]) and got[k:] == [None] * (10 - k)
+    assert len(sink.meters) == 1 + k and mb.health[0].active == ["frozen"]
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -192,6 +198,11 @@ def test_not_available_markers(model):
     texts = [t for _, _, t in sink.faults]
     assert len(texts) == 1 and "not available" in texts[0] and "meter 1" in texts[0]
     assert sink.meters == []
+    # every quantity the firmware reads decodes as None, phases included
+    reps = [(q, m.answer(q[0], q[1], q[2])[3:-2]) for q in mb.plan]
+    wh, w, volts, amps = decode(mb.model, reps)
+    assert (wh, w) == (None, None)
+    assert set((volts or ()) + (amps or ())) <= {None}
 
 
 @pytest.mark.parametrize("model", MODELS)
