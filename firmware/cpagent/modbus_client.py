@@ -4,6 +4,7 @@ import asyncio
 from micropython import const
 
 from cpagent.modbus import ModbusError, request, scan
+from cpagent.tap import read
 
 _CAP = const(256)  # receive buffer: the longest reply (125 registers) is 255 bytes
 _BITS = const(11)  # an RTU character: start, 8 data, parity or a 2nd stop, stop
@@ -12,22 +13,33 @@ _BITS = const(11)  # an RTU character: start, 8 data, parity or a 2nd stop, stop
 class ModbusClient:
     """Reads registers over `port` (write, await drain, await read(n)); one task owns it.
 
-    de: optional de(1)/de(0) for the RS-485 driver-enable pin. stats counts requests, retries,
-    timeouts, bad_frames (bytes came but no valid reply), tx_bytes and rx_bytes.
+    de: optional de(1)/de(0) for the RS-485 driver-enable pin; txdone: optional txdone() -> True
+    once the UART has shifted out its last bit (machine.UART.txdone), else DE waits the request's
+    wire time. timeout_ms: the meter's reaction time; the reply's own wire time comes on top.
+    stats counts requests, retries, timeouts, bad_frames (bytes came but no valid reply),
+    tx_bytes and rx_bytes.
     """
 
-    def __init__(self, port, baud=9600, timeout_ms=500, retries=2, de=None):
+    def __init__(self, port, baud=9600, timeout_ms=500, retries=2, de=None, txdone=None):
         self.port = port
         self.de = de
+        self.txdone = txdone
+        self.baud = baud
         self.timeout_ms = timeout_ms
         self.retries = retries
-        # t3.5 silence ends a frame; the spec fixes it at 1.75 ms above 19200 baud.
-        self._t35 = 3.5 * _BITS / baud if baud <= 19200 else 0.00175
-        self._tx = 8 * _BITS / baud  # a request's time on the wire
+        # Waits in whole ms, rounded up plus a tick: MicroPython sleeps int(ms) and may wake 1 ms
+        # early. t3.5 silence ends a frame; the spec fixes it at 1.75 ms above 19200 baud.
+        self._t35 = self._ms(7) if baud <= 19200 else 3
+        self._tx = self._ms(16)  # a request's time on the wire
+        self._late = False  # an attempt timed out: its reply may still come
         self._buf = bytearray(_CAP)
         self._n = 0
         self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "bad_frames": 0,
                       "tx_bytes": 0, "rx_bytes": 0}
+
+    def _ms(self, halves):
+        # ms on the wire of `halves` half characters, rounded up, plus one
+        return -(-halves * _BITS * 500 // self.baud) + 1
 
     async def read(self, unit, fc, start, count):
         """The 2*count data bytes of registers start.. (fc 3 or 4); raises ModbusError."""
@@ -44,16 +56,20 @@ class ModbusClient:
             try:
                 self.port.write(req)
                 await self.port.drain()
-                if self.de:  # drain() only hands the bytes to the UART: wait until they are out
-                    await asyncio.sleep(self._tx)
+                if self.txdone:  # drain() only hands the bytes to the UART
+                    while not self.txdone():
+                        await asyncio.sleep(0)
+                elif self.de:
+                    await asyncio.sleep(self._tx / 1000)
             finally:
                 if self.de:
                     self.de(0)
             st["tx_bytes"] += 8
             try:
-                return await asyncio.wait_for(self._rx(unit, fc, start, count),
-                                              self.timeout_ms / 1000)
+                return await asyncio.wait_for(self._rx(unit, fc, start, count), (
+                    self.timeout_ms + self._ms(10 + 4 * count) - 1) / 1000)
             except asyncio.TimeoutError:
+                self._late = True
                 if self._n:
                     st["bad_frames"] += 1
                     why = "%d bytes but no valid reply (bad CRC or noise)" % self._n
@@ -63,11 +79,14 @@ class ModbusClient:
         raise ModbusError(unit, fc, start, "%s (%d attempts)" % (why, self.retries + 1))
 
     async def _quiet(self, unit, fc, addr):
-        # Wait for t3.5 of silence, dropping stale bytes (a late reply to an earlier attempt).
+        # Wait for t3.5 of silence, or timeout_ms after a timed-out attempt (whose late reply
+        # would pass for the next one's), dropping what comes meanwhile.
         dropped = 0
+        t = self.timeout_ms if self._late else self._t35
+        self._late = False
         while True:
             try:
-                n = len(await asyncio.wait_for(self.port.read(_CAP), self._t35))
+                n = len(await asyncio.wait_for(read(self.port, _CAP), t / 1000))
             except asyncio.TimeoutError:
                 return
             self.stats["rx_bytes"] += n
@@ -83,7 +102,7 @@ class ModbusClient:
             if n == _CAP:
                 b[:keep] = b[_CAP - keep:]
                 n = self._n = keep
-            d = await self.port.read(_CAP - n)
+            d = await read(self.port, _CAP - n)
             self.stats["rx_bytes"] += len(d)
             b[n:n + len(d)] = d
             self._n += len(d)

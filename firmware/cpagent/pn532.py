@@ -3,7 +3,7 @@ import asyncio
 
 from micropython import const
 
-from cpagent.tap import Reader, hexu
+from cpagent.tap import Reader, hexu, read
 
 HOST = const(0xD4)  # TFI of host -> PN532 frames
 CHIP = const(0xD5)  # TFI of PN532 -> host frames
@@ -173,7 +173,7 @@ class Pn532(Reader):
             try:
                 if left <= 0:
                     raise asyncio.TimeoutError
-                data = await asyncio.wait_for(self._port.read(_CAP - self._n), left / 1000)
+                data = await asyncio.wait_for(read(self._port, _CAP - self._n), left / 1000)
             except asyncio.TimeoutError:
                 self.stats["timeouts"] += 1
                 raise Pn532Error("pn532: no %s to command 0x%02X within %d ms"

@@ -27,6 +27,14 @@ class Debounce:
         return new
 
 
+async def read(port, n):
+    """await port.read(n); an empty read (a closed port) raises OSError instead of spinning."""
+    d = await port.read(n)
+    if not d:
+        raise OSError("port read: no bytes (port closed?)")
+    return d
+
+
 def nibble(c):
     """One ASCII byte -> its hex digit value 0..15, or -1 (either case; no int() leniency about
     '_', '+' or spaces)."""
@@ -77,7 +85,7 @@ class Reader:
         CancelledError; a failing port read is reported and retried after a second."""
         while True:
             try:
-                data = await self._port.read(32)
+                data = await read(self._port, 32)
             except Exception as e:
                 self._say("port read failed: %r" % (e,))
                 await asyncio.sleep(1)

@@ -34,3 +34,33 @@ def arun(coro):
     if sys.implementation.name == "micropython":
         return main()
     asyncio.run(main())
+
+
+async def stop(task):
+    """Cancel a task and wait for its end. The cancel is repeated until the task is done: CPython
+    3.11's asyncio.wait_for swallows a cancel that lands as the awaited read completes."""
+    import asyncio
+
+    while not task.done():
+        task.cancel()
+        await asyncio.sleep(0)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+class ClosedPort:
+    """A serial port whose reads all return b"" (a closed device); writes go nowhere."""
+
+    def write(self, data):
+        pass
+
+    async def drain(self):
+        pass
+
+    async def read(self, n):
+        import asyncio
+
+        await asyncio.sleep(0)  # yields, so a driver spinning on it cannot hang the test
+        return b""

@@ -3,7 +3,7 @@ import asyncio
 
 from fakeport import FakePort
 
-from check import arun, raises, raises_naming
+from check import arun, raises, raises_naming, stop
 from cpagent.line_reader import LineReader, parse
 
 
@@ -43,11 +43,7 @@ async def _drive(feeds, hold_ms=1500):
             port.feed(f)
         for _ in range(4):
             await asyncio.sleep(0)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await stop(task)
     return r, taps, errors
 
 

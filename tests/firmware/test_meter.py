@@ -3,7 +3,7 @@ import asyncio
 
 from fakeport import FakePort
 
-from check import arun, raises_naming
+from check import arun, raises_naming, stop
 from cpagent.meter import MeterBus, MeterHealth
 from cpagent.modbus import crc16
 
@@ -209,10 +209,6 @@ def test_run_polls_by_the_clock_and_survives_a_failing_sink():
             await asyncio.sleep(0.005)
             if len(sink.meters) >= 3:
                 break
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await stop(task)
         assert len(sink.meters) >= 3 and str(bus.error) == "sink bug"
     return arun(go())

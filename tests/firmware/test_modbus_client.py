@@ -3,7 +3,7 @@ import asyncio
 
 from fakeport import FakePort
 
-from check import arun
+from check import ClosedPort, arun
 from cpagent.modbus import ModbusError
 from cpagent.modbus_client import ModbusClient
 
@@ -11,6 +11,7 @@ H = bytes.fromhex
 REQ = H("01040000000271CB")  # unit 1 reads V L1 (2 input registers from 0)
 REPLY = H("010404436633341B38")  # 230.2 V
 BAD = H("010404436633351B38")  # the same with a flipped data bit
+STALE = H("01040400000000FB84")  # 0 V, a valid reply to the same request
 
 
 def script(*answers):
@@ -107,7 +108,7 @@ def test_a_reply_from_another_unit_is_ignored():
 def test_stale_bytes_are_dropped_before_sending():
     async def go():
         port = FakePort(script(REPLY))
-        port.feed(H("01040400000000FA33"))  # a late reply to an earlier request: valid, stale
+        port.feed(STALE)  # a late reply to an earlier request: valid, and it would be taken
         c = ModbusClient(port)
         assert await c.read(1, 4, 0, 2) == H("43663334")
         assert c.stats["rx_bytes"] == 18
@@ -149,6 +150,105 @@ def test_de_is_high_only_around_the_write():
         c = ModbusClient(port, baud=19200, timeout_ms=50, de=de)
         assert await c.read(1, 4, 0, 2) == H("43663334")
         assert port.log == ["de 1", "write 8", "drain", "de 0"] * 2
+    return arun(go())
+
+
+def test_de_waits_for_txdone_when_the_board_has_it():
+    async def go():
+        port = DePort(script(REPLY))
+        busy = [3]
+
+        def txdone():
+            busy[0] -= 1
+            port.log.append("txdone %d" % (busy[0] < 0))
+            return busy[0] < 0
+        de = lambda v: port.log.append("de %d" % v)  # noqa: E731
+        c = ModbusClient(port, baud=9600, de=de, txdone=txdone)
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+        assert port.log == ["de 1", "write 8", "drain"] + ["txdone 0"] * 3 + ["txdone 1", "de 0"]
+    return arun(go())
+
+
+async def _waits(baud, de=None):
+    """The seconds asyncio.sleep and asyncio.wait_for were given during one read."""
+    got = []
+    sleep, wait_for = asyncio.sleep, asyncio.wait_for
+
+    def spy_sleep(t):
+        if t:
+            got.append(("sleep", t))
+        return sleep(t)
+
+    def spy_wait_for(aw, t):
+        got.append(("wait_for", t))
+        return wait_for(aw, t)
+    asyncio.sleep, asyncio.wait_for = spy_sleep, spy_wait_for
+    try:
+        c = ModbusClient(FakePort(script(REPLY)), baud=baud, timeout_ms=50, de=de)
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+    finally:
+        asyncio.sleep, asyncio.wait_for = sleep, wait_for
+    return [(k, round(t * 1000, 6)) for k, t in got]
+
+
+def test_waits_are_whole_ms_rounded_up_plus_one_and_cover_the_reply_on_the_wire():
+    async def go():
+        # 1200 baud: t3.5 = 32.08 ms; a request 73.33 ms on the wire; the 9-byte reply 82.5 ms
+        assert await _waits(1200, lambda v: None) == [
+            ("wait_for", 34), ("sleep", 75), ("wait_for", 50 + 83)]
+        assert await _waits(38400) == [("wait_for", 3), ("wait_for", 50 + 3)]  # t3.5: 1.75 ms
+    return arun(go())
+
+
+class Wire(FakePort):
+    """A meter behind a real line: answers[k] = (reply, reaction s) to the k-th request; the
+    reply comes at `baud` (11-bit characters), a byte at a time."""
+
+    def __init__(self, answers, baud):
+        FakePort.__init__(self)
+        self.answers = list(answers)
+        self.baud = baud
+
+    def write(self, data):
+        self.sent.append(bytes(data))
+        if self.answers:
+            asyncio.create_task(self._send(*self.answers.pop(0)))
+
+    async def _send(self, reply, react):
+        await asyncio.sleep(react)
+        for b in reply:
+            await asyncio.sleep(11 / self.baud)
+            self.feed(bytes((b,)))
+
+
+def test_the_reply_timeout_covers_the_reply_on_a_slow_line():
+    async def go():
+        port = Wire([(REPLY, 0)], 1200)  # 82.5 ms of reply after a 50 ms reaction limit
+        c = ModbusClient(port, baud=1200, timeout_ms=50, retries=0)
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+    return arun(go())
+
+
+def test_a_late_reply_is_not_taken_for_the_retry_answer():
+    async def go():
+        # The first reply comes 60 ms after the 200 ms timeout, which a retry sent after t3.5
+        # would take for its own; the client waits for timeout_ms of silence first.
+        port = Wire([(STALE, 0.26), (REPLY, 0.1)], 115200)
+        c = ModbusClient(port, baud=115200, timeout_ms=200, retries=1)
+        assert await c.read(1, 4, 0, 2) == H("43663334")
+        assert c.stats["timeouts"] == 1 and c.stats["rx_bytes"] == 18 and len(port.sent) == 2
+    return arun(go())
+
+
+def test_an_empty_read_raises_instead_of_spinning():
+    async def go():
+        c = ModbusClient(ClosedPort(), retries=0)
+        try:
+            await asyncio.wait_for(c.read(1, 4, 0, 2), 2)
+        except OSError as e:
+            assert str(e) == "port read: no bytes (port closed?)"
+        else:
+            raise AssertionError("expected OSError")
     return arun(go())
 
 

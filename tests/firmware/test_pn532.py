@@ -3,7 +3,7 @@ import asyncio
 
 from fakeport import FakePort
 
-from check import arun, raises_naming
+from check import ClosedPort, arun, raises_naming, stop
 from cpagent.pn532 import (
     ACK,
     BAD_DCS,
@@ -122,16 +122,7 @@ class Run:
         raise AssertionError("not reached; taps %r errors %r" % (self.taps, self.errors))
 
     async def stop(self):
-        # CPython 3.11's wait_for swallows a cancel that lands as the read completes: repeat it
-        for _ in range(100):
-            if self.task.done():
-                break
-            self.task.cancel()
-            await asyncio.sleep(0)
-        try:
-            await self.task
-        except asyncio.CancelledError:
-            pass
+        await stop(self.task)
 
 
 def test_wakes_configures_then_polls_and_reads_4_7_10_byte_uids():
@@ -240,4 +231,19 @@ def test_nack_error_frame_and_short_reply_recover():
         await _recovers({0x4A: [ACK + ERROR]}, "error frame in reply to command 0x4A")
         short = ACK + frame(b"\x4b\x01\x01\x00\x04\x08\x07\x04\xa1", CHIP)
         await _recovers({0x4A: [short]}, "reply D54B0101000408070", )
+    return arun(go())
+
+
+def test_a_closed_port_resets_and_is_reported_once_instead_of_spun_on():
+    async def go():
+        errors = []
+        r = Pn532(ClosedPort(), lambda: 0, 1500, 1, errors.append)  # a clock that stands still
+        task = asyncio.create_task(r.run(errors.append))
+        for _ in range(400):  # a guard against a hang, not a timing claim
+            if r.stats["resets"] >= 3:
+                break
+            await asyncio.sleep(0.01)
+        await stop(task)
+        assert r.stats["resets"] >= 3 and r.stats["timeouts"] == 0
+        assert len(errors) == 1 and "port read: no bytes (port closed?)" in errors[0], errors
     return arun(go())

@@ -3,7 +3,7 @@ import asyncio
 
 from fakeport import FakePort
 
-from check import arun, raises_naming
+from check import arun, raises_naming, stop
 from cpagent.rdm6300 import Rdm6300, parse
 
 # "14" version, "008EC793" tag, "CE" = 14^00^8E^C7^93 (14^8E = 9A, ^C7 = 5D, ^93 = CE)
@@ -47,11 +47,7 @@ async def _drive(feeds, t=None, hold_ms=1500):
             port.feed(f)
         for _ in range(4):
             await asyncio.sleep(0)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await stop(task)
     return r, taps, errors
 
 

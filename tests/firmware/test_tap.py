@@ -3,7 +3,7 @@ import asyncio
 
 from fakeport import FakePort
 
-from check import arun
+from check import ClosedPort, arun, stop
 from cpagent.line_reader import LineReader
 from cpagent.tap import Debounce, hexu, nibble
 
@@ -67,11 +67,7 @@ async def _failing_callbacks():
     port.feed(b"04A1B2C3\nzz\n11223344\n")
     for _ in range(10):
         await asyncio.sleep(0)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await stop(task)
     return r, said
 
 
@@ -107,11 +103,7 @@ async def _port_error():
         if taps:
             break
         await asyncio.sleep(0.02)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await stop(task)
     return said, taps
 
 
@@ -126,4 +118,17 @@ def test_port_read_error_is_reported_and_reading_goes_on():
 def _run_then(coro, check):
     async def go():
         check(await coro)
+    return arun(go())
+
+
+def test_an_empty_read_is_reported_instead_of_spun_on():
+    async def go():
+        said = []
+        r = LineReader(ClosedPort(), lambda: 0, on_error=said.append)
+        task = asyncio.create_task(r.run(said.append))
+        for _ in range(20):  # the reader waits a second after a failed read
+            await asyncio.sleep(0)
+        await stop(task)
+        assert len(said) == 1 and "port read failed: OSError(" in said[0]
+        assert "port read: no bytes (port closed?)" in said[0]
     return arun(go())

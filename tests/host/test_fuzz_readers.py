@@ -8,6 +8,7 @@ from fakeport import FakePort
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from check import stop
 from cpagent.line_reader import LineReader
 from cpagent.pn532 import ACK, Pn532, frame
 from cpagent.rdm6300 import Rdm6300
@@ -56,11 +57,7 @@ async def _feed(make, data, final):
         port.feed(chunk)
         for _ in range(len(chunk) // 32 + 3):
             await asyncio.sleep(0)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await stop(task)
     return taps
 
 
@@ -236,9 +233,7 @@ def test_fuzz_pn532(answers, final):
         calls = chip.calls
         while final not in taps[n:] and chip.calls < calls + 500:
             await asyncio.sleep(0)
-        while not task.done():  # CPython 3.11's wait_for may swallow one cancel
-            task.cancel()
-            await asyncio.sleep(0)
+        await stop(task)
         return chip, taps, n, errors
 
     chip, taps, n, errors = asyncio.run(go())

@@ -4,6 +4,7 @@ import random
 
 from fakeport import FakePort
 
+from check import stop
 from cpagent.pn532 import ACK, NACK, Pn532, frame
 from host_sim.virtual.pn532 import VirtualPn532
 
@@ -84,12 +85,6 @@ async def _until(cond):
     raise AssertionError("not reached")
 
 
-async def _stop(task):
-    while not task.done():  # CPython 3.11's wait_for may swallow one cancel
-        task.cancel()
-        await asyncio.sleep(0)
-
-
 def test_driver_reads_4_7_10_byte_cards_through_the_virtual_chip():
     async def go():
         v = VirtualPn532()
@@ -106,7 +101,7 @@ def test_driver_reads_4_7_10_byte_cards_through_the_virtual_chip():
             await _until(lambda n=n: len(v.commands) > n + 2)
         v.card = "0102030405"
         await _until(lambda: errors)
-        await _stop(task)
+        await stop(task)
         assert taps == ["04A1B2C3", "04A1B2C3D4E5F6", "0102030405060708090A"]
         assert errors == ["pn532: UID of 5 bytes ignored (expected 4, 7 or 10)"]
         assert r.stats["resets"] == 0 and v.bad == 0
@@ -124,7 +119,7 @@ def test_driver_recovers_when_the_chip_loses_power():
         v.reset()  # asleep again, unconfigured: the next poll gets no ACK
         v.card = "11223344"
         await _until(lambda: len(taps) == 2)
-        await _stop(task)
+        await stop(task)
         assert taps == ["04A1B2C3", "11223344"]
         assert r.stats["resets"] >= 1 and "no ACK to command 0x4A" in errors[0]
         assert v.aborts >= 1 and v.commands.count(0x14) >= 2
