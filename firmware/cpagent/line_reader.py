@@ -32,8 +32,8 @@ def parse(line):
 
 
 class LineReader(Reader):
-    """Lines end at \\n (a \\r before it is stripped with the other whitespace); blank lines are
-    skipped. A line longer than _CAP is dropped until its end and reported once."""
+    """Lines end at \\n or \\r (so \\r\\n ends one, then a blank line); blank lines are skipped.
+    A line longer than _CAP is dropped until its end and reported once."""
 
     def __init__(self, port, ms, hold_ms=1500, on_error=None):
         super().__init__(port, ms, hold_ms, on_error)
@@ -42,7 +42,7 @@ class LineReader(Reader):
         self._long = False
 
     def _byte(self, c, on_tap):
-        if c != 10:
+        if c != 10 and c != 13:
             if self._n < _CAP:
                 self._b[self._n] = c
                 self._n += 1

@@ -57,6 +57,15 @@ def test_lines_split_across_reads_with_either_line_end():
     return arun(go())
 
 
+def test_a_carriage_return_alone_ends_a_line():
+    async def go():
+        feeds = [b"04A1B2C3\r11:22:33", b":44\r\r", b"bad\r01020304050607\r"]
+        r, taps, errors = await _drive(feeds)
+        assert taps == ["04A1B2C3", "11223344", "01020304050607"]
+        assert len(errors) == 1 and "line b'bad'" in errors[0]
+    return arun(go())
+
+
 def test_same_uid_is_one_tap_until_the_hold_passes():
     async def go():
         _, taps, _ = await _drive([b"04A1B2C3\n04A1B2C3\n", 1499, b"04a1b2c3\n", 1500,
