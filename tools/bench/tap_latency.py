@@ -1,0 +1,168 @@
+"""Tap to authorized for a whole charger (Agent + HostBoard at speed 1) against the mock hub.
+
+The card is put on a VirtualPn532 at t0; the charger is authorized when the link hands the hub's
+answer to charger.authorized. The split: reader (t0 to the reader's on_tap: the PN532 poll wait,
+200 ms period, plus the frame exchange), hub (the hub's own processing time of the
+AuthorizeStart, `latency_ms` of its exchange log), agent overhead (everything but the hub time:
+reader, waking the link, encode, HTTP and TLS both ends over loopback, reply parse). Each
+session is stopped again by the same card (journal: a 0 kWh CDR, delivered before the next tap),
+the next tap comes after a random 0..200 ms. The hub runs in its own thread (as another machine
+would, though it shares this process's GIL). Mutual TLS (test PKI made here) and plain HTTP.
+"""
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmware"), ROOT):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from boards.host import HostBoard  # noqa: E402
+
+from cpagent import config  # noqa: E402
+from cpagent.agent import Agent  # noqa: E402
+from host_sim import certs  # noqa: E402
+from host_sim.hub.server import HubThread  # noqa: E402
+from host_sim.virtual.ev import Fixed  # noqa: E402
+from host_sim.virtual.meter import VirtualMeter  # noqa: E402
+from host_sim.virtual.pn532 import VirtualPn532  # noqa: E402
+
+OP = "DE*ABC"
+N = 50
+
+
+def _cfg(url, pki):
+    u = {"kind": "http", "url": url, "timeout_s": 10}
+    if pki:
+        cert, key = (os.path.basename(p) for p in pki["clients"][OP])
+        u.update(ca="ca.pem", cert=cert, key=key)
+    return config.load(json.dumps({
+        "charger_id": "bench", "operator_id": OP,
+        "evses": [{"evse_id": "DE*ABC*E0001*1", "meter_address": 1}],
+        "reader": {"type": "pn532", "hold_ms": 200},
+        "meter": {"model": "sdm630", "timeout_ms": 200}, "uplink": u,
+        "timing": {"poll_s": 10, "authorize_timeout_s": 15, "ev_wait_s": 600},
+        "log_level": 0}))
+
+
+def pct(xs, p):
+    """Nearest-rank percentile (p99 of 50 samples is the largest)."""
+    s = sorted(xs)
+    return s[max(0, min(len(s) - 1, -(-len(s) * p // 100) - 1))]
+
+
+async def _taps(hub, cards, pki, state):
+    cfg = _cfg(hub.url, pki)
+    pn = VirtualPn532()
+    board = HostBoard(cfg, state, reader_dev=pn, certs=pki and pki["dir"],
+                      meter_dev=VirtualMeter("sdm630", 1, Fixed(wh=1000)), echo=lambda t: None)
+    agent = Agent(cfg, board)
+    marks = {}
+    tap, authorized, send = agent.tap, agent.charger.authorized, agent.link.uplink.send
+
+    def on_tap(uid):
+        marks.setdefault(uid, {})["read"] = time.perf_counter()
+        tap(uid)
+
+    def on_authorized(i, reply):
+        authorized(i, reply)
+        marks[agent.charger.evses[i].uid]["auth"] = time.perf_counter()
+
+    async def timed_send(path, body):
+        t = time.perf_counter()
+        r = await send(path, body)
+        uid = body.get("Identification", {}).get("RFIDMifareFamilyIdentification", {})
+        if "/authorize/start" in path and uid.get("UID") in marks:
+            marks[uid["UID"]].update(send=t, sent=time.perf_counter())
+        return r
+    agent.tap, agent.charger.authorized, agent.link.uplink.send = on_tap, on_authorized, \
+        timed_send
+    task = asyncio.create_task(agent.run())
+    rows = []
+    try:
+        await asyncio.sleep(0.5)  # boot: first meter poll, PN532 woken and configured
+        for card in cards:
+            await asyncio.sleep(random.uniform(0, 0.2))
+            t0 = time.perf_counter()
+            pn.card = card
+            while "auth" not in marks.get(card, {}):
+                if task.done() or time.perf_counter() - t0 > 15:
+                    raise RuntimeError("tap %s: never authorized (%r)" % (card, agent.stats()))
+                await asyncio.sleep(0.001)
+            pn.card = None
+            m = marks[card]
+            rows.append({"card": card, "total": m["auth"] - t0, "reader": m["read"] - t0,
+                         "link_wake": m["send"] - m["read"], "uplink": m["sent"] - m["send"]})
+            agent.charger.tap(card)  # stop it again (same card), not measured
+            agent.link.kick()
+            while agent.stats()["pending"]:
+                await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return rows
+
+
+def _one(pki, cards, tmp, name):
+    with HubThread(tls=pki and pki["dir"], cards=cards) as hub:
+        rows = asyncio.run(_taps(hub, cards, pki, os.path.join(tmp, name)))
+        hub_ms = {}
+        for e in hub.call(lambda: hub.hub.exchanges):
+            if e["operation"] == "AuthorizeStart":
+                uid = e["request"]["Identification"]["RFIDMifareFamilyIdentification"]["UID"]
+                hub_ms[uid] = e["latency_ms"]
+    for r in rows:
+        r["hub"] = hub_ms[r["card"]] / 1000
+        r["agent"] = r["total"] - r["hub"]
+        r["wire"] = r["uplink"] - r["hub"]  # encode, HTTP/TLS both ends, loopback, parse
+    first, warm = rows[0], rows[1:]
+    out = {"taps": len(warm), "first_tap_new_connection_ms": round(first["total"] * 1000, 1),
+           "first_tap_wire_ms": round(first["wire"] * 1000, 1)}
+    for k in ("total", "hub", "agent", "reader", "link_wake", "wire"):
+        xs = [r[k] * 1000 for r in warm]
+        out[k + "_ms"] = {"p50": round(pct(xs, 50), 2), "p99": round(pct(xs, 99), 2)}
+    return out
+
+
+def run():
+    random.seed(4)
+    cards = ["04%012X" % (0xA1B2C3D40000 + k) for k in range(N + 1)]  # +1: the cold first tap
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = certs.make_test_pki(os.path.join(tmp, "pki"), (OP,))
+        res = {"mutual_tls": _one(pki, cards, tmp, "tls"),
+               "plain_http": _one(None, cards, tmp, "plain")}
+    res["note"] = ("tap on a VirtualPn532 (agent's PN532 driver polls every 200 ms) -> "
+                   "charger.authorized; Agent + HostBoard speed 1, mock hub in a thread over "
+                   "loopback, kept-alive connection (the first tap, which opens it, is reported "
+                   "apart); hub = hub's processing time, agent = total - hub; reader = tap to "
+                   "on_tap, link_wake = on_tap to the send, wire = send round trip - hub "
+                   "(encode, HTTP/TLS both ends, parse); p99 of %d = the largest" % N)
+    return res
+
+
+def lines(r):
+    out = ["tap -> authorized, whole charger at speed 1 over loopback (%d taps; p50 / p99 ms):"
+           % r["mutual_tls"]["taps"]]
+    for key, name in (("mutual_tls", "HTTPS mutual TLS"), ("plain_http", "plain HTTP")):
+        m = r[key]
+
+        def f(k, m=m):
+            return "%.1f / %.1f" % (m[k + "_ms"]["p50"], m[k + "_ms"]["p99"])
+        out.append("  %-16s total %s = hub %s + agent %s" % (name, f("total"), f("hub"),
+                                                             f("agent")))
+        out.append("  %-16s agent: reader poll wait %s, link wake %s, HTTP%s + encode/parse %s;"
+                   " first tap (new connection) %.1f total, %.1f HTTP"
+                   % ("", f("reader"), f("link_wake"), " TLS" if key == "mutual_tls" else "",
+                      f("wire"), m["first_tap_new_connection_ms"], m["first_tap_wire_ms"]))
+    return out
+
+
+if __name__ == "__main__":
+    res = run()
+    print("\n".join(lines(res)))
+    print(json.dumps(res))
