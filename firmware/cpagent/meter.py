@@ -71,21 +71,22 @@ class MeterHealth:
 class MeterBus:
     """Polls the meter of every EVSE (Modbus unit addresses[i]) and feeds sink.meter/fault.
 
-    last[i] is the last good Reading (wh, w, volts, amps) of EVSE i; client is the ModbusClient.
-    sleep_ms: `await sleep_ms(ms)` between polls, on the same clock as `ms` (the simulator's
-    board time); None: asyncio.sleep. Wire timeouts stay real time.
+    last[i] is the last good Reading (wh, w, volts, amps) of EVSE i; client is the ModbusClient
+    (de, txdone: see there). sleep_ms: `await sleep_ms(ms)` between polls, on the same clock as
+    `ms` (the simulator's board time); None: asyncio.sleep. Wire timeouts stay real time.
+    on_error(text): an unexpected error of a poll (a sink's bug), once while it repeats.
     """
 
-    def __init__(self, port, meter_cfg, addresses, sink, ms, poll_s=10, de=None, sleep_ms=None):
+    def __init__(self, port, meter_cfg, addresses, sink, ms, poll_s=10, de=None, sleep_ms=None,
+                 txdone=None, on_error=None):
         m = meter_cfg
         g = m.get
         self.client = ModbusClient(port, g("baud", 9600), g("timeout_ms", 500), g("retries", 2),
-                                   de)
+                                   de, txdone)
         name = m["model"]
-        if name not in MODELS and name != "custom":
-            raise ValueError("meter.model: expected one of %s, got %r"
-                             % (", ".join(MODELS), name))
-        self.model = custom(m["map"]) if name == "custom" else MODELS[name]
+        self.model = custom(m["map"]) if name == "custom" else MODELS.get(name)
+        if not self.model:  # config.load() lets only known models through
+            raise ValueError("meter.model: no register map named %r" % (name,))
         self.plan = plan(self.model)
         self._tight = plan(self.model, False)
         self.units = addresses
@@ -96,6 +97,7 @@ class MeterBus:
         self.last = [None] * len(addresses)
         self.error = None  # the last unexpected exception run() survived
         self._sleep = sleep_ms or _sleep
+        self._err = on_error
 
     async def _replies(self, unit):
         while True:
@@ -141,11 +143,20 @@ class MeterBus:
     async def run(self):
         """Polls every poll_s seconds by the injected clock; raises only CancelledError."""
         due = self.ms()
+        said = None
         while True:
             try:
                 await self.poll()
+                said = None
             except Exception as e:  # a bug in a sink must not stop metering; kept for inspection
                 self.error = e
+                text = "meter bus: %s: %s" % (type(e).__name__, e)
+                if text != said and self._err:
+                    said = text
+                    try:
+                        self._err(text)
+                    except Exception:  # a failing logger must not stop metering
+                        pass
             due += self.poll_ms
             now = self.ms()
             if due < now:  # an overrun skips the missed periods instead of polling in a burst

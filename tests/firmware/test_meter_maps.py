@@ -190,3 +190,9 @@ def test_custom_scales_are_integer_ratios_exact_beyond_a_float():
     assert step(custom(cfg), [], 0) == 125
     cfg["power"]["scale"] = 1e-20
     raises_naming(ValueError, "meter.map.power.scale", custom, cfg)
+
+
+def test_config_offers_exactly_the_models_there_are_maps_for():
+    from cpagent.config import _SCHEMA
+
+    assert set(_SCHEMA["meter"][2]["model"][2]) == set(MODELS) | {"custom", "none"}
