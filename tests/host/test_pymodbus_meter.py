@@ -10,6 +10,7 @@ from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from cpagent.meter import MeterBus
+from cpagent.modbus import ModbusError
 from host_sim.virtual.pty import NullModem
 
 VOLTS = (230.0, 229.5, 231.0)
@@ -86,12 +87,21 @@ async def read_meter(model, server_path, agent_path):
     serving = asyncio.create_task(server.serve_forever())
     port = None
     try:
-        await asyncio.sleep(0.2)  # the server opens its end of the line
         port = SerialPort(agent_path, 9600, parity=parity)
         sink = Sink()
         cfg = {"model": model, "baud": 9600, "parity": parity, "timeout_ms": 1000,
                "retries": 1, "dead_polls": 3}
         bus = MeterBus(port, cfg, [1], sink, lambda: 0)
+        for _ in range(20):  # probe until the server has opened its end of the line
+            try:
+                await bus.client.read(1, bus.plan[0][0], addr, 1)
+                break
+            except ModbusError:
+                pass
+        else:
+            raise AssertionError("the pymodbus server never answered")
+        for k in bus.client.stats:
+            bus.client.stats[k] = 0
         readings, reads = [], []
         for k in range(3):
             counter.wh = wh0 + k * step
