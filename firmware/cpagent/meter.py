@@ -74,7 +74,7 @@ class MeterBus:
     last[i] is the last good Reading (wh, w, volts, amps) of EVSE i; client is the ModbusClient
     (de, txdone: see there). sleep_ms: `await sleep_ms(ms)` between polls, on the same clock as
     `ms` (the simulator's board time); None: asyncio.sleep. Wire timeouts stay real time.
-    on_error(text): an unexpected error of a poll (a sink's bug), once while it repeats.
+    on_error(text): an unexpected error of a poll (a sink's bug), each new text once.
     """
 
     def __init__(self, port, meter_cfg, addresses, sink, ms, poll_s=10, de=None, sleep_ms=None,
@@ -95,7 +95,7 @@ class MeterBus:
         self.poll_ms = poll_s * 1000
         self.health = [MeterHealth(u, g("dead_polls", 3)) for u in addresses]
         self.last = [None] * len(addresses)
-        self.error = None  # the last unexpected exception run() survived
+        self.error = None  # the text of the last unexpected error run() survived
         self._sleep = sleep_ms or _sleep
         self._err = on_error
 
@@ -143,20 +143,17 @@ class MeterBus:
     async def run(self):
         """Polls every poll_s seconds by the injected clock; raises only CancelledError."""
         due = self.ms()
-        said = None
         while True:
             try:
                 await self.poll()
-                said = None
-            except Exception as e:  # a bug in a sink must not stop metering; kept for inspection
-                self.error = e
+            except Exception as e:  # a bug in a sink must not stop metering
                 text = "meter bus: %s: %s" % (type(e).__name__, e)
-                if text != said and self._err:
-                    said = text
+                if text != self.error and self._err:
                     try:
                         self._err(text)
                     except Exception:  # a failing logger must not stop metering
                         pass
+                self.error = text
             due += self.poll_ms
             now = self.ms()
             if due < now:  # an overrun skips the missed periods instead of polling in a burst

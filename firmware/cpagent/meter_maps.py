@@ -55,8 +55,7 @@ def custom(map_cfg):
             if abs(m - round(m)) <= 1e-6 * abs(m):
                 break
         else:
-            raise ValueError("meter.map.%s.scale: %r is too small (expected 0 or at least "
-                             "1e-15)" % (name, s))
+            raise ValueError("meter.map.%s.scale: expected 0 or at least 1e-15" % name)
         m = round(m)
         while m and not m % 10:
             m //= 10
@@ -146,23 +145,14 @@ def _value(f, replies):
         s = (x or 1) - top // 2 - w
         v = (v & (1 << w) - 1 | (x and 1 << w)) * (1 - 2 * (v >> bits - 1))
     else:  # Iskra T5/T6; FFFFFFFF (T5) and 7FFFFFFF (T6) mean "not available"
-        if v == (0xFFFFFFFF if k == _T5 else 0x7FFFFFFF):
+        if v == (1 << 32 - (k & 1)) - 1:
             return None
         e += (v >> 24) - (v >> 31 << 8)  # the signed 8-bit exponent
         v &= 0xFFFFFF
         if k == _T6 and v >> 23:
             v -= 1 << 24
-    v *= m
-    den = 1
-    if e < 0:
-        den = 10 ** -e
-    else:
-        v *= 10 ** e
-    if s < 0:
-        den <<= -s
-    else:
-        v <<= s
-    v = (2 * v + den) // (2 * den)  # rounded half up, in integers
+    den = 10 ** max(-e, 0) << max(-s, 0)
+    v = ((v * m * 10 ** max(e, 0) << max(s, 0) + 1) + den) // (2 * den)  # half up, integers
     return v / 1000000 if q > 1 else v
 
 

@@ -1,8 +1,8 @@
 """Modbus RTU frames, sans-IO: CRC-16/MODBUS, FC 03/04 read requests, reply scan with resync."""
-_EXC = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
-        4: "server device failure", 5: "acknowledge", 6: "server device busy",
-        8: "memory parity error", 10: "gateway path unavailable",
-        11: "gateway target failed to respond"}
+# Exception codes 1..11 by name ("" where the spec defines none): one string is smaller.
+_EXC = ("illegal function,illegal data address,illegal data value,server device failure,"
+        "acknowledge,server device busy,,memory parity error,,gateway path unavailable,"
+        "gateway target failed to respond").split(",")
 
 
 class ModbusError(ValueError):
@@ -57,6 +57,6 @@ def scan(buf, n, unit, fc, count, addr=0, first=0):
                 return i
         elif f == fc | 0x80 and not crc16(mv[i:i + 5]):
             c = buf[i + 2]
-            raise ModbusError(unit, fc, addr, "exception %02X %s" % (c, _EXC.get(c, "unknown")),
-                              c)
+            why = 0 < c < 12 and _EXC[c - 1] or "unknown"
+            raise ModbusError(unit, fc, addr, "exception %02X %s" % (c, why), c)
     return -1

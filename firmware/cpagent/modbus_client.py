@@ -10,6 +10,11 @@ _CAP = const(256)  # receive buffer: the longest reply (125 registers) is 255 by
 _BITS = const(11)  # an RTU character: start, 8 data, parity or a 2nd stop, stop
 
 
+def _ms(halves, baud):
+    # ms on the wire of `halves` half characters, rounded up, plus one
+    return -(-halves * _BITS * 500 // baud) + 1
+
+
 class ModbusClient:
     """Reads registers over `port` (write, await drain, await read(n)); one task owns it.
 
@@ -24,22 +29,16 @@ class ModbusClient:
         self.port = port
         self.de = de
         self.txdone = txdone
-        self.baud = baud
         self.timeout_ms = timeout_ms
         self.retries = retries
         # Waits in whole ms, rounded up plus a tick: MicroPython sleeps int(ms) and may wake 1 ms
         # early. t3.5 silence ends a frame; the spec fixes it at 1.75 ms above 19200 baud.
-        self._t35 = self._ms(7) if baud <= 19200 else 3
-        self._tx = self._ms(16)  # a request's time on the wire
-        self._late = False  # an attempt timed out: its reply may still come
+        self._t35 = _ms(7, baud) if baud <= 19200 else 3
+        self.baud = baud
         self._buf = bytearray(_CAP)
         self._n = 0
         self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "bad_frames": 0,
                       "tx_bytes": 0, "rx_bytes": 0}
-
-    def _ms(self, halves):
-        # ms on the wire of `halves` half characters, rounded up, plus one
-        return -(-halves * _BITS * 500 // self.baud) + 1
 
     async def read(self, unit, fc, start, count):
         """The 2*count data bytes of registers start.. (fc 3 or 4); raises ModbusError."""
@@ -49,7 +48,7 @@ class ModbusClient:
         for attempt in range(self.retries + 1):
             if attempt:
                 st["retries"] += 1
-            await self._quiet(unit, fc, start)
+            await self._quiet(unit, fc, start, attempt)
             self._n = 0
             if self.de:
                 self.de(1)
@@ -60,16 +59,15 @@ class ModbusClient:
                     while not self.txdone():
                         await asyncio.sleep(0)
                 elif self.de:
-                    await asyncio.sleep(self._tx / 1000)
+                    await asyncio.sleep(_ms(16, self.baud) / 1000)  # the request's wire time
             finally:
                 if self.de:
                     self.de(0)
             st["tx_bytes"] += 8
             try:
                 return await asyncio.wait_for(self._rx(unit, fc, start, count), (
-                    self.timeout_ms + self._ms(10 + 4 * count) - 1) / 1000)
+                    self.timeout_ms + _ms(10 + 4 * count, self.baud) - 1) / 1000)
             except asyncio.TimeoutError:
-                self._late = True
                 if self._n:
                     st["bad_frames"] += 1
                     why = "%d bytes but no valid reply (bad CRC or noise)" % self._n
@@ -78,12 +76,12 @@ class ModbusClient:
                     why = "no reply within %d ms" % self.timeout_ms
         raise ModbusError(unit, fc, start, "%s (%d attempts)" % (why, self.retries + 1))
 
-    async def _quiet(self, unit, fc, addr):
-        # Wait for t3.5 of silence, or timeout_ms after a timed-out attempt (whose late reply
-        # would pass for the next one's), dropping what comes meanwhile.
+    async def _quiet(self, unit, fc, addr, retry):
+        # Wait for t3.5 of silence, or timeout_ms before a retry (a late reply to the attempt
+        # that timed out would pass for the retry's), dropping what comes meanwhile. A failed
+        # read ends its meter's poll: the next request is another unit's or a poll later.
         dropped = 0
-        t = self.timeout_ms if self._late else self._t35
-        self._late = False
+        t = self.timeout_ms if retry else self._t35
         while True:
             try:
                 n = len(await asyncio.wait_for(read(self.port, _CAP), t / 1000))

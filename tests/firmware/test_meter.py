@@ -212,6 +212,6 @@ def test_run_polls_by_the_clock_survives_a_failing_sink_and_says_each_new_error_
                 break
             await asyncio.sleep(0.005)
         await stop(task)
-        assert len(sink.meters) >= 6 and str(bus.error) == "sink bug 1"
+        assert len(sink.meters) >= 6 and bus.error == "meter bus: RuntimeError: sink bug 1"
         assert said == ["meter bus: RuntimeError: sink bug %d" % k for k in (0, 1)]
     return arun(go())

@@ -63,7 +63,7 @@ def test_exception_replies_raise_with_code_and_name():
     names = {1: "illegal function", 3: "illegal data value", 4: "server device failure",
              5: "acknowledge", 6: "server device busy", 8: "memory parity error",
              10: "gateway path unavailable", 11: "gateway target failed to respond",
-             0x42: "unknown"}
+             0x42: "unknown", 0: "unknown", 7: "unknown", 9: "unknown", 12: "unknown"}
     for code in names:
         f = bytearray((1, 0x84, code, 0, 0))
         c = crc16(f[:3])
