@@ -153,7 +153,8 @@ class HostBoard:
         self.fs = OsFs()
         os.makedirs(state_dir, exist_ok=True)
         self.journal_dir = os.path.join(state_dir, "journal")
-        self.de = None  # no RS-485 driver-enable pin: USB adapters switch by themselves
+        # No RS-485 driver-enable pin (USB adapters switch by themselves), so no txdone either.
+        self.de = self.txdone = None
         self.ntp_ms = None if ntp_s is None else ntp_s * 1000
         self.echo = echo
         self._ports = {"reader": (reader_port, reader_dev, cfg["reader"]["baud"], "N"),

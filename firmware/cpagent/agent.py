@@ -40,7 +40,8 @@ class Agent:
             from cpagent.meter import MeterBus
 
             self.bus = MeterBus(b.meter_port(), m, [e["meter_address"] for e in cfg["evses"]],
-                                self, c.ms, cfg["timing"]["poll_s"], b.de, b.sleep_ms)
+                                self, c.ms, cfg["timing"]["poll_s"], b.de, b.sleep_ms,
+                                b.txdone, self._warn)
         r = cfg["reader"]
         t = r["type"]
         if t != "none":

@@ -112,7 +112,7 @@ class Board:
     def __init__(self, units):
         self.fs = FaultFs()
         self.journal_dir = "/j"
-        self.de = None
+        self.de = self.txdone = None
         self.now = 0
         self.real = 0
         self.hub = Hub()
