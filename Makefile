@@ -21,10 +21,14 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Debian packages the tests drive as real parts: Chromium loads the mock hub's page.
+# Debian packages the tests drive as real parts: Chromium loads the mock hub's page, Mosquitto is
+# the MQTT broker (host_sim/broker.py; Debian puts it in /usr/sbin).
 system:
 	@command -v chromium >/dev/null || { echo "installing chromium with apt-get"; \
 	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@PATH="$$PATH:/usr/sbin" command -v mosquitto >/dev/null || { \
+	  echo "installing mosquitto with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null; }
 
 deps: $(VENV)/.installed node_modules/.installed system
 

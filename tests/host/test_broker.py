@@ -1,0 +1,95 @@
+"""host_sim/broker.py: a real Mosquitto with passwords, the charger/relay ACL and persistence."""
+import os
+import queue
+import socket
+
+import pytest
+
+from host_sim.broker import Broker, BrokerClient, BrokerError
+
+USERS = {"cp-1": "pw1", "cp-2": "pw2", "relay": "rpw"}
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with Broker(tmp_path / "mq", USERS) as b:
+        yield b
+
+
+def client(b, user, **kw):
+    return BrokerClient(b, user, USERS[user], **kw)
+
+
+def test_every_user_connects_and_a_wrong_password_is_refused(broker):
+    for u in USERS:
+        client(broker, u).close()
+    with pytest.raises(BrokerError, match="refused"):
+        BrokerClient(broker, "cp-1", "wrong")
+    with pytest.raises(BrokerError, match="refused"):
+        BrokerClient(broker, "nobody", "pw")
+
+
+def test_charger_publishes_only_its_own_up_topic(broker):
+    relay, cp1 = client(broker, "relay"), client(broker, "cp-1")
+    relay.subscribe("$share/relays/cp/+/up")
+    cp1.publish("cp/cp-2/up", b"not mine")   # the broker drops it (3.1.1 still PUBACKs)
+    cp1.publish("cp/cp-1/up", b"mine")       # same client, so it arrives after the first
+    assert relay.get() == ("cp/cp-1/up", b"mine")
+    with pytest.raises(queue.Empty):
+        relay.get(timeout=0)
+
+
+def test_charger_reads_only_its_own_down_topic(broker):
+    relay, cp1, cp2 = client(broker, "relay"), client(broker, "cp-1"), client(broker, "cp-2")
+    cp1.subscribe("cp/cp-1/down")
+    cp2.subscribe("cp/cp-1/down")   # Mosquitto 2.0 grants it, then filters every delivery
+    cp2.subscribe("cp/cp-2/down")
+    relay.publish("cp/cp-1/down", b"for 1")
+    relay.publish("cp/cp-2/down", b"for 2")
+    assert cp1.get() == ("cp/cp-1/down", b"for 1")
+    assert cp2.get() == ("cp/cp-2/down", b"for 2")   # and not cp-1's, published before it
+    with pytest.raises(queue.Empty):
+        cp2.get(timeout=0)
+
+
+def test_relay_cannot_publish_requests_and_charger_cannot_read_requests(broker):
+    relay, cp1 = client(broker, "relay"), client(broker, "cp-1")
+    cp1.subscribe("cp/+/up")
+    cp1.subscribe("cp/cp-1/down")
+    relay.subscribe("cp/+/up")
+    relay.publish("cp/cp-1/up", b"forged by the relay")
+    cp1.publish("cp/cp-1/up", b"real")
+    assert relay.get() == ("cp/cp-1/up", b"real")
+    relay.publish("cp/cp-1/down", b"marker")
+    assert cp1.get() == ("cp/cp-1/down", b"marker")  # no request of its own before it
+
+
+def test_queued_qos1_message_survives_a_restart(broker):
+    sub = client(broker, "relay", client_id="relay-a", clean=False)
+    sub.subscribe("cp/+/up")
+    sub.close()                                    # offline, session kept
+    cp1 = client(broker, "cp-1")
+    cp1.publish("cp/cp-1/up", b"queued while the relay is away")
+    cp1.close()
+    broker.restart()
+    assert os.path.exists(os.path.join(broker.dir, "mosquitto.db"))
+    sub = client(broker, "relay", client_id="relay-a", clean=False)
+    assert sub.get() == ("cp/cp-1/up", b"queued while the relay is away")
+    sub.close()
+
+
+def test_stop_leaves_no_process_and_frees_the_port(tmp_path):
+    b = Broker(tmp_path, {"relay": "x"}).start()
+    pid, port = b.proc.pid, b.port
+    b.stop()
+    assert not os.path.exists("/proc/%d" % pid)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), 1).close()
+    b.stop()  # twice is harmless
+
+
+def test_bad_users_are_named(tmp_path):
+    with pytest.raises(BrokerError, match="users: 'cp/1'"):
+        Broker(tmp_path, {"cp/1": "x"})
+    with pytest.raises(BrokerError, match=r"users\['cp-1'\]"):
+        Broker(tmp_path, {"cp-1": ""})
