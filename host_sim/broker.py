@@ -36,7 +36,8 @@ def _tool(name):
     # Debian puts mosquitto in /usr/sbin, which is not on every user's PATH.
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/usr/local/sbin")
     if not path:
-        raise BrokerError("%s not found: install the Debian package mosquitto (make system)" % name)
+        raise BrokerError("%s not found: install the Debian package mosquitto (make system)"
+                          % name)
     return path
 
 
