@@ -1,10 +1,16 @@
-"""`make bench`: firmware size per target and heap/flash figures under MicroPython, to a file."""
+"""`make bench`: firmware size, heap/flash figures under MicroPython, and the host-side figures
+(HTTP client stall in a hub outage, tap latency, fleet capacity), to build/bench.json."""
 import json
 import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),
+                os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench")]
+import fleet_capacity  # noqa: E402  (tools/bench/*.py: CPython benchmarks, run() -> dict)
+import http_stall  # noqa: E402
+import tap_latency  # noqa: E402
+
 import build  # noqa: E402  (tools/build.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,6 +77,13 @@ def main():
                  100 * c / w["min_poll_ms"]))
     print("agent CPU per tap (MicroPython): " + ", ".join(
         "%s %.2f ms" % kv for kv in sorted(cpu["ms_per_tap"].items())))
+    # Host-side benchmarks (CPython, loopback, a few minutes): each prints as it finishes.
+    for key, mod in (("http_stall_outage", http_stall), ("tap_latency", tap_latency),
+                     ("fleet_capacity", fleet_capacity)):
+        results[key] = mod.run()
+        print("\n".join(mod.lines(results[key])), flush=True)
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)
     print("results written to %s" % os.path.relpath(path, ROOT))
 
 
