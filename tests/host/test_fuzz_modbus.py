@@ -121,21 +121,24 @@ def _resync(case, junk):
     check(junk + bad + good, count, good[3:-2])
 
 
-def test_random_bytes():
+def test_random_bytes(capsys):
     _random()
-    print("modbus fuzz, random bytes: %d cases" % RUNS["random"])
+    with capsys.disabled():  # shown in the make test log, not only with -s
+        print("\n" + "modbus fuzz, random bytes: %d cases" % RUNS["random"])
     assert RUNS["random"] >= 500
 
 
-def test_mutated_replies():
+def test_mutated_replies(capsys):
     _mutated()
-    print("modbus fuzz, mutated replies: %d cases" % RUNS["mutated"])
+    with capsys.disabled():  # shown in the make test log, not only with -s
+        print("\n" + "modbus fuzz, mutated replies: %d cases" % RUNS["mutated"])
     assert RUNS["mutated"] >= 500
 
 
-def test_good_reply_after_garbage():
+def test_good_reply_after_garbage(capsys):
     _resync()
-    print("modbus fuzz, garbage then a good reply: %d cases" % RUNS["resync"])
+    with capsys.disabled():  # shown in the make test log, not only with -s
+        print("\n" + "modbus fuzz, garbage then a good reply: %d cases" % RUNS["resync"])
     assert RUNS["resync"] >= 500
 
 

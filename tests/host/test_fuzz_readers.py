@@ -24,14 +24,15 @@ def _count(name):
 
 
 def counted(name):
-    """Around a @given test: run it, print how many cases ran (pytest -s) and require some; each
+    """Around a @given test: run it, print how many cases ran and require some; each
     test stands alone, whatever runs before it."""
     def wrap(fuzz):
-        def test():
+        def test(capsys):
             before = RUNS.get(name, 0)
             fuzz()
             n = RUNS.get(name, 0) - before
-            print("\n%s fuzz cases run: %d" % (name, n))
+            with capsys.disabled():  # shown in the make test log, not only with -s
+                print("\n%s fuzz cases run: %d" % (name, n))
             assert n > 0
         test.__name__ = fuzz.__name__
         return test
