@@ -12,12 +12,11 @@ def main(argv=None):
     if argv[0] == "hub":
         from host_sim.hub.cli import main as hub
         return hub(argv[1:])
-    if argv[0] == "run":
-        from host_sim.sim.cli import main as run
-        return run(argv[1:])
-    # The relay lands with its own issue (README, "Status").
-    print("host_sim %s: coming in a later release; the firmware core is here today." % argv[0])
-    return 0
+    if argv[0] == "relay":
+        from host_sim.relay.cli import main as relay
+        return relay(argv[1:])
+    from host_sim.sim.cli import main as run
+    return run(argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,230 @@
+"""The relay service: MQTT requests in (shared subscription), OICP to the hub, replies out.
+
+Threads: paho's network thread receives, parses and queues; `hub.connections` workers take from
+the queue, post to the hub and publish the reply. A request's MQTT message is acknowledged
+(PUBACK, manual) only once the broker acknowledged the reply we published for it, so a relay
+killed at any point leaves the request with the broker, which delivers it again.
+"""
+import collections
+import logging
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from host_sim.relay import envelope
+from host_sim.relay.forwarder import Hub, Reply, Unreachable
+from host_sim.relay.metrics import Metrics, Server
+from host_sim.relay.ratelimit import QueueFull, Scheduler
+
+log = logging.getLogger("relay")
+UP = "cp/+/up"
+
+
+class Relay:
+    def __init__(self, cfg, client_id=None):
+        self.cfg = cfg
+        self.client_id = client_id or cfg.broker["client_id"]
+        self.metrics = Metrics()
+        self.scheduler = Scheduler(cfg.limits, cfg.queue["max_items"], cfg.queue["max_wait_s"])
+        self.hub = Hub(cfg.hub)
+        self._lock = threading.Lock()
+        self.pending = {}   # (charger, id) -> [(epoch, mid)] to PUBACK once it is answered
+        self.cache = {}     # charger -> OrderedDict id -> down payload (hub answers only)
+        self._acks = {}     # mid of a published reply -> [(epoch, mid)] to PUBACK after it
+        self._early = set()  # replies the broker acknowledged before we noted their mid
+        self.epoch = 0
+        self.connected = False
+        self.workers = []
+        self.http = None
+        self.client = self._client()
+        m = self.metrics
+        m.gauges.update(relay_queue_depth=self.scheduler.depth,
+                        relay_inflight=lambda: self.scheduler.inflight,
+                        relay_mqtt_connected=lambda: int(self.connected),
+                        relay_hub_connects_total=lambda: self.hub.connects)
+
+    # ---- MQTT -----------------------------------------------------------------------------
+
+    def _client(self):
+        b = self.cfg.broker
+        # MQTT 5: a session that outlives the connection (clean start off, session expiry)
+        # and a Receive Maximum as large as our queue, so the broker lets that many requests
+        # wait here unacknowledged (Mosquitto's default in-flight window is 20).
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                        protocol=mqtt.MQTTv5, manual_ack=True)
+        c.username_pw_set(b["user"], b["password"])
+        if b["tls"]:
+            t = b["tls"]
+            c.tls_set(ca_certs=t["ca"], certfile=t.get("cert"), keyfile=t.get("key"))
+        c.reconnect_delay_set(1, 30)
+        c.max_inflight_messages_set(100)
+        c.on_connect, c.on_disconnect = self._on_connect, self._on_disconnect
+        c.on_message, c.on_publish = self._on_message, self._on_publish
+        return c
+
+    def _connect_props(self):
+        p = Properties(PacketTypes.CONNECT)
+        p.SessionExpiryInterval = self.cfg.broker["session_expiry_s"]
+        p.ReceiveMaximum = self.cfg.queue["max_items"]
+        return p
+
+    def _on_connect(self, client, userdata, flags, rc, props):
+        if rc.is_failure:
+            log.error("broker %s:%d refused the connection: %s", self.cfg.broker["host"],
+                      self.cfg.broker["port"], rc)
+            return
+        self.epoch += 1  # PUBACKs owed on an older connection are void: the broker resends
+        self.connected = True
+        self.metrics.inc("relay_mqtt_connects_total")
+        client.subscribe("$share/%s/%s" % (self.cfg.broker["group"], UP), qos=1)
+        log.info("connected to %s:%d as %s (session present: %s)", self.cfg.broker["host"],
+                 self.cfg.broker["port"], self.client_id, flags.session_present)
+
+    def _on_disconnect(self, client, userdata, flags, rc, props):
+        self.connected = False
+        log.warning("broker connection lost (%s); paho reconnects", rc)
+
+    def _on_message(self, client, userdata, msg):
+        token = (self.epoch, msg.mid) if msg.qos else None
+        try:
+            r = envelope.parse(msg.topic, msg.payload, self.cfg.chargers)
+        except envelope.Refused as e:
+            self.metrics.inc("relay_up_messages_total", result="refused")
+            self.metrics.inc("relay_refused_total", reason=e.reason)
+            charger = envelope.charger_of(msg.topic)
+            log.warning("refused %s from %s: %s", e.id or "(no id)", charger or msg.topic, e)
+            if charger:
+                self._publish(charger, envelope.down(e.id, 400, error=str(e)), [token])
+            else:
+                self._ack([token])
+            return
+        key = (r.charger, r.id)
+        with self._lock:
+            cached = self.cache.get(r.charger, {}).get(r.id)
+            waiting = self.pending.get(key)
+            if cached is None and waiting is None:
+                self.pending[key] = [token]
+            elif waiting is not None:
+                waiting.append(token)
+        if cached is not None or waiting is not None:
+            self.metrics.inc("relay_up_messages_total", result="duplicate")
+            if cached is not None:
+                self._publish(r.charger, cached, [token])
+            return
+        self.metrics.inc("relay_up_messages_total", result="queued")
+        try:
+            old = self.scheduler.put(r)
+        except QueueFull as e:
+            log.warning("refused %s from %s for now: %s", r.id, r.charger, e)
+            self._answer(r, Reply(0, None, None, str(e)), cache=False)
+            return
+        if old is not None:
+            self.metrics.inc("relay_up_messages_total", result="superseded")
+
+    def _publish(self, charger, data, tokens):
+        info = self.client.publish("cp/%s/down" % charger, data, qos=1)
+        self.metrics.inc("relay_down_messages_total")
+        tokens = [t for t in tokens if t is not None]
+        with self._lock:
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+            else:
+                self._acks[info.mid] = tokens
+                tokens = []
+        self._ack(tokens)
+
+    def _on_publish(self, client, userdata, mid, rc, props):
+        with self._lock:
+            tokens = self._acks.pop(mid, None)
+            if tokens is None:
+                self._early.add(mid)
+        self._ack(tokens or [])
+
+    def _ack(self, tokens):
+        for t in tokens:
+            if t is not None and t[0] == self.epoch:
+                self.client.ack(t[1], 1)
+
+    # ---- forwarding -----------------------------------------------------------------------
+
+    def _work(self):
+        while True:
+            r = self.scheduler.take()
+            if r is None:
+                return
+            if r.state == "expired":
+                self.scheduler.done(r)
+                reply = Reply(0, None, None, "waited over %g s in the relay queue (%s)"
+                              % (self.cfg.queue["max_wait_s"], r.limit))
+                self._answer(r, reply, cache=False)
+                continue
+            t0 = time.perf_counter()
+            try:
+                reply = self.hub.post(r.path, r.data)
+            except Unreachable as e:
+                log.warning("%s %s from %s: %s", r.kind, r.id, r.charger, e)
+                reply = Reply(0, None, None, str(e))
+            self.metrics.inc("relay_hub_seconds_total", time.perf_counter() - t0)
+            self.metrics.inc("relay_hub_requests_total", status=reply.status)
+            self.scheduler.done(r, reply.retry_after if reply.status == 429 else None)
+            self._answer(r, reply, cache=reply.status != 0)
+
+    def _answer(self, r, reply, cache):
+        """Publishes the reply for r and for every Progress it superseded (same reply)."""
+        cap = self.cfg.queue["dedupe_per_charger"]
+        for msg_id in r.ids:
+            data = envelope.down(msg_id, reply.status, reply.body, reply.retry_after,
+                                 reply.error)
+            with self._lock:
+                tokens = self.pending.pop((r.charger, msg_id), [])
+                if cache:
+                    recent = self.cache.setdefault(r.charger, collections.OrderedDict())
+                    recent[msg_id] = data
+                    if len(recent) > cap:
+                        recent.popitem(last=False)
+            self._publish(r.charger, data, tokens)
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def health(self):
+        """'' when healthy, else what is wrong."""
+        if not self.connected:
+            return "mqtt: not connected to %s:%d" % (self.cfg.broker["host"],
+                                                     self.cfg.broker["port"])
+        dead = sum(1 for w in self.workers if not w.is_alive())
+        return "workers: %d of %d stopped" % (dead, len(self.workers)) if dead else ""
+
+    def start(self):
+        h = self.cfg.http
+        self.http = Server(self.metrics, self.health, h["host"], h["port"])
+        self.http.start()
+        for i in range(self.cfg.hub["connections"]):
+            w = threading.Thread(target=self._work, name="relay-hub-%d" % i, daemon=True)
+            w.start()
+            self.workers.append(w)
+        b = self.cfg.broker
+        self.client.connect_async(b["host"], b["port"], b["keepalive_s"], clean_start=False,
+                                  properties=self._connect_props())
+        self.client.loop_start()
+        log.info("relay %s: broker %s:%d, hub %s, metrics http://%s:%d/metrics",
+                 self.client_id, b["host"], b["port"], self.cfg.hub["url"], h["host"],
+                 self.http.port)
+        return self
+
+    def stop(self, drain_s=5.0):
+        """Lets the requests at the hub finish and their replies reach the broker; what is
+        still queued stays unacknowledged at the broker, which delivers it again."""
+        self.scheduler.close()
+        for w in self.workers:
+            w.join(self.cfg.hub["timeout_s"] + 1)
+        end = time.monotonic() + drain_s
+        while self._acks and self.connected and time.monotonic() < end:
+            time.sleep(0.01)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.hub.close()
+        if self.http:
+            self.http.stop()
