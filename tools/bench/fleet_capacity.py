@@ -15,6 +15,7 @@ shorter run at that N says which task eats the CPU.
 """
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -207,6 +208,15 @@ async def _step(n, url, state, seconds, profile=None):
     tick = asyncio.create_task(ticker())
     people = [asyncio.create_task(c.person(seconds)) for c in chargers]
     rec.on, rec.t_on = True, time.perf_counter()
+    pauses = []  # CPython's garbage collector: (generation, ms); the loop stands still meanwhile
+    gc_t = [0.0]
+
+    def on_gc(phase, info):
+        if phase == "start":
+            gc_t[0] = time.perf_counter()
+        else:
+            pauses.append((info["generation"], (time.perf_counter() - gc_t[0]) * 1000))
+    gc.callbacks.append(on_gc)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if profile:
         profile.enable()
@@ -214,6 +224,8 @@ async def _step(n, url, state, seconds, profile=None):
     if profile:
         profile.disable()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    gc.callbacks.remove(on_gc)
+    full = [ms for g, ms in pauses if g == 2]
     rec.on = False
     for t in people + tasks + [tick]:
         t.cancel()
@@ -234,6 +246,8 @@ async def _step(n, url, state, seconds, profile=None):
                                    "polls": len(rec.meter_slip)},
             "tap_to_authorized_ms": {"p50": _r(pct(rec.auth, 50)), "p99": _r(pct(rec.auth, 99)),
                                      "authorized": len(rec.auth)},
+            "gc": {"collections": len(pauses), "pause_total_ms": _r(sum(ms for _g, ms in pauses)),
+                   "full": len(full), "full_max_ms": _r(max(full, default=0))},
             "delivered": sum(s["delivered"] for s in stats),
             "pending_at_end": sum(s["pending"] for s in stats),
             "retries": sum(s["retries"] for s in stats),
@@ -337,29 +351,31 @@ def run(steps=STEPS, seconds=STEP_S):
                     "tottime over %d s at that N"
                     % (POLL_MS, CHARGER["poll_s"], seconds, TICK_S * 1000, LAG_BOUND_MS,
                        PROFILE_S),
-            "lag_bound_ms": LAG_BOUND_MS, "max_chargers_realtime": best, "steps": results,
+            "lag_bound_ms": LAG_BOUND_MS, "step_s": seconds, "max_chargers_realtime": best,
+            "steps": results,
             "profile_chargers": prof_n, "profile": prof}
 
 
 def lines(r):
-    out = ["simulated chargers at real-time speed, one process (steps of %s; bound: ticker lag "
-           "p99 < %d ms):" % (r["note"].split("; ")[-3], r["lag_bound_ms"])]
+    out = ["simulated chargers at real-time speed in one process, each with a session (%d s a "
+           "step; bound: ticker lag p99 < %d ms):" % (r["step_s"], r["lag_bound_ms"])]
     for s in r["steps"]:
         if s["ok"] is None:
             out.append("  %5d chargers: not run (%s)" % (s["chargers"], s["skipped"]))
             continue
         out.append("  %5d chargers: lag p50/p99/max %s/%s/%s ms, reader poll slip p99 %s ms, "
-                   "meter poll slip p99 %s ms, tap->authorized p99 %s ms, CPU %d%%, hub %d "
-                   "requests (%s), pending %d%s"
+                   "meter poll slip p99 %s ms, tap->authorized p99 %s ms, CPU %d%%, full GC "
+                   "%d x up to %s ms, hub %d requests (%s), pending %d%s"
                    % (s["chargers"], s["lag_ms"]["p50"], s["lag_ms"]["p99"], s["lag_ms"]["max"],
                       s["reader_poll_slip_ms"]["p99"], s["meter_poll_slip_ms"]["p99"],
-                      s["tap_to_authorized_ms"]["p99"], 100 * s["cpu_busy"],
-                      s["hub"]["requests"], s["hub"]["codes"], s["pending_at_end"],
+                      s["tap_to_authorized_ms"]["p99"], 100 * s["cpu_busy"], s["gc"]["full"],
+                      s["gc"]["full_max_ms"], s["hub"]["requests"], s["hub"]["codes"],
+                      s["pending_at_end"],
                       "" if s["ok"] else "  <- over the bound"))
     pr = r["profile"]
     out.append("  figure: %s chargers at real time; where the CPU goes at %d chargers (cProfile,"
-               " busy %d%% of one core):" % (r["max_chargers_realtime"], r["profile_chargers"],
-                                            100 * pr["busy_cpu_share"]))
+               " which slows it: busy %d%% of one core):"
+               % (r["max_chargers_realtime"], r["profile_chargers"], 100 * pr["busy_cpu_share"]))
     out.append("    " + ", ".join("%s %d%%" % (k, round(100 * v))
                                   for k, v in pr["share_by_task"].items()))
     out.append("    loop churn per second: " + ", ".join(
