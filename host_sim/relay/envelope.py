@@ -89,8 +89,8 @@ def _peek_id(payload):
     if len(payload) > _MAX_PARSE:
         return None
     try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = json.loads(payload.decode("utf-8"))
+    except (ValueError, RecursionError):
         return None
     v = doc.get("id") if isinstance(doc, dict) else None
     return v if _valid_id(v) else None
@@ -138,9 +138,10 @@ def parse(topic, payload, chargers):
         raise Refused("envelope: %d bytes; at most %d" % (len(payload), MAX_UP),
                       _peek_id(payload), "size")
     try:
-        doc = json.loads(payload)
+        # Decoded here: json.loads(bytes) would also take UTF-16/32, which the envelope is not.
+        doc = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise Refused("envelope: not UTF-8 (%s)" % e.reason)
+        raise Refused("envelope: not UTF-8 (%s at byte %d)" % (e.reason, e.start))
     except (ValueError, RecursionError) as e:
         raise Refused("envelope: not JSON: %s" % str(e)[:120])
     if not isinstance(doc, dict):

@@ -36,14 +36,14 @@ class Relay:
         self._acks = {}     # mid of a published reply -> [(epoch, mid)] to PUBACK after it
         self._early = set()  # replies the broker acknowledged before we noted their mid
         self.epoch = 0
-        self.connected = False
+        self.connected = self.subscribed = False
         self.workers = []
         self.http = None
         self.client = self._client()
         m = self.metrics
         m.gauges.update(relay_queue_depth=self.scheduler.depth,
                         relay_inflight=lambda: self.scheduler.inflight,
-                        relay_mqtt_connected=lambda: int(self.connected),
+                        relay_mqtt_connected=lambda: int(self.subscribed),
                         relay_hub_connects_total=lambda: self.hub.connects)
 
     # ---- MQTT -----------------------------------------------------------------------------
@@ -63,6 +63,7 @@ class Relay:
         c.max_inflight_messages_set(100)
         c.on_connect, c.on_disconnect = self._on_connect, self._on_disconnect
         c.on_message, c.on_publish = self._on_message, self._on_publish
+        c.on_subscribe = self._on_subscribe
         return c
 
     def _connect_props(self):
@@ -77,14 +78,19 @@ class Relay:
                       self.cfg.broker["port"], rc)
             return
         self.epoch += 1  # PUBACKs owed on an older connection are void: the broker resends
-        self.connected = True
+        self.connected, self.subscribed = True, False
         self.metrics.inc("relay_mqtt_connects_total")
         client.subscribe("$share/%s/%s" % (self.cfg.broker["group"], UP), qos=1)
         log.info("connected to %s:%d as %s (session present: %s)", self.cfg.broker["host"],
                  self.cfg.broker["port"], self.client_id, flags.session_present)
 
+    def _on_subscribe(self, client, userdata, mid, codes, props):
+        self.subscribed = not any(c.is_failure for c in codes)
+        if not self.subscribed:
+            log.error("broker refused the subscription to cp/+/up: %s", codes)
+
     def _on_disconnect(self, client, userdata, flags, rc, props):
-        self.connected = False
+        self.connected = self.subscribed = False
         log.warning("broker connection lost (%s); paho reconnects", rc)
 
     def _on_message(self, client, userdata, msg):
@@ -194,6 +200,9 @@ class Relay:
         if not self.connected:
             return "mqtt: not connected to %s:%d" % (self.cfg.broker["host"],
                                                      self.cfg.broker["port"])
+        if not self.subscribed:
+            return "mqtt: subscription $share/%s/%s not acknowledged" % (
+                self.cfg.broker["group"], UP)
         dead = sum(1 for w in self.workers if not w.is_alive())
         return "workers: %d of %d stopped" % (dead, len(self.workers)) if dead else ""
 

@@ -62,6 +62,7 @@ def config_doc(pki, hub, broker, **over):
 @pytest.fixture
 def relay(pki, hub, broker):
     r = Relay(Config(config_doc(pki, hub, broker))).start()
+    wait_healthy(r.http.port)   # subscribed: a request published before would find no one
     yield r
     r.stop()
 
@@ -178,6 +179,7 @@ def test_burst_above_the_limit_keeps_the_rate_and_the_priority(pki, hub, broker)
     doc["chargers"]["cp-1"]["evses"] = EVSES[:1]
     r = Relay(Config(doc)).start()
     try:
+        wait_healthy(r.http.port)
         ch = Charger(broker)
         sids = [authorize(ch, "a-%d" % i) for i in range(24)]
         kinds = ["Progress", "Start", "Error", "End"] * 6
