@@ -7,6 +7,7 @@ killed at any point leaves the request with the broker, which delivers it again.
 """
 import collections
 import logging
+import socket
 import threading
 import time
 
@@ -64,6 +65,7 @@ class Relay:
         c.on_connect, c.on_disconnect = self._on_connect, self._on_disconnect
         c.on_message, c.on_publish = self._on_message, self._on_publish
         c.on_subscribe = self._on_subscribe
+        c.on_socket_open = _nodelay
         return c
 
     def _connect_props(self):
@@ -237,3 +239,12 @@ class Relay:
         self.hub.close()
         if self.http:
             self.http.stop()
+
+
+def _nodelay(client, userdata, sock):
+    # Replies and PUBACKs are small packets sent one by one: without this, Nagle's algorithm and
+    # delayed ACKs add ~40 ms to each request/reply.
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass  # a websocket or a proxy socket: keep going without it
