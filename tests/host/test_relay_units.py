@@ -1,0 +1,208 @@
+"""Relay parts without a broker: config errors, envelope checks, token buckets, the queue."""
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cpagent import oicp
+from host_sim.relay import envelope
+from host_sim.relay.config import Config, ConfigError
+from host_sim.relay.ratelimit import QueueFull, Scheduler, TokenBucket
+
+OP = "DE*ABC"
+CHARGERS = {"cp-1": {"operator_id": OP, "evses": frozenset(["DE*ABC*E1"])}}
+LIMITS = {"authorize_per_min": 200, "notifications_per_min": 100, "cdr_per_min": 350,
+          "authorize_stop_per_min": 50, "evse_status_per_min": 2000, "evse_data_per_min": 375}
+
+
+def doc(**over):
+    d = {"broker": {"host": "127.0.0.1", "user": "relay", "password": "pw"},
+         "hub": {"url": "http://127.0.0.1:8080"},
+         "chargers": {"cp-1": {"operator_id": OP, "evses": ["DE*ABC*E1"]}}}
+    for k, v in over.items():
+        d[k] = v
+    return d
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"broker": {"host": "h", "user": "u"}}, "broker.password: required"),
+    ({"broker": {"host": "h", "user": "u", "password": "p", "port": "1883"}}, "broker.port"),
+    ({"broker": {"host": "h", "user": "u", "password": "p", "grup": "x"}}, "broker.grup"),
+    ({"hub": {"url": "ftp://x"}}, "hub.url"),
+    ({"hub": {"url": "https://127.0.0.1:1"}}, "hub.ca: required"),
+    ({"chargers": {}}, "chargers"),
+    ({"chargers": {"cp/1": {"operator_id": OP, "evses": ["DE*ABC*E1"]}}}, "chargers.cp/1"),
+    ({"chargers": {"cp-1": {"operator_id": "DEABCD", "evses": ["DE*ABC*E1"]}}},
+     "chargers.cp-1.operator_id"),
+    ({"chargers": {"cp-1": {"operator_id": OP, "evses": ["E1"]}}}, r"chargers.cp-1.evses\[0\]"),
+    ({"limits": {"cdr_per_min": 0}}, "limits.cdr_per_min"),
+    ({"http": {"port": 70000}}, "http.port"),
+    ({"queue": {"max_wait_s": "x"}}, "queue.max_wait_s"),
+])
+def test_config_errors_name_the_field(change, field):
+    with pytest.raises(ConfigError, match=field):
+        Config(doc(**change))
+
+
+def test_config_defaults_are_hubjects_limits():
+    c = Config(doc())
+    assert c.limits["authorize_per_min"] == 200 and c.limits["notifications_per_min"] == 100
+    assert c.limits["cdr_per_min"] == 350 and c.broker["group"] == "relays"
+
+
+def env(msg_id, path, body):
+    return json.dumps({"v": 1, "id": msg_id, "path": path, "body": body}).encode()
+
+
+def test_envelope_parses_and_orders():
+    path, body = oicp.authorize_start(OP, "04A1B2C3D4E5F6", "DE*ABC*E1")
+    r = envelope.parse("cp/cp-1/up", env("a-1", path, body), CHARGERS)
+    assert (r.charger, r.id, r.op, r.operator, r.limit) == (
+        "cp-1", "a-1", "AuthorizeStart", OP, "authorize_per_min")
+    assert json.loads(r.data) == body
+
+
+@pytest.mark.parametrize("payload, msg_id, text", [
+    (b"{", None, "envelope: not JSON"),
+    (b"\xff\xfe", None, "envelope: not UTF-8"),
+    (b"[1]", None, "envelope: expected a JSON object, got list"),
+    (b'{"v":1,"id":"a b","path":"x","body":{}}', None, "id: expected"),
+    (b'{"v":2,"id":"a","path":"x","body":{}}', "a", "v: expected 1, got 2"),
+    (b'{"v":1,"id":"a","path":"/x","body":{}}', "a", "path: expected an OICP CPO path"),
+    (b'{"v":1,"id":"a","path":"/api/oicp/notificationmgmt/v11/charging-notifications",'
+     b'"body":[]}', "a", "body: expected a JSON object"),
+    (b'{"v":1,"id":"a","path":"/api/oicp/notificationmgmt/v11/charging-notifications",'
+     b'"body":{"Type":"Late"}}', "a", "body.Type"),
+    (b'{"v":1,"id":"a","x":1,"path":"p","body":{}}', "a", "x: not a field"),
+    (b'{"v":1,"id":"big","pad":"' + b"x" * 9000 + b'"}', "big", "envelope: 9"),
+])
+def test_envelope_errors_name_the_field(payload, msg_id, text):
+    with pytest.raises(envelope.Refused, match=text) as e:
+        envelope.parse("cp/cp-1/up", payload, CHARGERS)
+    assert e.value.id == msg_id
+
+
+def test_unknown_charger_and_foreign_push_records_are_refused():
+    path, body = oicp.push_evse_status(OP, [("DE*ABC*E1", "Available"),
+                                             ("DE*ABC*E9", "Available")])
+    with pytest.raises(envelope.Refused, match=r"EvseStatusRecord\[1\].EvseID"):
+        envelope.parse("cp/cp-1/up", env("p-1", path, body), CHARGERS)
+    with pytest.raises(envelope.Refused, match="charger cp-9 is not configured"):
+        envelope.parse("cp/cp-9/up", env("p-1", path, body), CHARGERS)
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                     | st.text(max_size=20),
+                     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c,
+                                                                          max_size=4),
+                     max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=300),
+    _json.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"v": _json, "id": _json, "path": _json, "body": _json})
+    .map(lambda v: json.dumps(v).encode()),
+    st.integers(8000, 20000).map(lambda n: b'{"v":1,"id":"x","body":"' + b"a" * n + b'"}')))
+def test_fuzz_envelope_is_parsed_or_refused_with_a_message(payload):
+    try:
+        envelope.parse("cp/cp-1/up", payload, CHARGERS)
+    except envelope.Refused as e:
+        assert str(e) and len(str(e)) < 300
+        reply = json.loads(envelope.down(e.id, 400, error=str(e)))
+        assert reply["status"] == 400 and reply["id"] == e.id
+
+
+def test_token_bucket_keeps_every_60_s_window_at_the_limit():
+    for per_min in (2, 7, 100, 350):
+        now, sent, b = 0.0, [], TokenBucket(per_min, 0.0)
+        while now < 600:
+            at = b.ready_at(now)
+            now = max(now, at)
+            b.take(now)
+            sent.append(now)
+        j = 0
+        for i, t in enumerate(sent):
+            while sent[j] <= t - 60:
+                j += 1
+            assert i - j + 1 <= per_min, (per_min, t)
+        # and it does not starve: the burst, then per_min - burst every minute
+        assert len(sent) >= b.burst + (per_min - b.burst) * 10 - 1, (per_min, len(sent))
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def req(i, kind, sid=None, charger="cp-1"):
+    path, body = {
+        "AuthorizeStart": lambda: oicp.authorize_start(OP, "04A1B2C3D4E5F6", "DE*ABC*E1"),
+        "CDR": lambda: ("/api/oicp/cdrmgmt/v22/operators/DE*ABC/charge-detail-record",
+                        {"SessionID": sid, "EvseID": "DE*ABC*E1"}),
+    }.get(kind, lambda: (envelope.NOTIFY_PATH, {"Type": kind, "SessionID": sid,
+                                                 "EvseID": "DE*ABC*E1"}))()
+    return envelope.parse("cp/%s/up" % charger, env("m-%d" % i, path, body),
+                          dict(CHARGERS, **{charger: CHARGERS["cp-1"]}))
+
+
+def drain(s):
+    out = []
+    while True:
+        r = s.take(timeout=0)
+        if r is None:
+            return out
+        out.append(r)
+        s.done(r)
+
+
+def test_priority_between_sessions_order_within_one():
+    clock = Clock()
+    s = Scheduler(LIMITS, clock=clock)
+    kinds = ["Progress", "Start", "ChargeDetailRecord", "Error", "End", "AuthorizeStart"]
+    for i, k in enumerate(kinds):
+        s.put(req(i, "CDR" if k == "ChargeDetailRecord" else k, sid="s%d" % i))
+    assert [r.kind for r in drain(s)] == ["AuthorizeStart", "End", "Error",
+                                          "ChargeDetailRecord", "Start", "Progress"]
+    for i, k in enumerate(["Start", "Progress", "End"]):   # one session: its own order
+        s.put(req(10 + i, k, sid="same"))
+    s.put(req(20, "End", sid="other"))
+    # End of "same" outranks everything here, but waits for its session's Start and Progress.
+    assert [(r.kind, r.body["SessionID"]) for r in drain(s)] == [
+        ("End", "other"), ("Start", "same"), ("Progress", "same"), ("End", "same")]
+
+
+def test_a_newer_progress_replaces_a_queued_one():
+    s = Scheduler(LIMITS, clock=Clock())
+    first = req(1, "Start", sid="s")
+    s.put(first)
+    assert s.take(timeout=0) is first                    # Start at the hub
+    assert s.put(req(2, "Progress", sid="s")) is None
+    old = s.put(req(3, "Progress", sid="s"))
+    assert old is not None and old.id == "m-2"
+    s.done(first)
+    r = s.take(timeout=0)
+    assert r.id == "m-3" and r.ids == ["m-2", "m-3"]
+    s.done(r)
+    assert s.take(timeout=0) is None and s.count == 0
+
+
+def test_rate_limit_waits_and_expiry_and_bound():
+    clock = Clock()
+    s = Scheduler(dict(LIMITS, notifications_per_min=20), max_items=5, max_wait_s=30,
+                  clock=clock)
+    for i in range(5):
+        s.put(req(i, "Start", sid="s%d" % i))
+    with pytest.raises(QueueFull):
+        s.put(req(9, "Start", sid="s9"))
+    assert [r.id for r in drain(s)] == ["m-0", "m-1"]    # burst of 20 // 10
+    clock.t = 60 / 18 + 0.001                            # one refill at 18 per minute
+    assert [r.id for r in drain(s)] == ["m-2"]
+    clock.t = 31
+    r = s.take(timeout=0)
+    assert r.id == "m-3" and r.state == "expired"
