@@ -232,7 +232,9 @@ async def _step(n, url, state, seconds, profile=None):
     await asyncio.gather(*people, *tasks, tick, return_exceptions=True)
     stats = [c.agent.stats() for c in chargers]
     for c in chargers:
-        c.agent.link.uplink.http.close()
+        http = getattr(c.agent.link.uplink, "http", None)
+        if http:
+            http.close()
     await asyncio.sleep(0.1)
     lag.sort()
     return {"chargers": n, "build_s": round(build_s, 1),

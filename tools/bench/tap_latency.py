@@ -73,9 +73,9 @@ async def _taps(hub, cards, pki, state):
         authorized(i, reply)
         marks[agent.charger.evses[i].uid]["auth"] = time.perf_counter()
 
-    async def timed_send(path, body):
+    async def timed_send(path, body, *more):
         t = time.perf_counter()
-        r = await send(path, body)
+        r = await send(path, body, *more)
         uid = body.get("Identification", {}).get("RFIDMifareFamilyIdentification", {})
         if "/authorize/start" in path and uid.get("UID") in marks:
             marks[uid["UID"]].update(send=t, sent=time.perf_counter())
@@ -100,7 +100,10 @@ async def _taps(hub, cards, pki, state):
                          "link_wake": m["send"] - m["read"], "uplink": m["sent"] - m["send"]})
             agent.charger.tap(card)  # stop it again (same card), not measured
             agent.link.kick()
+            t1 = time.perf_counter()
             while agent.stats()["pending"]:
+                if task.done() or time.perf_counter() - t1 > 15:
+                    raise RuntimeError("stop of %s: never delivered (%r)" % (card, agent.stats()))
                 await asyncio.sleep(0.005)
     finally:
         task.cancel()
