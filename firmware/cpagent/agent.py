@@ -7,7 +7,6 @@ from cpagent.charger import Charger
 from cpagent.clock import Clock
 from cpagent.journal import Journal
 from cpagent.link import Link
-from cpagent.uplink_http import HttpUplink
 
 _BOOT_POLL_S = const(10)  # the first meter poll may take this long (real s); boot goes on without
 _MINUTE = const(60000)
@@ -25,14 +24,21 @@ class Agent:
 
     def __init__(self, cfg, board):
         b = self.board = board
-        if cfg["uplink"]["kind"] != "http":
-            raise ValueError("uplink.kind: expected http (no mqtt in this build)")
         self.journal = j = Journal(b.fs, b.journal_dir, cfg["journal"]["max_messages"],
                                    lambda: b.rand_hex(4))
         self.clock = c = Clock(b.ticks_ms, b.ticks_diff)
         self.charger = Charger(cfg, j, c)
-        self.link = Link(self.charger, HttpUplink(cfg["uplink"], b.connect, b.real_ms, b.log),
-                         b.sleep_ms, b.rand_hex, show=self._warn)
+        u = cfg["uplink"]
+        if u["kind"] == "mqtt":  # each uplink imported only where it is used: RAM
+            from cpagent.uplink_mqtt import MqttUplink
+
+            self.uplink = MqttUplink(u, cfg["charger_id"], b.connect, b.sleep_ms, b.real_ms,
+                                     b.rand_hex, b.log)
+        else:
+            from cpagent.uplink_http import HttpUplink
+
+            self.uplink = HttpUplink(u, b.connect, b.real_ms, b.log)
+        self.link = Link(self.charger, self.uplink, b.sleep_ms, b.rand_hex, show=self._warn)
         self.restarts = 0
         self.bus = self.reader = None
         m = cfg["meter"]
@@ -86,6 +92,8 @@ class Agent:
                 self._warn("meter: no reading at boot")
         self.charger.boot(now)
         jobs = [("link", self.link.run), ("ticker", self._tick)]
+        if hasattr(self.uplink, "run"):
+            jobs.append(("mqtt", self.uplink.run))  # the broker connection's one task
         if self.bus:
             jobs.append(("meter", self.bus.run))
         if self.reader:

@@ -104,6 +104,8 @@ _SCHEMA = {
             "password": (_STR, None, 0, 128),
             "tls": (_BOOL, False),
             "ca": _PATH,
+            "timeout_s": (_INT, 20, 1, 120),  # connect, CONNACK, and the relay's reply
+            "keepalive_s": (_INT, 60, 10, 1200),  # PINGREQ after half of it idle
         },
     }),
     "timing": (_OBJ, {}, {

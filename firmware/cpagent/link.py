@@ -53,7 +53,7 @@ class Link:
     async def _deliver(self, m):
         msg_id, path, body = m
         self.stats["sent"] += 1
-        kind, value, after = await self.uplink.send(path, body)
+        kind, value, after = await self.uplink.send(path, body, msg_id)
         if kind == "ok":
             self.charger.delivered(msg_id)
             self.stats["delivered"] += 1

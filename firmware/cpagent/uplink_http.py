@@ -32,7 +32,8 @@ def parse_url(url):
 
 
 class HttpUplink:
-    """HttpUplink(cfg["uplink"], board.connect, ms[, log]); `await send(path, body)` -> Result.
+    """HttpUplink(cfg["uplink"], board.connect, ms[, log]); `await send(path, body, msg_id=None)`
+    -> Result (msg_id: for the MQTT uplink's envelope; HTTP has no use for it).
 
     Result is (kind, value, retry_after_ms): ("ok", Reply, 0), ("retry", reason, ms),
     ("fail", reason, 0) or ("stop", reason, 0). Never raises but for cancellation.
@@ -51,7 +52,7 @@ class HttpUplink:
             (log or _print)(1, "uplink.insecure: the hub's certificate is NOT verified "
                                "(a test setting: anyone on the path can read and forge traffic)")
 
-    async def send(self, path, body):
+    async def send(self, path, body, msg_id=None):
         if self.base and path[:len(self.base) + 1] != self.base + "/":
             path = self.base + path  # "https://hub/api/oicp" + "/api/oicp/..." is not doubled
         try:
@@ -70,14 +71,13 @@ class HttpUplink:
             self.date_unix = unix_from_http_date(hdr["date"])
         except (KeyError, ValueError):
             pass  # no usable Date: keep the last one
-        if 200 <= status < 300:
-            return self._reply(path, data)
-        reason = oicp_replies.parse_http_error(status, data)
-        if status in (408, 429) or status >= 500:
-            return "retry", reason, _after(hdr.get("retry-after"), hdr.get("date"))
-        return "fail", reason, 0
+        return classify(path, status, data, _after(hdr.get("retry-after"), hdr.get("date")))
 
-    def _reply(self, path, data):
+
+def classify(path, status, data, after_ms=0, error=None):
+    """The hub's answer to a POST of `path` -> Result; both uplinks sort with this. status 0
+    (the relay did not reach the hub) retries; the relay's error text, if any, is the reason."""
+    if 200 <= status < 300:
         try:
             r = (oicp_replies.parse_authorization if "/authorize/" in path
                  else oicp_replies.parse_acknowledgement)(data)
@@ -88,6 +88,10 @@ class HttpUplink:
         kind = oicp_replies.classify(r.code)
         # 000 with Result false or NotAuthorized: a plain no, which a retry does not change.
         return "fail" if kind == "ok" else kind, "%s %s" % (r.code, r.description), 0
+    reason = "relay: %s" % error if error else oicp_replies.parse_http_error(status, data)
+    if not status or status in (408, 429) or status >= 500:
+        return "retry", reason, after_ms
+    return "fail", reason, 0
 
 
 def _after(v, date):
