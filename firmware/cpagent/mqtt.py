@@ -38,7 +38,7 @@ def _str(s):
 def vbi(n):
     """Remaining length -> 1..4 bytes of 7 bits, low first, top bit 'more' (MQTT 2.2.3)."""
     if not 0 <= n <= 268435455:
-        raise MqttError("remaining length: %d does not fit in 4 bytes" % n)
+        raise MqttError("remaining length: %d over 4 bytes" % n)
     out = bytearray()
     while True:
         out.append(n & 127 | (128 if n > 127 else 0))
@@ -104,7 +104,7 @@ class Parser:
     def feed(self, data):
         n = self._n
         if len(data) > _CAP - n:
-            raise MqttError("parser: %d bytes fed, room for %d" % (len(data), _CAP - n))
+            raise MqttError("parser: room for %d bytes" % (_CAP - n))
         self._b[n:n + len(data)] = data
         self._n = n + len(data)
 
@@ -125,7 +125,7 @@ class Parser:
                 raise MqttError("remaining length: more than 4 bytes")
         t, f, end = b[0] >> 4, b[0] & 15, i + x
         if end > _CAP:
-            raise MqttError("packet type %d: %d bytes, at most %d taken" % (t, x, _CAP - i))
+            raise MqttError("packet type %d: %d bytes, over %d" % (t, x, _CAP - i))
         if end > n:
             return None
         body = bytes(b[i:end])  # a copy: the buffer is reused
@@ -136,12 +136,10 @@ class Parser:
             k = 2 + (body[0] << 8 | body[1]) if x > 1 else 2
             pid = body[k] << 8 | body[k + 1] if q and x >= k + 2 else 0
             if q > 1 or k > x or q and not pid:
-                raise MqttError("PUBLISH: expected QoS 0/1, a topic and a packet id 1..65535 "
-                                "within %d bytes (flags %d)" % (x, f))
+                raise MqttError("PUBLISH: expected QoS 0/1, topic, id 1..65535 (flags %d)" % f)
             return PUBLISH, body[2:k], body[k + (2 if q else 0):], q, pid, f & 1
         if _SIZE.get(t) != x or f:
-            raise MqttError("packet type %d: not CONNACK, PUBLISH, PUBACK, SUBACK or PINGRESP "
-                            "with their size and flags (%d bytes, flags %d)" % (t, x, f))
+            raise MqttError("packet type %d: unexpected (%d bytes, flags %d)" % (t, x, f))
         if t == CONNACK:
             return t, body[0] & 1, body[1]
         if t == PINGRESP:

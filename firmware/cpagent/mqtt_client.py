@@ -93,10 +93,9 @@ class MqttClient:
         await self._within(self._w.drain(), "CONNECT")
         p = await self._within(self._packet(), "CONNACK")
         if p[0] != mqtt.CONNACK:
-            raise mqtt.MqttError("CONNACK: expected first, got packet type %d" % p[0])
+            raise mqtt.MqttError("CONNACK: expected, got type %d" % p[0])
         if p[2]:
-            raise OSError("broker refused the connection: " + (
-                mqtt.REFUSED[p[2]] if p[2] < 6 else "code %d" % p[2]))
+            raise OSError("refused: " + (mqtt.REFUSED[p[2]] if p[2] < 6 else "code %d" % p[2]))
         self.error = None
         self._write(mqtt.subscribe(self._next(), "cp/%s/down" % self._id))
         self._write(mqtt.publish(self.status, b"online", 1, self._next(), True))
@@ -153,7 +152,7 @@ class MqttClient:
                 return k
             b = await self._r.read(min(p.room(), _CHUNK))
             if not b:
-                raise OSError("connection closed by the broker")
+                raise OSError("closed by the broker")
             p.feed(b)
 
     async def _reader(self):
@@ -166,7 +165,7 @@ class MqttClient:
                     try:
                         self._on(p[1], p[2])
                     except Exception as e:  # a bad message is dropped, not redelivered forever
-                        self._log(1, "mqtt: message on %s dropped: %r" % (p[1], e))
+                        self._log(1, "mqtt: down message dropped: %r" % (e,))
                     if p[3]:
                         if len(self._acks) >= _MAX_ACKS:
                             raise mqtt.MqttError("PUBACK: more than %d owed" % _MAX_ACKS)
@@ -175,9 +174,9 @@ class MqttClient:
                     self._fly = [e for e in self._fly if e[0] != p[1]]
                     self._room.set()
                 elif k == mqtt.SUBACK and p[2] & 0x80:
-                    raise mqtt.MqttError("SUBACK: failure 0x80, cp/%s/down refused" % self._id)
+                    raise mqtt.MqttError("SUBACK: 0x80 failure, no down topic")
                 elif k == mqtt.CONNACK:
-                    raise mqtt.MqttError("CONNACK: a second one")
+                    raise mqtt.MqttError("CONNACK: twice")
                 self._ev.set()
         except Exception as e:  # handed to the socket's task, which ends the session
             self._err = e

@@ -105,10 +105,10 @@ def test_parser_keeps_an_incomplete_packet_and_a_big_one_that_fits():
 def test_parser_errors_name_what_was_wrong():
     for data, words in (
             (b"\x30\xff\xff\xff\xff\x01", "remaining length: more than 4 bytes"),
-            (b"\x30\x80\x80\x80\x01", "packet type 3: 2097152 bytes, at most"),
+            (b"\x30\x80\x80\x80\x01", "packet type 3: 2097152 bytes, over"),
             (b"\x34\x05\x00\x01t\x00\x01", "PUBLISH: expected QoS 0/1"),  # QoS 2
             (b"\x36\x05\x00\x01t\x00\x01", "PUBLISH: expected QoS 0/1"),  # QoS 3
-            (b"\x32\x05\x00\x01t\x00\x00", "packet id 1..65535"),  # id 0
+            (b"\x32\x05\x00\x01t\x00\x00", "id 1..65535"),  # id 0
             (b"\x32\x04\x00\x01t\x00", "PUBLISH"),  # id cut short
             (b"\x30\x03\x00\x09t", "PUBLISH"),  # topic longer than the packet
             (b"\x30\x01\x00", "PUBLISH"),
@@ -123,6 +123,6 @@ def test_parser_errors_name_what_was_wrong():
 def test_feeding_more_than_the_room_is_refused():
     p = Parser()
     p.feed(bytes(8000))
-    raises_naming(MqttError, "room for 448", p.feed, bytes(449))
+    raises_naming(MqttError, "parser: room for 448 bytes", p.feed, bytes(449))
     p.reset()
     assert p.room() == 8448
