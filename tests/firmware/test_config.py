@@ -210,7 +210,7 @@ def test_uplink_tls_rules():
     mqtt = {"kind": "mqtt", "host": "broker.local"}
     u = _load_with("uplink", mqtt)["uplink"]
     assert u == {"kind": "mqtt", "host": "broker.local", "port": 1883, "user": None,
-                 "password": None, "tls": False, "ca": None}
+                 "password": None, "tls": False, "ca": None, "timeout_s": 20, "keepalive_s": 60}
     raises_naming(ConfigError, "uplink.ca: required with uplink.tls", _load_with, "uplink",
                   {"kind": "mqtt", "host": "b", "tls": True})
     u = _load_with("uplink", {"kind": "mqtt", "host": "b", "tls": True, "ca": "ca.pem"})["uplink"]

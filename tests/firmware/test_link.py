@@ -50,7 +50,7 @@ class Uplink:
         self.results = list(results)
         self.sent = []
 
-    async def send(self, path, body):
+    async def send(self, path, body, msg_id=None):
         self.sent.append(body)
         await asyncio.sleep(0)
         return self.results.pop(0) if self.results else OK

@@ -47,8 +47,8 @@ class Rec:
     def __init__(self, uplink):
         self.uplink, self.results = uplink, []
 
-    async def send(self, path, body):
-        r = await self.uplink.send(path, body)
+    async def send(self, path, body, msg_id=None):
+        r = await self.uplink.send(path, body, msg_id)
         self.results.append(r)
         return r
 
