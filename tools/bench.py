@@ -7,11 +7,10 @@ import sys
 
 sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),
                 os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench")]
+import build  # noqa: E402  (tools/build.py)
 import fleet_capacity  # noqa: E402  (tools/bench/*.py: CPython benchmarks, run() -> dict)
 import http_stall  # noqa: E402
 import tap_latency  # noqa: E402
-
-import build  # noqa: E402  (tools/build.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmware")]
