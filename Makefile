@@ -32,9 +32,11 @@ system:
 
 deps: $(VENV)/.installed node_modules/.installed system
 
+# make sim MODE=mqtt: the same through Mosquitto and the relay (docs/sim.md)
 sim: $(VENV)/.installed
+	$(if $(filter-out mqtt,$(MODE)),$(error MODE: expected mqtt or nothing, got '$(MODE)'))
 	PYTHONPATH=host_sim/pyshim:firmware:. $(PY) -m host_sim run --chargers 2 \
-	  --scenario host_sim/scenarios/default.json --speed 300 --timeline
+	  --scenario host_sim/scenarios/default.json --speed 300 --timeline$(if $(MODE), --mqtt start)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check firmware host_sim tests tools

@@ -140,7 +140,8 @@ class HostBoard:
     between), so a restarted charger never stamps earlier than before. wall_unix() answers
     after ntp_s board seconds (None: never). Ports: a pyserial path/URL (reader_port,
     meter_port), else the virtual device (reader_dev, meter_dev: handle(bytes) -> bytes).
-    TLS: CA, client certificate and key from cfg uplink, relative to the folder `certs`.
+    TLS (an https url, or an mqtt uplink with tls true): CA, client certificate and key from
+    cfg uplink, relative to the folder `certs`.
     Log lines "[charger_id] text" up to cfg log_level go to echo (print).
     """
 
@@ -164,7 +165,7 @@ class HostBoard:
         self._wall0 = self._rtc(os.path.join(state_dir, "rtc"))
         u = cfg["uplink"]
         self.tls = None
-        if u.get("url", "")[:6] == "https:":
+        if u.get("url", "")[:6] == "https:" or u.get("tls"):
             self.tls = self._context(u, certs or ".")
 
     def _rtc(self, path):
@@ -232,7 +233,8 @@ class HostBoard:
 
     async def connect(self, host, port, tls):
         if tls and self.tls is None:
-            raise OSError("TLS asked for %s:%d but uplink.url is not https" % (host, port))
+            raise OSError("TLS asked for %s:%d but the uplink has none (uplink.url not https, "
+                          "uplink.tls not true)" % (host, port))
         return await asyncio.open_connection(host, port, ssl=self.tls if tls else None,
                                              server_hostname=host if tls else None)
 

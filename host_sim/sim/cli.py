@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from host_sim import certs as pki
-from host_sim.sim import hubs, scenario, timeline
+from host_sim.sim import fleet, hubs, mqtt_path, scenario, timeline
 from host_sim.sim.fleet import OPERATOR, SimCharger, VClock, evse_id, read_json, write_json
 
 DEFAULT_SCENARIO = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scenarios",
@@ -42,7 +42,19 @@ def _args(argv):
                                                          "PN532 (a person taps the cards)")
     p.add_argument("--meter-port", metavar="PATH", help="charger 0 polls meters on this serial "
                                                         "port (the scenario's EV steps skip it)")
-    p.add_argument("--tls", action="store_true", help="mutual TLS to the hub")
+    p.add_argument("--mqtt", metavar="start|HOST:PORT", type=mqtt_path.parse,
+                   help="the chargers speak MQTT to a broker and a relay forwards to the hub: "
+                        "'start' runs Mosquitto and the relay here; HOST:PORT is a broker that "
+                        "exists (docs/sim.md)")
+    p.add_argument("--mqtt-password", metavar="PW", help="with --mqtt HOST:PORT: the chargers' "
+                                                         "password (user name: the charger id)")
+    p.add_argument("--mqtt-relay-user", metavar="USER",
+                   help="with --mqtt HOST:PORT: the broker login of the relay this run starts")
+    p.add_argument("--mqtt-relay-password", metavar="PW", help="its password")
+    p.add_argument("--no-relay", action="store_true",
+                   help="with --mqtt HOST:PORT: a relay (forwarding to --hub) is attached there")
+    p.add_argument("--tls", action="store_true",
+                   help="mutual TLS to the hub; with --mqtt, TLS to the broker too")
     p.add_argument("--certs", metavar="DIR", help="with --tls: ca.pem and the client certificate "
                                                   "for %s (made here for the embedded hub)"
                                                   % OPERATOR)
@@ -62,6 +74,7 @@ def _args(argv):
         p.error("--chargers: expected 1..10000")
     if a.certs and not a.tls:
         p.error("--certs: only with --tls")
+    mqtt_path.check(a, p.error)
     return a
 
 
@@ -138,6 +151,7 @@ class Run:
         else:
             hub = hubs.Embedded(scenario.cards(self.scn), certs_dir)
         url = await hub.start()
+        mq = None
         fleet_path = os.path.join(state, "fleet.json")
         fl = read_json(fleet_path) if self.a.state else None
         if fl and fl.get("plan") != self.fingerprint:
@@ -146,10 +160,18 @@ class Run:
         fl = fl or {"plan": self.fingerprint, "vt": 0.0, "hub_next": 0}
         clock = self.clock = VClock(self.a.speed, fl["vt"])
         try:
+            if self.a.mqtt:
+                mq = mqtt_path.MqttPath(self.a, state, certs_dir, self.log)
+                e = self.scn["charger"]["evses"]
+                await mq.start(url, dict((fleet.charger_id(k), [evse_id(k, i) for i in range(e)])
+                                         for k in range(self.n)),
+                               tls_files and dict((k, os.path.join(certs_dir, f))
+                                                  for k, f in tls_files.items()))
             chargers = [SimCharger(k, self.plans[k], self.scn["charger"], url, clock, state,
                                    self.fingerprint, tls_files, certs_dir,
                                    self.a.reader_port if k == 0 else None,
-                                   self.a.meter_port if k == 0 else None, self.log)
+                                   self.a.meter_port if k == 0 else None, self.log,
+                                   mq and mq.uplink(fleet.charger_id(k)))
                         for k in range(self.n)]
             self.chargers = chargers
             tasks = [asyncio.ensure_future(c.run()) for c in chargers]
@@ -175,6 +197,8 @@ class Run:
                 write_json(fleet_path, fl)
             result = await self._summary(hub, chargers, time.monotonic() - t0, late)
         finally:
+            if mq:
+                await mq.stop()
             await hub.stop()
             if self._tmp:
                 shutil.rmtree(self._tmp, ignore_errors=True)
@@ -251,7 +275,7 @@ class Run:
         summary.update(c)
         summary.update(hub=hub_counts, duration_s=round(seconds, 3),
                        virtual_s=round(self.clock.now(), 1), speed=self.a.speed,
-                       deadline=bool(late))
+                       deadline=bool(late), uplink="mqtt" if self.a.mqtt else "http")
         self.out.write(json.dumps(summary, separators=(",", ":")) + "\n")
         self.out.flush()
         return 0 if ok else 1

@@ -121,12 +121,17 @@ class Bus:
         return b"".join(m.handle(data) for m in self.meters)
 
 
-def charger_config(n, c, url, tls_files=None):
-    """A charger's config.json (checked by the firmware's own config.load)."""
-    u = {"kind": "http", "url": url, "timeout_s": 20}
-    if tls_files:
+def charger_id(n):
+    return "sim-%03d" % n
+
+
+def charger_config(n, c, url=None, tls_files=None, uplink=None):
+    """A charger's config.json (checked by the firmware's own config.load): the HTTP(S) uplink
+    to url, or the given uplink (an MQTT one)."""
+    u = uplink or {"kind": "http", "url": url, "timeout_s": 20}
+    if tls_files and not uplink:
         u.update(tls_files)
-    cfg = {"charger_id": "sim-%03d" % n, "operator_id": OPERATOR,
+    cfg = {"charger_id": charger_id(n), "operator_id": OPERATOR,
            "evses": [{"evse_id": evse_id(n, i), "meter_address": i + 1, "connector": i + 1}
                      for i in range(c["evses"])],
            # hold_ms: a card resting for a tap (tap_ms) is seen at every 200 ms poll; one tap
@@ -144,10 +149,10 @@ class SimCharger:
     (or when cancelled at the fleet's deadline)."""
 
     def __init__(self, n, sessions, chg, url, clock, state_dir, fingerprint, tls_files=None,
-                 certs=None, reader_port=None, meter_port=None, log=None):
+                 certs=None, reader_port=None, meter_port=None, log=None, uplink=None):
         self.n = n
         self.clock = clock
-        self.cfg = charger_config(n, chg, url, tls_files)
+        self.cfg = charger_config(n, chg, url, tls_files, uplink)
         self.id = self.cfg["charger_id"]
         self.dir = os.path.join(state_dir, self.id)
         os.makedirs(self.dir, exist_ok=True)
