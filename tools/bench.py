@@ -7,6 +7,7 @@ import sys
 
 sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),
                 os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench")]
+import agent_heap_e2e  # noqa: E402  (tools/bench/*.py: the whole agent in MicroPython)
 import build  # noqa: E402  (tools/build.py)
 import fleet_capacity  # noqa: E402  (tools/bench/*.py: CPython benchmarks, run() -> dict)
 import http_stall  # noqa: E402
@@ -78,7 +79,7 @@ def main():
         "%s %.2f ms" % kv for kv in sorted(cpu["ms_per_tap"].items())))
     # Host-side benchmarks (CPython, loopback, a few minutes): each prints as it finishes.
     for key, mod in (("http_stall_outage", http_stall), ("tap_latency", tap_latency),
-                     ("fleet_capacity", fleet_capacity)):
+                     ("fleet_capacity", fleet_capacity), ("agent_heap_e2e", agent_heap_e2e)):
         results[key] = mod.run()
         print("\n".join(mod.lines(results[key])), flush=True)
         with open(path, "w") as f:

@@ -18,8 +18,8 @@
 // --heap-ms N: heap figures instead of a plain start. app.build(Board), gc, the baseline
 // (gc.mem_alloc), then app.start and a task that every N ms collects and samples mem_alloc
 // (the port frees garbage only outside the step that made it, so the sampler is a task of its
-// own); about once a second it prints `HEAP {json}`: baseline, now and peak above it, and the
-// heap's size and largest free block from micropython.mem_info().
+// own); at each new peak and about once a second it prints `HEAP {json}`: baseline, now and
+// peak above it, and the heap's size and largest free block from micropython.mem_info().
 import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
@@ -157,10 +157,9 @@ async def _heap(ms):
         gc.collect()
         a = gc.mem_alloc() - _BASE
         _H[0] = a
-        if a > _H[1]:
-            _H[1] = a
         _H[2] += 1
-        if _H[2] % max(1, 1000 // ms) == 0:
+        if a > _H[1] or _H[2] % max(1, 1000 // ms) == 0:  # a new peak, and once a second
+            _H[1] = max(a, _H[1])
             micropython.mem_info()
             print("HEAP %d %d %d %d" % (_BASE, _H[0], _H[1], _H[2]))
 `;

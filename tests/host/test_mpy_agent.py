@@ -115,13 +115,23 @@ def tap(charger, reader, card):
     time.sleep((HOLD_MS + 300) / 1000)  # a lower bound on the card's absence, not a guess
 
 
-def test_two_sessions_with_a_power_cut_in_real_micropython(tmp_path):
-    cars = [Car(), Car()]
-    bus = Bus(cars)
-    reader = VirtualPn532()
-    bridge = TcpBridge({"reader": reader, "meter": bus})
-    with HubThread(cards=CARDS) as h, bridge as ports:
-        ch = Charger(str(tmp_path), config(h.url), ports)
+class Run:
+    """What two_sessions() saw: the charger (its log), the bridge and devices, the hub's final
+    sessions and exchanges, each car's Wh at the cut."""
+
+
+def two_sessions(tmp, extra=()):
+    """The scenario, also run by tools/bench/agent_heap_e2e.py (extra: runner options): two
+    cards start two sessions; the power is cut while both charge; after the restart, each card
+    stops its session; returns once the hub has both CDRs."""
+    r = Run()
+    r.cars = cars = [Car(), Car()]
+    r.bus = bus = Bus(cars)
+    r.reader = reader = VirtualPn532()
+    r.bridge = TcpBridge({"reader": reader, "meter": bus})
+    with HubThread(cards=CARDS) as h, r.bridge as ports:
+        r.charger = ch = Charger(tmp, config(h.url), ports)
+        ch.args += list(extra)
         sessions = lambda: h.call(h.hub.sessions)  # noqa: E731
 
         def notes(i):
@@ -140,7 +150,7 @@ def test_two_sessions_with_a_power_cut_in_real_micropython(tmp_path):
             # The power goes while both charge; the journal on the flash folder is all that
             # survives. The new process resumes both sessions and reads the meters again.
             ch.cut()
-            wh = [c.ev.energy_wh for c in cars]
+            r.wh = wh = [c.ev.energy_wh for c in cars]
             ch.start()
             until(lambda: all(c.ev.energy_wh > w + 10 for c, w in zip(cars, wh, strict=True)),
                   "energy after the cut", ch)
@@ -151,25 +161,31 @@ def test_two_sessions_with_a_power_cut_in_real_micropython(tmp_path):
                 tap(ch, reader, card)
             until(lambda: len(sessions()) == 2 and all(s["cdr"] for s in sessions()),
                   "both CDRs", ch)
-            final = sessions()
+            r.sessions = sessions()
         finally:
             ch.stop()
-        exchanges = h.call(lambda: h.hub.exchanges)
-    assert bridge.error is None and reader.bad == 0
-    assert bridge.connections == {"reader": 2, "meter": 2}  # one per boot
+        r.exchanges = h.call(lambda: h.hub.exchanges)
+    return r
+
+
+def test_two_sessions_with_a_power_cut_in_real_micropython(tmp_path):
+    r = two_sessions(str(tmp_path))
+    ch = r.charger
+    assert r.bridge.error is None and r.reader.bad == 0
+    assert r.bridge.connections == {"reader": 2, "meter": 2}  # one per boot
     assert ch.boots == 2
     assert any("session resumed" in t for t in ch.log(2)), ch.text()
     assert not [t for t in ch.log() if "crashed" in t or "fatal" in t], ch.text()
-    for i, s in enumerate(final):
+    for i, s in enumerate(r.sessions):
         assert s["Identification"]["RFIDMifareFamilyIdentification"] == CARDS[i]
         assert [n["Type"] for n in s["notifications"]] == ["Start", "End"], s
         assert s["errors"] == 0
         cdr = s["cdr"]
         # Energy counted on both sides of the cut: the End reading is past the cut's.
-        assert cdr["ConsumedEnergy"] > 0 and cdr["MeterValueEnd"] * 1000 > wh[i] + 10, cdr
+        assert cdr["ConsumedEnergy"] > 0 and cdr["MeterValueEnd"] * 1000 > r.wh[i] + 10, cdr
         # Every message took effect exactly once, in order (a resend after the cut may come
         # as a duplicate, which the hub answers without taking it again).
-        taken = [what(e) for e in exchanges
+        taken = [what(e) for e in r.exchanges
                  if e["session_id"] == s["SessionID"] and not e["duplicate"]
                  and e["status"] == 200]
         assert taken == ["AuthorizeStart", "Start", "End", "ChargeDetailRecord"], taken
