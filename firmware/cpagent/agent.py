@@ -98,6 +98,8 @@ class Agent:
             jobs.append(("meter", self.bus.run))
         if self.reader:
             jobs.append(("reader", lambda: self.reader.run(self.tap)))
+        if hasattr(self.board, "jobs"):  # a device's own tasks: Wi-Fi, watchdog, LED, pins
+            jobs.extend(self.board.jobs(self))
         tasks = [asyncio.create_task(self._keep(n, f)) for n, f in jobs]
         try:
             await asyncio.gather(*tasks)

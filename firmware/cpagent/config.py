@@ -62,6 +62,17 @@ _REG = {  # one register of a custom meter map
     "fc": (_INT, 4, 3, 4),  # Modbus function: 3 holding, 4 input registers
 }
 _KIND = (_ENUM, _R, ("http", "mqtt"))
+_PINS = "a GPIO number 0..48, a pin name such as \"LED\", or false (none)"
+
+
+def _pin(v, p):
+    if v is False or type(v) is int and 0 <= v <= 48 or type(v) is str and 1 <= len(v) <= 8 \
+            and not [c for c in v if c not in _IDCH]:
+        return v
+    _bad(p, _PINS, v)
+
+
+_PIN = (_FN, None, _pin, _PINS)  # null: the board's default (boards/esp32.py, boards/rp2.py)
 _SCHEMA = {
     "charger_id": (_STR, _R, 1, 32, _IDCH),  # MQTT topic cp/<charger_id>/up
     "operator_id": (_FN, _R, _oicp(check_operator_id), "an OperatorID"),  # e.g. DE*ABC
@@ -119,6 +130,14 @@ _SCHEMA = {
     "journal": (_OBJ, {}, {"max_messages": (_INT, 200, 16, 2000)}),
     "wifi": (_OBJ, None, {"ssid": (_STR, _R, 1, 32), "password": (_STR, "", 0, 63)}),
     "log_level": (_INT, 1, 0, 3),  # 0 errors, 1 warnings, 2 info, 3 debug
+    "board": (_OBJ, {}, {  # MicroPython boards only; the host board ignores it
+        "reader_tx": _PIN, "reader_rx": _PIN, "meter_tx": _PIN, "meter_rx": _PIN,
+        "de_pin": _PIN,  # RS-485 driver enable, high while sending
+        "led_pin": _PIN,  # status LED
+        "wdt_s": (_INT, 8, 0, 60),  # hardware watchdog timeout; 0: off
+        "evse_pins": (_LIST, None, {"enable": _PIN, "plug": _PIN}, 1, 4),  # one per EVSE
+        "plug_low": (_BOOL, True),  # a plug input reads 0 when plugged (pulled up)
+    }),
 }
 
 
@@ -235,6 +254,12 @@ def load(text):
             _need("uplink.ca", "required for an https:// url unless uplink.insecure is true")
         if (u["cert"] is None) != (u["key"] is None):
             _need("uplink.cert", "uplink.cert and uplink.key go together")
+    if 0 < c["board"]["wdt_s"] < 4:
+        _need("board.wdt_s", "expected 0 (off) or at least 4: DNS and NTP may hold the loop")
+    pins = c["board"]["evse_pins"]
+    if pins is not None and len(pins) != len(c["evses"]):
+        _need("board.evse_pins", "expected one entry per EVSE (%d), got %d"
+              % (len(c["evses"]), len(pins)))
     if t["stop_power_w"] >= t["start_power_w"]:
         _need("timing.stop_power_w", "expected below timing.start_power_w (hysteresis)")
     if t["poll_s"] > t["progress_s"]:

@@ -260,3 +260,33 @@ def test_no_reader_and_no_meter_plug_drives_the_session():
         except asyncio.CancelledError:
             pass
     return arun(go())
+
+
+def test_board_jobs_run_supervised_with_the_agents_and_stop_with_it():
+    async def go():
+        b = Board({})
+        runs = []
+
+        async def led():
+            runs.append(b.now)
+            if len(runs) == 1:
+                raise OSError("pin gone")  # a board task's crash is logged and restarted
+            while True:
+                await b.sleep_ms(1000)
+
+        b.jobs = lambda agent: [("led", led)] if agent is a else []
+        a = Agent(cfg("none", "none"), b)
+        task = asyncio.create_task(a.run())
+        await until(b, lambda: len(runs) == 2, "the board job restarted")
+        assert [t for lv, t in b.logs if lv == 0 and t[:13] == "led crashed: " and "pin gone" in t]
+        assert a.restarts == 1 and runs[1] - runs[0] >= 2000
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        for _ in range(30):
+            b.advance(1000)
+            await asyncio.sleep(0.002)
+        assert len(runs) == 2  # gone with the agent, not restarted
+    return arun(go())

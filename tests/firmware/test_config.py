@@ -234,3 +234,40 @@ def test_not_a_json_object_is_a_config_error():
         e = raises(ConfigError, load, bad)
         assert str(e).startswith("config"), str(e)
     assert isinstance(raises(ValueError, load, "{"), ConfigError)
+
+
+def test_board_section_defaults_and_pins():
+    c = load(json.dumps(MINIMAL))
+    assert c["board"] == {"reader_tx": None, "reader_rx": None, "meter_tx": None,
+                          "meter_rx": None, "de_pin": None, "led_pin": None, "wdt_s": 8,
+                          "evse_pins": None, "plug_low": True}
+    two = _set(_minimal(), "evses", [{"evse_id": "+49*536*001", "meter_address": 1},
+                                     {"evse_id": "+49*536*002", "meter_address": 2}])
+    b = {"meter_tx": 0, "meter_rx": "GP1", "de_pin": False, "led_pin": "LED", "wdt_s": 0,
+         "evse_pins": [{"enable": 21, "plug": 22}, {"enable": 23}], "plug_low": False}
+    got = load(json.dumps(_set(two, "board", b)))["board"]
+    assert got["evse_pins"] == [{"enable": 21, "plug": 22}, {"enable": 23, "plug": None}]
+    assert got["de_pin"] is False and got["meter_rx"] == "GP1" and got["wdt_s"] == 0
+
+
+def test_board_section_wrong_fields_are_named():
+    for path, bad, words in (
+        ("board.de_pin", 49, "GPIO number 0..48"),
+        ("board.de_pin", -1, "GPIO number 0..48"),
+        ("board.led_pin", True, "or false (none)"),
+        ("board.led_pin", "L E D", "pin name"),
+        ("board.reader_tx", "x" * 9, "pin name"),
+        ("board.meter_rx", 1.5, "GPIO number"),
+        ("board.wdt_s", 61, "0..60"),
+        ("board.wdt_s", 2, "0 (off) or at least 4"),
+        ("board.plug_low", 1, "true or false"),
+        ("board.evse_pins", [], "1..4"),
+        ("board.evse_pins", [{"enable": 5}], "one entry per EVSE (2), got 1"),
+        ("board.evse_pins[1].plug", 99, "GPIO number"),
+        ("board.evse_pins[0].relay", 5, "unknown key"),
+        ("board.uart", 1, "unknown key"),
+    ):
+        c = _cfg()
+        c["board"] = {"evse_pins": [{"enable": 5}, {"enable": 6}]}
+        msg = str(raises(ConfigError, _load_with, path, bad, c))
+        assert msg.startswith(path + ": ") and words in msg, (path, msg)

@@ -1,0 +1,322 @@
+"""MicroPython board layer shared by the ESP32 and the Pico W: UARTs, Wi-Fi, NTP, TLS, watchdog."""
+import asyncio
+import os
+import random
+import time
+
+import machine
+import network
+import ntptime
+import tls
+from micropython import const
+
+from cpagent.config import ConfigError
+from cpagent.fsio import OsFs
+from cpagent.link import UP
+from cpagent.session import AUTHORIZED, CHARGING
+
+# Seconds from 1970 to the port's epoch: the ESP32 counts from 2000, the rp2 port from 1970.
+_EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
+_PARITY = {"N": None, "E": 0, "O": 1}
+_RXBUF = const(1024)  # bytes: a UART keeps ~1 s of 9600 baud while the loop is held up (TLS)
+_WIFI_MIN_MS = const(2000)  # Wi-Fi rejoin backoff, doubling up to the cap
+_WIFI_MAX_MS = const(60000)
+_JOIN_MS = const(20000)  # a join without an address by then has failed
+_NTP_MS = const(3600000)  # the RTC drifts: set it again hourly
+_NTP_RETRY_MS = const(30000)
+_PLUG_MS = const(100)  # plug inputs sampled this often; a change counts after two equal samples
+NOWDT = "nowdt"  # tools/deploy.py writes it: no watchdog while files are copied over the REPL
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _read(field, path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ConfigError("%s: cannot read %s (%r)" % (field, path, e))
+
+
+class McuBoard:
+    """The board interface of cpagent.agent on MicroPython; boards/esp32.py and boards/rp2.py
+    give the port's defaults: UARTS (uart number -> (tx, rx) pins), DE, LED and WDT_MAX_S.
+
+    Raises ConfigError naming the field for what the port cannot do (a UART it lacks, a pin
+    twice, an unusable pin, a missing certificate). The journal lives in /journal on flash;
+    board time and real time are both time.ticks_ms, unwrapped.
+    """
+
+    UARTS = {}
+    DE = LED = None
+    WDT_MAX_S = 60
+
+    def __init__(self, cfg):
+        if cfg["wifi"] is None:
+            raise ConfigError("wifi: required on this board (ssid and password)")
+        self.cfg = cfg
+        b = cfg["board"]
+        if b["wdt_s"] > self.WDT_MAX_S:
+            raise ConfigError("board.wdt_s: expected at most %d on this board, got %d"
+                              % (self.WDT_MAX_S, b["wdt_s"]))
+        self.fs = OsFs()
+        self.journal_dir = "/journal"
+        self._used = {}  # pin -> the field that took it
+        self._uarts = {}
+        self.de = self.txdone = None
+        r, m = cfg["reader"], cfg["meter"]
+        if r["type"] != "none":
+            self._uart("reader", r["uart"], r["baud"], "N")
+        if m["model"] != "none":
+            u = self._uart("meter", m["uart"], m["baud"], m["parity"])
+            self.txdone = u.txdone  # DE drops once the last stop bit is out, not at drain()
+            self.de = self._pin("board.de_pin", b["de_pin"], self.DE, machine.Pin.OUT)
+        self.led = self._pin("board.led_pin", b["led_pin"], self.LED, machine.Pin.OUT)
+        self.evse = []  # (enable output or None, plug input or None) per EVSE
+        for i, e in enumerate(b["evse_pins"] or ()):
+            f = "board.evse_pins[%d]." % i
+            self.evse.append((self._pin(f + "enable", e["enable"], None, machine.Pin.OUT),
+                              self._pin(f + "plug", e["plug"], None, machine.Pin.IN)))
+        self.tls = self._context(cfg["uplink"])
+        self.wlan = network.WLAN(network.STA_IF)
+        self.wifi = "down"  # the last Wi-Fi status name, for the log and the LED
+        self.synced = False  # the RTC was set by NTP in this boot
+        self._wdt = None
+        self._last = time.ticks_ms()
+        self._ms = 0
+
+    # --- construction: every refusal names the config field -----------------------------------
+
+    def _claim(self, field, v):
+        if v in self._used:
+            raise ConfigError("%s: pin %r is already %s" % (field, v, self._used[v]))
+        self._used[v] = field
+
+    def _pin(self, field, v, default, mode):
+        v = default if v is None else v
+        if v is None or v is False:
+            return None
+        self._claim(field, v)
+        try:
+            if mode == machine.Pin.IN:
+                return machine.Pin(v, mode, machine.Pin.PULL_UP)
+            return machine.Pin(v, mode, value=0)
+        except (ValueError, TypeError) as e:
+            raise ConfigError("%s: pin %r cannot be used on this board (%s)" % (field, v, e))
+
+    def _uart(self, what, n, baud, parity):
+        if n not in self.UARTS:
+            raise ConfigError("%s.uart: expected one of %s on this board, got %d"
+                              % (what, ", ".join(str(k) for k in sorted(self.UARTS)), n))
+        b = self.cfg["board"]
+        pins = []
+        for k, end in enumerate(("tx", "rx")):
+            default = self.UARTS[n][k]
+            f = "board.%s_%s" % (what, end)
+            v = default if b[what + "_" + end] is None else b[what + "_" + end]
+            if v is False:
+                raise ConfigError("%s: a UART needs both its pins" % f)
+            self._claim(f, v)
+            pins.append(v)
+        try:
+            # timeout=0: asyncio streams poll the UART; the reads themselves never wait.
+            u = machine.UART(n, baudrate=baud, bits=8, parity=_PARITY[parity], stop=1,
+                             tx=pins[0], rx=pins[1], rxbuf=_RXBUF, timeout=0)
+        except (ValueError, OSError) as e:
+            raise ConfigError("board.%s_tx: UART %d on pins %r, %r: %s" % (what, n, pins[0],
+                                                                          pins[1], e))
+        self._uarts[what] = u
+        return u
+
+    def _context(self, u):
+        if not (u["url"][:6] == "https:" if u["kind"] == "http" else u["tls"]):
+            return None
+        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+        # mbedtls checks nothing below CERT_REQUIRED; insecure is for test hubs only.
+        ctx.verify_mode = tls.CERT_NONE if u.get("insecure") else tls.CERT_REQUIRED
+        field = "uplink.ca"
+        try:
+            if u["ca"] and not u.get("insecure"):
+                ctx.load_verify_locations(_read(field, u["ca"]))
+            if u.get("cert"):
+                field = "uplink.cert"
+                ctx.load_cert_chain(_read(field, u["cert"]), _read("uplink.key", u["key"]))
+        except ValueError as e:  # mbedtls refused the PEM (ConfigError is one too: kept)
+            if isinstance(e, ConfigError):
+                raise
+            raise ConfigError("%s: not a usable PEM certificate or key (%s)" % (field, e))
+        return ctx
+
+    # --- the board interface ----------------------------------------------------------------
+
+    def ticks_ms(self):
+        # time.ticks_ms wraps (2**30 ms, 12 days, on the ESP32); the agent wants a plain count.
+        t = time.ticks_ms()
+        self._ms += time.ticks_diff(t, self._last)
+        self._last = t
+        return self._ms
+
+    real_ms = ticks_ms
+
+    @staticmethod
+    def ticks_diff(a, b):
+        return a - b
+
+    @staticmethod
+    async def sleep_ms(ms):
+        await asyncio.sleep_ms(ms)
+
+    def wall_unix(self):
+        return time.time() + _EPOCH if self.synced else None
+
+    def reader_port(self):
+        return asyncio.StreamReader(self._uarts["reader"])
+
+    def meter_port(self):
+        return asyncio.StreamReader(self._uarts["meter"])
+
+    async def connect(self, host, port, secure):
+        if not self.wlan.isconnected():
+            raise OSError("no Wi-Fi (%s)" % self.wifi)
+        if secure:
+            if self.tls is None:
+                raise OSError("TLS asked for %s:%d but the uplink has no TLS" % (host, port))
+            if not self.synced:  # certificate dates cannot be checked before NTP
+                raise OSError("TLS to %s waits for the wall clock (NTP)" % host)
+        # open_connection sends host as the TLS server name and verifies it.
+        return await asyncio.open_connection(host, port, ssl=self.tls if secure else None)
+
+    @staticmethod
+    def rand_hex(n):
+        return "".join("%02x" % random.getrandbits(8) for _ in range(n))
+
+    def log(self, level, text):
+        if level <= self.cfg["log_level"]:
+            print("[%s %d] %s" % (self.cfg["charger_id"], self.ticks_ms() // 1000, text))
+
+    @staticmethod
+    def reset():
+        machine.reset()
+
+    def jobs(self, agent):
+        """The board's tasks, supervised with the agent's: Wi-Fi, NTP, LED, EVSE pins, watchdog."""
+        j = [("wifi", self._wifi), ("ntp", self._ntp)]
+        if self.led:
+            j.append(("led", lambda: self._blink(agent.link)))
+        if self.evse:
+            j.append(("evse", lambda: self._pins(agent)))
+        if self.cfg["board"]["wdt_s"]:
+            if _exists(NOWDT):
+                self.log(1, "watchdog off: /%s is there (a deploy in progress)" % NOWDT)
+            else:
+                j.append(("watchdog", self._watchdog))
+        return j
+
+    # --- tasks ------------------------------------------------------------------------------
+
+    def _status(self):
+        s = self.wlan.status()
+        for n in dir(network):  # the STAT_ names and numbers differ per port
+            if n[:5] == "STAT_" and getattr(network, n) == s:
+                return n[5:].lower()
+        return str(s)
+
+    async def _wifi(self):
+        w = self.wlan
+        c = self.cfg["wifi"]
+        network.hostname(self.cfg["charger_id"])
+        w.active(True)
+        wait = _WIFI_MIN_MS
+        while True:
+            if w.isconnected():
+                if self.wifi != "up":
+                    self.wifi = "up"
+                    self.log(2, "wifi: up, address %s" % w.ifconfig()[0])
+                wait = _WIFI_MIN_MS
+                await asyncio.sleep_ms(1000)
+                continue
+            if self.wifi == "up":
+                self.log(1, "wifi: lost (%s)" % self._status())
+            self.wifi = "joining"
+            try:
+                w.disconnect()  # the ESP32 refuses connect() while an attempt is under way
+                w.connect(c["ssid"], c["password"])
+            except OSError as e:
+                self.log(1, "wifi: connect failed: %r" % (e,))
+            t = 0
+            while t < _JOIN_MS and not w.isconnected():
+                await asyncio.sleep_ms(250)
+                t += 250
+            if not w.isconnected():
+                self.wifi = self._status()
+                self.log(1, "wifi: %s to %r, again in %d s" % (self.wifi, c["ssid"], wait // 1000))
+                await asyncio.sleep_ms(wait)
+                wait = min(wait * 2, _WIFI_MAX_MS)
+
+    async def _ntp(self):
+        while True:
+            if not self.wlan.isconnected():
+                await asyncio.sleep_ms(1000)
+                continue
+            try:
+                # Blocks the loop for the DNS lookup and at most ntptime.timeout (1 s) for the
+                # reply: once an hour. Sets the RTC to UTC.
+                ntptime.settime()
+                if not self.synced:
+                    self.log(2, "ntp: wall clock set")
+                self.synced = True
+            except (OSError, OverflowError) as e:
+                self.log(1, "ntp: %r" % (e,))
+            await asyncio.sleep_ms(_NTP_MS if self.synced else _NTP_RETRY_MS)
+
+    async def _blink(self, link):
+        led = self.led
+        while True:
+            # No Wi-Fi: fast blink. No hub: a short flash each second. All well: steady.
+            if self.wifi != "up":
+                on, off = 100, 100
+            elif link.state != UP:
+                on, off = 100, 900
+            else:
+                on, off = 1000, 0
+            led(1)
+            await asyncio.sleep_ms(on)
+            if off:
+                led(0)
+                await asyncio.sleep_ms(off)
+
+    async def _pins(self, agent):
+        ch = agent.charger
+        low = self.cfg["board"]["plug_low"]
+        n = len(self.evse)
+        seen = [None] * n  # the debounced plug state
+        last = [None] * n  # the previous sample
+        while True:
+            for i in range(n):
+                enable, plug = self.evse[i]
+                if plug:
+                    v = plug.value() == (0 if low else 1)
+                    if v == last[i] and v != seen[i]:
+                        seen[i] = v
+                        ch.plug(i, v)
+                        agent.link.kick()
+                    last[i] = v
+                if enable:  # the contactor may close only for an authorized session
+                    enable(1 if ch.evses[i].state in (AUTHORIZED, CHARGING) else 0)
+            await asyncio.sleep_ms(_PLUG_MS)
+
+    async def _watchdog(self):
+        # Fed by a task: a loop that hangs (a blocking call, a task that never yields) stops the
+        # feeding and the chip resets. Once started, it cannot be stopped (both ports).
+        s = self.cfg["board"]["wdt_s"]
+        if self._wdt is None:
+            self._wdt = machine.WDT(timeout=s * 1000)
+        while True:
+            self._wdt.feed()
+            await asyncio.sleep_ms(s * 250)

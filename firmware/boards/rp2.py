@@ -1,0 +1,11 @@
+"""Raspberry Pi Pico W board (RP2040 and CYW43 Wi-Fi, one RS-485 transceiver) over boards.mcu."""
+from boards.mcu import McuBoard
+
+
+class Board(McuBoard):
+    """Board(cfg) for a Pico W: epoch 1970, two UARTs (the REPL is on USB, so both are free)."""
+
+    UARTS = {0: (0, 1), 1: (4, 5)}  # uart -> (tx, rx): GP0/GP1 and GP4/GP5
+    DE = 2  # GP2
+    LED = "LED"  # the on-board LED hangs off the Wi-Fi chip, reached by name
+    WDT_MAX_S = 8  # the RP2040 watchdog counts at most 8.3 s
