@@ -1,5 +1,7 @@
 """Relay parts without a broker: config errors, envelope checks, token buckets, the queue."""
 import json
+import threading
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -206,3 +208,26 @@ def test_rate_limit_waits_and_expiry_and_bound():
     clock.t = 31
     r = s.take(timeout=0)
     assert r.id == "m-3" and r.state == "expired"
+
+
+def test_an_answer_wakes_one_waiting_worker_for_the_next_of_its_session():
+    s = Scheduler(LIMITS, clock=Clock())
+    first = req(1, "Start", sid="s")
+    s.put(first)
+    assert s.take(timeout=0) is first
+    s.put(req(2, "Progress", sid="s"))                   # waits for the Start's answer
+    got = []
+    workers = [threading.Thread(target=lambda: got.append(s.take()), daemon=True)
+               for _ in range(3)]
+    for w in workers:
+        w.start()
+    s.done(first, hold_s=None)
+    for _ in range(500):                                 # a bounded wait for the woken one
+        if got:
+            break
+        time.sleep(0.01)
+    assert [r.id for r in got] == ["m-2"]
+    s.close()                                            # the other two return None
+    for w in workers:
+        w.join(5)
+    assert sorted(got, key=lambda r: r is None)[1:] == [None, None]

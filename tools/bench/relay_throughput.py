@@ -106,21 +106,21 @@ def _kind(session):
 
 
 class Pacer:
-    """None: send at once (closed loop). Else rate/s for this process: ready sessions wait in
-    line and leave at that pace (open loop at a steady rate, for the soak)."""
+    """rate None: each ready session sends at once (closed loop). Else rate/s for this process:
+    ready sessions wait in line and leave at that pace (open loop at a steady rate: the soak)."""
 
-    def __init__(self, rate, send):
-        self.rate, self.send = rate, send
+    def __init__(self, rate):
+        self.rate = rate
         self.line, self.cv = [], threading.Condition()
         if rate:
             threading.Thread(target=self._run, daemon=True).start()
 
-    def ready(self, *item):
+    def ready(self, send, session):
         if not self.rate:
-            self.send(*item)
+            send(session)
             return
         with self.cv:
-            self.line.append(item)
+            self.line.append((send, session))
             self.cv.notify()
 
     def _run(self):
@@ -129,15 +129,15 @@ class Pacer:
             with self.cv:
                 while not self.line:
                     self.cv.wait()
-                item = self.line.pop(0)
-            due += 1 / self.rate
+                send, session = self.line.pop(0)
+            due = max(due + 1 / self.rate, time.monotonic() - 1)  # no catch-up burst
             time.sleep(max(0.0, due - time.monotonic()))
-            self.send(*item)
+            send(session)
 
 
 def _gen_mqtt(a, count):
     import paho.mqtt.client as mqtt
-    clients = []
+    clients, pacer = [], Pacer(a["rate"])
 
     def charger(cid, password, evses):
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311)
@@ -152,7 +152,6 @@ def _gen_mqtt(a, count):
             flying[mid] = (s, time.time())
             c.publish(up, json.dumps({"v": 1, "id": mid, "path": path, "body": body},
                                      separators=(",", ":")), 1)
-        pacer = Pacer(a["rate"], send)
 
         def on_message(client, userdata, m):
             env = json.loads(m.payload)
@@ -163,14 +162,14 @@ def _gen_mqtt(a, count):
             count.add(kind, s.answered(env.get("status"), env.get("body")), env.get("status"),
                       sent)
             if time.time() < count.t1:
-                pacer.ready(s)
+                pacer.ready(send, s)
 
         def on_connect(client, userdata, flags, rc, props):
             client.subscribe("cp/%s/down" % cid, 1)
 
         def on_subscribe(client, userdata, mid, codes, props):
             for i in range(a["window"]):
-                pacer.ready(Session(evses[i % len(evses)]))
+                pacer.ready(send, Session(evses[i % len(evses)]))
         c.on_message, c.on_connect, c.on_subscribe = on_message, on_connect, on_subscribe
         c.on_socket_open = lambda cl, u, sock: sock.setsockopt(socket.IPPROTO_TCP,
                                                                socket.TCP_NODELAY, 1)
