@@ -1,12 +1,13 @@
 // Runs the whole agent in real MicroPython (webassembly port) in this Node process.
 //
 // Usage: node tools/mpy_agent.mjs --flash DIR --config FILE [--reader HOST:PORT]
-//          [--meter HOST:PORT] [--heap-ms N] [--heapsize BYTES]
+//          [--meter HOST:PORT] [--mpy DIR] [--heap-ms N] [--heapsize BYTES]
 // firmware/ goes to /lib, FILE to /config.json and DIR (the charger's flash, on the host) to
 // /flash; then `import main`, as on a device. Node provides what boards/wasm.py uses, on the
 // global cpagentHost: TCP sockets (the hub; --reader/--meter: the virtual devices behind
 // host_sim/virtual/tcp_bridge.py), random bytes, and reset(), which ends the process with
 // status 3 (the caller restarts it, as a device reboots). Status 2: the config was refused.
+// --mpy DIR: the modules compiled there (tools/build.py's dist/esp32) replace their sources.
 //
 // Flash persistence, so that a power cut is `kill -9` and a new process over the same DIR:
 // /flash is Emscripten's in-memory FS, and its close/rename/unlink/mkdir/rmdir are wrapped so
@@ -15,11 +16,11 @@
 // copy), which is littlefs's rule too: a file's writes count once close() returned. So a write
 // the agent made before the cut is there after it; one still open at the cut is not.
 //
-// --heap-ms N: heap figures instead of a plain start. app.build(Board), gc, the baseline
-// (gc.mem_alloc), then app.start and a task that every N ms collects and samples mem_alloc
+// --heap-ms N: heap figures instead of a plain start. gc.mem_alloc of the bare interpreter,
+// app.build(Board), gc, the baseline (gc.mem_alloc), then app.start and a task that every N ms collects and samples mem_alloc
 // (the port frees garbage only outside the step that made it, so the sampler is a task of its
-// own); at each new peak and about once a second it prints `HEAP {json}`: baseline, now and
-// peak above it, and the heap's size and largest free block from micropython.mem_info().
+// own); at each new peak and about once a second it prints `HEAP {json}`: the interpreter's
+// share, the baseline, now and peak above it, and the heap's size and largest free block from micropython.mem_info().
 import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
@@ -42,7 +43,7 @@ function args(argv) {
 
 function usage(why) {
   console.error(`mpy_agent: ${why}\nusage: node tools/mpy_agent.mjs --flash DIR --config FILE ` +
-    "[--reader HOST:PORT] [--meter HOST:PORT] [--heap-ms N] [--heapsize BYTES]");
+    "[--reader HOST:PORT] [--meter HOST:PORT] [--mpy DIR] [--heap-ms N] [--heapsize BYTES]");
   process.exit(64);
 }
 
@@ -138,6 +139,18 @@ function mirrorFlash(FS, dir) {
   wrap("mkdir", (p) => { if (host(p)) fs.mkdirSync(host(p), { recursive: true }); });
 }
 
+// Each DIR/x.mpy replaces /lib/x.py (an import would take the .py first).
+function useMpy(FS, dir, dst = "/lib") {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const d = dst + "/" + e.name;
+    if (e.isDirectory()) useMpy(FS, path.join(dir, e.name), d);
+    else if (e.name.endsWith(".mpy")) {
+      FS.writeFile(d, fs.readFileSync(path.join(dir, e.name)));
+      try { FS.unlink(d.slice(0, -4) + ".py"); } catch (err) { /* no source of that name */ }
+    }
+  }
+}
+
 // Drops copies a kill left half-made (the original is intact next to them).
 function dropMirrorTmp(dir) {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -161,7 +174,7 @@ async def _heap(ms):
         if a > _H[1] or _H[2] % max(1, 1000 // ms) == 0:  # a new peak, and once a second
             _H[1] = max(a, _H[1])
             micropython.mem_info()
-            print("HEAP %d %d %d %d" % (_BASE, _H[0], _H[1], _H[2]))
+            print("HEAP %d %d %d %d %d" % (_EMPTY, _BASE, _H[0], _H[1], _H[2]))
 `;
 
 const o = args(process.argv.slice(2));
@@ -175,10 +188,11 @@ const write = (line) => {
     m = /max free sz: (\d+)/.exec(line);
     if (m) { gcInfo.maxFree = +m[1] * GC_BLOCK; minFree = Math.min(minFree, gcInfo.maxFree); return; }
     if (/^stack: /.test(line)) return;
-    m = /^HEAP (\d+) (\d+) (\d+) (\d+)$/.exec(line);
+    m = /^HEAP (\d+) (\d+) (\d+) (\d+) (\d+)$/.exec(line);
     if (m) {
-      line = "HEAP " + JSON.stringify({ baseline: +m[1], now_above_baseline: +m[2],
-        peak_above_baseline: +m[3], samples: +m[4], sample_ms: heapMs, heap_total: gcInfo.total,
+      line = "HEAP " + JSON.stringify({ interpreter: +m[1], baseline: +m[2],
+        now_above_baseline: +m[3], peak_above_baseline: +m[4], samples: +m[5],
+        sample_ms: heapMs, heap_total: gcInfo.total,
         largest_free_block: gcInfo.maxFree, smallest_largest_free_block: minFree });
     }
   }
@@ -186,6 +200,7 @@ const write = (line) => {
 };
 
 const mp = await loadFirmware(write, { tests: false, heapsize: parseInt(o.heapsize || "0", 10) });
+if (o.mpy) useMpy(mp.FS, o.mpy);
 mp.FS.writeFile("/config.json", fs.readFileSync(o.config));
 fs.mkdirSync(o.flash, { recursive: true });
 dropMirrorTmp(o.flash);
@@ -205,7 +220,9 @@ try {
   if (!heapMs) {
     mp.runPython("import main\n_started = main.task is not None");
   } else {
-    mp.runPython("import gc\nfrom boards.wasm import Board\nfrom cpagent import app\n" +
+    mp.runPython("import gc\ngc.collect()");
+    mp.runPython("_EMPTY = gc.mem_alloc()");
+    mp.runPython("from boards.wasm import Board\nfrom cpagent import app\n" +
       "_built = app.build(Board)\n_started = _built is not None");
     mp.runPython("gc.collect()");
     mp.runPython("_BASE = gc.mem_alloc()");

