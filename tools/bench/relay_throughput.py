@@ -270,6 +270,22 @@ def stop(p):
             p.wait()
 
 
+def start_relay(cfg_path, client_id):
+    """`python -m host_sim relay` as our child, once subscribed; (proc, metrics port)."""
+    p, line = _spawn(["-m", "host_sim", "relay", "--config", cfg_path, "--client-id",
+                      client_id, "--log-level", "WARNING"], "relay: ready http://")
+    port = int(line.rsplit(":", 1)[1])
+    for _ in range(500):   # until subscribed: a request published before finds no one
+        try:
+            if urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=2) \
+                    .status == 200:
+                return p, port
+        except OSError:
+            time.sleep(0.02)
+    stop(p)
+    raise RuntimeError("relay %s never became healthy" % client_id)
+
+
 class Rig:
     """Hub (mutual TLS), broker, chargers and relay configs in a temporary directory."""
 
@@ -304,19 +320,7 @@ class Rig:
         return path
 
     def start_relay(self, cfg_path, client_id):
-        p, line = _spawn(["-m", "host_sim", "relay", "--config", cfg_path, "--client-id",
-                          client_id, "--log-level", "WARNING"], "relay: ready http://")
-        port = int(line.rsplit(":", 1)[1])
-        for _ in range(500):   # until subscribed: a request published before finds no one
-            try:
-                if urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=2) \
-                        .status == 200:
-                    break
-            except OSError:
-                time.sleep(0.02)
-        else:
-            stop(p)
-            raise RuntimeError("relay %s never became healthy" % client_id)
+        p, port = start_relay(cfg_path, client_id)
         self.relays.append((p, port))
         return p, port
 

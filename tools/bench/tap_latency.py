@@ -6,8 +6,13 @@ answer to charger.authorized. The split: reader (t0 to the reader's on_tap: the 
 AuthorizeStart, `latency_ms` of its exchange log), agent overhead (everything but the hub time:
 reader, waking the link, encode, HTTP and TLS both ends over loopback, reply parse). Each
 session is stopped again by the same card (journal: a 0 kWh CDR, delivered before the next tap),
-the next tap comes after a random 0..200 ms. The hub runs in its own thread (as another machine
-would, though it shares this process's GIL). Mutual TLS (test PKI made here) and plain HTTP.
+the next tap comes after a random 0..200 ms (the same offsets in each configuration). The hub runs
+in its own thread (as another machine would, though it shares this process's GIL). Three
+configurations: HTTPS with mutual TLS (test PKI made here), plain HTTP, and the MQTT uplink
+(plain MQTT on loopback) through a real Mosquitto and the relay (`python -m host_sim relay`, its
+own process, limits raised) to the same hub over mutual TLS. `uplink` is the AuthorizeStart's
+send round trip (request sent -> reply), the part the uplink choice changes; MQTT over HTTPS
+is the ratio of the two, at p50 and p99.
 """
 import asyncio
 import json
@@ -27,23 +32,31 @@ from boards.host import HostBoard  # noqa: E402
 from cpagent import config  # noqa: E402
 from cpagent.agent import Agent  # noqa: E402
 from host_sim import certs  # noqa: E402
+from host_sim.broker import Broker  # noqa: E402
 from host_sim.hub.server import HubThread  # noqa: E402
+from host_sim.relay.config import DEFAULT_LIMITS  # noqa: E402
 from host_sim.virtual.ev import Fixed  # noqa: E402
 from host_sim.virtual.meter import VirtualMeter  # noqa: E402
 from host_sim.virtual.pn532 import VirtualPn532  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import relay_throughput  # noqa: E402  (the relay as a subprocess, its limits raised)
+
 OP = "DE*ABC"
+EVSE = "DE*ABC*E0001*1"
 N = 50
 
 
-def _cfg(url, pki):
+def _cfg(url, pki, mqtt=None):
     u = {"kind": "http", "url": url, "timeout_s": 10}
-    if pki:
+    if mqtt:
+        u = dict(mqtt, kind="mqtt", timeout_s=10)
+    elif pki:
         cert, key = (os.path.basename(p) for p in pki["clients"][OP])
         u.update(ca="ca.pem", cert=cert, key=key)
     return config.load(json.dumps({
         "charger_id": "bench", "operator_id": OP,
-        "evses": [{"evse_id": "DE*ABC*E0001*1", "meter_address": 1}],
+        "evses": [{"evse_id": EVSE, "meter_address": 1}],
         "reader": {"type": "pn532", "hold_ms": 200},
         "meter": {"model": "sdm630", "timeout_ms": 200}, "uplink": u,
         "timing": {"poll_s": 10, "authorize_timeout_s": 15, "ev_wait_s": 600},
@@ -56,10 +69,10 @@ def pct(xs, p):
     return s[max(0, min(len(s) - 1, -(-len(s) * p // 100) - 1))]
 
 
-async def _taps(hub, cards, pki, state):
-    cfg = _cfg(hub.url, pki)
+async def _taps(hub, cards, pki, state, mqtt=None):
+    cfg = _cfg(hub.url, pki, mqtt)
     pn = VirtualPn532()
-    board = HostBoard(cfg, state, reader_dev=pn, certs=pki and pki["dir"],
+    board = HostBoard(cfg, state, reader_dev=pn, certs=None if mqtt else pki and pki["dir"],
                       meter_dev=VirtualMeter("sdm630", 1, Fixed(wh=1000)), echo=lambda t: None)
     agent = Agent(cfg, board)
     marks = {}
@@ -111,9 +124,41 @@ async def _taps(hub, cards, pki, state):
     return rows
 
 
-def _one(pki, cards, tmp, name):
+def _via_relay(hub, pki, tmp):
+    """Mosquitto (the charger `bench` plain MQTT on loopback) and the relay, its limits raised
+    out of the way, to the hub over mutual TLS; (broker, relay process, uplink config)."""
+    broker = Broker(os.path.join(tmp, "mq"), {"bench": "pw", "relay": "rpw"}).start()
+    cert, key = pki["clients"][OP]
+    doc = {"broker": {"host": broker.host, "port": broker.port, "user": "relay",
+                      "password": "rpw"},
+           "hub": {"url": hub.url, "ca": pki["ca"], "cert": cert, "key": key},
+           "chargers": {"bench": {"operator_id": OP, "evses": [EVSE]}},
+           "limits": dict((k, relay_throughput.RAISED) for k in DEFAULT_LIMITS),
+           "http": {"port": 0}}
+    path = os.path.join(tmp, "relay.json")
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    try:
+        proc, _port = relay_throughput.start_relay(path, "relay-bench")
+    except BaseException:
+        broker.stop()
+        raise
+    return broker, proc, {"host": broker.host, "port": broker.port, "user": "bench",
+                          "password": "pw"}
+
+
+def _one(pki, cards, tmp, name, relay=False):
+    random.seed(4)
     with HubThread(tls=pki and pki["dir"], cards=cards) as hub:
-        rows = asyncio.run(_taps(hub, cards, pki, os.path.join(tmp, name)))
+        broker = proc = mqtt = None
+        if relay:
+            broker, proc, mqtt = _via_relay(hub, pki, tmp)
+        try:
+            rows = asyncio.run(_taps(hub, cards, pki, os.path.join(tmp, name), mqtt))
+        finally:
+            if relay:
+                relay_throughput.stop(proc)
+                broker.stop()
         hub_ms = {}
         for e in hub.call(lambda: hub.hub.exchanges):
             if e["operation"] == "AuthorizeStart":
@@ -122,36 +167,42 @@ def _one(pki, cards, tmp, name):
     for r in rows:
         r["hub"] = hub_ms[r["card"]] / 1000
         r["agent"] = r["total"] - r["hub"]
-        r["wire"] = r["uplink"] - r["hub"]  # encode, HTTP/TLS both ends, loopback, parse
+        # encode, HTTP/TLS both ends (or MQTT, broker and relay), loopback, parse
+        r["wire"] = r["uplink"] - r["hub"]
     first, warm = rows[0], rows[1:]
     out = {"taps": len(warm), "first_tap_new_connection_ms": round(first["total"] * 1000, 1),
            "first_tap_wire_ms": round(first["wire"] * 1000, 1)}
-    for k in ("total", "hub", "agent", "reader", "link_wake", "wire"):
+    for k in ("total", "hub", "agent", "reader", "link_wake", "uplink", "wire"):
         xs = [r[k] * 1000 for r in warm]
         out[k + "_ms"] = {"p50": round(pct(xs, 50), 2), "p99": round(pct(xs, 99), 2)}
     return out
 
 
 def run():
-    random.seed(4)
     cards = ["04%012X" % (0xA1B2C3D40000 + k) for k in range(N + 1)]  # +1: the cold first tap
     with tempfile.TemporaryDirectory() as tmp:
         pki = certs.make_test_pki(os.path.join(tmp, "pki"), (OP,))
         res = {"mutual_tls": _one(pki, cards, tmp, "tls"),
-               "plain_http": _one(None, cards, tmp, "plain")}
+               "plain_http": _one(None, cards, tmp, "plain"),
+               "mqtt_relay": _one(pki, cards, tmp, "mqtt", relay=True)}
+    res["mqtt_over_https"] = dict(
+        (k, dict((p, round(res["mqtt_relay"][k][p] / max(res["mutual_tls"][k][p], 1e-3), 2))
+                 for p in ("p50", "p99"))) for k in ("total_ms", "uplink_ms"))
     res["note"] = ("tap on a VirtualPn532 (agent's PN532 driver polls every 200 ms) -> "
                    "charger.authorized; Agent + HostBoard speed 1, mock hub in a thread over "
                    "loopback, kept-alive connection (the first tap, which opens it, is reported "
                    "apart); hub = hub's processing time, agent = total - hub; reader = tap to "
                    "on_tap, link_wake = on_tap to the send, wire = send round trip - hub "
-                   "(encode, HTTP/TLS both ends, parse); p99 of %d = the largest" % N)
+                   "(encode, HTTP/TLS both ends, parse; for mqtt_relay: MQTT, broker, relay and "
+                   "its HTTPS); uplink = send round trip; p99 of %d = the largest" % N)
     return res
 
 
 def lines(r):
     out = ["tap -> authorized, whole charger at speed 1 over loopback (%d taps; p50 / p99 ms):"
            % r["mutual_tls"]["taps"]]
-    for key, name in (("mutual_tls", "HTTPS mutual TLS"), ("plain_http", "plain HTTP")):
+    for key, name in (("mutual_tls", "HTTPS mutual TLS"), ("plain_http", "plain HTTP"),
+                      ("mqtt_relay", "MQTT via relay")):
         m = r[key]
 
         def f(k, m=m):
@@ -162,6 +213,13 @@ def lines(r):
                    " first tap (new connection) %.1f total, %.1f HTTP"
                    % ("", f("reader"), f("link_wake"), " TLS" if key == "mutual_tls" else "",
                       f("wire"), m["first_tap_new_connection_ms"], m["first_tap_wire_ms"]))
+        out.append("  %-16s uplink round trip (AuthorizeStart sent -> reply) %s" % ("",
+                                                                                 f("uplink")))
+    q = r["mqtt_over_https"]
+    out.append("  MQTT via relay / HTTPS mutual TLS: total %.2fx p50, %.2fx p99; uplink round "
+               "trip %.2fx p50, %.2fx p99 (target <= 1.5x)"
+               % (q["total_ms"]["p50"], q["total_ms"]["p99"], q["uplink_ms"]["p50"],
+                  q["uplink_ms"]["p99"]))
     return out
 
 
