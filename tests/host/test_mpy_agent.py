@@ -203,3 +203,14 @@ def test_a_bad_config_stops_with_the_field_named_and_no_reset(tmp_path):
     ch.start()
     assert ch.wait(30) == 2  # not started; 3 would be a reset, to be restarted
     assert any("config error" in t and "log_level" in t for t in ch.log()), ch.text()
+
+
+def test_a_fatal_error_is_logged_and_resets_the_board(tmp_path):
+    ch = Charger(str(tmp_path), config("http://127.0.0.1:9", reader={"type": "none"},
+                                       meter={"model": "none"}))
+    os.makedirs(ch.flash)
+    with open(os.path.join(ch.flash, "journal"), "w") as f:
+        f.write("a file where the journal's folder belongs: the agent cannot boot")
+    ch.start()
+    assert ch.wait(30) == 3, ch.text()  # board.reset(): the runner's caller starts it again
+    assert any(t.startswith("[cp-wasm] fatal: ") for t in ch.log()), ch.text()
