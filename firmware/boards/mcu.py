@@ -74,8 +74,7 @@ class McuBoard:
         if r["type"] != "none":
             self._uart("reader", r["uart"], r["baud"], "N")
         if m["model"] != "none":
-            u = self._uart("meter", m["uart"], m["baud"], m["parity"])
-            self.txdone = u.txdone  # DE drops once the last stop bit is out, not at drain()
+            self._uart("meter", m["uart"], m["baud"], m["parity"])
             self.de = self._pin("board.de_pin", b["de_pin"], self.DE, machine.Pin.OUT)
         self.led = self._pin("board.led_pin", b["led_pin"], self.LED, machine.Pin.OUT)
         self.evse = []  # (enable output or None, plug input or None) per EVSE
@@ -132,7 +131,8 @@ class McuBoard:
             raise ConfigError("board.%s_tx: UART %d on pins %r, %r: %s" % (what, n, pins[0],
                                                                           pins[1], e))
         self._uarts[what] = u
-        return u
+        if what == "meter":
+            self.txdone = u.txdone  # DE drops once the last stop bit is out, not at drain()
 
     def _context(self, u):
         if not (u["url"][:6] == "https:" if u["kind"] == "http" else u["tls"]):
