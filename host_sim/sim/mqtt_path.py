@@ -63,12 +63,18 @@ def check(a, error):
 
 
 class _ToLog(logging.Handler):
+    """The relay's log lines to --log; keeps the last error (a refused login ends the start)."""
+
     def __init__(self, log):
         super().__init__(logging.WARNING)
         self._out = log
+        self.error = None
 
     def emit(self, record):
-        self._out("[relay] " + record.getMessage())
+        text = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            self.error = text
+        self._out("[relay] " + text)
 
 
 class MqttPath:
@@ -119,10 +125,12 @@ class MqttPath:
                            RELAY_ID).start()
         end = time.monotonic() + _READY_S
         while self.relay.health():
-            if time.monotonic() > end:
-                raise ValueError("%s: the relay did not subscribe at %s:%d within %g s (%s)" % (
+            why = self._handler.error or (time.monotonic() > end and "not subscribed within "
+                                          "%g s: %s" % (_READY_S, self.relay.health()))
+            if why:
+                raise ValueError("%s: the relay at %s:%d: %s" % (
                     "--mqtt start" if a.mqtt == START else "--mqtt-relay-user", self.host,
-                    self.port, _READY_S, self.relay.health()))
+                    self.port, why))
             await asyncio.sleep(0.05)
 
     def _relay_doc(self, hub_url, evses, hub_tls, user, password):
