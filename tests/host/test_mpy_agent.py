@@ -1,6 +1,7 @@
 """The whole agent in real MicroPython (tools/mpy_agent.mjs: main.py, boards/wasm.py in Node)
 against the mock hub, with the virtual PN532 and meters behind TCP bridges: two sessions on two
-EVSEs with a power cut (kill -9, a new process over the same flash) while both are charging."""
+EVSEs with a power cut (kill -9, a new process over the same flash) while both are charging;
+a bad config stops the runner (status 2), a fatal error resets the board (status 3)."""
 import json
 import os
 import subprocess
