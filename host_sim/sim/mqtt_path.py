@@ -109,7 +109,9 @@ class MqttPath:
             self.broker = Broker(os.path.join(self.state, "mqtt"),
                                  dict(self.passwords, **{user: password}), (user,),
                                  tls=self.certs)
-            await asyncio.to_thread(self.broker.start)
+            # On this thread: Mosquitto dies with the thread that started it (PR_SET_PDEATHSIG),
+            # and an executor's worker thread may end before the run does.
+            self.broker.start()
             self.host, self.port = self.broker.host, self.broker.port
         else:
             (self.host, self.port), user, password = a.mqtt, a.mqtt_relay_user, \
