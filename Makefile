@@ -45,14 +45,19 @@ lint: $(VENV)/.installed
 test: deps lint build
 	PYTHONHASHSEED=0 $(PY) tools/run_tests.py
 
+# BOARD=esp32|rp2|all: which images (dist/<board>/); the board modules are checked against
+# their port's API stubs first (tools/stubcheck.py, stubs pinned in requirements-stubs.txt).
+BOARD  ?= all
 build: $(VENV)/.installed
-	$(PY) tools/build.py
+	$(PY) tools/build.py --board $(BOARD)
 
 bench: deps build
 	$(PY) tools/bench.py
 
+# make deploy PORT=/dev/ttyUSB0 [BOARD=esp32|rp2] [CONFIG=path] [DRY=1]: docs/boards.md.
+CONFIG ?= config.json
 deploy: build
-	@echo "deploy to $(PORT): coming with the board issue (mpremote)"
+	$(PY) tools/deploy.py --port $(PORT) --board $(BOARD) --config $(CONFIG) $(if $(DRY),--dry-run)
 
 clean:
 	rm -rf dist build

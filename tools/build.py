@@ -15,6 +15,8 @@ DIST = os.path.join(ROOT, "dist")
 TARGETS = (("esp32", "xtensawin"), ("rp2", "armv6m"))
 # The device runs these from source: the firmware looks for main.py and boot.py, not .mpy files.
 SOURCE_ONLY = ("main.py", "boot.py")
+# MicroPython's make runs this freezing recipe on the host: it is no module of an image.
+RECIPE = "manifest.py"
 
 
 def modules(target=None):
@@ -28,8 +30,8 @@ def modules(target=None):
         for name in sorted(files):
             rel = os.path.relpath(os.path.join(top, name), FIRMWARE).replace(os.sep, "/")
             board = rel.startswith("boards/") and name != "__init__.py"
-            if name.endswith(".py") and (target is None or not board
-                                         or rel in stubcheck.BOARDS[target]):
+            if name.endswith(".py") and rel != RECIPE and (
+                    target is None or not board or rel in stubcheck.BOARDS[target]):
                 found.append(rel)
     return found
 

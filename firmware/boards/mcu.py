@@ -10,7 +10,7 @@ import ntptime
 import tls
 from micropython import const
 
-from cpagent.config import ConfigError
+from cpagent.config import ConfigError, check_board
 from cpagent.fsio import OsFs
 from cpagent.link import UP
 from cpagent.session import AUTHORIZED, CHARGING
@@ -58,13 +58,9 @@ class McuBoard:
     WDT_MAX_S = 60
 
     def __init__(self, cfg):
-        if cfg["wifi"] is None:
-            raise ConfigError("wifi: required on this board (ssid and password)")
+        check_board(cfg, self.UARTS, self.WDT_MAX_S)
         self.cfg = cfg
         b = cfg["board"]
-        if b["wdt_s"] > self.WDT_MAX_S:
-            raise ConfigError("board.wdt_s: expected at most %d on this board, got %d"
-                              % (self.WDT_MAX_S, b["wdt_s"]))
         self.fs = OsFs()
         self.journal_dir = "/journal"
         self._used = {}  # pin -> the field that took it
@@ -110,9 +106,6 @@ class McuBoard:
             raise ConfigError("%s: pin %r cannot be used on this board (%s)" % (field, v, e))
 
     def _uart(self, what, n, baud, parity):
-        if n not in self.UARTS:
-            raise ConfigError("%s.uart: expected one of %s on this board, got %d"
-                              % (what, ", ".join(str(k) for k in sorted(self.UARTS)), n))
         b = self.cfg["board"]
         pins = []
         for k, end in enumerate(("tx", "rx")):

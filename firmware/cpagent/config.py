@@ -265,3 +265,18 @@ def load(text):
     if t["poll_s"] > t["progress_s"]:
         _need("timing.poll_s", "expected at most timing.progress_s")
     return c
+
+
+def check_board(c, uarts, wdt_max_s):
+    """A loaded config against a MicroPython board's limits (its UART numbers, its watchdog's
+    longest timeout); boards/mcu.py at boot and tools/deploy.py before copying."""
+    if c["wifi"] is None:
+        _need("wifi", "required on this board (ssid and password)")
+    for what, used in (("reader", c["reader"]["type"] != "none"),
+                       ("meter", c["meter"]["model"] != "none")):
+        if used and c[what]["uart"] not in uarts:
+            _need(what + ".uart", "expected one of %s on this board, got %d"
+                  % (", ".join(str(k) for k in sorted(uarts)), c[what]["uart"]))
+    if c["board"]["wdt_s"] > wdt_max_s:
+        _need("board.wdt_s", "expected at most %d on this board, got %d"
+              % (wdt_max_s, c["board"]["wdt_s"]))

@@ -271,3 +271,17 @@ def test_board_section_wrong_fields_are_named():
         c["board"] = {"evse_pins": [{"enable": 5}, {"enable": 6}]}
         msg = str(raises(ConfigError, _load_with, path, bad, c))
         assert msg.startswith(path + ": ") and words in msg, (path, msg)
+
+
+def test_check_board_names_what_the_port_lacks():
+    from cpagent.config import check_board
+
+    c = load(_example_text())  # reader on UART1, meter on UART2, watchdog 8 s
+    check_board(c, {1: (27, 26), 2: (17, 16)}, 60)  # an ESP32 takes it
+    raises_naming(ConfigError, "meter.uart: expected one of 0, 1 on this board, got 2",
+                  check_board, c, {0: (0, 1), 1: (4, 5)}, 8)
+    c["meter"]["model"] = "none"  # an unused UART is not asked for
+    check_board(c, {0: (0, 1), 1: (4, 5)}, 8)
+    raises_naming(ConfigError, "board.wdt_s: expected at most 4", check_board, c, {1: 0}, 4)
+    c["wifi"] = None
+    raises_naming(ConfigError, "wifi: required", check_board, c, {1: 0}, 60)

@@ -1,0 +1,188 @@
+"""make deploy: a board's .mpy image, config.json and its certificates onto a device (mpremote).
+
+The config is validated (cpagent.config) and its certificate files found before the device is
+touched. Then, each step one mpremote command line (--dry-run prints them and does nothing):
+1. hold: interrupt the app, delete stale .py sources in /cpagent and /boards (a .py shadows the
+   .mpy of the same name), write /nowdt, hard reset. A running watchdog stops only with a
+   reset, and with /nowdt the board starts none (boards/mcu.py), so the copying is not cut off;
+2. copy the staged tree (dist/<board>/ + config.json + certificates) to / (mpremote skips files
+   whose hash is unchanged);
+3. mip install each dependency of firmware/package.json (mpremote fetches them on this host);
+4. remove /nowdt and hard reset: the agent starts, with its watchdog.
+A command that fails (the device is still rebooting) is run again, up to RETRIES times.
+"""
+import argparse
+import ast
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_sim", "pyshim")]
+
+from cpagent import config  # noqa: E402
+
+DIST = os.path.join(ROOT, "dist")
+STAGE = os.path.join(ROOT, "build", "deploy")
+PACKAGE = os.path.join(ROOT, "firmware", "package.json")
+MPREMOTE = os.path.join(os.path.dirname(sys.executable), "mpremote")
+BOARDS = ("esp32", "rp2")
+RETRIES = 5
+NOWDT = "nowdt"  # boards/mcu.py NOWDT
+# Scripts run on the device; double quotes inside, so that the shell lines --dry-run prints
+# stay readable.
+HOLD = ("import os\n"
+        "for d in (\"cpagent\", \"boards\"):\n"
+        "    try:\n"
+        "        for f in os.listdir(d):\n"
+        "            if f[-3:] == \".py\":\n"
+        "                os.remove(d + \"/\" + f)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "open(\"%s\", \"w\").close()\n" % NOWDT)
+RELEASE = ("import os\n"
+           "try:\n"
+           "    os.remove(\"%s\")\n"
+           "except OSError:\n"
+           "    pass\n" % NOWDT)
+
+
+class DeployError(Exception):
+    """Refused before touching the device; the message says what to fix."""
+
+
+def load_config(path, board=None):
+    """(validated config, [(device path, local file)] of its certificates); board: also the
+    board's limits (its UARTs, its watchdog)."""
+    try:
+        with open(path, "rb") as f:
+            cfg = config.load(f.read())
+        if board:
+            config.check_board(cfg, *limits(board))
+    except OSError as e:
+        raise DeployError("config %s: cannot read it (%s); start from "
+                          "firmware/config.example.json" % (path, e.strerror))
+    except config.ConfigError as e:
+        raise DeployError("config %s: %s" % (path, e))
+    certs = []
+    u = cfg["uplink"]
+    for key in ("ca", "cert", "key"):
+        name = u.get(key)
+        if name is None:
+            continue
+        dev = name.lstrip("/")
+        if ".." in dev.split("/") or "\\" in dev:
+            raise DeployError("uplink.%s: %r: expected a path inside the device's flash" % (
+                key, name))
+        local = os.path.join(os.path.dirname(os.path.abspath(path)), dev)
+        if not os.path.isfile(local):
+            raise DeployError("uplink.%s: %s not found (looked for %s, next to the config)"
+                              % (key, name, local))
+        certs.append((dev, local))
+    return cfg, certs
+
+
+def limits(board):
+    """(UARTS, WDT_MAX_S) of boards/<board>.py, read from its source (it imports machine)."""
+    with open(os.path.join(ROOT, "firmware", "boards", board + ".py")) as f:
+        tree = ast.parse(f.read())
+    found = {}
+    for cls in tree.body:
+        for n in getattr(cls, "body", ()):
+            if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name):
+                found[n.targets[0].id] = n.value
+    return ast.literal_eval(found["UARTS"]), ast.literal_eval(found["WDT_MAX_S"])
+
+
+def deps(package):
+    """The mip names of package.json's dependencies ("name" or "name@version")."""
+    with open(package) as f:
+        return [n if v == "latest" else "%s@%s" % (n, v) for n, v in json.load(f).get("deps", [])]
+
+
+def stage(board, config_path, certs, dist, out):
+    """A fresh copy of what goes onto the device, laid out as on its flash; returns its folder."""
+    src = os.path.join(dist, board)
+    if not os.path.isdir(src):
+        raise DeployError("%s: no image; run `make build BOARD=%s` first" % (src, board))
+    out = os.path.join(out, board)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(src, out)
+    shutil.copyfile(config_path, os.path.join(out, "config.json"))
+    for dev, local in certs:
+        os.makedirs(os.path.dirname(os.path.join(out, dev)) or out, exist_ok=True)
+        shutil.copyfile(local, os.path.join(out, dev))
+    return out
+
+
+def commands(port, staged, dependencies):
+    """The mpremote command lines of a deploy, in order."""
+    dev = [MPREMOTE, "connect", port]
+    tops = [os.path.join(staged, n) for n in sorted(os.listdir(staged))]
+    out = [dev + ["exec", HOLD, "+", "reset"], dev + ["fs", "cp", "-r"] + tops + [":"]]
+    out.extend(dev + ["mip", "install", d] for d in dependencies)
+    out.append(dev + ["exec", RELEASE, "+", "reset"])
+    return out
+
+
+def attempt(cmd, run, sleep, **kw):
+    """Run one mpremote command, again on failure (a device just reset needs a moment to come
+    back), up to RETRIES times; returns its result."""
+    for i in range(RETRIES):
+        r = run(cmd, **kw)
+        if r.returncode == 0:
+            return r
+        if i < RETRIES - 1:
+            sleep(2)
+    raise DeployError("failed %d times: %s%s" % (RETRIES, shlex.join(cmd), (
+        "\n" + r.stderr.strip()) if kw and r.stderr else ""))
+
+
+def detect(port, run, sleep):
+    """The board of the device on `port`, from its sys.platform."""
+    r = attempt([MPREMOTE, "connect", port, "exec", "import sys; print(sys.platform)"], run,
+                sleep, capture_output=True, text=True)
+    name = (r.stdout.strip().splitlines() or [""])[-1]
+    if name not in BOARDS:
+        raise DeployError("%s: the device says %r; give BOARD=esp32 or BOARD=rp2" % (port, name))
+    return name
+
+
+def main(argv=None, run=subprocess.run, sleep=time.sleep, echo=print):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", required=True, help="the device, e.g. /dev/ttyUSB0")
+    ap.add_argument("--board", choices=BOARDS + ("all",), default="all",
+                    help="all: ask the device (not with --dry-run)")
+    ap.add_argument("--config", default="config.json")
+    ap.add_argument("--dry-run", action="store_true", help="print the mpremote commands only")
+    args = ap.parse_args(argv)
+    try:
+        # A bad config stops here, before the device is asked anything.
+        board = None if args.board == "all" else args.board
+        load_config(args.config, board)
+        if board is None:
+            if args.dry_run:
+                raise DeployError("--dry-run needs --board esp32 or rp2 (BOARD=...)")
+            board = detect(args.port, run, sleep)
+        _cfg, certs = load_config(args.config, board)
+        cmds = commands(args.port, stage(board, args.config, certs, DIST, STAGE), deps(PACKAGE))
+        if args.dry_run:
+            for cmd in cmds:
+                echo(shlex.join(cmd))
+            return cmds
+        for cmd in cmds:
+            echo("$ " + shlex.join(cmd))
+            attempt(cmd, run, sleep)
+    except DeployError as e:
+        sys.exit("deploy: %s" % e)
+    echo("deploy: done; `mpremote connect %s repl` shows the log (Ctrl-C stops the agent)"
+         % args.port)
+    return cmds
+
+
+if __name__ == "__main__":
+    main()
