@@ -15,8 +15,6 @@ from cpagent.fsio import OsFs
 from cpagent.link import UP
 from cpagent.session import AUTHORIZED, CHARGING
 
-# Seconds from 1970 to the port's epoch: the ESP32 counts from 2000, the rp2 port from 1970.
-_EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 _PARITY = {"N": None, "E": 0, "O": 1}
 _RXBUF = const(1024)  # bytes: a UART keeps ~1 s of 9600 baud while the loop is held up (TLS)
 _WIFI_MIN_MS = const(2000)  # Wi-Fi rejoin backoff, doubling up to the cap
@@ -85,6 +83,8 @@ class McuBoard:
         self._wdt = None
         self._last = time.ticks_ms()
         self._ms = 0
+        # Seconds from 1970 to the port's epoch: the ESP32 counts from 2000, the rp2 from 1970.
+        self._epoch = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
     # --- construction: every refusal names the config field -----------------------------------
 
@@ -161,12 +161,11 @@ class McuBoard:
     def ticks_diff(a, b):
         return a - b
 
-    @staticmethod
-    async def sleep_ms(ms):
+    async def sleep_ms(self, ms):  # the board's tasks sleep through it too (tests replace it)
         await asyncio.sleep_ms(ms)
 
     def wall_unix(self):
-        return time.time() + _EPOCH if self.synced else None
+        return time.time() + self._epoch if self.synced else None
 
     def reader_port(self):
         return asyncio.StreamReader(self._uarts["reader"])
@@ -232,7 +231,7 @@ class McuBoard:
                     self.wifi = "up"
                     self.log(2, "wifi: up, address %s" % w.ifconfig()[0])
                 wait = _WIFI_MIN_MS
-                await asyncio.sleep_ms(1000)
+                await self.sleep_ms(1000)
                 continue
             if self.wifi == "up":
                 self.log(1, "wifi: lost (%s)" % self._status())
@@ -244,18 +243,18 @@ class McuBoard:
                 self.log(1, "wifi: connect failed: %r" % (e,))
             t = 0
             while t < _JOIN_MS and not w.isconnected():
-                await asyncio.sleep_ms(250)
+                await self.sleep_ms(250)
                 t += 250
             if not w.isconnected():
                 self.wifi = self._status()
                 self.log(1, "wifi: %s to %r, again in %d s" % (self.wifi, c["ssid"], wait // 1000))
-                await asyncio.sleep_ms(wait)
+                await self.sleep_ms(wait)
                 wait = min(wait * 2, _WIFI_MAX_MS)
 
     async def _ntp(self):
         while True:
             if not self.wlan.isconnected():
-                await asyncio.sleep_ms(1000)
+                await self.sleep_ms(1000)
                 continue
             try:
                 # Blocks the loop for the DNS lookup and at most ntptime.timeout (1 s) for the
@@ -266,7 +265,7 @@ class McuBoard:
                 self.synced = True
             except (OSError, OverflowError) as e:
                 self.log(1, "ntp: %r" % (e,))
-            await asyncio.sleep_ms(_NTP_MS if self.synced else _NTP_RETRY_MS)
+            await self.sleep_ms(_NTP_MS if self.synced else _NTP_RETRY_MS)
 
     async def _blink(self, link):
         led = self.led
@@ -279,10 +278,10 @@ class McuBoard:
             else:
                 on, off = 1000, 0
             led(1)
-            await asyncio.sleep_ms(on)
+            await self.sleep_ms(on)
             if off:
                 led(0)
-                await asyncio.sleep_ms(off)
+                await self.sleep_ms(off)
 
     async def _pins(self, agent):
         ch = agent.charger
@@ -302,7 +301,7 @@ class McuBoard:
                     last[i] = v
                 if enable:  # the contactor may close only for an authorized session
                     enable(1 if ch.evses[i].state in (AUTHORIZED, CHARGING) else 0)
-            await asyncio.sleep_ms(_PLUG_MS)
+            await self.sleep_ms(_PLUG_MS)
 
     async def _watchdog(self):
         # Fed by a task: a loop that hangs (a blocking call, a task that never yields) stops the
@@ -312,4 +311,4 @@ class McuBoard:
             self._wdt = machine.WDT(timeout=s * 1000)
         while True:
             self._wdt.feed()
-            await asyncio.sleep_ms(s * 250)
+            await self.sleep_ms(s * 250)

@@ -1,0 +1,418 @@
+"""boards/mcu.py on fake machine, network, ntptime and tls modules: UARTs and pins from the
+config, refusals naming the field, Wi-Fi, NTP and the port's epoch, plug and enable pins, LED,
+watchdog, and its time."""
+import asyncio
+import json
+import os
+import sys
+
+from check import arun, raises_naming
+from cpagent import config
+
+
+class Pin:
+    OUT = 1
+    IN = 0
+    PULL_UP = 2
+    bad = ()  # ids the fake port refuses
+
+    def __init__(self, pid, mode, pull=None, value=None):
+        if pid in Pin.bad:
+            raise ValueError("invalid pin")
+        self.id, self.mode, self.pull = pid, mode, pull
+        self.v = 1 if value is None else value  # an input with its pull-up reads 1
+
+    def __call__(self, v):
+        self.v = v
+
+    def value(self, v=None):
+        if v is None:
+            return self.v
+        self.v = v
+
+
+class UART:
+    made = []
+
+    def __init__(self, n, **kw):
+        self.n, self.kw = n, kw
+        UART.made.append(self)
+
+    def txdone(self):
+        return True
+
+
+class WDT:
+    made = []
+
+    def __init__(self, timeout):
+        self.timeout, self.fed = timeout, 0
+        WDT.made.append(self)
+
+    def feed(self):
+        self.fed += 1
+
+
+class Machine:
+    Pin, UART, WDT = Pin, UART, WDT
+    resets = []
+
+    @staticmethod
+    def reset():
+        Machine.resets.append(1)
+
+
+class WLAN:
+    """Joins as `plan` says, one entry per connect(): "ok" or a status number."""
+
+    def __init__(self, i):
+        self.plan, self.up, self.st, self.joins = [], False, 0, []
+
+    def active(self, on=None):
+        self.on = on
+
+    def connect(self, ssid, key):
+        self.joins.append((ssid, key))
+        r = self.plan.pop(0) if self.plan else -2
+        self.up, self.st = r == "ok", 3 if r == "ok" else r
+
+    def disconnect(self):
+        self.up = False
+
+    def isconnected(self):
+        return self.up
+
+    def status(self):
+        return self.st
+
+    def ifconfig(self):
+        return ("10.0.0.7", "255.255.255.0", "10.0.0.1", "10.0.0.1")
+
+
+class Network:
+    STA_IF = 0
+    STAT_IDLE = 0
+    STAT_CONNECTING = 1
+    STAT_GOT_IP = 3
+    STAT_NO_AP_FOUND = -2
+    STAT_WRONG_PASSWORD = -3
+    WLAN = WLAN
+    names = []
+
+    @staticmethod
+    def hostname(n):
+        Network.names.append(n)
+
+
+class Ntp:
+    fail = False
+    calls = 0
+
+    @staticmethod
+    def settime():
+        Ntp.calls += 1
+        if Ntp.fail:
+            raise OSError(110)
+
+
+class Context:
+    def __init__(self, proto):
+        self.loaded = []
+
+    def load_verify_locations(self, data):
+        self.loaded.append(("ca", data))
+
+    def load_cert_chain(self, cert, key):
+        self.loaded.append(("cert", cert, key))
+
+
+class Tls:
+    PROTOCOL_TLS_CLIENT = 0
+    CERT_NONE = 0
+    CERT_REQUIRED = 2
+    SSLContext = Context
+
+
+class Time:
+    """time with ticks_ms wrapping at 2**30 as on the ESP32; year 2000 epoch unless told."""
+    now = 0
+    epoch_year = 2000
+
+    @staticmethod
+    def ticks_ms():
+        return Time.now & (2 ** 30 - 1)
+
+    @staticmethod
+    def ticks_diff(a, b):
+        return ((a - b + 2 ** 29) & (2 ** 30 - 1)) - 2 ** 29
+
+    @staticmethod
+    def time():
+        return 800000000 + Time.now // 1000
+
+    @staticmethod
+    def gmtime(s):
+        return (Time.epoch_year, 1, 1, 0, 0, 0, 5, 1)
+
+
+for _name, _mod in (("machine", Machine), ("network", Network), ("ntptime", Ntp),
+                    ("tls", Tls)):
+    sys.modules[_name] = _mod
+from boards import mcu  # noqa: E402  (after the fakes)
+
+mcu.time = Time  # the real time module has no ticks on CPython; the fake wraps as the ESP32's
+
+
+class Board(mcu.McuBoard):
+    UARTS = {1: (27, 26), 2: (17, 16)}
+    DE = 4
+    LED = 2
+
+    async def sleep_ms(self, ms):  # virtual time: a sleep moves the clock on
+        Time.now += ms
+        await asyncio.sleep(0)
+
+
+def cfg(**over):
+    c = {"charger_id": "cp-1", "operator_id": "DE*ABC",
+         "evses": [{"evse_id": "DE*ABC*E1", "meter_address": 1}],
+         "reader": {"type": "line"}, "meter": {"model": "sdm630"},
+         "uplink": {"kind": "http", "url": "http://hub.test"},
+         "wifi": {"ssid": "depot", "password": "secret-1"}}
+    c.update(over)
+    return config.load(json.dumps(c))
+
+
+def test_uarts_de_and_led_from_the_config_and_the_boards_defaults():
+    UART.made.clear()
+    b = Board(cfg())
+    meter, reader = [u for u in UART.made if u.n == 2][0], [u for u in UART.made if u.n == 1][0]
+    assert meter.kw == {"baudrate": 9600, "bits": 8, "parity": None, "stop": 1, "tx": 17,
+                        "rx": 16, "rxbuf": 1024, "timeout": 0}
+    assert (reader.kw["tx"], reader.kw["rx"], reader.kw["baudrate"]) == (27, 26, 9600)
+    assert b.txdone == meter.txdone and (b.de.id, b.de.mode, b.de.v) == (4, Pin.OUT, 0)
+    assert b.led.id == 2 and b.evse == [] and b.tls is None
+    UART.made.clear()
+    b = Board(cfg(meter={"model": "abb_b23", "parity": "E", "baud": 19200},
+                  reader={"type": "none"},
+                  board={"meter_tx": 5, "meter_rx": 18, "de_pin": False, "led_pin": False}))
+    assert [(u.n, u.kw["tx"], u.kw["rx"], u.kw["parity"], u.kw["baudrate"])
+            for u in UART.made] == [(2, 5, 18, 0, 19200)]
+    assert b.de is None and b.led is None
+
+
+def test_what_the_board_cannot_do_is_refused_naming_the_field():
+    Pin.bad = (40,)
+    for over, words in (
+        ({"board": {"de_pin": 17}}, "board.de_pin: pin 17 is already board.meter_tx"),
+        ({"board": {"led_pin": 40}}, "board.led_pin: pin 40 cannot be used on this board"),
+        ({"board": {"reader_rx": False}}, "board.reader_rx: a UART needs both its pins"),
+        ({"reader": {"type": "line", "uart": 0}}, "reader.uart: expected one of 1, 2"),
+        ({"wifi": None}, "wifi: required on this board"),
+        ({"uplink": {"kind": "http", "url": "https://hub.test", "ca": "no/such.pem"}},
+         "uplink.ca: cannot read no/such.pem"),
+    ):
+        raises_naming(ValueError, words, Board, cfg(**over))
+    Pin.bad = ()
+
+
+def test_tls_context_loads_the_files_the_uplink_names():
+    d = "/" if sys.implementation.name == "micropython" else __import__("tempfile").mkdtemp()
+    names = ("ca.pem", "c.pem", "c.key")
+    paths = [d.rstrip("/") + "/" + n for n in names]
+    for i, p in enumerate(paths):
+        with open(p, "w") as f:
+            f.write("PEM " + names[i])
+    b = Board(cfg(uplink={"kind": "http", "url": "https://hub.test", "ca": paths[0],
+                          "cert": paths[1], "key": paths[2]}))
+    assert b.tls.verify_mode == Tls.CERT_REQUIRED
+    assert b.tls.loaded == [("ca", b"PEM ca.pem"), ("cert", b"PEM c.pem", b"PEM c.key")]
+    b = Board(cfg(uplink={"kind": "http", "url": "https://hub.test", "insecure": True}))
+    assert b.tls.verify_mode == Tls.CERT_NONE and b.tls.loaded == []
+    for p in paths:
+        os.remove(p)
+
+
+def test_board_time_unwraps_the_ports_ticks_and_wall_time_uses_its_epoch():
+    Time.now = 2 ** 30 - 500  # half a second before ticks_ms wraps
+    b = Board(cfg())
+    t0 = b.ticks_ms()
+    Time.now += 1500
+    assert b.ticks_ms() - t0 == 1500 and b.real_ms() - t0 == 1500
+    assert b.wall_unix() is None  # not before NTP
+    b.synced = True
+    assert b.wall_unix() == Time.time() + 946684800  # ESP32: seconds since 2000
+    Time.epoch_year = 1970
+    assert Board(cfg()).wall_unix() is None
+    c = Board(cfg())
+    c.synced = True
+    assert c.wall_unix() == Time.time()  # rp2: since 1970
+    Time.epoch_year = 2000
+
+
+async def _spin(n=50):
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_wifi_joins_backs_off_names_statuses_and_ntp_sets_the_clock():
+    async def go():
+        logs = []
+        b = Board(cfg(log_level=2))
+        b.log = lambda lv, t: logs.append(t)
+        b.wlan.plan = [-3, -2, "ok"]  # wrong password, then no AP, then in
+        Ntp.fail, Ntp.calls = True, 0
+        wifi = asyncio.create_task(b._wifi())
+        ntp = asyncio.create_task(b._ntp())
+        t = Time.now
+        for _ in range(200):
+            await _spin(5)
+            if b.wifi == "up" and Ntp.calls >= 1:
+                break
+        assert Network.names == ["cp-1"] and b.wlan.joins == [("depot", "secret-1")] * 3
+        fails = [x for x in logs if x.startswith("wifi: ")]
+        assert fails[0] == "wifi: wrong_password to 'depot', again in 2 s", logs
+        assert fails[1] == "wifi: no_ap_found to 'depot', again in 4 s", logs
+        assert "wifi: up, address 10.0.0.7" in logs and Time.now - t >= 6000
+        assert b.wall_unix() is None and [x for x in logs if x.startswith("ntp: ")]
+        Ntp.fail = False
+        for _ in range(100):
+            await _spin(5)
+            if b.synced:
+                break
+        assert b.wall_unix() == Time.time() + 946684800 and "ntp: wall clock set" in logs
+        b.wlan.up, b.wlan.st, b.wlan.plan = False, -2, ["ok"]
+        for _ in range(100):
+            await _spin(5)
+            if "wifi: lost (no_ap_found)" in logs and b.wifi == "up":
+                break
+        assert "wifi: lost (no_ap_found)" in logs and b.wifi == "up"
+        for task in (wifi, ntp):
+            task.cancel()
+        await _spin()
+    return arun(go())
+
+
+class Session:
+    def __init__(self):
+        self.state = "idle"
+
+
+class Agent:
+    def __init__(self, n):
+        self.charger = self
+        self.evses = [Session() for _ in range(n)]
+        self.link = self
+        self.state = "up"
+        self.plugs, self.kicks = [], 0
+
+    def plug(self, i, plugged):
+        self.plugs.append((i, plugged))
+
+    def kick(self):
+        self.kicks += 1
+
+
+def test_plug_inputs_are_debounced_and_enable_follows_the_session():
+    async def go():
+        c = cfg(evses=[{"evse_id": "DE*ABC*E1", "meter_address": 1},
+                       {"evse_id": "DE*ABC*E2", "meter_address": 2}],
+                board={"evse_pins": [{"enable": 21, "plug": 22}, {"enable": 23}]})
+        b = Board(c)
+        a = Agent(2)
+        (en0, plug0), (en1, none) = b.evse
+        assert plug0.mode == Pin.IN and plug0.pull == Pin.PULL_UP and none is None
+        task = asyncio.create_task(b._pins(a))
+        await _spin(10)
+        assert a.plugs == [(0, False)]  # the state at boot, once two samples agree
+        plug0.v = 0  # one sample low: contact bounce, nothing
+        await _spin(1)
+        plug0.v = 1
+        await _spin(5)
+        assert a.plugs == [(0, False)]
+        plug0.v = 0  # plugged in (reads 0: plug_low)
+        await _spin(5)
+        assert a.plugs == [(0, False), (0, True)] and a.kicks == 2
+        assert (en0.v, en1.v) == (0, 0)
+        a.evses[0].state, a.evses[1].state = "authorized", "charging"
+        await _spin(3)
+        assert (en0.v, en1.v) == (1, 1)
+        a.evses[0].state = "idle"
+        await _spin(3)
+        assert (en0.v, en1.v) == (0, 1)
+        task.cancel()
+        await _spin()
+    return arun(go())
+
+
+def test_led_shows_wifi_then_hub_then_steady():
+    async def go():
+        b = Board(cfg())
+        a = Agent(1)
+        seen = []
+        led = b.led
+        b.led = lambda v: (seen.append((v, Time.now)), led(v))
+        task = asyncio.create_task(b._blink(a.link))
+        await _spin(8)
+        on_off = [seen[i + 1][1] - seen[i][1] for i in range(3)]
+        assert [v for v, _ in seen[:4]] == [1, 0, 1, 0] and on_off == [100, 100, 100]
+        b.wifi, a.state = "up", "backoff"
+        seen.clear()
+        await _spin(8)
+        assert [seen[i + 1][1] - seen[i][1] for i in range(2)] in ([100, 900], [900, 100])
+        a.state = "up"
+        await _spin(4)
+        seen.clear()
+        await _spin(6)
+        assert seen and all(v == 1 for v, _ in seen)  # steady
+        task.cancel()
+        await _spin()
+    return arun(go())
+
+
+def test_watchdog_is_fed_while_the_loop_runs_and_held_off_by_the_deploy_flag():
+    async def go():
+        here = os.getcwd()
+        if sys.implementation.name != "micropython":
+            os.chdir(__import__("tempfile").mkdtemp())  # the flag is relative to the cwd
+        try:
+            b = Board(cfg(board={"wdt_s": 8}))
+            a = Agent(1)
+            assert [n for n, _ in b.jobs(a)] == ["wifi", "ntp", "led", "watchdog"]
+            WDT.made.clear()
+            task = asyncio.create_task(dict(b.jobs(a))["watchdog"]())
+            t = Time.now
+            await _spin(6)
+            w = WDT.made[0]
+            assert len(WDT.made) == 1 and w.timeout == 8000 and w.fed >= 3
+            assert (Time.now - t) // w.fed == 2000  # fed four times per timeout
+            task.cancel()
+            await _spin()
+            with open(mcu.NOWDT, "w") as f:
+                f.write("")
+            logs = []
+            b.log = lambda lv, s: logs.append(s)
+            assert "watchdog" not in [n for n, _ in b.jobs(a)]
+            assert logs == ["watchdog off: /nowdt is there (a deploy in progress)"]
+            os.remove(mcu.NOWDT)
+            assert [n for n, _ in Board(cfg(board={"wdt_s": 0})).jobs(a)] == ["wifi", "ntp",
+                                                                               "led"]
+        finally:
+            os.chdir(here)
+    return arun(go())
+
+
+def test_connect_needs_wifi_and_for_tls_the_wall_clock():
+    async def go():
+        b = Board(cfg(uplink={"kind": "http", "url": "https://hub.test", "insecure": True}))
+        for up, synced, words in ((False, True, "no Wi-Fi (down)"),
+                                  (True, False, "waits for the wall clock")):
+            b.wlan.up, b.synced = up, synced
+            try:
+                await b.connect("hub.test", 443, True)
+                raise AssertionError("connected")
+            except OSError as e:
+                assert words in str(e), e
+        b.reset()
+        assert Machine.resets == [1]
+    return arun(go())
