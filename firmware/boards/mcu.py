@@ -238,6 +238,9 @@ class McuBoard:
             self.wifi = "joining"
             try:
                 w.disconnect()  # the ESP32 refuses connect() while an attempt is under way
+            except OSError:
+                pass  # nothing to end
+            try:
                 w.connect(c["ssid"], c["password"])
             except OSError as e:
                 self.log(1, "wifi: connect failed: %r" % (e,))
