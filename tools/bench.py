@@ -1,5 +1,6 @@
 """`make bench`: firmware size, heap/flash figures under MicroPython, and the host-side figures
-(HTTP client stall in a hub outage, tap latency, fleet capacity), to build/bench.json."""
+(HTTP client stall in a hub outage, tap latency, fleet capacity, relay throughput and soak), to
+build/bench.json."""
 import json
 import os
 import subprocess
@@ -11,6 +12,8 @@ import agent_heap_e2e  # noqa: E402  (tools/bench/*.py: the whole agent in Micro
 import build  # noqa: E402  (tools/build.py)
 import fleet_capacity  # noqa: E402  (tools/bench/*.py: CPython benchmarks, run() -> dict)
 import http_stall  # noqa: E402
+import relay_soak  # noqa: E402
+import relay_throughput  # noqa: E402
 import tap_latency  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,7 +82,8 @@ def main():
         "%s %.2f ms" % kv for kv in sorted(cpu["ms_per_tap"].items())))
     # Host-side benchmarks (CPython, loopback, a few minutes): each prints as it finishes.
     for key, mod in (("http_stall_outage", http_stall), ("tap_latency", tap_latency),
-                     ("fleet_capacity", fleet_capacity), ("agent_heap_e2e", agent_heap_e2e)):
+                     ("fleet_capacity", fleet_capacity), ("agent_heap_e2e", agent_heap_e2e),
+                     ("relay_throughput", relay_throughput), ("relay_soak", relay_soak)):
         results[key] = mod.run()
         print("\n".join(mod.lines(results[key])), flush=True)
         with open(path, "w") as f:
