@@ -21,10 +21,10 @@ from host_sim.sim import cli, scenario
 from host_sim.sim.fleet import OPERATOR, charger_config, charger_id, evse_id
 
 CARD2 = "04B2C3D4E5F607"
-# Two lanes on two EVSEs: a tap-to-stop session with one Progress (450 s: the next one would be
-# due 150 s = 1.5 real s after the stop tap), an unplug-first one, a meter fault (Error).
+# Two lanes on two EVSEs: a tap-to-stop session with one Progress (400 s: the next one would be
+# due 200 s = 2 real s after the stop tap), an unplug-first one, a meter fault (Error).
 SAME = {"charger": {"evses": 2}, "chargers": [{"sessions": [
-    {"card": CARD, "idle_s": 20, "plug_s": 10, "charge_s": 450},
+    {"card": CARD, "idle_s": 20, "plug_s": 10, "charge_s": 400},
     {"card": CARD2, "lane": 1, "idle_s": 60, "plug_s": 10, "charge_s": 200, "end": "unplug"},
     {"card": CARD, "idle_s": 30, "plug_s": 10, "charge_s": 100, "end": "meter_fault"}]}]}
 
@@ -239,6 +239,6 @@ def test_a_hub_5xx_is_retried_through_the_relay(tmp_path):
     doc = dict(ONE, hub=[{"at_s": 0, "fault": {"kind": "5xx", "count": 1,
                                                 "match": "ChargingNotifications"}}])
     r, s = _run(_cmd("--chargers", 1, "--speed", 100, "--quiet", "--mqtt", "start",
-                     "--timeline", "--deadline-real", 20, "--scenario", _scenario(tmp_path, doc)))
+                     "--timeline", "--deadline-real", 12, "--scenario", _scenario(tmp_path, doc)))
     assert "503 (fault 5xx)" in r.stdout
     assert r.returncode == 0 and s["ok"], s
