@@ -160,6 +160,9 @@ for _name, _mod in (("machine", Machine), ("network", Network), ("ntptime", Ntp)
     sys.modules[_name] = _mod
 from boards import mcu  # noqa: E402  (after the fakes)
 
+for _name in ("machine", "network", "ntptime", "tls"):
+    del sys.modules[_name]  # boards.mcu holds them; nothing else in this process sees them
+
 mcu.time = Time  # the real time module has no ticks on CPython; the fake wraps as the ESP32's
 
 
