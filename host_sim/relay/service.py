@@ -54,8 +54,8 @@ class Relay:
         # MQTT 5: a session that outlives the connection (clean start off, session expiry)
         # and a Receive Maximum as large as our queue, so the broker lets that many requests
         # wait here unacknowledged (Mosquitto's default in-flight window is 20).
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                        protocol=mqtt.MQTTv5, manual_ack=True)
+        c = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                    protocol=mqtt.MQTTv5, manual_ack=True)
         c.username_pw_set(b["user"], b["password"])
         if b["tls"]:
             t = b["tls"]
@@ -239,6 +239,47 @@ class Relay:
         self.hub.close()
         if self.http:
             self.http.stop()
+
+
+class ReadAhead:
+    """The broker socket as paho sees it, reading ahead.
+
+    paho reads a packet with recv(1) for its type, recv(1) for each length byte, then recv() of
+    the rest: three or more system calls per packet, each one releasing the GIL, which one of
+    the forwarding workers takes while paho's thread waits to get it back. This takes what the
+    kernel has (up to 64 KB) in one call and serves paho's small reads from it. pending() is
+    paho's own hook (meant for bytes TLS holds): its loop reads those before select().
+    """
+
+    __slots__ = ("_sock", "_data", "_pos")
+
+    def __init__(self, sock):
+        self._sock, self._data, self._pos = sock, b"", 0
+
+    def recv(self, n):
+        if self._pos >= len(self._data):
+            data = self._sock.recv(max(n, 65536))
+            if len(data) <= n:
+                self._data, self._pos = b"", 0
+                return data
+            self._data, self._pos = data, 0
+        out = self._data[self._pos:self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def pending(self):
+        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
+        return len(self._data) - self._pos + inner
+
+    def __getattr__(self, name):  # send, fileno, setblocking, close, setsockopt: the socket's
+        return getattr(self._sock, name)
+
+
+class _Client(mqtt.Client):
+    def _create_socket(self):
+        # paho-mqtt 2.2.0 (pinned): where it makes the socket it then only recv()s, send()s,
+        # select()s and asks pending(); its websocket transport wraps it the same way.
+        return ReadAhead(super()._create_socket())
 
 
 def _nodelay(client, userdata, sock):

@@ -13,6 +13,7 @@ from host_sim.relay import envelope
 from host_sim.relay.config import Config, ConfigError
 from host_sim.relay.forwarder import Hub, Unreachable
 from host_sim.relay.ratelimit import QueueFull, Scheduler, TokenBucket
+from host_sim.relay.service import ReadAhead
 
 OP = "DE*ABC"
 CHARGERS = {"cp-1": {"operator_id": OP, "evses": frozenset(["DE*ABC*E1"])}}
@@ -315,3 +316,21 @@ def test_hub_client_cuts_a_reply_over_the_limit_and_drops_the_connection():
     r = hub.post("/x", b"{}")
     assert r.body is None and "over" in r.error
     assert hub.post("/x", b"{}").body == {"a": 1} and hub.connects == 2
+
+
+def test_read_ahead_serves_pahos_small_reads_from_one_receive():
+    a, b = socket.socketpair()
+    with a, b:
+        a.setblocking(False)
+        r = ReadAhead(a)
+        b.sendall(b"\x30\x05hello\x40")
+        assert r.recv(1) == b"\x30" and r.pending() == 7     # all of it read at once
+        assert [r.recv(1), r.recv(5), r.recv(9)] == [b"\x05", b"hello", b"\x40"]
+        assert r.pending() == 0
+        with pytest.raises(BlockingIOError):                  # nothing more: paho's AGAIN
+            r.recv(1)
+        b.sendall(b"xyz")
+        assert r.recv(3) == b"xyz" and r.pending() == 0       # a fitting read: no buffer
+        assert r.fileno() == a.fileno()                       # select() sees the socket
+        b.close()
+        assert r.recv(1) == b""                               # the broker closed it

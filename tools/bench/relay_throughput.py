@@ -404,6 +404,7 @@ def _per_req_us(r):
 
 def run():
     random.seed(7)
+    load0 = os.getloadavg()[0]  # the machine is shared: what else ran shows here
     with tempfile.TemporaryDirectory() as tmp:
         rig = Rig(tmp)
         try:
@@ -426,13 +427,17 @@ def run():
                      "a_fraction": round(got[0] / max(1, sum(got)), 3)}
     for r in (direct, relay, two):
         r["cpu_us_per_request"] = _per_req_us(r)
+    # What one core of each would carry on its own machine (CPU per request, no other load).
+    hub_us, relay_us = direct["cpu_us_per_request"]["hub"], relay["cpu_us_per_request"]["relay"]
     return {"hub_direct": direct, "one_relay": relay, "two_relays": two,
             "relay_vs_hub": round(relay["per_s"] / max(direct["per_s"], 1), 3),
+            "per_core_per_s": {"hub": round(1e6 / hub_us), "relay": round(1e6 / relay_us),
+                               "relay_vs_hub": round(hub_us / relay_us, 3)},
             "setup": {"cores": os.cpu_count(), "generator_processes": GEN_PROCS,
                       "chargers": CHARGERS, "window_per_charger": WINDOW,
                       "hub_connections": HUB_CONNECTIONS, "progress_per_session": PROGRESS,
                       "warmup_s": WARMUP_S, "measure_s": MEASURE_S,
-                      "loadavg_at_end": os.getloadavg()[0]}}
+                      "loadavg_1min": [load0, os.getloadavg()[0]]}}
 
 
 def lines(r):
@@ -453,6 +458,10 @@ def lines(r):
     out.append("  relay / hub directly: %.0f%%; two relays' shares: %d / %d (%.1f%% to a)"
                % (100 * r["relay_vs_hub"], sh["relay-a"], sh["relay-b"],
                   100 * sh["a_fraction"]))
+    c = r["per_core_per_s"]
+    out.append("  one core each, by CPU per request: hub %d req/s, relay %d req/s (%.0f%%); load "
+               "average before/after %.1f / %.1f" % (c["hub"], c["relay"], 100 * c["relay_vs_hub"],
+                                                    s["loadavg_1min"][0], s["loadavg_1min"][1]))
     return out
 
 
