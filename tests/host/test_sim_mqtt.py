@@ -198,9 +198,10 @@ def test_a_relay_login_the_broker_refuses_exits_2_naming_the_option(tmp_path):
 
 def test_make_sim_mode_mqtt_adds_only_the_mqtt_option():
     def line(*args):
-        out = subprocess.run(["make", "-n", "sim", *args], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.replace("\\\n", " ")
-        return " ".join(out.split())
+        # (under `make test` a sub-make prints its directory unless told not to)
+        out = subprocess.run(["make", "--no-print-directory", "-n", "sim", *args], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+        return " ".join(out.replace("\\\n", " ").split())
     plain, relayed = line(), line("MODE=mqtt")
     assert "--mqtt" not in plain and relayed == plain + " --mqtt start"
     bad = subprocess.run(["make", "-n", "sim", "MODE=x"], cwd=ROOT, capture_output=True,
