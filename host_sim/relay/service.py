@@ -178,7 +178,7 @@ class Relay:
             self.metrics.inc("relay_hub_seconds_total", time.perf_counter() - t0)
             self.metrics.inc("relay_hub_requests_total", status=reply.status)
             self.scheduler.done(r, reply.retry_after if reply.status == 429 else None)
-            self._answer(r, reply, cache=reply.status != 0)
+            self._answer(r, reply, cache=final(reply.status))
 
     def _answer(self, r, reply, cache):
         """Publishes the reply for r and for every Progress it superseded (same reply)."""
@@ -239,6 +239,13 @@ class Relay:
         self.hub.close()
         if self.http:
             self.http.stop()
+
+
+def final(status):
+    """A hub answer a retry would not change, so a duplicate gets it again (remembered): not
+    status 0 (unreachable) and not what the charger retries (408, 429, 5xx), which must reach
+    the hub again rather than get the same failure back for as long as it is remembered."""
+    return 200 <= status < 500 and status not in (408, 429)
 
 
 class ReadAhead:

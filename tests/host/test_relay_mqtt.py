@@ -334,3 +334,15 @@ def fuzz_env(pki, tmp_path_factory):
         authorize(ch, "a-after-fuzz")            # still serving
         assert h.hub.exchanges[-1]["operation"] == "AuthorizeStart"
         r.stop()
+
+
+def test_a_retryable_hub_answer_is_not_remembered_for_the_retry(relay, hub, broker):
+    ch = Charger(broker)
+    sid = authorize(ch)
+    hub.call(hub.hub.add_fault, "5xx", count=1, match="ChargingNotifications")
+    path, body = oicp.notification_start(OP, sid, EVSES[0], "2026-01-01T10:00:00.000Z")
+    assert ch.request("m-1", path, body)["status"] == 503
+    rep = ch.request("m-1", path, body)          # the charger's retry, same id: to the hub again
+    assert rep["status"] == 200 and rep["body"]["Result"] is True
+    assert ch.request("m-1", path, body) == rep  # a final answer is remembered
+    assert [e["status"] for e in hub.hub.exchanges][1:] == [503, 200]

@@ -13,7 +13,7 @@ from host_sim.relay import envelope
 from host_sim.relay.config import Config, ConfigError
 from host_sim.relay.forwarder import Hub, Unreachable
 from host_sim.relay.ratelimit import QueueFull, Scheduler, TokenBucket
-from host_sim.relay.service import ReadAhead
+from host_sim.relay.service import ReadAhead, final
 
 OP = "DE*ABC"
 CHARGERS = {"cp-1": {"operator_id": OP, "evses": frozenset(["DE*ABC*E1"])}}
@@ -334,3 +334,10 @@ def test_read_ahead_serves_pahos_small_reads_from_one_receive():
         assert r.fileno() == a.fileno()                       # select() sees the socket
         b.close()
         assert r.recv(1) == b""                               # the broker closed it
+
+
+@pytest.mark.parametrize("status, kept", [(200, True), (400, True), (404, True), (0, False),
+                                          (408, False), (429, False), (500, False),
+                                          (503, False)])
+def test_only_answers_a_retry_would_not_change_are_remembered(status, kept):
+    assert final(status) is kept
