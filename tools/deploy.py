@@ -104,19 +104,46 @@ def deps(package):
         return [n if v == "latest" else "%s@%s" % (n, v) for n, v in json.load(f).get("deps", [])]
 
 
-def stage(board, config_path, certs, dist, out):
-    """A fresh copy of what goes onto the device, laid out as on its flash; returns its folder."""
+def unused(cfg):
+    """The cpagent modules this config never imports (cpagent/agent.py imports the uplink, the
+    reader driver and the meter bus only where the config asks for them): left off the device,
+    they cost no flash. The MQTT uplink needs the HTTP one (its reply classification)."""
+    out = set()
+    if cfg["uplink"]["kind"] != "mqtt":
+        out.update(("mqtt", "mqtt_client", "uplink_mqtt"))
+    reader = cfg["reader"]["type"]
+    out.update(m for t, m in (("pn532", "pn532"), ("rdm6300", "rdm6300"), ("line", "line_reader"))
+               if t != reader)
+    if cfg["meter"]["model"] == "none":
+        out.update(("meter", "meter_maps", "modbus", "modbus_client"))
+        if reader == "none":
+            out.add("tap")
+    return out
+
+
+def stage(board, config_path, certs, dist, out, cfg=None):
+    """A fresh copy of what goes onto the device, laid out as on its flash, without the modules
+    the config never imports (`unused`); returns its folder."""
     src = os.path.join(dist, board)
     if not os.path.isdir(src):
         raise DeployError("%s: no image; run `make build BOARD=%s` first" % (src, board))
     out = os.path.join(out, board)
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(src, out)
+    for name in unused(cfg) if cfg else ():
+        path = os.path.join(out, "cpagent", name + ".mpy")
+        if os.path.exists(path):
+            os.remove(path)
     shutil.copyfile(config_path, os.path.join(out, "config.json"))
     for dev, local in certs:
         os.makedirs(os.path.dirname(os.path.join(out, dev)) or out, exist_ok=True)
         shutil.copyfile(local, os.path.join(out, dev))
     return out
+
+
+def image_bytes(staged):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(staged) for f in fs
+               if f.endswith(".mpy"))
 
 
 def commands(port, staged, dependencies):
@@ -168,12 +195,15 @@ def main(argv=None, run=subprocess.run, sleep=time.sleep, echo=print):
             if args.dry_run:
                 raise DeployError("--dry-run needs --board esp32 or rp2 (BOARD=...)")
             board = detect(args.port, run, sleep)
-        _cfg, certs = load_config(args.config, board)
-        cmds = commands(args.port, stage(board, args.config, certs, DIST, STAGE), deps(PACKAGE))
+        cfg, certs = load_config(args.config, board)
+        staged = stage(board, args.config, certs, DIST, STAGE, cfg)
+        cmds = commands(args.port, staged, deps(PACKAGE))
         if args.dry_run:
             for cmd in cmds:
                 echo(shlex.join(cmd))
             return cmds
+        echo("deploy: %d bytes of .mpy for this config (%s left out: not imported)"
+             % (image_bytes(staged), ", ".join(sorted(unused(cfg))) or "nothing"))
         for cmd in cmds:
             echo("$ " + shlex.join(cmd))
             attempt(cmd, run, sleep)

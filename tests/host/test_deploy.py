@@ -4,6 +4,7 @@ import ast
 import json
 import os
 import shlex
+import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -14,6 +15,8 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import build  # noqa: E402
 import deploy  # noqa: E402
+
+from cpagent import config  # noqa: E402  (tools/deploy.py put firmware/ on the path)
 
 PORT = "/dev/fake-cp0"
 M = deploy.MPREMOTE
@@ -181,3 +184,58 @@ def test_a_config_the_board_would_refuse_is_refused_here(site):
         with pytest.raises(SystemExit) as e:
             deploy.main(argv, run=dev, echo=lambda s: None)
         assert words in str(e.value) and dev.calls == [], e.value
+
+
+CONFIGS = [  # (uplink, reader, meter model): the modules each leaves off the device
+    (("http", "pn532", "sdm630"), {"mqtt", "mqtt_client", "uplink_mqtt", "rdm6300",
+                                   "line_reader"}),
+    (("mqtt", "rdm6300", "none"), {"pn532", "line_reader", "meter", "meter_maps", "modbus",
+                                   "modbus_client"}),
+    (("http", "none", "none"), {"mqtt", "mqtt_client", "uplink_mqtt", "pn532", "rdm6300",
+                                "line_reader", "meter", "meter_maps", "modbus", "modbus_client",
+                                "tap"}),
+    (("mqtt", "line", "abb_b23"), {"pn532", "rdm6300"}),
+]
+
+
+def _variant(kind, reader, model):
+    with open(os.path.join(ROOT, "firmware", "config.example.json")) as f:
+        doc = json.load(f)
+    doc["uplink"] = ({"kind": "mqtt", "host": "127.0.0.1"} if kind == "mqtt" else
+                     {"kind": "http", "url": "http://127.0.0.1:9"})
+    doc["reader"] = {"type": reader}
+    doc["meter"] = {"model": model}
+    return doc
+
+
+@pytest.mark.parametrize("variant,left_out", CONFIGS)
+def test_a_deploy_leaves_out_only_modules_the_config_never_imports(variant, left_out, tmp_path):
+    doc = _variant(*variant)
+    assert deploy.unused(config.load(json.dumps(doc))) == left_out
+    # The proof: the agent builds for this config from a tree without those modules.
+    fw = os.path.join(ROOT, "firmware")
+    (tmp_path / "cpagent").mkdir()
+    for name in os.listdir(os.path.join(fw, "cpagent")):
+        if name.endswith(".py") and name[:-3] not in left_out:
+            (tmp_path / "cpagent" / name).write_bytes(
+                open(os.path.join(fw, "cpagent", name), "rb").read())
+    script = (
+        "import json, sys\n"
+        "from cpagent import config\n"
+        "from cpagent.agent import Agent\n"
+        "from boards.host import HostBoard\n"
+        "cfg = config.load(sys.argv[1])\n"
+        "dev = lambda data: b''\n"
+        "Agent(cfg, HostBoard(cfg, sys.argv[2], reader_dev=dev, meter_dev=dev))\n"
+        "gone = [m for m in sys.argv[3:] if 'cpagent.' + m in sys.modules]\n"
+        "print('imported', gone)\n")
+    (tmp_path / "boards").mkdir()
+    for name in ("__init__.py", "host.py"):
+        (tmp_path / "boards" / name).write_bytes(open(os.path.join(fw, "boards", name),
+                                                      "rb").read())
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), os.path.join(ROOT, "host_sim", "pyshim")]))
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(doc), str(tmp_path / "st")]
+                         + sorted(left_out), env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "imported []"
