@@ -233,9 +233,6 @@ def test_host_board_speaks_tls_to_a_broker_for_an_mqtt_uplink_with_tls(pki, tmp_
             asyncio.run(connack(plain, b.host, b.port))
 
 
-@pytest.mark.xfail(strict=True, reason="the relay remembers a hub 5xx/408/429 reply for the "
-                   "message id and answers the charger's retry with it again, forever "
-                   "(host_sim/relay/service.py caches every status but 0)")
 def test_a_hub_5xx_is_retried_through_the_relay(tmp_path):
     doc = dict(ONE, hub=[{"at_s": 0, "fault": {"kind": "5xx", "count": 1,
                                                 "match": "ChargingNotifications"}}])
