@@ -13,6 +13,8 @@ _HELP = {
     "relay_mqtt_connected": "1 while connected to the broker",
     "relay_mqtt_connects_total": "connections made to the broker",
     "relay_hub_connects_total": "TCP/TLS connections opened to the hub",
+    "relay_python_heap_blocks": "memory blocks the Python allocator holds (flat: no leak, "
+                                "whatever the RSS does)",
 }
 
 

@@ -8,6 +8,7 @@ killed at any point leaves the request with the broker, which delivers it again.
 import collections
 import logging
 import socket
+import sys
 import threading
 import time
 
@@ -45,7 +46,8 @@ class Relay:
         m.gauges.update(relay_queue_depth=self.scheduler.depth,
                         relay_inflight=lambda: self.scheduler.inflight,
                         relay_mqtt_connected=lambda: int(self.subscribed),
-                        relay_hub_connects_total=lambda: self.hub.connects)
+                        relay_hub_connects_total=lambda: self.hub.connects,
+                        relay_python_heap_blocks=sys.getallocatedblocks)
 
     # ---- MQTT -----------------------------------------------------------------------------
 
