@@ -1,7 +1,8 @@
 // Runs the whole agent in real MicroPython (webassembly port) in this Node process.
 //
 // Usage: node tools/mpy_agent.mjs --flash DIR --config FILE [--reader HOST:PORT]
-//          [--meter HOST:PORT] [--mpy DIR] [--heap-ms N] [--heapsize BYTES]
+//          [--meter HOST:PORT] [--mpy DIR] [--heap-ms N [--heap-imports M1,M2,...]
+//          [--heap-js-gc 1]] [--heapsize BYTES]
 // firmware/ goes to /lib, FILE to /config.json and DIR (the charger's flash, on the host) to
 // /flash; then `import main`, as on a device. Node provides what boards/wasm.py uses, on the
 // global cpagentHost: TCP sockets (the hub; --reader/--meter: the virtual devices behind
@@ -17,14 +18,24 @@
 // the agent made before the cut is there after it; one still open at the cut is not.
 //
 // --heap-ms N: heap figures instead of a plain start. gc.mem_alloc of the bare interpreter,
-// app.build(Board), gc, the baseline (gc.mem_alloc), then app.start and a task that every N ms collects and samples mem_alloc
-// (the port frees garbage only outside the step that made it, so the sampler is a task of its
-// own); at each new peak and about once a second it prints `HEAP {json}`: the interpreter's
-// share, the baseline, now and peak above it, and the heap's size and largest free block from micropython.mem_info().
+// then each module of --heap-imports imported on its own (leaf first, so that each figure is the
+// module's own), the config dict and Board(cfg) each built on their own and dropped,
+// app.build(Board), gc, the baseline (gc.mem_alloc), the journal's load; `HEAPSTEPS [[name,
+// bytes], ...]` says what each step added. Then app.start and a task that every N ms collects and
+// samples mem_alloc (the port frees garbage only outside the step that made it, so every step
+// above is a runPython call of its own and the sampler a task of its own); at each new peak and
+// about once a second it prints `HEAP {json}`: the interpreter's share, the baseline, now and
+// peak above it, and the heap's size and largest free block from micropython.mem_info().
+// --heap-js-gc 1: each sample first runs Node's garbage collector. A Python object handed to JS
+// (bytes written to a socket, the callbacks of an awaited Promise) is held in the port's proxy
+// table until Node's collector finalizes its JS proxy: heap a device does not spend, which this
+// takes out of the figures.
 import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { copyTree, loadFirmware } from "./mpy_env.mjs";
 
 const FLASH = "/flash";
@@ -43,7 +54,8 @@ function args(argv) {
 
 function usage(why) {
   console.error(`mpy_agent: ${why}\nusage: node tools/mpy_agent.mjs --flash DIR --config FILE ` +
-    "[--reader HOST:PORT] [--meter HOST:PORT] [--mpy DIR] [--heap-ms N] [--heapsize BYTES]");
+    "[--reader HOST:PORT] [--meter HOST:PORT] [--mpy DIR] [--heap-ms N [--heap-imports " +
+    "M1,M2,...] [--heap-js-gc 1]] [--heapsize BYTES]");
   process.exit(64);
 }
 
@@ -161,12 +173,15 @@ function dropMirrorTmp(dir) {
 }
 
 const HEAP_PROBE = `
-import asyncio, gc, micropython
+import asyncio, gc, js, micropython
 _H = [0, 0, 0]  # now, peak (above the baseline), samples
 
-async def _heap(ms):
+async def _heap(ms, js_gc):
     while True:
         await asyncio.sleep_ms(ms)
+        if js_gc:
+            js.cpagentHost.jsGc()
+            await asyncio.sleep_ms(1)  # the finalizers of the dropped JS proxies run meanwhile
         gc.collect()
         a = gc.mem_alloc() - _BASE
         _H[0] = a
@@ -206,7 +221,10 @@ fs.mkdirSync(o.flash, { recursive: true });
 dropMirrorTmp(o.flash);
 copyTree(mp, o.flash, FLASH);
 mirrorFlash(mp.FS, o.flash);
+const jsGc = o["heap-js-gc"] ? (v8.setFlagsFromString("--expose-gc"), vm.runInNewContext("gc"))
+  : () => {};
 globalThis.cpagentHost = {
+  jsGc,
   reader: o.reader || null,
   meter: o.meter || null,
   connect: (host, port) => new Stream(host, port),
@@ -222,14 +240,31 @@ try {
   } else {
     mp.runPython("import gc\ngc.collect()");
     mp.runPython("_EMPTY = gc.mem_alloc()");
-    mp.runPython("from boards.wasm import Board\nfrom cpagent import app\n" +
-      "_built = app.build(Board)\n_started = _built is not None");
-    mp.runPython("gc.collect()");
+    // The figures stay in JS: a list of them in Python would count in the next steps.
+    const steps = [];
+    let at = mp.globals.get("_EMPTY");
+    const step = (name, code) => {
+      mp.runPython(code);
+      mp.runPython("gc.collect()");
+      mp.runPython("_A = gc.mem_alloc()");
+      steps.push([name, mp.globals.get("_A") - at]);
+      at = mp.globals.get("_A");
+    };
+    for (const m of (o["heap-imports"] || "").split(",").filter((x) => x)) {
+      step("import " + m, `__import__("${m}")`); // binds no name in __main__
+    }
+    step("config dict", "from cpagent import app, config\n" +
+      "with open(app.CONFIG, 'rb') as _f:\n    _cfg = config.load(_f.read())");
+    step("Board(cfg)", "from boards.wasm import Board\n_board = Board(_cfg)");
+    step("dropped", "_cfg = _board = _f = None");
+    step("app.build", "_built = app.build(Board)\n_started = _built is not None");
     mp.runPython("_BASE = gc.mem_alloc()");
+    if (mp.globals.get("_started")) step("journal load", "_built[1].journal.load()");
+    write("HEAPSTEPS " + JSON.stringify(steps));
     mp.runPython(HEAP_PROBE + `
 if _started:
     app.start(*_built)
-    asyncio.create_task(_heap(${heapMs}))
+    asyncio.create_task(_heap(${heapMs}, ${o["heap-js-gc"] ? "True" : "False"}))
 _built = None`);
   }
 } catch (e) {

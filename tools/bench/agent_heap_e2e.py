@@ -10,6 +10,7 @@ heap between task steps, so garbage and a step's passing temporaries do not coun
 largest free block (micropython.mem_info's "max free sz", smallest seen: fragmentation).
 The webassembly heap can grow past HEAP (MicroPython's split heap): heap_total says if it did.
 """
+import ast
 import json
 import os
 import sys
@@ -22,21 +23,75 @@ for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmwar
         sys.path.insert(0, _p)
 
 import build  # noqa: E402  (tools/build.py)
-from test_mpy_agent import two_sessions  # noqa: E402  (the scenario is the test's)
+import deploy  # noqa: E402  (tools/deploy.py)
+from test_mpy_agent import config, two_sessions  # noqa: E402  (the scenario is the test's)
 
 SAMPLE_MS = 20
 HEAP = 192 * 1024  # about the MicroPython heap of a Pico (W); an ESP32 without PSRAM has less
 
 
+def _imports(name):
+    """The modules `name` (dotted, under firmware/) imports: cpagent's anywhere in it (agent.py
+    imports some inside __init__), the others only at the top."""
+    path = os.path.join(ROOT, "firmware", *name.split(".")) + ".py"
+    if not os.path.exists(path):
+        path = path[:-3] + "/__init__.py"
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    top = set(map(id, tree.body))
+    out = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            names = [a.name for a in n.names]
+        elif isinstance(n, ast.ImportFrom):
+            names = [n.module + "." + a.name for a in n.names] + [n.module]
+        else:
+            continue
+        out += [m for m in names if m.startswith(("cpagent.", "boards.")) or
+                (id(n) in top and "." not in m)]
+    return out
+
+
+def import_order():
+    """What app.build imports for the test's config, leaf first (each module after all it
+    imports), so that each import's heap figure is that module's own."""
+    skip = {"cpagent." + m for m in deploy.unused(config("http://127.0.0.1:1"))}
+    order = []
+
+    def visit(m):
+        if m in order or m in skip:
+            return
+        order.append(None)  # a cycle would end here; firmware has none
+        deps = [m.rsplit(".", 1)[0]] if "." in m else []  # the package first
+        deps += _imports(m) if m in _FIRMWARE else ()
+        for d in deps:
+            if d in _FIRMWARE or "." not in d:
+                visit(d)
+        order[order.index(None)] = m
+
+    for m in ("boards.wasm", "cpagent.app"):
+        visit(m)
+    return order
+
+
+_FIRMWARE = {os.path.relpath(os.path.join(d, f), os.path.join(ROOT, "firmware"))[:-3]
+             .replace(os.sep, ".").replace(".__init__", "")
+             for d, _, fs in os.walk(os.path.join(ROOT, "firmware")) for f in fs
+             if f.endswith(".py")}
+
+
 def _boots(extra):
     with tempfile.TemporaryDirectory() as tmp:
-        r = two_sessions(tmp, ["--heap-ms", str(SAMPLE_MS), "--heapsize", str(HEAP)] + extra)
+        r = two_sessions(tmp, ["--heap-ms", str(SAMPLE_MS), "--heapsize", str(HEAP),
+                               "--heap-imports", ",".join(import_order())] + extra)
     boots = []
     for boot in (1, 2):
-        last = [t for t in r.charger.log(boot) if t.startswith("HEAP ")]
-        if not last:
-            raise RuntimeError("no HEAP line from boot %d:\n%s" % (boot, r.charger.text()))
-        boots.append(json.loads(last[-1][5:]))
+        log = r.charger.log(boot)
+        last = [t for t in log if t.startswith("HEAP ")]
+        steps = [t for t in log if t.startswith("HEAPSTEPS ")]
+        if not last or not steps:
+            raise RuntimeError("no HEAP lines from boot %d:\n%s" % (boot, r.charger.text()))
+        boots.append(dict(json.loads(last[-1][5:]), steps=json.loads(steps[0][10:])))
     return {"boots": boots, "baseline": max(b["baseline"] for b in boots),
             "peak_above_baseline": max(b["peak_above_baseline"] for b in boots),
             "smallest_largest_free_block": min(b["smallest_largest_free_block"] for b in boots)}
