@@ -110,8 +110,8 @@ class Stream {
     return new Uint8Array(out);
   }
 
-  write(data) {
-    if (!this.sock.destroyed) this.sock.write(Buffer.from(new Uint8Array(data)));
+  write(hex) { // boards/wasm.py sends bytes as hex text: see its Stream.write
+    if (!this.sock.destroyed) this.sock.write(Buffer.from(hex, "hex"));
   }
 
   drain() {

@@ -1,6 +1,7 @@
 """Webassembly board (MicroPython in Node): Node sockets for the hub and the virtual devices."""
 import asyncio
 import time
+from binascii import hexlify
 
 import js
 
@@ -21,7 +22,9 @@ class Stream:
         self._s = sock
 
     def write(self, data):
-        self._s.write(data)
+        # As hex text, which goes to JS by value: bytes would go as a proxy that keeps them on
+        # the heap until Node's collector finalizes it (kilobytes per message, for seconds).
+        self._s.write(hexlify(data).decode())
 
     async def drain(self):
         await self._s.drain()
