@@ -9,17 +9,26 @@ device's flash is not), and a hub stream written here that answers the agent's P
 OICP replies (AuthorizeStart: authorized with a SessionID; the rest: acknowledged) and keeps
 nothing of a request but its path. Two sessions on two EVSEs: tap, charge, tap again.
 
-The webassembly port collects only when control is back in JavaScript (gc.collect() inside a
-step merely asks for it), so a live-heap figure is gc.collect(), then a real sleep (a return to
-JS), then gc.mem_alloc(). Three figures, each above the baseline (the live heap after imports
-and Agent(cfg, board), before its journal loads, as tools/bench/agent_heap_e2e.py takes it):
+The webassembly port collects only when control enters Python from JS at the top
+(gc.collect() inside a step merely asks for it), and at times not for several such entries; it
+also keeps a Python object handed to JS (asyncio's timer callbacks here) until Node finalizes
+its proxy. So a live-heap figure (live()) is: Node's collector, gc.collect(), a real sleep, and
+gc.mem_alloc() only if it fell (a collection ran), board time standing still meanwhile. Figures
+above the baseline (the live heap after imports and Agent(cfg, board), before its journal loads,
+as tools/bench/agent_heap_e2e.py takes it):
 
-- sampler: a task that collects and samples every SAMPLE_MS, the method of agent_heap_e2e.py.
-  A sample also holds what other tasks allocated earlier in the same JS entry (garbage too).
-- in_send: the live heap at each await of the uplink's exchange (the stream's drain and read):
-  the request head and body, the client's buffers, the frames of link, uplink and client.
-- alloc: bytes allocated by each synchronous part of a message's handling (no collection can
-  run inside one on this port): the heap it needs at most on top of the live heap before it.
+- sampler_peak: a task that collects and samples every SAMPLE_MS without the care above, the
+  method of agent_heap_e2e.py: a sample also holds the garbage of every step since the last
+  collection that did run. For comparison with that benchmark.
+- in_send_peak (by point: in_send_by_point): the live heap at each await of the uplink's
+  exchange (the stream's drain, after the request is written, and its read of the reply): the
+  request head and body, the client's buffers, the frames of link, uplink and client.
+- end: the live heap once both sessions are over and everything is delivered.
+- alloc: the most bytes one synchronous stretch allocated (no collection runs within one on this
+  port): some calls on their own, "message in" from the reply's read to the journal record of
+  its delivery, "message out" from the journal's read of the next message to the request
+  written (other tasks may run within it too). Heap the stretch needs at most on top of the
+  live heap it starts from, less where a device collects within it.
 """
 import asyncio
 import gc
@@ -27,7 +36,6 @@ import json
 import time
 
 import js
-
 from fakeport import FakePort
 from test_agent import Board
 from test_meter import abb
@@ -294,8 +302,9 @@ async def main():
     progress = kinds.pop("Progress", 0)  # meter values in between, as the charger sees fit
     if kinds != {"AuthorizeStart": 2, "Start": 2, "End": 2, "CDR": 2} or R["errors"]:
         raise RuntimeError("the sessions went wrong: %r" % (R,))
-    return {"sample_ms": SAMPLE_MS, "baseline": R["base"], "sampler_peak_above_baseline": R["sampler"][0],
-            "sampler_peak_phase": R["sampler"][1], "in_send_peak_above_baseline":
-            R["in_send"][0], "in_send_peak_at": R["in_send"][1],
-            "in_send_by_point": R["by_point"], "alloc_per_call": R["alloc"],
-            "end_above_baseline": end, "posts": R["posts"], "progress_notifications": progress, "delivered": st["delivered"]}
+    return {"sample_ms": SAMPLE_MS, "baseline": R["base"],
+            "sampler_peak_above_baseline": R["sampler"][0], "sampler_peak_phase": R["sampler"][1],
+            "in_send_peak_above_baseline": R["in_send"][0], "in_send_peak_at": R["in_send"][1],
+            "in_send_by_point": R["by_point"], "alloc": R["alloc"], "end_above_baseline": end,
+            "posts": R["posts"], "progress_notifications": progress,
+            "delivered": st["delivered"]}
