@@ -1,8 +1,11 @@
 """Rate limits per operator and the relay's one priority queue (thread-safe, clock injected).
 
-TokenBucket(per_min): any 60 s window holds at most per_min takes. It starts full with a burst of
-b = max(1, per_min // 10) and refills (per_min - b) / 60 per second, so b + 60 s of refill is
-exactly per_min. A hub's 429 holds a bucket for its Retry-After (hold()).
+TokenBucket(per_min): any 60 s window holds at most per_min takes, also across a relay restart.
+It holds at most a burst of b = max(1, per_min // 10) and refills (per_min - b) / 60 per second,
+so b + 60 s of refill is exactly per_min. It starts empty: a relay killed right after a burst and
+started again must not add a second burst to the same minute (the first request after a start
+waits 1 / rate: 0.33 s for AuthorizeStart at Hubject's 200/min). A hub's 429 holds a bucket for
+its Retry-After (hold()).
 
 Scheduler: requests wait in chains (one per session, one per push operation of an operator, or
 none): only a chain's head is eligible, so a session's messages leave in their order. Among
@@ -24,7 +27,7 @@ class TokenBucket:
     def __init__(self, per_min, now):
         self.burst = max(1, per_min // 10)
         self.rate = max(per_min - self.burst, 1) / 60.0
-        self.tokens, self.at, self.held_until = float(self.burst), now, now
+        self.tokens, self.at, self.held_until = 0.0, now, now
 
     def _refill(self, now):
         if now > self.at:

@@ -120,26 +120,60 @@ def test_fuzz_envelope_is_parsed_or_refused_with_a_message(payload):
         assert reply["status"] == 400 and reply["id"] == e.id
 
 
+def _greedy(b, start, end, sent):
+    """Take every token the bucket gives from start until end (a relay with a full queue)."""
+    now = start
+    while True:
+        now = max(now, b.ready_at(now))
+        if now >= end:
+            return
+        b.take(now)
+        sent.append(now)
+
+
+def _max_per_window(sent):
+    j, most = 0, 0
+    for i, t in enumerate(sent):
+        while sent[j] <= t - 60:
+            j += 1
+        most = max(most, i - j + 1)
+    return most
+
+
 def test_token_bucket_keeps_every_60_s_window_at_the_limit():
     for per_min in (2, 7, 100, 350):
-        now, sent, b = 0.0, [], TokenBucket(per_min, 0.0)
-        while now < 600:
-            at = b.ready_at(now)
-            now = max(now, at)
-            b.take(now)
-            sent.append(now)
-        j = 0
-        for i, t in enumerate(sent):
-            while sent[j] <= t - 60:
-                j += 1
-            assert i - j + 1 <= per_min, (per_min, t)
-        # and it does not starve: the burst, then per_min - burst every minute
-        assert len(sent) >= b.burst + (per_min - b.burst) * 10 - 1, (per_min, len(sent))
+        sent = []
+        b = TokenBucket(per_min, 0.0)
+        _greedy(b, 0.0, 600.0, sent)
+        assert _max_per_window(sent) <= per_min, per_min
+        # and it does not starve: per_min - burst every minute, the burst once it is idle
+        assert len(sent) >= (per_min - b.burst) * 10 - 1, (per_min, len(sent))
+        _greedy(b, 700.0, 700.001, sent)
+        assert len(sent) - (per_min - b.burst) * 10 >= b.burst - 1, per_min
+
+
+def test_a_relay_restarted_after_a_burst_stays_within_the_limit():
+    # The killed process spent its refill and its burst just before dying; the new one starts
+    # empty, so no 60 s window around the restart holds more than the limit.
+    for per_min in (7, 100, 200):
+        sent = []
+        old = TokenBucket(per_min, 0.0)
+        _greedy(old, 0.0, 100.0, sent)  # steady at the limit ...
+        _greedy(old, 200.0, 200.001, sent)  # ... idle, then a full burst
+        for restart in (200.002, 230.0):
+            new = TokenBucket(per_min, restart)
+            both = list(sent)
+            _greedy(new, restart, restart + 120.0, both)
+            assert _max_per_window(both) <= per_min, (per_min, restart)
 
 
 class Clock:
     def __init__(self):
         self.t = 0.0
+
+    def full(self):
+        """A minute on: the buckets made so far hold their burst (a fresh one is empty)."""
+        self.t += 60
 
     def __call__(self):
         return self.t
@@ -172,6 +206,7 @@ def test_priority_between_sessions_order_within_one():
     kinds = ["Progress", "Start", "ChargeDetailRecord", "Error", "End", "AuthorizeStart"]
     for i, k in enumerate(kinds):
         s.put(req(i, "CDR" if k == "ChargeDetailRecord" else k, sid="s%d" % i))
+    clock.full()
     assert [r.kind for r in drain(s)] == ["AuthorizeStart", "End", "Error",
                                           "ChargeDetailRecord", "Start", "Progress"]
     for i, k in enumerate(["Start", "Progress", "End"]):   # one session: its own order
@@ -183,9 +218,11 @@ def test_priority_between_sessions_order_within_one():
 
 
 def test_a_newer_progress_replaces_a_queued_one():
-    s = Scheduler(LIMITS, clock=Clock())
+    clock = Clock()
+    s = Scheduler(LIMITS, clock=clock)
     first = req(1, "Start", sid="s")
     s.put(first)
+    clock.full()
     assert s.take(timeout=0) is first                    # Start at the hub
     assert s.put(req(2, "Progress", sid="s")) is None
     old = s.put(req(3, "Progress", sid="s"))
@@ -205,18 +242,22 @@ def test_rate_limit_waits_and_expiry_and_bound():
         s.put(req(i, "Start", sid="s%d" % i))
     with pytest.raises(QueueFull):
         s.put(req(9, "Start", sid="s9"))
-    assert [r.id for r in drain(s)] == ["m-0", "m-1"]    # burst of 20 // 10
+    assert [r.id for r in drain(s)] == []                # a fresh bucket is empty
     clock.t = 60 / 18 + 0.001                            # one refill at 18 per minute
-    assert [r.id for r in drain(s)] == ["m-2"]
+    assert [r.id for r in drain(s)] == ["m-0"]
+    clock.t = 3 * 60 / 18 + 0.001
+    assert [r.id for r in drain(s)] == ["m-1", "m-2"]    # up to the burst of 20 // 10
     clock.t = 31
     r = s.take(timeout=0)
     assert r.id == "m-3" and r.state == "expired"
 
 
 def test_an_answer_wakes_one_waiting_worker_for_the_next_of_its_session():
-    s = Scheduler(LIMITS, clock=Clock())
+    clock = Clock()
+    s = Scheduler(LIMITS, clock=clock)
     first = req(1, "Start", sid="s")
     s.put(first)
+    clock.full()
     assert s.take(timeout=0) is first
     s.put(req(2, "Progress", sid="s"))                   # waits for the Start's answer
     got = []

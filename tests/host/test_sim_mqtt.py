@@ -161,12 +161,11 @@ def test_relay_killed_broker_restarted_hub_down_and_a_burst_lose_and_repeat_noth
         assert mine == [("AuthorizeStart", None), ("ChargingNotifications", "Start"),
                         ("ChargingNotifications", "End"), ("ChargeDetailRecord", None)], mine
     print("hub: %d duplicates answered as the first" % s["hub"]["duplicates"])
-    # The rate: each relay process keeps its bucket (a restarted one starts with a full burst).
+    # The rate, over the whole run: a restarted relay starts with an empty bucket, so no minute
+    # around the SIGKILL holds more than the limit either.
     notes = [_stamp(e) for e in ex if e["operation"] == "ChargingNotifications"]
-    before = [t for t in notes if t < killed]
-    after = [t for t in notes if t >= killed]
-    assert _window_ok(before, LIMIT) and _window_ok(after, LIMIT)
-    assert len(after) > LIMIT // 10 + 1  # more than one burst's worth went through the limit
+    assert _window_ok(notes, LIMIT)
+    assert len([t for t in notes if t >= killed]) > LIMIT // 10 + 1  # the limit did the work
 
 
 @pytest.mark.parametrize("argv, named", [
