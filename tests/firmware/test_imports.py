@@ -1,0 +1,31 @@
+"""Every cpagent module imports on this runtime, and so does this runtime's own board module."""
+import os
+import sys
+
+import cpagent
+
+
+def _folder(pkg):
+    return pkg.__file__.rsplit("/", 1)[0]
+
+
+def test_every_cpagent_module_imports():
+    names = sorted(n[:-3] for n in os.listdir(_folder(cpagent))
+                   if n.endswith(".py") and n != "__init__.py")
+    assert len(names) >= 25 and "agent" in names and "uplink_mqtt" in names
+    for name in names:
+        __import__("cpagent." + name)
+        assert ("cpagent." + name) in sys.modules, name
+
+
+def test_this_runtimes_board_imports():
+    # The ESP32 and Pico W boards import machine/network: tests/host/test_board_stubs.py checks
+    # them against the ports' API stubs, tests/firmware/test_board_mcu.py runs them on fakes.
+    if sys.implementation.name == "micropython":
+        from boards import wasm
+
+        assert wasm.Board
+    else:
+        from boards import host
+
+        assert host.HostBoard
