@@ -1,4 +1,5 @@
 """An EV's charging curve on a virtual clock: power, per-phase V and A, and the meter's Wh."""
+import time
 
 _STEP_S = 1.0  # integration step; advance() splits longer spans so results do not depend on them
 
@@ -97,3 +98,18 @@ class Fixed:
 
     def reading(self):
         return self.wh, self.w, self.volts, self.amps
+
+
+class RealTime:
+    """An EvLoad behind a meter on real time: advanced by the monotonic time since the last
+    reading, at each reading (`.ev` is the car: plug(), start(), energy_wh)."""
+
+    def __init__(self, ev):
+        self.ev = ev
+        self.t = time.monotonic()
+
+    def reading(self):
+        now = time.monotonic()
+        self.ev.advance(now - self.t)
+        self.t = now
+        return self.ev.reading()

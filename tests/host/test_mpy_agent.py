@@ -11,7 +11,7 @@ import time
 from test_agent_host import Bus
 
 from host_sim.hub.server import HubThread
-from host_sim.virtual.ev import EvLoad
+from host_sim.virtual.ev import EvLoad, RealTime
 from host_sim.virtual.pn532 import VirtualPn532
 from host_sim.virtual.tcp_bridge import TcpBridge
 
@@ -21,19 +21,10 @@ CARDS = ("04A1B2C3D4E5F6", "A1B2C3D4")
 HOLD_MS = 500
 
 
-class Car:
-    """An EvLoad behind a meter on real time, advanced at each read; it outlives the charger's
-    processes like a real car."""
-
-    def __init__(self):
-        self.ev = EvLoad(max_w=22000, ramp_s=1)  # 6 Wh a second: seconds show on the meter
-        self.t = time.monotonic()
-
-    def reading(self):
-        now = time.monotonic()
-        self.ev.advance(now - self.t)
-        self.t = now
-        return self.ev.reading()
+def Car():
+    """A car that outlives the charger's processes, as a real one does; 6 Wh a second, so
+    seconds show on the meter."""
+    return RealTime(EvLoad(max_w=22000, ramp_s=1))
 
 
 def config(url, **over):

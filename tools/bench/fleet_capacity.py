@@ -33,10 +33,11 @@ for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmwar
         sys.path.insert(0, _p)
 
 from boards.host import HostBoard  # noqa: E402
+from relay_throughput import cpu_s  # noqa: E402  (tools/bench: /proc CPU seconds)
 
 from cpagent.agent import Agent  # noqa: E402
 from host_sim.sim.fleet import Bus, charger_config  # noqa: E402
-from host_sim.virtual.ev import EvLoad  # noqa: E402
+from host_sim.virtual.ev import EvLoad, RealTime  # noqa: E402
 from host_sim.virtual.meter import VirtualMeter  # noqa: E402
 from host_sim.virtual.pn532 import VirtualPn532  # noqa: E402
 
@@ -62,20 +63,6 @@ def pct(xs, p):
     return s[max(0, min(len(s) - 1, -(-len(s) * p // 100) - 1))]
 
 
-class Car:
-    """An EvLoad behind a meter, advanced in real time at each reading."""
-
-    def __init__(self):
-        self.ev = EvLoad(max_w=11000, ramp_s=2)
-        self.t = time.monotonic()
-
-    def reading(self):
-        now = time.monotonic()
-        self.ev.advance(now - self.t)
-        self.t = now
-        return self.ev.reading()
-
-
 class Rec:
     """Schedule samples of one step, shared by every charger."""
 
@@ -93,7 +80,7 @@ class Charger:
         cfg = charger_config(n, CHARGER, url)
         self.card = "04%012X" % (0xC0000000 + n)
         self.pn = VirtualPn532()
-        self.cars = [Car(), Car()]
+        self.cars = [RealTime(EvLoad(max_w=11000, ramp_s=2)) for _ in range(2)]
         bus = Bus([VirtualMeter("sdm630", i + 1, c) for i, c in enumerate(self.cars)])
         self.rec = rec
         self.board = HostBoard(cfg, os.path.join(state, cfg["charger_id"]), 1.0,
@@ -174,15 +161,6 @@ def _api(url, path, method="GET"):
     req = urllib.request.Request(url + path, b"" if method == "POST" else None, method=method)
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
-
-
-def _cpu_s(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 async def _step(n, url, state, seconds, profile=None):
@@ -308,11 +286,11 @@ async def _all(url, hub_pid, tmp, steps, seconds):
             results.append({"chargers": n, "ok": None, "skipped": "time budget of the bench"})
             break
         _api(url, "/api/reset", "POST")
-        cpu0 = _cpu_s(hub_pid)
+        cpu0 = cpu_s(hub_pid)
         state = os.path.join(tmp, "n%d" % n)
         r = await _step(n, url, state, seconds)
         shutil.rmtree(state, ignore_errors=True)
-        hub_cpu = _cpu_s(hub_pid)
+        hub_cpu = cpu_s(hub_pid)
         s = _api(url, "/api/stats")
         r["hub"] = {"requests": s["requests"], "sessions": s["sessions"], "codes": s["codes"],
                     "http": s["http"],
