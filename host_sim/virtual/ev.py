@@ -101,15 +101,17 @@ class Fixed:
 
 
 class RealTime:
-    """An EvLoad behind a meter on real time: advanced by the monotonic time since the last
-    reading, at each reading (`.ev` is the car: plug(), start(), energy_wh)."""
+    """An EvLoad behind a meter on real time (times `speed` in a sped-up simulation): advanced
+    by the monotonic time since the last reading, at each reading (`.ev` is the car: plug(),
+    start(), energy_wh). It outlives a charger's restarts, as a real car does."""
 
-    def __init__(self, ev):
+    def __init__(self, ev, speed=1):
         self.ev = ev
-        self.t = time.monotonic()
+        self.speed = speed
+        self.t = time.monotonic() * speed
 
     def reading(self):
-        now = time.monotonic()
+        now = time.monotonic() * self.speed
         self.ev.advance(now - self.t)
         self.t = now
         return self.ev.reading()

@@ -12,7 +12,7 @@ from cpagent import config
 from cpagent.agent import Agent
 from host_sim import certs
 from host_sim.hub.server import Hub
-from host_sim.virtual.ev import EvLoad
+from host_sim.virtual.ev import EvLoad, RealTime
 from host_sim.virtual.meter import VirtualMeter
 from host_sim.virtual.pn532 import VirtualPn532
 
@@ -21,19 +21,9 @@ CARDS = ("04A1B2C3D4E5F6", "A1B2C3D4")
 SPEED = 100  # 300 s of board time (one Progress) in 3 s
 
 
-class Car:
-    """An EvLoad behind a meter, advanced to the virtual time (monotonic x SPEED) at each read;
-    it survives agent restarts like a real car."""
-
-    def __init__(self):
-        self.ev = EvLoad(max_w=7400, ramp_s=5)
-        self.t = time.monotonic() * SPEED
-
-    def reading(self):
-        now = time.monotonic() * SPEED
-        self.ev.advance(now - self.t)
-        self.t = now
-        return self.ev.reading()
+def Car():
+    """A car on the virtual time (monotonic x SPEED) that survives agent restarts."""
+    return RealTime(EvLoad(max_w=7400, ramp_s=5), SPEED)
 
 
 class Bus:
