@@ -2,9 +2,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
@@ -15,7 +12,7 @@ from cpagent import oicp
 from host_sim import certs
 from host_sim.broker import Broker, BrokerClient
 from host_sim.hub import HubThread
-from host_sim.relay import Relay
+from host_sim.relay import Relay, child
 from host_sim.relay.config import Config
 from host_sim.relay.envelope import NOTIFY_PATH
 
@@ -62,7 +59,7 @@ def config_doc(pki, hub, broker, **over):
 @pytest.fixture
 def relay(pki, hub, broker):
     r = Relay(Config(config_doc(pki, hub, broker))).start()
-    wait_healthy(r.http.port)   # subscribed: a request published before would find no one
+    child.healthy(r.http.port)   # subscribed: a request published before would find no one
     yield r
     r.stop()
 
@@ -179,7 +176,7 @@ def test_burst_above_the_limit_keeps_the_rate_and_the_priority(pki, hub, broker)
     doc["chargers"]["cp-1"]["evses"] = EVSES[:1]
     r = Relay(Config(doc)).start()
     try:
-        wait_healthy(r.http.port)
+        child.healthy(r.http.port)
         ch = Charger(broker)
         sids = [authorize(ch, "a-%d" % i) for i in range(24)]
         kinds = ["Progress", "Start", "Error", "End"] * 6
@@ -212,29 +209,8 @@ def _note(kind, sid):
     return oicp.notification_error(OP, sid, EVSES[0], "ConnectorError")
 
 
-def wait_healthy(port, proc=None):
-    """Until /health answers 200 (the relay is subscribed); a bounded wait, not a timed check."""
-    for _ in range(1000):
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError("relay exited with %s" % proc.returncode)
-        try:
-            if urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=2).status \
-                    == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.02)
-    raise AssertionError("relay never became healthy")
-
-
 def spawn_relay(cfg_path):
-    p = subprocess.Popen([sys.executable, "-m", "host_sim", "relay", "--config", cfg_path,
-                          "--log-level", "WARNING"], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
-    line = p.stdout.readline()
-    assert line.startswith("relay: ready http://"), line
-    wait_healthy(int(line.rsplit(":", 1)[1]), p)
-    return p
+    return child.spawn(cfg_path)[0]
 
 
 def session_messages(sid, evse=EVSES[0]):
@@ -284,7 +260,7 @@ def test_relay_killed_mid_stream_loses_nothing(pki, hub, broker, tmp_path):
 def test_broker_restart_and_hub_outage(pki, hub, broker):
     r = Relay(Config(config_doc(pki, hub, broker))).start()
     try:
-        wait_healthy(r.http.port)
+        child.healthy(r.http.port)
         ch = Charger(broker, clean=False)
         sid = authorize(ch)
         hub.call(hub.hub.add_fault, "latency", count=1, seconds=0.5)
@@ -293,7 +269,7 @@ def test_broker_restart_and_hub_outage(pki, hub, broker):
         broker.restart()
         rep = ch.reply(timeout=60)
         assert rep["id"] == "m-start" and rep["status"] == 200, rep
-        wait_healthy(r.http.port)
+        child.healthy(r.http.port)
         hub.call(hub.hub.refuse)                 # the hub goes away
         path, body = session_messages(sid)[1]
         rep = ch.request("m-end", path, body)
@@ -328,7 +304,7 @@ def fuzz_env(pki, tmp_path_factory):
     with HubThread(cards=[UID], tls=pki["dir"]) as h, \
             Broker(tmp_path_factory.mktemp("fuzzmq"), USERS) as b:
         r = Relay(Config(config_doc(pki, h, b))).start()
-        wait_healthy(r.http.port)
+        child.healthy(r.http.port)
         ch = Charger(b)
         yield ch, r
         authorize(ch, "a-after-fuzz")            # still serving

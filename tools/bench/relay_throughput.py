@@ -33,6 +33,7 @@ for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmwar
 from cpagent import oicp  # noqa: E402
 from host_sim import certs  # noqa: E402
 from host_sim.broker import Broker  # noqa: E402
+from host_sim.relay import child  # noqa: E402
 
 OP, UID = "DE*ABC", "04A1B2C3D4E5F6"
 GEN_PROCS = 2
@@ -260,30 +261,9 @@ def _spawn(args, first):
     return p, line
 
 
-def stop(p):
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 def start_relay(cfg_path, client_id):
     """`python -m host_sim relay` as our child, once subscribed; (proc, metrics port)."""
-    p, line = _spawn(["-m", "host_sim", "relay", "--config", cfg_path, "--client-id",
-                      client_id, "--log-level", "WARNING"], "relay: ready http://")
-    port = int(line.rsplit(":", 1)[1])
-    for _ in range(500):   # until subscribed: a request published before finds no one
-        try:
-            if urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=2) \
-                    .status == 200:
-                return p, port
-        except OSError:
-            time.sleep(0.02)
-    stop(p)
-    raise RuntimeError("relay %s never became healthy" % client_id)
+    return child.spawn(cfg_path, client_id, _env())
 
 
 class Rig:
@@ -326,9 +306,9 @@ class Rig:
 
     def close(self):
         for p, _ in self.relays:
-            stop(p)
+            child.stop(p)
         self.broker.stop()
-        stop(self.hub)
+        child.stop(self.hub)
 
 
 def metrics(port):

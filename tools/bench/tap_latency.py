@@ -34,6 +34,7 @@ from cpagent.agent import Agent  # noqa: E402
 from host_sim import certs  # noqa: E402
 from host_sim.broker import Broker  # noqa: E402
 from host_sim.hub.server import HubThread  # noqa: E402
+from host_sim.relay import child  # noqa: E402
 from host_sim.relay.config import DEFAULT_LIMITS  # noqa: E402
 from host_sim.virtual.ev import Fixed  # noqa: E402
 from host_sim.virtual.meter import VirtualMeter  # noqa: E402
@@ -161,7 +162,7 @@ def _one(pki, cards, tmp, name, relay=False):
                 relay_hub_ms = m["relay_hub_seconds_total"] * 1000 / n
         finally:
             if relay:
-                relay_throughput.stop(proc)
+                child.stop(proc)
                 broker.stop()
         hub_ms = {}
         for e in hub.call(lambda: hub.hub.exchanges):
