@@ -1,26 +1,39 @@
-"""Power-safe journal: the durable outbox of messages and open sessions' state, in one log file."""
+"""Power-safe journal: the durable outbox of messages, open sessions' state and dead letters."""
 # File `<dir>/log`: records appended one per event, each = magic 0xA5, payload length (u16 LE),
 # CRC-32 of the payload (u32 LE), payload = op byte + fields (u16 LE length + bytes each).
 # A record counts once its append's close() returned (littlefs commits on close). A torn or
 # corrupt stretch (power cut mid-write, FAT-like media, bit rot) fails the CRC: it is skipped and
 # counted, the scan resyncs at the next magic byte, and the log is rewritten (tmp + rename)
 # before the next append, so no record ever lands behind garbage.
-# Compaction rewrites only live state (boot, sessions, failures, pending) into `log.tmp`, then
-# renames it over `log`: when the log passes _MAX_LOG, or passes _IDLE_LOG while nothing is
+# Compaction rewrites only live state (boot, sessions, dead letters, pending with their attempt
+# counts) into `log.tmp`, then renames it over `log`: when the log has grown _MAX_LOG past the
+# live state of the last compaction, or passes _IDLE_LOG plus the dead letters while nothing is
 # pending and no session is open (once per session, a few dozen bytes). Never per event.
+# Order is per session key: next_pending(hold) skips the sessions in `hold` (waiting for a
+# retry), so one session's stuck message never delays another's. attempt() records a failed
+# try in a small "T" record; a message delivered at the first try writes nothing more.
 # Overflow policy: Start, End, Error, CDR are never dropped. Progress and Status are "latest
 # wins": a new one supersedes a still-pending one of the same session key and kind (the older is
 # never sent), and one that would make more than max_messages pending is dropped and counted
-# (stats dropped_progress). can_open_session() is False once pending must-keep messages plus a
-# reserve of 4 (Start, End, Error, CDR) per open session, the new one included, would exceed
-# max_messages: the session layer refuses the session instead. failures keeps the last 8.
-# RAM holds only a small index per pending message (sequence, kind, coalescing key, offset in
-# the log): bodies stay on flash and pending() reads them back, re-checking the CRC, so 100
-# waiting messages cost about 4 KB of heap, not 60. A record damaged on flash after load is
-# moved to failures ("damaged on flash") rather than blocking the queue.
+# (stats dropped_progress). can_open_session() is False once pending must-keep messages plus
+# dead letters plus a reserve of 4 (Start, End, Error, CDR) per open session, the new one
+# included, would exceed max_messages, or while the dead letters fill their area (_DEAD_CAP of
+# them or _DEAD_BYTES): the session layer refuses the session instead.
+# Dead letters: a message the hub refused for good (failed()) is copied whole into an "X" record
+# (id, session key, kind, path, body, reason, time, attempts) and kept until requeue() puts it
+# back as pending under a fresh id (a relay or hub that remembers the refusal by id must see a
+# new request) ahead of its session's later messages, or discard() drops it. A full dead-letter
+# area never drops one: the open sessions' refusals still land there (they are inside the
+# max_messages reserve); only new sessions are refused. `<dir>/dead.jsonl` (one JSON object a
+# line, dead_lines()) is rewritten tmp + rename whenever they change and at boot, for mpremote.
+# RAM holds only a small index per pending message (sequence, kind, session key shared by its
+# messages, offset in the log, JSON flag, attempts) and per dead letter: bodies stay on flash
+# and are read back with the CRC re-checked, so 100 waiting messages cost a few KB of heap. A
+# record damaged on flash after load becomes a dead letter without its body ("damaged on flash").
 # session_key names one charging session (e.g. its SessionID), str or int. A body is bytes (str
-# is encoded) or a JSON value (stored as compact JSON, decoded by pending()). A record is at
-# most 8 KB, which also bounds RAM while load() scans the log.
+# is encoded) or a JSON value (stored as compact JSON, decoded by pending()). A message record
+# is at most 8 KB (its dead-letter copy up to _MAX_REC), which also bounds RAM while load()
+# scans the log.
 import json
 import struct
 from binascii import crc32, hexlify
@@ -32,17 +45,27 @@ _HDR = const(7)
 _MAX_LOG = const(8192)
 _IDLE_LOG = const(1024)
 _RESERVE = const(4)
-_FAIL_CAP = const(8)
-_MAX_REC = const(8192)  # bounds RAM at boot even if a length field is corrupt
+_MAX_ADD = const(8192)  # a message record; its dead-letter copy adds reason, time, attempts
+_MAX_REC = const(8448)  # bounds RAM at boot even if a length field is corrupt
+_DEAD_CAP = const(8)  # dead letters before new sessions are refused
+_DEAD_BYTES = const(16384)  # ... or their records' bytes
+_REASON = const(120)  # characters of a refusal's reason kept
 _A = const(65)  # "A" message added: id, key, kind, path, body[, session state as in "S"]
 _J = const(74)  # "J" the same with a JSON body
 _B = const(66)  # "B" boot: boot count, id epoch, id sequence
-_D = const(68)  # "D" delivered: id
-_F = const(70)  # "F" failed: id, kind, reason
+_D = const(68)  # "D" delivered (or a dead letter discarded): id
+_F = const(70)  # "F" failed: id, kind, reason (older firmware: read as a dead letter, no body)
 _S = const(83)  # "S" session snapshot: key, state JSON ("" = closed)
+_T = const(84)  # "T" tried: id, attempts so far
+_X = const(88)  # "X" dead letter: id, key, kind, path, body, "1" if JSON, reason, time, attempts
+_R = const(82)  # "R" requeued: dead id, new id[, dead id, new id ...]
 KINDS = ("Start", "Progress", "End", "Error", "CDR", "Status")
 _LATEST = ("Progress", "Status")
 _KEEP = object()
+_NONE = const(0)  # a dead letter's body: not kept (damaged on flash), bytes, JSON
+_BYTES = const(1)
+_JSON = const(2)
+DEAD_FILE = "dead.jsonl"
 
 
 def _rand_hex():
@@ -91,7 +114,8 @@ def _rec(op, *fields):
 
 class Journal:
     """Durable outbox over an injected fs; call load() once after construction (a new Journal
-    if it raised)."""
+    if it raised). `stamp()` gives the time a refusal is recorded with (the charger sets it to
+    its clock's; "" when unset)."""
 
     def __init__(self, fs, directory, max_messages=200, rand_hex=_rand_hex):
         self._fs = fs
@@ -99,18 +123,22 @@ class Journal:
         self._log = directory + "/log"
         self.max_messages = max_messages
         self._rand = rand_hex
+        self.stamp = lambda: ""
         self.boot = 0
         self._epoch = None
         self._seq = 0
-        # (seq, kind, key if coalescing else None, offset in log, body is JSON), send order
+        # (seq, kind, session key, offset in log, body is JSON, attempts), send order
         self._pend = []
+        # (msg id, kind, session key, offset of its X record or None, reason, body kept:
+        # _NONE/_BYTES/_JSON, record bytes), oldest first
+        self.dead = []
         self._sess = {}  # key -> state as JSON text (a copy the caller cannot mutate)
-        self.failures = []
         self._size = 0
+        self._live = 0  # bytes of the log right after the last compaction
         self._dirty = False  # the log may end in garbage: rewrite it before appending
         self._ready = False
         self.stats = {"bytes_written": 0, "appends": 0, "compactions": 0,
-                      "dropped_progress": 0, "bad_records": 0, "dropped_failures": 0}
+                      "dropped_progress": 0, "bad_records": 0}
 
     def load(self):
         """Recover the state after boot, count bad records, drop stale tmp, persist boot + 1."""
@@ -120,7 +148,7 @@ class Journal:
         fs.mkdir(self._dir)
         names = fs.listdir(self._dir)
         for n in names:
-            if n.endswith(".tmp"):  # a compaction cut before its rename: `log` is intact
+            if n.endswith(".tmp"):  # a rewrite cut before its rename: the old file is intact
                 fs.remove(self._dir + "/" + n)
         if "log" in names:
             with fs.open(self._log, "rb") as f:
@@ -130,11 +158,16 @@ class Journal:
         self.boot += 1
         if self._epoch is None:
             self._epoch = self._rand()
+        for d in self.dead:  # older firmware's failures: rewritten as X records below
+            if d[3] is None:
+                self._dirty = True
         if self._dirty:
             self._compact()
         else:
             self._append(self._boot_rec())
             self._tidy()
+        if self.dead or DEAD_FILE in names:
+            self._export()  # a cut may have come between an X record and the file
         self._ready = True
         return self
 
@@ -154,7 +187,7 @@ class Journal:
                     buf = self._fill(f, buf, e)
                     if len(buf) >= e and crc32(memoryview(buf)[_HDR:e]) == crc:
                         try:
-                            self._apply(buf[_HDR:e], at)
+                            self._apply(buf[_HDR:e], at, e)
                         except (ValueError, IndexError, KeyError, TypeError):
                             self.stats["bad_records"] += 1
                             self._dirty = True
@@ -176,7 +209,7 @@ class Journal:
             buf += c
         return buf
 
-    def _apply(self, p, at):
+    def _apply(self, p, at, size):
         f = _fields(p)
         op = p[0]
         if op == _A or op == _J:
@@ -191,11 +224,24 @@ class Journal:
             if len(f) > 5:
                 self._set(key, f[5].decode() or None)
         elif op == _D:
-            self._drop(self._seqof(f[0].decode()))
-        elif op == _F:
+            self._forget(f[0].decode())
+        elif op == _T:
+            i = self._index(self._seqof(f[0].decode()))
+            if i is not None:
+                self._pend[i] = self._pend[i][:5] + (int(f[1]),)
+        elif op == _X:
             mid = f[0].decode()
             self._drop(self._seqof(mid))
-            self._fail(mid, f[1].decode(), f[2].decode())
+            self._bury(mid, f[2].decode(), json.loads(f[1]), at, f[6].decode(),
+                       _NONE if not f[3] else _JSON if f[5] == b"1" else _BYTES, size)
+        elif op == _R:
+            self._revive(f)
+        elif op == _F:
+            mid = f[0].decode()
+            i = self._index(self._seqof(mid))
+            key = None if i is None else self._pend[i][2]
+            self._drop(self._seqof(mid))
+            self._bury(mid, f[1].decode(), key, None, f[2].decode(), _NONE, 0)
         elif op == _S:
             self._set(json.loads(f[0]), f[1].decode() or None)
         elif op == _B:
@@ -234,65 +280,89 @@ class Journal:
         self.stats["bytes_written"] += len(rec)
         return at
 
-    def _read(self, at):
-        """The fields of the message record at offset `at`, CRC re-checked (flash can rot)."""
-        with self._fs.open(self._log, "rb") as f:
-            f.seek(at)
-            h = f.read(_HDR)
-            if len(h) == _HDR and h[0] == _MAGIC:
-                _, n, crc = struct.unpack_from("<BHI", h)
-                p = f.read(n)
-                if len(p) == n and crc32(p) == crc and p[0] in (_A, _J):
-                    return _fields(p)
-        raise ValueError("journal record at %d is damaged" % at)
+    def _read(self, at, ops=(_A, _J, _X)):
+        """The fields of the record at offset `at`, CRC re-checked (flash can rot)."""
+        if at is not None:
+            with self._fs.open(self._log, "rb") as f:
+                f.seek(at)
+                h = f.read(_HDR)
+                if len(h) == _HDR and h[0] == _MAGIC:
+                    _, n, crc = struct.unpack_from("<BHI", h)
+                    p = f.read(n)
+                    if len(p) == n and crc32(p) == crc and p[0] in ops:
+                        return _fields(p)
+        raise ValueError("journal record at %s is damaged" % at)
+
+    def _dead_rec(self, d):
+        """The X record of dead letter d: copied from flash, or without its body if damaged."""
+        try:
+            return _rec(_X, *self._read(d[3], (_X,))), d
+        except ValueError:
+            r = "damaged on flash" if d[3] is not None else d[4]
+            x = _rec(_X, d[0], _dumps(d[2]), d[1], "", "", "", r, "", "0")
+            return x, (d[0], d[1], d[2], None, r, _NONE, len(x))
 
     def _compact(self):
-        # Live state only: boot, sessions, failures, then each pending message copied from the
-        # old log without its session-state field (the S records above are newer).
-        # A message whose record fails its CRC is written as failed ("damaged on flash") after
-        # the others; RAM changes only once the rename made the new log the real one. An
-        # OSError aborts the compaction and leaves the old log in charge.
+        # Live state only: boot, sessions, dead letters, then each pending message copied from
+        # the old log under its current id, without its session-state field (the S records
+        # above are newer), and its attempts. A message whose record fails its CRC becomes a
+        # dead letter without its body after the others; RAM changes only once the rename made
+        # the new log the real one. An OSError aborts the compaction and leaves the old log.
         tmp = self._log + ".tmp"
         n = 0
         keep = []
+        dead = []
         bad = []
         with self._fs.open(tmp, "wb") as f:
             for r in self._head_records():
                 f.write(r)
                 n += len(r)
-            for e in self._pend:
-                try:
-                    r = _rec(_J if e[4] else _A, *self._read(e[3])[:5])
-                except ValueError:
-                    bad.append((self._mid(e[0]), e[1], "damaged on flash"))
-                    continue
+            for d in self.dead:
+                r, d = self._dead_rec(d)
                 f.write(r)
-                keep.append(e[:3] + (n, e[4]))
+                dead.append(d[:3] + (n,) + d[4:])
                 n += len(r)
+            for e in self._pend:
+                mid = self._mid(e[0])
+                try:
+                    fl = self._read(e[3])
+                    recs = [_rec(_J if e[4] else _A, mid, *fl[1:5])]
+                except ValueError:
+                    bad.append((mid, e[1], e[2], None, "damaged on flash", _NONE, 0))
+                    continue
+                if e[5]:
+                    recs.append(_rec(_T, mid, str(e[5])))
+                keep.append(e[:3] + (n,) + e[4:])
+                for r in recs:
+                    f.write(r)
+                    n += len(r)
             for b in bad:
-                r = _rec(_F, *b)
+                r, b = self._dead_rec(b)
                 f.write(r)
+                dead.append(b[:3] + (n,) + b[4:])
                 n += len(r)
         self._fs.rename(tmp, self._log)
         self._pend = keep
-        for b in bad:
-            self.stats["bad_records"] += 1
-            self._fail(*b)
-        self._size = n
+        self.dead = dead
+        self.stats["bad_records"] += len(bad)
+        self._size = self._live = n
         self._dirty = False
         self.stats["compactions"] += 1
         self.stats["bytes_written"] += n
+        if bad:
+            self._export()
 
     def _head_records(self):
         yield self._boot_rec()
         for k in self._sess:
             yield _rec(_S, _dumps(k), self._sess[k])
-        for e in self.failures:
-            yield _rec(_F, *e)
 
     def _tidy(self):
-        if self._size > _MAX_LOG or (self._size > _IDLE_LOG and not self._pend
-                                     and not self._sess):
+        if self._pend or self._sess:
+            over = self._size - self._live > _MAX_LOG
+        else:  # idle: only the boot record and the dead letters are live
+            over = self._size - self._dead_bytes() > _IDLE_LOG
+        if over:
             try:
                 self._compact()
             except OSError:
@@ -311,25 +381,51 @@ class Journal:
                 return i
         return None
 
+    def _shared(self, key):
+        """An equal key already held (RAM: one copy per session, not per message)."""
+        for e in self._pend:
+            if e[2] == key:
+                return e[2]
+        return key
+
     def _enqueue(self, seq, kind, key, at, js):
         if kind in _LATEST:
             i = self._latest(key, kind)
             if i is not None:
                 del self._pend[i]
-        else:
-            key = None  # only Progress and Status coalesce by key: no need to hold it
-        self._pend.append((seq, kind, key, at, js))
+        self._pend.append((seq, kind, self._shared(key), at, js, 0))
 
     def _drop(self, seq):
         i = self._index(seq)
         if i is not None:
             del self._pend[i]
 
-    def _fail(self, mid, kind, reason):
-        self.failures.append((mid, kind, reason))
-        if len(self.failures) > _FAIL_CAP:
-            self.failures.pop(0)
-            self.stats["dropped_failures"] += 1
+    def _forget(self, mid):
+        self._drop(self._seqof(mid))
+        self.dead = [d for d in self.dead if d[0] != mid]
+
+    def _bury(self, mid, kind, key, at, reason, whole, size):
+        self.dead = [d for d in self.dead if d[0] != mid]  # a requeued one refused again
+        self.dead.append((mid, kind, key, at, reason, whole, size))
+
+    def _revive(self, f):
+        # Pairs (dead id, new id), applied last first: each lands before the first pending
+        # message of its session, so a batch keeps its own order ahead of the session's rest.
+        for k in range(len(f) - 2, -1, -2):
+            old, new = f[k].decode(), f[k + 1].decode()
+            for d in self.dead:
+                if d[0] == old:
+                    break
+            else:
+                continue
+            seq = self._seqof(new, True)
+            self._seq = max(self._seq, seq)
+            e = (seq, d[1], self._shared(d[2]), d[3], d[5] == _JSON, 0)
+            i = 0
+            while i < len(self._pend) and self._pend[i][2] != d[2]:
+                i += 1
+            self._pend.insert(i, e)
+            self.dead.remove(d)
 
     def _set(self, key, text):
         if text is None:
@@ -352,35 +448,67 @@ class Journal:
             if state is not _KEEP:
                 self.put_session(session_key, state)  # the message goes, the snapshot stays
             return None
-        self._seq += 1
-        mid = self._mid(self._seq)
+        mid = self._mid(self._seq + 1)
         f = (mid, _dumps(session_key), kind, path, body)
         if state is not _KEEP:
             state = None if state is None else _dumps(state)
             f += (state or "",)
-        at = self._append(_rec(_J if js else _A, *f))
+        rec = _rec(_J if js else _A, *f)
+        if len(rec) > _MAX_ADD:
+            raise ValueError("journal record over %d bytes: body or session state too big"
+                             % _MAX_ADD)
+        self._seq += 1
+        at = self._append(rec)
         self._enqueue(self._seq, kind, session_key, at, js)
         if state is not _KEEP:
             self._set(session_key, state)
         self._tidy()
         return mid
 
-    def pending(self, limit=None):
-        """[(msg_id, kind, path, body)] oldest first (the send order); `limit`: only the first."""
-        out = []
+    def _ready_pending(self, hold=()):
+        """(index entry, its fields) oldest first, skipping the session keys in `hold`; a
+        record damaged on flash becomes a dead letter on the way."""
         i = 0
-        while i < len(self._pend) and (limit is None or len(out) < limit):
+        while i < len(self._pend):
             e = self._pend[i]
+            if e[2] in hold:
+                i += 1
+                continue
             try:
                 f = self._read(e[3])
             except ValueError:
-                self.stats["bad_records"] += 1
-                self.failed(self._mid(e[0]), "damaged on flash")  # leaves _pend
+                self._damaged(e)  # leaves _pend
                 continue
+            yield e, f
+            i += 1
+
+    def _damaged(self, e):
+        self.stats["bad_records"] += 1
+        mid = self._mid(e[0])
+        x = _rec(_X, mid, _dumps(e[2]), e[1], "", "", "", "damaged on flash", self.stamp(),
+                 str(e[5]))
+        at = self._append(x)
+        self._drop(e[0])
+        self._bury(mid, e[1], e[2], at, "damaged on flash", _NONE, len(x))
+        self._export()
+
+    def pending(self, limit=None):
+        """[(msg_id, kind, path, body)] oldest first (the send order); `limit`: only the first."""
+        out = []
+        for e, f in self._ready_pending():
+            if limit is not None and len(out) >= limit:
+                break
             out.append((self._mid(e[0]), e[1], f[3].decode(),
                         json.loads(f[4]) if e[4] else f[4]))
-            i += 1
         return out
+
+    def next_pending(self, hold=()):
+        """The oldest pending message of a session key not in `hold` as
+        (msg_id, kind, path, body, session key, attempts), or None."""
+        for e, f in self._ready_pending(hold):
+            return (self._mid(e[0]), e[1], f[3].decode(), json.loads(f[4]) if e[4] else f[4],
+                    e[2], e[5])
+        return None
 
     def delivered(self, msg_id):
         """The hub acknowledged msg_id: durably forget it (unknown id: no-op)."""
@@ -390,17 +518,108 @@ class Journal:
             self._drop(seq)
             self._tidy()
 
+    def attempt(self, msg_id):
+        """A try of msg_id got an answer to retry later: durably count it; returns the count
+        (0 for an unknown id)."""
+        i = self._index(self._seqof(msg_id))
+        if i is None:
+            return 0
+        e = self._pend[i]
+        self._append(_rec(_T, msg_id, str(e[5] + 1)))
+        self._pend[i] = e[:5] + (e[5] + 1,)
+        self._tidy()
+        return e[5] + 1
+
     def failed(self, msg_id, reason):
-        """The hub refused msg_id for good: durably move it to .failures (unknown id: no-op)."""
+        """The hub refused msg_id for good: durably move it whole to the dead letters, with the
+        reason, the time and its attempts (this one included). Unknown id: no-op."""
         seq = self._seqof(msg_id)
         i = self._index(seq)
-        if i is not None:
-            kind = self._pend[i][1]
-            reason = str(reason)[:60]
-            self._append(_rec(_F, msg_id, kind, reason))
-            self._drop(seq)
-            self._fail(msg_id, kind, reason)
-            self._tidy()
+        if i is None:
+            return
+        e = self._pend[i]
+        reason = str(reason)[:_REASON]
+        try:
+            f = self._read(e[3])
+            x = _rec(_X, msg_id, f[1], e[1], f[3], f[4], "1" if e[4] else "", reason,
+                     self.stamp(), str(e[5] + 1))
+        except ValueError:
+            return self._damaged(e)
+        at = self._append(x)
+        self._drop(seq)
+        self._bury(msg_id, e[1], e[2], at, reason, _JSON if e[4] else _BYTES, len(x))
+        self._export()
+        self._tidy()
+
+    def requeue(self, msg_id=None):
+        """Dead letters (all, or the one msg_id) back to pending under fresh ids, attempts 0,
+        ahead of their sessions' later messages; durable on return (one record). Returns the
+        new ids; one kept without its body stays a dead letter."""
+        f = []
+        for d in self.dead:
+            if d[5] and (msg_id is None or d[0] == msg_id):
+                f.append(d[0])
+                f.append(self._mid(self._seq + 1 + len(f) // 2))
+        if not f:
+            return []
+        self._append(_rec(_R, *f))
+        self._revive([x.encode() for x in f])
+        self._export()
+        self._tidy()
+        return f[1::2]
+
+    def discard(self, msg_id):
+        """Durably drop the dead letter msg_id (after exporting it); True if there was one."""
+        for d in self.dead:
+            if d[0] == msg_id:
+                self._append(_rec(_D, msg_id))
+                self._forget(msg_id)
+                self._export()
+                self._tidy()
+                return True
+        return False
+
+    @property
+    def failures(self):
+        """[(msg_id, kind, reason)] of the dead letters, oldest first."""
+        return [(d[0], d[1], d[4]) for d in self.dead]
+
+    def dead_full(self):
+        """The dead-letter area is full: no new session until they are requeued or discarded."""
+        return len(self.dead) >= _DEAD_CAP or self._dead_bytes() >= _DEAD_BYTES
+
+    def _dead_bytes(self):
+        return sum(d[6] for d in self.dead)
+
+    def dead_lines(self):
+        """Each dead letter as one line of JSON text: id, kind, path, key, reason, time,
+        attempts, body (null if it was not kept); read from flash one at a time."""
+        for d in self.dead:
+            try:
+                x = self._read(d[3], (_X,))
+                body = (x[4].decode() if d[5] == _JSON else _dumps(x[4].decode())
+                        if d[5] == _BYTES else "null")
+                path, t, n = x[3].decode(), x[7].decode(), int(x[8])
+            except ValueError:
+                path, t, n, body = "", "", 0, "null"
+            yield '{"id":%s,"kind":%s,"path":%s,"key":%s,"reason":%s,"time":%s,"attempts":%d,' \
+                  '"body":%s}' % (_dumps(d[0]), _dumps(d[1]), _dumps(path), _dumps(d[2]),
+                                  _dumps(d[4]), _dumps(t), n, body)
+
+    def _export(self):
+        """Rewrite <dir>/dead.jsonl from the dead letters (tmp + rename); none: remove it."""
+        fs = self._fs
+        path = self._dir + "/" + DEAD_FILE
+        if not self.dead:
+            if DEAD_FILE in fs.listdir(self._dir):
+                fs.remove(path)
+            return
+        with fs.open(path + ".tmp", "wb") as f:
+            for line in self.dead_lines():
+                b = line.encode() + b"\n"
+                f.write(b)
+                self.stats["bytes_written"] += len(b)
+        fs.rename(path + ".tmp", path)
 
     def put_session(self, key, state):
         """Durably snapshot an open session's small dict; None closes it."""
@@ -416,9 +635,11 @@ class Journal:
         return {k: json.loads(v) for k, v in self._sess.items()}
 
     def can_open_session(self):
-        """Admission control: room for one more session's must-keep messages."""
-        must = 0
+        """Admission control: room for one more session's must-keep messages, and room left
+        in the dead-letter area."""
+        must = len(self.dead)
         for e in self._pend:
             if e[1] not in _LATEST:
                 must += 1
-        return must + _RESERVE * (len(self._sess) + 1) <= self.max_messages
+        return (not self.dead_full()
+                and must + _RESERVE * (len(self._sess) + 1) <= self.max_messages)

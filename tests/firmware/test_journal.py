@@ -1,4 +1,7 @@
-"""Journal unit tests: outbox, ids, coalescing, admission, torn tails, garbage, compaction."""
+"""Journal unit tests: outbox, ids, coalescing, admission, torn tails, garbage, compaction,
+dead letters, attempts, per-session order."""
+import json
+
 from faultfs import FaultFs, PowerCut
 
 from check import raises, raises_naming
@@ -47,29 +50,139 @@ def test_add_pending_delivered_survive_reboot():
     assert _reload(j3).pending() == []
 
 
+def _dead(j):
+    """The dead letters as the export gives them: one dict per JSON line."""
+    return [json.loads(line) for line in j.dead_lines()]
+
+
+def _file(j):
+    return [json.loads(x) for x in j._fs.files[D + "/dead.jsonl"].decode().splitlines()]
+
+
+def test_a_refused_message_is_kept_whole_across_reboot_and_compaction():
+    j = _journal()
+    j.stamp = lambda: "2026-12-01T22:00:00.000Z"
+    body = {"CDR": "x" * 300, "SessionID": "s1"}
+    a = j.add("s1", "CDR", P, body)
+    b = j.add("s2", "End", P, b"raw end")
+    assert j.attempt(a) == 1 and j.attempt(a) == 2
+    j.failed(a, "HTTP 400 validation error: " + "x" * 200)
+    j.failed(b, "022 no positive authentication response")
+    assert [m[0] for m in j.pending()] == []
+    want = [{"id": a, "kind": "CDR", "path": P, "key": "s1",
+             "reason": ("HTTP 400 validation error: " + "x" * 200)[:120],
+             "time": "2026-12-01T22:00:00.000Z", "attempts": 3, "body": body},
+            {"id": b, "kind": "End", "path": P, "key": "s2",
+             "reason": "022 no positive authentication response",
+             "time": "2026-12-01T22:00:00.000Z", "attempts": 1, "body": "raw end"}]
+    assert _dead(j) == want and _file(j) == want
+    assert j.failures == [(a, "CDR", want[0]["reason"]), (b, "End", want[1]["reason"])]
+    j2 = _reload(j)
+    assert _dead(j2) == want and _file(j2) == want
+    j2._compact()
+    j3 = _reload(j2)
+    assert _dead(j3) == want and j3.pending() == []
+
+
 def test_unknown_ids_are_noops_and_write_nothing():
     j = _journal()
     before = j._fs.bytes_written
     j.delivered("nope-1")
     j.failed("nope-2", "x")
+    assert j.attempt("nope-3") == 0 and j.requeue("nope-4") == [] and not j.discard("nope-5")
     assert j._fs.bytes_written == before
-    assert j.failures == []
+    assert j.failures == [] and D + "/dead.jsonl" not in j._fs.files
 
 
-def test_failed_moves_to_capped_failures_durably():
+def test_requeue_puts_them_back_under_fresh_ids_ahead_of_their_session():
     j = _journal()
-    ids = [j.add(1, "CDR", P, b"c%d" % i) for i in range(10)]
-    for i in ids:
-        j.failed(i, "rejected by hub: " + "x" * 100)
-    assert j.pending() == []
-    assert len(j.failures) == 8
-    assert j.failures[0][:2] == (ids[2], "CDR")
-    assert len(j.failures[0][2]) <= 60 and j.failures[0][2].startswith("rejected by hub")
-    assert j.stats["dropped_failures"] == 2
+    a = j.add("s1", "Start", P, b"start")
+    b = j.add("s1", "Progress", P, b"p")
+    c = j.add("s2", "CDR", P, {"c": 2})
+    j.attempt(a)
+    j.failed(a, "500 no")
+    j.failed(c, "400 no")
+    d = j.add("s1", "End", P, b"end")
+    new = j.requeue()
+    assert len(new) == 2 and a not in new and c not in new and len(set(new + [a, b, c, d])) == 6
+    want = [(new[0], "Start", P, b"start"), (b, "Progress", P, b"p"), (d, "End", P, b"end"),
+            (new[1], "CDR", P, {"c": 2})]
+    assert j.pending() == want and j.dead == [] and D + "/dead.jsonl" not in j._fs.files
+    assert j.next_pending()[5] == 0  # a fresh attempt count
     j2 = _reload(j)
-    assert j2.failures == j.failures and j2.pending() == []
+    assert j2.pending() == want and j2.dead == [] and j2.next_pending()[5] == 0
     j2._compact()
-    assert _reload(j2).failures == j.failures
+    assert _reload(j2).pending() == want
+    e = j2.add("s3", "Start", P, b"later")
+    assert e not in new  # ids stay unique after a requeue
+
+
+def test_requeue_one_and_discard_one():
+    j = _journal()
+    a = j.add("s1", "CDR", P, b"a")
+    b = j.add("s2", "CDR", P, b"b")
+    j.failed(a, "no")
+    j.failed(b, "no")
+    (n,) = j.requeue(b)
+    assert [m[0] for m in j.pending()] == [n] and j.failures == [(a, "CDR", "no")]
+    j.failed(n, "no again")  # refused once more: a dead letter under its new id
+    assert j.discard(a) and not j.discard(a)
+    assert j.failures == [(n, "CDR", "no again")]
+    j2 = _reload(j)
+    assert j2.failures == [(n, "CDR", "no again")] and _file(j2)[0]["body"] == "b"
+
+
+def test_a_full_dead_letter_area_refuses_new_sessions_and_drops_nothing():
+    j = _journal()
+    ids = [j.add(i, "CDR", P, b"c%d" % i) for i in range(10)]
+    for i in ids[:7]:
+        j.failed(i, "no")
+    assert j.can_open_session()
+    j.failed(ids[7], "no")
+    assert j.dead_full() and not j.can_open_session()
+    for i in ids[8:]:  # sessions already open still land there: nothing is dropped
+        j.failed(i, "no")
+    assert [d["id"] for d in _dead(j)] == ids and len(_file(j)) == 10
+    assert not _reload(j).can_open_session()
+    j.requeue()
+    assert j.can_open_session() and len(j.pending()) == 10
+
+
+def test_dead_letter_bytes_bound_the_area_too():
+    j = _journal()
+    for i in range(3):
+        j.failed(j.add(i, "CDR", P, b"x" * 6000), "no")
+    assert len(j.dead) == 3 and j.dead_full() and not j.can_open_session()
+
+
+def test_attempt_counts_survive_reboot_and_compaction_and_cost_nothing_untried():
+    j = _journal()
+    a = j.add("s1", "Start", P, b"a")
+    b = j.add("s2", "Start", P, b"b")
+    n = j._fs.bytes_written
+    j.delivered(b)
+    untried = j._fs.bytes_written - n
+    assert j.attempt(a) == 1 and j.attempt(a) == 2 and j.attempt(a) == 3
+    assert (j._fs.bytes_written - n - untried) // 3 < 40  # a small record per failed try
+    assert _reload(j).next_pending()[5] == 3
+    j._compact()
+    j2 = _reload(j)
+    assert j2.next_pending()[4:] == ("s1", 3)
+    j2.failed(a, "no")
+    assert _dead(j2)[0]["attempts"] == 4
+
+
+def test_next_pending_skips_held_sessions_only():
+    j = _journal()
+    a = j.add("s1", "Start", P, b"1")
+    j.add("s1", "End", P, b"2")
+    c = j.add(7, "Start", P, b"3")
+    d = j.add("s2", "Start", P, b"4")
+    assert j.next_pending()[0] == a
+    assert j.next_pending(["s1"])[0] == c
+    assert j.next_pending(["s1", 7])[0] == d
+    assert j.next_pending(["s1", 7, "s2"]) is None
+    assert j.next_pending()[2:5] == (P, b"1", "s1")
 
 
 def test_ids_unique_across_reboots_and_recreation():
@@ -376,7 +489,7 @@ def test_json_bodies_and_state_in_the_same_record():
     assert _reload(j3).sessions() == {"s": {"p": "y"}}
 
 
-def test_body_rotted_on_flash_after_load_goes_to_failures_not_the_wire():
+def test_body_rotted_on_flash_after_load_becomes_a_dead_letter_not_the_wire():
     j = _journal()
     a = j.add("s1", "CDR", P, b'{"cdr":"first"}')
     b = j.add("s2", "CDR", P, b'{"cdr":"second"}')
@@ -386,7 +499,8 @@ def test_body_rotted_on_flash_after_load_goes_to_failures_not_the_wire():
     j._fs.files[D + "/log"] = bytes(log)
     assert j.pending() == [(b, "CDR", P, b'{"cdr":"second"}')]
     assert j.failures[-1] == (a, "CDR", "damaged on flash")
-    assert j.stats["bad_records"] == 1
+    assert _dead(j)[-1]["key"] == "s1" and _dead(j)[-1]["body"] is None
+    assert j.stats["bad_records"] == 1 and j.requeue() == []  # no body: nothing to send
     assert _reload(j).pending() == [(b, "CDR", P, b'{"cdr":"second"}')]
 
 
