@@ -19,6 +19,7 @@ class Charger:
     def __init__(self, cfg, journal, clock):
         self.journal = journal
         self.clock = clock
+        journal.stamp = clock.stamp  # the time a refusal is recorded with
         t = cfg["timing"]
         self.evses = []
         for e in cfg["evses"]:
@@ -65,7 +66,8 @@ class Charger:
             return self._show(evse, "out of order: " + self.broken[evse])
         if self.evses[evse].state == IDLE and not self.journal.can_open_session():
             # Never start what the journal could not record to the end.
-            return self._show(evse, "journal full: try later")
+            return self._show(evse, "dead letters full: export, fix and requeue them"
+                              if self.journal.dead_full() else "journal full: try later")
         return self._apply(evse, self.evses[evse].tap(uid))
 
     def authorized(self, i, reply):
@@ -98,20 +100,23 @@ class Charger:
         self._auth = {}
         return out
 
-    def next_message(self):
-        """The oldest journaled message ready to send as (msg_id, path, body), or None.
+    def next_message(self, hold=()):
+        """The oldest journaled message ready to send of a session key not in `hold`, as
+        (msg_id, path, body, session key), or None.
 
         Timestamps taken before the wall clock was known are filled in here; a message whose
-        time is not known yet waits (and with it every later one, to keep the order).
+        time is not known yet waits (and with it the later ones of its session; other sessions
+        go on).
         """
-        head = self.journal.pending(1)
-        if not head:
-            return None
-        msg_id, _kind, path, body = head[0]
-        try:
-            return msg_id, path, oicp.resolve_times(body, self._resolve)
-        except ValueError:
-            return None
+        skip = list(hold)
+        while True:
+            m = self.journal.next_pending(skip)
+            if m is None:
+                return None
+            try:
+                return m[0], m[2], oicp.resolve_times(m[3], self._resolve), m[4]
+            except ValueError:
+                skip.append(m[4])
 
     def _resolve(self, stamp):
         iso = self.clock.resolve(stamp)
@@ -125,7 +130,12 @@ class Charger:
     def delivered(self, msg_id):
         self.journal.delivered(msg_id)
 
+    def retry(self, msg_id):
+        """The hub asked to retry msg_id later: its attempts so far (power-safe)."""
+        return self.journal.attempt(msg_id)
+
     def failed(self, msg_id, reason):
+        """Refused for good: a dead letter (journal.py says what happens when they fill up)."""
         self.journal.failed(msg_id, reason)
 
     # --- effects ------------------------------------------------------------------------------

@@ -1,34 +1,60 @@
-"""The uplink's one supervisor: AuthorizeStarts first, then the journal in order, with backoff."""
+"""The uplink's one supervisor: AuthorizeStarts first, then the journal in order per session."""
+# Backoff has two scopes. An answer the hub gave about one message (HTTP 408 or 5xx without
+# Retry-After) holds back only that message's session: its attempt is counted in the journal and
+# the session waits a full-jitter time from that count; every other session goes on. An answer
+# that says the path or the hub as a whole is not there (no connection, timeout, status 0, a
+# Retry-After, an answer that is not the hub's, "stop") backs off the whole link, as one
+# exponent. Answers that are not the hub's ("nothub": HTML from a proxy, a gateway's 404/502, a
+# redirect) never fail a message; _PATH_AFTER of them in a row set the state PATH until the
+# hub itself answers again.
 import asyncio
 
 from micropython import const
 
-_BASE_MS = const(1000)  # first backoff ceiling; doubles per retry of the same message
+_BASE_MS = const(1000)  # first backoff ceiling; doubles per retry
 _CAP_MS = const(300000)  # the ceiling stops doubling here (5 min)
 _MAX_N = const(9)  # 2**9 s > the cap: n stays small
 _IDLE_MS = const(10000)  # idle re-check, e.g. a message waiting for the wall time
 _RAND_MAX = const(65535)  # rand(2): 4 hex digits
+_MAX_HELD = const(16)  # sessions waiting for their own retry; one more backs off the whole link
+_PATH_AFTER = const(3)  # answers in a row that are not the hub's before the state says so
 
 UP = "up"
 BACKOFF = "backoff"
 STOPPED = "stopped"
+PATH = "path"  # the path to the hub is wrong: what answers is not the hub
+
+
+def about_the_message(reason, after_ms):
+    """A retry the hub gave about this message (HTTP 408 or 5xx, no Retry-After): it holds
+    back only its session. The reason is uplink_http.classify's ("HTTP <status> ...")."""
+    s = reason[5:9]
+    return not after_ms and reason[:5] == "HTTP " and s[3:] in ("", " ", ":") and (
+        s[:3] == "408" or (s[:1] == "5" and s[:3].isdigit() and len(s) > 2))
 
 
 class Link:
-    """Link(charger, uplink, sleep_ms, rand, show=None); `await run()` forever, `kick()` on work.
+    """Link(charger, uplink, sleep_ms, rand, show=None, ms=None); `await run()` forever,
+    `kick()` on work.
 
-    rand(n) gives n random bytes as hex (board.rand_hex); show(text) tells the driver/log.
+    rand(n) gives n random bytes as hex (board.rand_hex); show(text) tells the driver/log;
+    ms() is board time in ms for the sessions' due times; without it every retry backs off
+    the whole link.
     """
 
-    def __init__(self, charger, uplink, sleep_ms, rand, show=None):
+    def __init__(self, charger, uplink, sleep_ms, rand, show=None, ms=None):
         self.charger = charger
         self.uplink = uplink
         self._sleep = sleep_ms
         self._rand = rand
         self._show = show or (lambda text: None)
+        self._ms = ms
         self.state = UP
-        self.stats = {"sent": 0, "delivered": 0, "failed": 0, "retries": 0, "last_error": None}
-        self._n = 0  # retries in a row: the backoff exponent
+        self.stats = {"sent": 0, "delivered": 0, "failed": 0, "retries": 0, "last_error": None,
+                      "foreign": 0, "last_foreign": None, "held": 0}
+        self._n = 0  # link-wide retries in a row: the backoff exponent
+        self._foreign = 0  # answers in a row that were not the hub's
+        self._held = {}  # session key -> board ms its next try is due
         self._ev = asyncio.Event()
         self._kicked = self._due = False
 
@@ -41,35 +67,64 @@ class Link:
         while True:
             try:
                 await self._authorize()
-                m = None if self.state == STOPPED else self.charger.next_message()
+                if self.state == STOPPED:
+                    await self._wait(None, True)
+                    continue
+                hold = self._hold()
+                m = self.charger.next_message(hold)
                 if m is None:
-                    await self._wait(None if self.state == STOPPED else _IDLE_MS, True)
+                    await self._wait(self._idle_ms(), True)
                 else:
                     await self._deliver(m)
             except Exception as e:  # a bug or a flash error: logged, backed off, never fatal
                 self._error("link: %r" % (e,))
                 await self._backoff(0)
 
+    def _hold(self):
+        """The session keys still waiting for their due time (the due ones are let go)."""
+        now = self._ms() if self._ms else 0
+        for k in list(self._held):
+            if self._held[k] <= now:
+                del self._held[k]
+        self.stats["held"] = len(self._held)
+        return list(self._held)
+
+    def _idle_ms(self):
+        ms = _IDLE_MS
+        now = self._ms() if self._held else 0
+        for t in self._held.values():
+            ms = min(ms, max(0, t - now))
+        return ms
+
     async def _deliver(self, m):
-        msg_id, path, body = m
+        msg_id, path, body, key = m
         self.stats["sent"] += 1
         kind, value, after = await self.uplink.send(path, body, msg_id)
         if kind == "ok":
             self.charger.delivered(msg_id)
             self.stats["delivered"] += 1
-            self._n = 0
-            self.state = UP
-        elif kind == "fail":  # for good: kept in the journal's failures, and the next goes out
+            self._heard()
+        elif kind == "fail":  # for good: a dead letter, and the next goes out
             self.charger.failed(msg_id, value)
             self.stats["failed"] += 1
-            self._n = 0
-            self.state = UP
-            self._error("message %s not accepted: %s" % (msg_id, value))
+            self._heard()
+            self._error("message %s refused, kept as a dead letter: %s" % (msg_id, value))
         elif kind == "stop":
             self._stop(value)
+        elif kind == "retry" and self._ms and about_the_message(value, after) and (
+                key in self._held or len(self._held) < _MAX_HELD):
+            self.stats["retries"] += 1
+            n = self.charger.retry(msg_id)
+            self._held[key] = self._ms() + self._jitter(n - 1)
+            self._heard()
+            self._error("message %s will retry (try %d), its session waits: %s"
+                        % (msg_id, n, value))
         else:
             self.stats["retries"] += 1
-            self._error("will retry: " + value)
+            if kind == "nothub":
+                self._not_the_hub(value)
+            else:
+                self._error("will retry: " + value)
             await self._backoff(after)
 
     async def _authorize(self):
@@ -86,8 +141,29 @@ class Link:
                 self.charger.authorize_failed(i, value)
                 if kind == "stop":
                     self._stop(value)
-            heard = heard or kind in ("ok", "fail")
+                elif kind == "nothub":
+                    self._not_the_hub(value)
+            if kind in ("ok", "fail"):
+                heard = True
+                self._heard()
         return heard
+
+    def _heard(self):
+        """The hub itself answered: the link is up."""
+        self._n = self._foreign = 0
+        if self.state != STOPPED:
+            self.state = UP
+
+    def _not_the_hub(self, reason):
+        self.stats["foreign"] += 1
+        self.stats["last_foreign"] = reason
+        self._foreign += 1
+        if self._foreign >= _PATH_AFTER and self.state != STOPPED:
+            self.state = PATH
+            self._error("the path to the hub is wrong (%d answers in a row not the hub's), "
+                        "will retry: %s" % (self._foreign, reason))
+        else:
+            self._error("not the hub's answer, will retry: " + reason)
 
     def _stop(self, reason):
         self.state = STOPPED
@@ -97,13 +173,17 @@ class Link:
         self.stats["last_error"] = text
         self._show(text)
 
+    def _jitter(self, n):
+        """Full jitter: rand in [0, min(cap, base * 2**n)]."""
+        return int(self._rand(2), 16) * min(_CAP_MS, _BASE_MS << min(n, _MAX_N)) // _RAND_MAX
+
     async def _backoff(self, floor_ms):
-        """Full jitter: rand in [0, min(cap, base * 2**n)], at least floor_ms (Retry-After)."""
-        ceiling = min(_CAP_MS, _BASE_MS << self._n)
+        """The whole link waits the jittered time, at least floor_ms (Retry-After)."""
+        ms = self._jitter(self._n)
         self._n = min(self._n + 1, _MAX_N)
-        if self.state != STOPPED:
+        if self.state == UP:
             self.state = BACKOFF
-        await self._wait(max(floor_ms, int(self._rand(2), 16) * ceiling // _RAND_MAX), False)
+        await self._wait(max(floor_ms, ms), False)
 
     async def _wait(self, ms, idle):
         """Board time ms (None: until kicked). A kick ends an idle wait; in a backoff it only

@@ -1,4 +1,6 @@
 """Charger core: tap routing, admission control, and times fixed before anything is sent."""
+import json
+
 from faultfs import FaultFs
 
 from cpagent.charger import Charger
@@ -100,3 +102,45 @@ def test_times_from_a_boot_that_never_knew_the_clock_are_bounded_by_now():
     assert any("approximate" in t for _i, t in again.ch.shown)
     for k, v in start.items():
         assert not (isinstance(v, str) and (v[:4] in ("1970", "2000") or v[:1] == "@")), k
+
+
+def test_held_sessions_wait_and_the_others_go_on():
+    b = Box()
+    b.ch.tap(A)
+    b.ch.tap(B)
+    b.authorize_all()
+    b.ch.meter(0, 1000, 5000)
+    b.ch.meter(1, 2000, 5000)
+    a = b.ch.next_message()
+    assert a[3] == a[2]["SessionID"]  # the session key comes with the message
+    other = b.ch.next_message([a[3]])
+    assert other[3] != a[3] and other[2]["Type"] == "Start"
+    assert b.ch.next_message([a[3], other[3]]) is None
+    assert b.ch.retry(a[0]) == 1 and b.ch.retry(a[0]) == 2
+
+
+def test_refused_messages_are_dead_letters_with_the_time_and_fill_up_to_refusing_taps():
+    b = Box()
+    for n in range(8):
+        b.ch.tap(A)
+        b.authorize_all()
+        b.ch.meter(0, 1000 + n, 5000)
+        b.ch.tap(A)  # Start, End, CDR of session n
+        while True:
+            m = b.ch.next_message()
+            if m is None:
+                break
+            if m[2].get("Type") == "End":
+                b.ch.failed(m[0], "HTTP 400 validation error")
+            else:
+                b.ch.delivered(m[0])
+    d = [json.loads(x) for x in b.journal.dead_lines()]
+    assert len(d) == 8 and d[0]["time"] == "2026-11-22T04:00:00.000Z"
+    assert d[0]["body"]["Type"] == "End" and d[0]["attempts"] == 1
+    b.ch.tap(A)
+    assert b.ch.shown[-1] == (0, "dead letters full: export, fix and requeue them")
+    assert b.ch.evses[0].state == "idle" and not b.ch.authorizations()
+    b.journal.requeue()
+    assert [m.get("Type") for m in b.sent()] == ["End"] * 8
+    b.ch.tap(A)
+    assert b.ch.evses[0].state == "authorizing"

@@ -1,40 +1,58 @@
-"""Link supervisor: order, full-jitter backoff and Retry-After, fail, stop, AuthorizeStarts."""
+"""Link supervisor: order per session, full-jitter backoff of a session or the whole link,
+Retry-After, dead letters, stop, AuthorizeStarts, answers that are not the hub's."""
 import asyncio
 
 from check import arun
-from cpagent.link import Link
+from cpagent.link import Link, about_the_message
 
-RETRY = ("retry", "HTTP 503 hub unavailable", 0)
+RETRY = ("retry", "hub unreachable: [Errno 111] ECONNREFUSED", 0)  # the whole link backs off
+BUSY = ("retry", "HTTP 503 hub unavailable: 500 hub busy", 0)  # about this message
 OK = ("ok", "reply", 0)
+HTML = ("nothub", "HTTP 404 text/html: <html><head><title>404", 0)
 
 
 class Charger:
     """The part of cpagent.charger.Charger the link uses, over a list of messages."""
 
-    def __init__(self, n=0):
-        self.queue = [("m%d" % i, "/p", {"i": i}) for i in range(n)]
+    def __init__(self, n=0, keys=None):
+        self.queue = [("m%d" % i, "/p", {"i": i}, keys[i] if keys else "s")
+                      for i in range(n)]
         self.auth = []
         self.done = []  # ("delivered", id) / ("failed", id, reason) / ("authorized", i, r) ...
+        self.tries = {}  # msg id -> attempts the link counted
         self.boom = 0  # next_message raises this many times
 
     def authorizations(self):
         out, self.auth = self.auth, []
         return out
 
-    def next_message(self):
+    def next_message(self, hold=()):
         if self.boom:
             self.boom -= 1
             raise RuntimeError("flash read")
-        return self.queue[0] if self.queue else None
+        for m in self.queue:
+            if m[3] not in hold:
+                return m
+        return None
+
+    def _take(self, msg_id):
+        for m in self.queue:
+            if m[0] == msg_id:
+                self.queue.remove(m)
+                return
+        raise AssertionError("not pending: " + msg_id)
 
     def delivered(self, msg_id):
-        assert self.queue[0][0] == msg_id
-        self.queue.pop(0)
+        self._take(msg_id)
         self.done.append(("delivered", msg_id))
 
     def failed(self, msg_id, reason):
-        self.queue.pop(0)
+        self._take(msg_id)
         self.done.append(("failed", msg_id, reason))
+
+    def retry(self, msg_id):
+        self.tries[msg_id] = self.tries.get(msg_id, 0) + 1
+        return self.tries[msg_id]
 
     def authorized(self, i, reply):
         self.done.append(("authorized", i, reply))
@@ -44,32 +62,39 @@ class Charger:
 
 
 class Uplink:
-    """Answers each send with the next scripted Result (then OK); records the bodies."""
+    """Answers each send with the next scripted Result (then OK), or with answer(body) if
+    given; records the bodies."""
 
-    def __init__(self, *results):
+    def __init__(self, *results, answer=None):
         self.results = list(results)
+        self.answer = answer
         self.sent = []
 
     async def send(self, path, body, msg_id=None):
         self.sent.append(body)
         await asyncio.sleep(0)
+        if self.answer:
+            return self.answer(body)
         return self.results.pop(0) if self.results else OK
 
 
 class Rig:
-    def __init__(self, n, *results, rand="ffff", hold=False):
-        self.ch = Charger(n)
-        self.up = Uplink(*results)
+    def __init__(self, n, *results, rand="ffff", hold=False, keys=None, answer=None):
+        self.ch = Charger(n, keys)
+        self.up = Uplink(*results, answer=answer)
         self.slept = []
+        self.t = 0  # board ms: moves only by what the link sleeps
         self.hold = hold  # sleeps never end (the test kicks instead)
         self.shown = []
-        self.link = Link(self.ch, self.up, self.sleep_ms, lambda n: rand, self.shown.append)
+        self.link = Link(self.ch, self.up, self.sleep_ms, lambda n: rand, self.shown.append,
+                         ms=lambda: self.t)
 
     async def sleep_ms(self, ms):
         self.slept.append(ms)
         if self.hold:
             await asyncio.Event().wait()
         await asyncio.sleep(0)
+        self.t += ms
 
     async def until(self, cond, what):
         for _ in range(2000):
@@ -97,9 +122,10 @@ def test_journal_goes_out_in_order_then_idles_until_kicked():
         await r.until(lambda: not r.ch.queue, "all delivered")
         assert [b["i"] for b in r.up.sent] == [0, 1, 2]
         assert r.link.stats == {"sent": 3, "delivered": 3, "failed": 0, "retries": 0,
-                                "last_error": None}
+                                "last_error": None, "foreign": 0, "last_foreign": None,
+                                "held": 0}
         await r.until(lambda: 10000 in r.slept, "idle re-check")
-        r.ch.queue.append(("m9", "/p", {"i": 9}))
+        r.ch.queue.append(("m9", "/p", {"i": 9}, "s"))
         r.link.kick()
         await r.until(lambda: not r.ch.queue, "kicked message delivered")
         assert r.link.state == "up"
@@ -115,7 +141,8 @@ def test_retry_backs_off_with_full_jitter_doubling_to_the_cap_and_resets():
                                 300000, 300000, 1000]
         assert [b["i"] for b in r.up.sent] == [0] * 12 + [1, 1]  # the same message again
         assert r.link.stats["retries"] == 12 and r.link.stats["delivered"] == 2
-        assert r.link.stats["last_error"] == "will retry: HTTP 503 hub unavailable"
+        assert r.link.stats["last_error"] == "will retry: " + RETRY[1]
+        assert r.ch.tries == {}  # the hub never judged the message: no attempt counted
     return arun(r.run(body))
 
 
@@ -145,7 +172,8 @@ def test_failed_message_is_kept_shown_and_the_next_goes_out():
         await r.until(lambda: not r.ch.queue, "both handled")
         assert r.ch.done == [("failed", "m0", "HTTP 400 validation error: EvseID"),
                              ("delivered", "m1")]
-        assert r.shown == ["message m0 not accepted: HTTP 400 validation error: EvseID"]
+        assert r.shown == ["message m0 refused, kept as a dead letter: "
+                           "HTTP 400 validation error: EvseID"]
         assert r.link.stats["failed"] == 1 and r.link.stats["last_error"] == r.shown[0]
         assert 1000 not in r.slept  # no backoff for a refusal
     return arun(r.run(body))
@@ -175,7 +203,7 @@ def test_authorize_starts_go_first_once_each():
         await r.until(lambda: not r.ch.queue, "delivered")
         assert r.up.sent == [{"a": 0}, {"a": 1}, {"i": 0}]
         assert r.ch.done == [("authorized", 0, "auth-reply"),
-                             ("authorize_failed", 1, "HTTP 503 hub unavailable"),
+                             ("authorize_failed", 1, RETRY[1]),
                              ("delivered", "m0")]
     return arun(r.run(body))
 
@@ -216,4 +244,91 @@ def test_an_unexpected_error_is_shown_backed_off_and_survived():
         assert r.slept[:2] == [1000, 2000]
         assert r.shown[0] == "link: RuntimeError('flash read',)" or \
             r.shown[0] == "link: RuntimeError('flash read')"
+    return arun(r.run(body))
+
+
+def test_which_retries_are_about_the_message():
+    for reason in ("HTTP 503 hub unavailable", "HTTP 500 error: 500 busy", "HTTP 408 timeout"):
+        assert about_the_message(reason, 0), reason
+    for reason, after in (("HTTP 503 hub unavailable", 5000), ("HTTP 429 rate limited", 0),
+                          ("HTTP 0 error", 0), ("relay: hub unreachable", 0),
+                          ("hub unreachable: ECONNREFUSED", 0), ("garbage reply: x", 0),
+                          ("no reply from the relay in 20000 ms", 0), ("HTTP 5", 0)):
+        assert not about_the_message(reason, after), reason
+
+
+def test_a_message_retried_forever_holds_back_only_its_own_session():
+    # Session "a" has a message the hub answers 503 forever; "b"'s five are all delivered at
+    # board time 0 (no backoff in between), and "a"'s second message never overtakes its first.
+    keys = ["a", "b", "a", "b", "b", "b", "b"]
+    r = Rig(7, keys=keys, answer=lambda b: BUSY if keys[b["i"]] == "a" else OK)
+
+    async def body():
+        await r.until(lambda: [m[3] for m in r.ch.queue] == ["a", "a"], "b all delivered")
+        assert r.t == 0 and r.link.state == "up"
+        assert [d[1] for d in r.ch.done] == ["m1", "m3", "m4", "m5", "m6"]
+        await r.until(lambda: r.ch.tries.get("m0", 0) >= 6, "a retried with backoff")
+        assert "m2" not in r.ch.tries and all(b["i"] == 0 for b in r.up.sent if b["i"] != 1
+                                              and keys[b["i"]] == "a")
+        # Every session waits: the link sleeps until the earliest due time (full jitter at
+        # rand ffff = the ceiling: 1 s, 2 s, 4 s, ... per attempt of m0).
+        assert r.slept[:5] == [1000, 2000, 4000, 8000, 10000]
+        assert r.link.stats["held"] == 1 and r.link.state == "up"
+        assert "m0 will retry (try " in r.link.stats["last_error"]
+        r.ch.queue.append(("m9", "/p", {"i": 1}, "c"))  # a new session meanwhile goes at once
+        t = r.t
+        r.link.kick()
+        await r.until(lambda: ("delivered", "m9") in r.ch.done, "new session delivered")
+        assert r.t - t <= 10000  # at most the one sleep the kick cut short
+    return arun(r.run(body))
+
+
+def test_a_retry_with_retry_after_or_without_the_hub_backs_off_the_whole_link():
+    r = Rig(2, ("retry", "HTTP 503 hub unavailable", 7000), RETRY, keys=["a", "b"])
+
+    async def body():
+        await r.until(lambda: not r.ch.queue, "delivered")
+        assert r.slept[:2] == [7000, 2000] and r.ch.tries == {}
+        assert [b["i"] for b in r.up.sent] == [0, 0, 0, 1]  # "b" waited with the link
+    return arun(r.run(body))
+
+
+def test_more_held_sessions_than_the_cap_back_off_the_whole_link():
+    keys = ["s%d" % i for i in range(17)]
+    r = Rig(17, keys=keys, answer=lambda b: BUSY, hold=True)
+
+    async def body():
+        await r.until(lambda: r.slept == [1000], "the 17th backs off the link")
+        assert r.link.stats["held"] == 16 and len(r.ch.tries) == 16
+        assert r.link.state == "backoff" and r.link.stats["last_error"].startswith("will retry")
+    return arun(r.run(body))
+
+
+def test_answers_that_are_not_the_hubs_retry_and_after_three_say_the_path_is_wrong():
+    r = Rig(2, HTML, HTML, ("nothub", "HTTP 502 text/html: <html>bad gateway", 0), OK,
+            ("fail", "HTTP 400 validation error: EvseID", 0))
+
+    async def body():
+        await r.until(lambda: r.link.state == "path", "path state")
+        assert r.ch.done == [] and r.ch.tries == {}  # never failed, never counted against it
+        assert r.slept == [1000, 2000]
+        assert r.link.stats["foreign"] == 3
+        assert r.link.stats["last_foreign"] == "HTTP 502 text/html: <html>bad gateway"
+        assert r.shown[-1].startswith("the path to the hub is wrong (3 answers in a row")
+        assert r.shown[0] == "not the hub's answer, will retry: " + HTML[1]
+        await r.until(lambda: not r.ch.queue, "the hub answers again")
+        assert r.link.state == "up" and r.slept[2] == 4000
+        assert r.ch.done == [("delivered", "m0"), ("failed", "m1", "HTTP 400 validation error: "
+                                                                   "EvseID")]
+    return arun(r.run(body))
+
+
+def test_a_foreign_answer_to_an_authorize_start_fails_the_tap_and_counts():
+    r = Rig(0, HTML, HTML, HTML)
+    r.ch.auth = [(0, "/a", {"a": 0}), (1, "/a", {"a": 1}), (2, "/a", {"a": 2})]
+
+    async def body():
+        await r.until(lambda: len(r.ch.done) == 3, "taps answered")
+        assert r.ch.done[0] == ("authorize_failed", 0, HTML[1])
+        assert r.link.state == "path" and r.link.stats["foreign"] == 3
     return arun(r.run(body))
