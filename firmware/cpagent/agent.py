@@ -1,5 +1,6 @@
 """The agent: board, journal, clock, charger, meter, reader and link as supervised tasks."""
 import asyncio
+import json
 
 from micropython import const
 
@@ -38,8 +39,12 @@ class Agent:
             from cpagent.uplink_http import HttpUplink
 
             self.uplink = HttpUplink(u, b.connect, b.real_ms, b.log)
-        self.link = Link(self.charger, self.uplink, b.sleep_ms, b.rand_hex, show=self._warn)
+        self.link = Link(self.charger, self.uplink, b.sleep_ms, b.rand_hex, show=self._warn,
+                         ms=c.ms)
+        if hasattr(self.uplink, "on_command"):
+            self.uplink.on_command = self.command  # the relay's downlink commands
         self.restarts = 0
+        self._said = ("up", 0)  # (link state, dead letters) the log last told
         self.bus = self.reader = None
         m = cfg["meter"]
         if m["model"] != "none":
@@ -94,6 +99,7 @@ class Agent:
         jobs = [("link", self.link.run), ("ticker", self._tick)]
         if hasattr(self.uplink, "run"):
             jobs.append(("mqtt", self.uplink.run))  # the broker connection's one task
+            jobs.append(("status", self._publish_status))
         if self.bus:
             jobs.append(("meter", self.bus.run))
         if self.reader:
@@ -132,6 +138,7 @@ class Agent:
                     self.link.kick()  # stamps taken before now can be resolved and sent
                 due = c.ms() + (_HOUR if c.known else _MINUTE)
             ch.tick()
+            self._tell_status()
             while ch.shown:
                 i, text = ch.shown.pop(0)
                 b.log(2, "%s: %s" % ("-" if i is None else i + 1, text))
@@ -139,9 +146,82 @@ class Agent:
             await b.sleep_ms(1000)
 
     def stats(self):
-        """The link's stats (sent, delivered, failed, retries, last_error: this boot) and evses
-        (state of each), pending (journal), link (state), restarts (of crashed tasks)."""
+        """The link's stats (sent, delivered, failed, retries, last_error, foreign, last_foreign,
+        held: this boot) and evses (state of each), pending (journal), dead and dead_reasons
+        (the dead letters, oldest first), link (state), restarts (of crashed tasks)."""
         d = dict(self.link.stats)
-        d.update(evses=[s.state for s in self.charger.evses], pending=len(self.journal._pend),
+        j = self.journal
+        d.update(evses=[s.state for s in self.charger.evses], pending=len(j._pend),
+                 dead=len(j.dead), dead_reasons=[f[2] for f in j.failures],
                  link=self.link.state, restarts=self.restarts)
         return d
+
+    def status(self):
+        """One line for a display or the log: the link, what waits, the dead letters."""
+        j = self.journal
+        t = "link %s, %d pending, %d dead letters" % (self.link.state, len(j._pend), len(j.dead))
+        if j.dead:
+            t += " (last: %s)" % j.dead[-1][4]
+        if j.dead_full():
+            t += "; new sessions refused until they are requeued or discarded"
+        if self.link.state == "path":
+            t += "; answers are not the hub's: %s" % self.link.stats["last_foreign"]
+        return t
+
+    def _tell_status(self):
+        now = (self.link.state, len(self.journal.dead))
+        if now != self._said:
+            self._said = now
+            self.board.log(1 if now[1] or now[0] != "up" else 2, self.status())
+
+    async def _publish_status(self):
+        # A JSON copy of the status on cp/<id>/status while connected: at each connect and
+        # whenever the link state or the dead letters change (not retained: the retained
+        # value stays the client's online/offline).
+        sent = None
+        while True:
+            up = self.uplink.client.up
+            s = self.stats()
+            now = (self.link.state, s["dead"], up)
+            if up and now != sent:
+                await self.uplink.status('{"link":"%s","pending":%d,"dead":%d,"dead_reasons":%s}'
+                                         % (s["link"], s["pending"], s["dead"],
+                                            json.dumps(s["dead_reasons"])))
+            sent = now if up else None
+            await self.board.sleep_ms(1000)
+
+    # --- a person's way out (the REPL, or the relay's downlink) ------------------------------
+
+    def dead_letters(self, out=print):
+        """Print each dead letter as one JSON line (id, kind, path, key, reason, time, attempts,
+        body); the same lines are in <journal dir>/dead.jsonl. Returns how many."""
+        n = 0
+        for line in self.journal.dead_lines():
+            out(line)
+            n += 1
+        return n
+
+    def requeue(self, msg_id=None):
+        """Put the dead letters (all, or msg_id) back to be sent, once the cause is fixed;
+        returns their new ids."""
+        ids = self.journal.requeue(msg_id)
+        self.board.log(1, "requeued %d dead letter(s)%s" % (
+            len(ids), "" if msg_id is None else " (" + msg_id + ")"))
+        self.link.kick()
+        return ids
+
+    def discard(self, msg_id):
+        """Drop the dead letter msg_id for good (export it first); True if there was one."""
+        done = self.journal.discard(msg_id)
+        self.board.log(1, "dead letter %s %s" % (msg_id, "discarded" if done else "not found"))
+        return done
+
+    def command(self, env):
+        """A command envelope from the downlink: {"v":1,"cmd":"requeue","msg_id":null|"<id>"}."""
+        c = env.get("cmd")
+        m = env.get("msg_id")
+        if c == "requeue" and (m is None or isinstance(m, str)):
+            self.requeue(m)
+        else:
+            self._warn("downlink command ignored: expected {\"cmd\":\"requeue\",\"msg_id\":"
+                       "null or \"<id>\"}, got %s" % json.dumps(env)[:80])

@@ -10,13 +10,16 @@ from cpagent.uplink_http import classify
 class MqttUplink:
     """MqttUplink(cfg["uplink"], charger_id, board.connect, sleep_ms, ms, rand_hex, log=None);
     `await send(path, body, msg_id=None)` -> Result as HttpUplink's; `await run()` is the
-    client's task (the agent runs it). One send at a time (the link's)."""
+    client's task (the agent runs it). One send at a time (the link's). A down envelope with
+    "cmd" (no reply) goes to on_command(env); `await status(text)` publishes to the status
+    topic."""
 
     def __init__(self, cfg, charger_id, connect, sleep_ms, ms, rand_hex, log=None):
         self.client = c = MqttClient(cfg, charger_id, connect, sleep_ms, ms, rand_hex,
                                      self._down, log)
         self.run = c.run
         self._topic = "cp/%s/up" % charger_id
+        self.on_command = lambda env: None
         self._t = cfg["timeout_s"] * 1000
         self._rand = rand_hex
         self._want = self._got = None
@@ -25,7 +28,9 @@ class MqttUplink:
     def _down(self, topic, payload):
         # Only the awaited id is kept: late, duplicate and foreign replies are dropped here.
         env = json.loads(payload)
-        if self._want and type(env) is dict and env.get("id") == self._want:
+        if type(env) is dict and "cmd" in env:
+            self.on_command(env)
+        elif self._want and type(env) is dict and env.get("id") == self._want:
             self._got = env
             self._ev.set()
 
@@ -54,6 +59,9 @@ class MqttUplink:
         except (KeyError, TypeError, ValueError):
             return "retry", "garbage reply: down envelope: expected status (integer), " \
                             "retry_after (seconds)", 0
+
+    async def status(self, text):
+        await self.client.publish(self.client.status, text.encode())
 
     async def _exchange(self, data):
         await self.client.publish(self._topic, data)

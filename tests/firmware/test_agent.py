@@ -290,3 +290,86 @@ def test_board_jobs_run_supervised_with_the_agents_and_stop_with_it():
             await asyncio.sleep(0.002)
         assert len(runs) == 2  # gone with the agent, not restarted
     return arun(go())
+
+
+class RefusingHub(Hub):
+    """Refuses every CDR for good (OICP 019) until fixed."""
+
+    fixed = False
+
+    def answer(self, path, body):
+        if "charge-detail-record" in path and not self.fixed:
+            self.got.append((path, body))
+            return b'{"Result":false,"StatusCode":{"Code":"019","Description":"bad CDR"}}'
+        return Hub.answer(self, path, body)
+
+
+async def refused_cdr_session(b, a):
+    """One more session whose CDR the hub refuses; returns when it is a dead letter."""
+    ev = a.charger.evses[0]
+    n = a.stats()["dead"] + 1
+    await until(b, lambda: a.clock.known, "wall clock")
+    b.real += 5000  # past the reader's hold: the same card again is a new tap
+    a.tap(CARD)
+    await until(b, lambda: ev.state == "authorized", "authorized")
+    a.charger.plug(0, True)
+    a.charger.plug(0, False)
+    a.link.kick()
+    await until(b, lambda: ev.state == "idle" and a.stats()["dead"] == n, "CDR %d refused" % n)
+
+
+def test_a_refused_cdr_is_shown_exported_and_requeued_from_the_repl():
+    async def go():
+        b = Board({})
+        b.hub = RefusingHub()
+        b.connect = b.hub.connect
+        a = Agent(cfg("none", "none"), b)
+        task = asyncio.create_task(a.run())
+        await refused_cdr_session(b, a)
+        s = a.stats()
+        assert s["pending"] == 0 and s["failed"] == 1
+        assert s["dead_reasons"] == ["019 " + s["dead_reasons"][0][4:]]
+        assert a.status().startswith("link up, 0 pending, 1 dead letters (last: 019")
+        await until(b, lambda: any(lv == 1 and t == a.status() for lv, t in b.logs), "logged")
+        lines = []
+        assert a.dead_letters(lines.append) == 1
+        d = json.loads(lines[0])
+        cdr = b.hub.got[-1][1]
+        assert d["body"] == cdr and d["kind"] == "CDR" and d["key"] == cdr["SessionID"]
+        assert d["reason"].startswith("019") and d["attempts"] == 1 and d["time"][:4] == "2026"
+        assert b.fs.files["/j/dead.jsonl"] == (lines[0] + "\n").encode()
+        b.hub.fixed = True
+        (new,) = a.requeue()
+        await until(b, lambda: a.stats()["pending"] == 0, "requeued CDR delivered")
+        assert b.hub.kinds()[-2:] == ["CDR", "CDR"] and b.hub.got[-1][1] == cdr
+        assert a.stats()["dead"] == 0 and "/j/dead.jsonl" not in b.fs.files
+        assert (1, "requeued 1 dead letter(s)") in b.logs
+        assert a.requeue() == [] and not a.discard(new)
+        await stop_task(task)
+    return arun(go())
+
+
+def test_full_dead_letters_refuse_taps_and_say_so():
+    async def go():
+        b = Board({})
+        b.hub = RefusingHub()
+        b.connect = b.hub.connect
+        a = Agent(cfg("none", "none"), b)
+        task = asyncio.create_task(a.run())
+        for _ in range(8):
+            await refused_cdr_session(b, a)
+        b.real += 5000
+        a.tap(CARD)
+        await until(b, lambda: "new sessions refused" in a.status(), "full")
+        assert a.charger.evses[0].state == "idle"
+        assert a.discard(a.journal.dead[0][0]) and "refused" not in a.status()
+        await stop_task(task)
+    return arun(go())
+
+
+async def stop_task(task):
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass

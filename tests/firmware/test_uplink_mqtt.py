@@ -267,3 +267,66 @@ def test_the_agent_runs_a_session_through_the_broker_and_loads_only_its_uplink()
             await asyncio.sleep(0)
         assert not a.uplink.client.up  # the broker task went with the agent
     return arun(go())
+
+
+def test_a_down_command_goes_to_on_command_and_is_no_reply():
+    async def go():
+        r = Rig(lambda env: None, timeout_s=1)
+        got = []
+        r.up.on_command = got.append
+        await r.start()
+        r.broker.conns[-1].feed(r.broker.down(b'{"v":1,"cmd":"requeue","msg_id":null}'))
+        await until(lambda: got, "command")
+        assert got == [{"v": 1, "cmd": "requeue", "msg_id": None}]
+        await stop(r.task)
+    return arun(go())
+
+
+def test_the_status_topic_tells_the_dead_letters_and_requeue_comes_down_the_broker():
+    async def go():
+        c = cfg("none", "none")
+        c["uplink"] = dict(CFG, kind="mqtt")
+        b = Board({})
+        broker = Broker()
+        fixed = [False]
+
+        def relay(topic, payload):
+            env = json.loads(payload)
+            if "charge-detail-record" in env["path"] and not fixed[0]:
+                body = {"Result": False, "StatusCode": {"Code": "019", "Description": "no"}}
+            else:
+                body = json.loads(b.hub.answer(env["path"], env["body"]))
+            return json.dumps({"v": 1, "id": env["id"], "status": 200, "body": body}).encode()
+        broker.relay = relay
+        b.connect = broker.connect
+        a = Agent(c, b)
+        task = asyncio.create_task(a.run())
+
+        async def wait(cond, what):
+            for _ in range(3000):
+                if cond():
+                    return
+                b.advance(100)
+                await asyncio.sleep(0)
+            raise AssertionError("never: " + what)
+
+        def status():
+            return [json.loads(p) for t, p, _f, _i in broker.got
+                    if t == "cp/cp-1/status" and p[:1] == b"{"]
+        await wait(lambda: a.clock.known and status(), "connected, status told")
+        assert status()[0] == {"link": "up", "pending": 0, "dead": 0, "dead_reasons": []}
+        a.tap(CARD)
+        await wait(lambda: a.charger.evses[0].state == "authorized", "authorized")
+        a.charger.plug(0, True)
+        a.charger.plug(0, False)
+        a.link.kick()
+        await wait(lambda: status()[-1]["dead"] == 1, "dead letter on the status topic")
+        assert status()[-1]["dead_reasons"][0].startswith("019")
+        fixed[0] = True
+        broker.conns[-1].feed(broker.down(b'{"v":1,"cmd":"requeue","msg_id":null}'))
+        await wait(lambda: status()[-1]["dead"] == 0 and a.stats()["pending"] == 0, "requeued")
+        assert b.hub.kinds()[-2:] == ["End", "CDR"]
+        broker.conns[-1].feed(broker.down(b'{"v":1,"cmd":"reboot"}'))
+        await wait(lambda: [t for lv, t in b.logs if "command ignored" in t], "bad command")
+        await stop(task)
+    return arun(go())
