@@ -2,7 +2,8 @@
 
 The world (driver, EV, meter, hub) goes on across cuts; the charger is rebuilt from its flash
 after each one, as a real reboot would. A full session is authorize, Start, three Progress, End
-and the charge detail record. Each run cuts the power at one mutating filesystem operation
+and the charge detail record; variants have the hub refuse the CDR for good (a dead letter,
+requeued once a person fixed the hub) or ask to retry the End later (an attempt count). Each run cuts the power at one mutating filesystem operation
 (write, close, rename, remove), with littlefs semantics and again with that write torn at a
 random byte; the hub must end with every journaled message exactly once in effect, in order.
 """
@@ -28,18 +29,30 @@ CFG = {
 
 
 class Hub:
-    """The receiving side: dedupes by message id, as the relay and the mock hub do."""
+    """The receiving side: dedupes by message id, as the relay and the mock hub do. With
+    `refuse` a kind, it refuses that kind for good until `fixed`; with `busy` a kind, it
+    answers the first of that kind "retry later" (an attempt the journal counts)."""
 
-    def __init__(self):
+    def __init__(self, refuse=None, busy=None):
         self.seen = {}  # msg id -> body
         self.order = []  # (SessionID, kind) in arrival order, first copy only
         self.sessions = 0
+        self.refuse, self.busy = refuse, busy
+        self.fixed = False
+        self.refused = {}  # msg id -> body refused
 
     def authorize(self):
         self.sessions += 1
         sid = "%08x-0000-0000-0000-000000000000" % self.sessions
         return parse_authorization('{"AuthorizationStatus":"Authorized","SessionID":"%s",'
                                    '"StatusCode":{"Code":"000"}}' % sid)
+
+    def judge(self, path, body):
+        kind = body.get("Type") or ("CDR" if "charge-detail-record" in path else path)
+        if kind == self.busy:
+            self.busy = None
+            return "retry"
+        return "fail" if kind == self.refuse and not self.fixed else "ok"
 
     def receive(self, msg_id, path, body):
         if msg_id in self.seen:
@@ -54,11 +67,11 @@ class Hub:
 class World:
     """Everything outside the charger: time, the EV and its meter, the driver, the hub."""
 
-    def __init__(self, fs):
+    def __init__(self, fs, hub):
         self.fs = fs
         self.ms = 0
         self.wh = 100000
-        self.hub = Hub()
+        self.hub = hub
         self.stopped = False
         self.journaled = []  # ids add() returned: each must reach the hub
         self.boots = 0
@@ -102,22 +115,34 @@ class World:
         if s.state == "charging" and self.progress_seen() >= 3:
             self.stopped = True  # the driver has decided, even if the power fails mid-stop
             ch.tap(UID)
+        hold = []
         while True:
-            m = ch.next_message()
+            m = ch.next_message(hold)
             if m is None:
                 break
-            self.hub.receive(m[0], m[1], m[2])
-            ch.delivered(m[0])
+            verdict = self.hub.judge(m[1], m[2])
+            if verdict == "retry":
+                ch.retry(m[0])
+                hold.append(m[3])  # its session waits for the next step
+            elif verdict == "fail":
+                self.hub.refused[m[0]] = m[2]
+                ch.failed(m[0], "019 refused")
+            else:
+                self.hub.receive(m[0], m[1], m[2])
+                ch.delivered(m[0])
+        if s.state == "idle" and self.stopped and ch.journal.dead:
+            self.hub.fixed = True  # a person fixed the cause, then requeues
+            ch.journal.requeue()
         self.ms += _STEP
 
     def done(self):
         return self.stopped and self.charger.evses[0].state == "idle" and \
-            self.charger.next_message() is None
+            self.charger.next_message() is None and not self.charger.journal.dead
 
 
-def run(cut_at=0, tear_at=None):
+def run(cut_at=0, tear_at=None, refuse=None, busy=None):
     """One whole session with power lost at operation `cut_at`; returns the world after it."""
-    w = World(FaultFs(cut_at, tear_at))
+    w = World(FaultFs(cut_at, tear_at), Hub(refuse, busy))
     while True:
         try:
             if w.charger is None:
@@ -141,7 +166,9 @@ def check(w, label):
     if kinds[0] != "Start" or kinds[-2:] != ["End", "CDR"] or kinds.count("End") != 1 or \
             kinds.count("CDR") != 1 or kinds.count("Progress") < 3:
         raise AssertionError("%s: hub got %r" % (label, kinds))
-    lost = [m for m in w.journaled if m is not None and m not in w.hub.seen]
+    bodies = list(w.hub.seen.values())
+    lost = [m for m in w.journaled if m is not None and m not in w.hub.seen
+            and w.hub.refused.get(m) not in bodies]  # refused, then requeued under a new id
     if lost:
         raise AssertionError("%s: journaled but never delivered: %r" % (label, lost))
     # Exactly once in effect: no two ids carry the same event.
@@ -150,20 +177,38 @@ def check(w, label):
         raise AssertionError("%s: the same event arrived under two ids" % label)
 
 
-def test_power_cut_at_every_write():
-    base = run()
-    check(base, "no cut")
+def _every_cut(what, min_ops, **hub):
+    base = run(**hub)
+    check(base, what + ", no cut")
     total = base.fs.ops
     rnd = random.Random(2026) if hasattr(random, "Random") else None
     tried = 0
     for k in range(1, total + 1):
-        check(run(k), "cut at op %d" % k)
+        check(run(k, **hub), "%s, cut at op %d" % (what, k))
         tear = rnd.randint(0, 200) if rnd else (k * 37) % 200
-        check(run(k, tear), "cut at op %d torn at byte %d" % (k, tear))
+        check(run(k, tear, **hub), "%s, cut at op %d torn at byte %d" % (what, k, tear))
         tried += 2
-    print("power-cut test: %d cut points tried (%d operations, littlefs and torn)"
-          % (tried, total))
-    assert tried >= 2 * 20
+    print("power-cut test (%s): %d cut points tried (%d operations, littlefs and torn)"
+          % (what, tried, total))
+    assert total >= min_ops
+    return base
+
+
+def test_power_cut_at_every_write():
+    _every_cut("a session", 20)
+
+
+def test_power_cut_at_every_write_while_dead_lettering_and_requeueing():
+    # The hub refuses the CDR for good; once the session is over a person fixes the hub and
+    # requeues it: cut at every write of the refusal, the dead-letter file, the requeue.
+    plain = run().fs.ops
+    w = _every_cut("a refused CDR requeued", plain + 4, refuse="CDR")
+    assert len(w.hub.refused) == 1 and not w.charger.journal.dead
+
+
+def test_power_cut_at_every_write_of_an_attempt_count():
+    w = _every_cut("an End retried", 20, busy="End")
+    assert w.hub.busy is None  # the retry was answered
 
 
 def test_flash_bytes_per_session_within_twice_the_messages():
