@@ -79,8 +79,9 @@ class Uplink:
 
 
 class Rig:
-    def __init__(self, n, *results, rand="ffff", hold=False, keys=None, answer=None):
-        self.ch = Charger(n, keys)
+    def __init__(self, n, *results, rand="ffff", hold=False, keys=None, answer=None,
+                 charger=None):
+        self.ch = charger or Charger(n, keys)
         self.up = Uplink(*results, answer=answer)
         self.slept = []
         self.t = 0  # board ms: moves only by what the link sleeps
@@ -331,4 +332,37 @@ def test_a_foreign_answer_to_an_authorize_start_fails_the_tap_and_counts():
         await r.until(lambda: len(r.ch.done) == 3, "taps answered")
         assert r.ch.done[0] == ("authorize_failed", 0, HTML[1])
         assert r.link.state == "path" and r.link.stats["foreign"] == 3
+    return arun(r.run(body))
+
+
+def test_with_the_real_journal_a_stuck_session_does_not_delay_the_other():
+    # Two EVSEs; the hub answers 503 to every message of the first session, forever. The
+    # second session's Start, End and CDR all go out at once, on the board clock.
+    from test_charger import A, B, Box
+
+    box = Box()
+    box.ch.tap(A)
+    box.ch.tap(B)
+    box.authorize_all()
+    stuck = box.ch.evses[0].session_id
+
+    def answer(body):
+        return BUSY if body.get("SessionID") == stuck else OK
+    r = Rig(0, answer=answer, charger=box.ch)
+    box.ch.meter(0, 1000, 5000)  # both charging: Start of each
+    box.ch.meter(1, 2000, 5000)
+    box.ch.tap(A)
+    box.ch.tap(B)  # both stopped: End and CDR of each
+
+    async def body():
+        await r.until(lambda: [m[1] for m in box.journal.pending()] == ["Start", "End", "CDR"],
+                      "the other session delivered")
+        assert r.t == 0  # no backoff of the link in between
+        other = [b.get("Type", "CDR") for b in r.up.sent if b.get("SessionID") != stuck]
+        assert other == ["Start", "End", "CDR"]
+        await r.until(lambda: box.journal.next_pending()[5] >= 3, "the stuck one retried")
+        assert [b.get("Type", "CDR") for b in r.up.sent if b.get("SessionID") == stuck] == \
+            ["Start"] * box.journal.next_pending()[5]  # its End and CDR wait behind it
+        r2 = Box(fs=box.fs.reboot())
+        assert r2.journal.next_pending()[5] == box.journal.next_pending()[5]
     return arun(r.run(body))
