@@ -26,10 +26,13 @@
 # area never drops one: the open sessions' refusals still land there (they are inside the
 # max_messages reserve); only new sessions are refused. `<dir>/dead.jsonl` (one JSON object a
 # line, dead_lines()) is rewritten tmp + rename whenever they change and at boot, for mpremote.
-# RAM holds only a small index per pending message (sequence, kind, session key shared by its
-# messages, offset in the log, JSON flag, attempts) and per dead letter: bodies stay on flash
-# and are read back with the CRC re-checked, so 100 waiting messages cost a few KB of heap. A
-# record damaged on flash after load becomes a dead letter without its body ("damaged on flash").
+# RAM holds only a small index per pending message (sequence, kind, session token, offset in
+# the log, JSON flag, attempts) and per dead letter: bodies and keys stay on flash and are read
+# back with the CRC re-checked, so 100 waiting messages cost a few KB of heap. The session token
+# is a 30-bit hash of the key (a small int: no heap); two sessions whose keys collide (odds
+# about 1 in 50,000 with 200 sessions waiting) are ordered as one and their Progress/Status
+# coalesce, which that policy allows. A record damaged on flash after load becomes a dead
+# letter without its body and key ("damaged on flash").
 # session_key names one charging session (e.g. its SessionID), str or int. A body is bytes (str
 # is encoded) or a JSON value (stored as compact JSON, decoded by pending()). A message record
 # is at most 8 KB (its dead-letter copy up to _MAX_REC), which also bounds RAM while load()
@@ -97,6 +100,11 @@ def _fields(p):
     return f
 
 
+def _token(key_json):
+    """A session's token: its key's JSON hashed to a small int (no heap on MicroPython)."""
+    return crc32(key_json) & 0x3FFFFFFF
+
+
 def _rec(op, *fields):
     b = bytearray(_HDR + 1)
     b[_HDR] = op
@@ -127,9 +135,9 @@ class Journal:
         self.boot = 0
         self._epoch = None
         self._seq = 0
-        # (seq, kind, session key, offset in log, body is JSON, attempts), send order
+        # (seq, kind, session token, offset in log, body is JSON, attempts), send order
         self._pend = []
-        # (msg id, kind, session key, offset of its X record or None, reason, body kept:
+        # (msg id, kind, session token, offset of its X record or None, reason, body kept:
         # _NONE/_BYTES/_JSON, record bytes), oldest first
         self.dead = []
         self._sess = {}  # key -> state as JSON text (a copy the caller cannot mutate)
@@ -219,10 +227,9 @@ class Journal:
             seq = self._seqof(mid, True)
             self._seq = max(self._seq, seq)
             kind = KINDS[KINDS.index(f[2].decode())]
-            key = json.loads(f[1])
-            self._enqueue(seq, kind, key, at, op == _J)
+            self._enqueue(seq, kind, _token(f[1]), at, op == _J)
             if len(f) > 5:
-                self._set(key, f[5].decode() or None)
+                self._set(json.loads(f[1]), f[5].decode() or None)
         elif op == _D:
             self._forget(f[0].decode())
         elif op == _T:
@@ -232,7 +239,7 @@ class Journal:
         elif op == _X:
             mid = f[0].decode()
             self._drop(self._seqof(mid))
-            self._bury(mid, f[2].decode(), json.loads(f[1]), at, f[6].decode(),
+            self._bury(mid, f[2].decode(), _token(f[1]), at, f[6].decode(),
                        _NONE if not f[3] else _JSON if f[5] == b"1" else _BYTES, size)
         elif op == _R:
             self._revive(f)
@@ -299,7 +306,7 @@ class Journal:
             return _rec(_X, *self._read(d[3], (_X,))), d
         except ValueError:
             r = "damaged on flash" if d[3] is not None else d[4]
-            x = _rec(_X, d[0], _dumps(d[2]), d[1], "", "", "", r, "", "0")
+            x = _rec(_X, d[0], "null", d[1], "", "", "", r, "", "0")
             return x, (d[0], d[1], d[2], None, r, _NONE, len(x))
 
     def _compact(self):
@@ -381,19 +388,12 @@ class Journal:
                 return i
         return None
 
-    def _shared(self, key):
-        """An equal key already held (RAM: one copy per session, not per message)."""
-        for e in self._pend:
-            if e[2] == key:
-                return e[2]
-        return key
-
     def _enqueue(self, seq, kind, key, at, js):
         if kind in _LATEST:
             i = self._latest(key, kind)
             if i is not None:
                 del self._pend[i]
-        self._pend.append((seq, kind, self._shared(key), at, js, 0))
+        self._pend.append((seq, kind, key, at, js, 0))
 
     def _drop(self, seq):
         i = self._index(seq)
@@ -420,7 +420,7 @@ class Journal:
                 continue
             seq = self._seqof(new, True)
             self._seq = max(self._seq, seq)
-            e = (seq, d[1], self._shared(d[2]), d[3], d[5] == _JSON, 0)
+            e = (seq, d[1], d[2], d[3], d[5] == _JSON, 0)
             i = 0
             while i < len(self._pend) and self._pend[i][2] != d[2]:
                 i += 1
@@ -442,14 +442,16 @@ class Journal:
         body = _dumps(body) if js else body
         if isinstance(body, str):
             body = body.encode()
-        if (kind in _LATEST and self._latest(session_key, kind) is None
+        k = _dumps(session_key)
+        tok = _token(k.encode())
+        if (kind in _LATEST and self._latest(tok, kind) is None
                 and len(self._pend) >= self.max_messages):
             self.stats["dropped_progress"] += 1
             if state is not _KEEP:
                 self.put_session(session_key, state)  # the message goes, the snapshot stays
             return None
         mid = self._mid(self._seq + 1)
-        f = (mid, _dumps(session_key), kind, path, body)
+        f = (mid, k, kind, path, body)
         if state is not _KEEP:
             state = None if state is None else _dumps(state)
             f += (state or "",)
@@ -459,14 +461,14 @@ class Journal:
                              % _MAX_ADD)
         self._seq += 1
         at = self._append(rec)
-        self._enqueue(self._seq, kind, session_key, at, js)
+        self._enqueue(self._seq, kind, tok, at, js)
         if state is not _KEEP:
             self._set(session_key, state)
         self._tidy()
         return mid
 
     def _ready_pending(self, hold=()):
-        """(index entry, its fields) oldest first, skipping the session keys in `hold`; a
+        """(index entry, its fields) oldest first, skipping the session tokens in `hold`; a
         record damaged on flash becomes a dead letter on the way."""
         i = 0
         while i < len(self._pend):
@@ -485,7 +487,7 @@ class Journal:
     def _damaged(self, e):
         self.stats["bad_records"] += 1
         mid = self._mid(e[0])
-        x = _rec(_X, mid, _dumps(e[2]), e[1], "", "", "", "damaged on flash", self.stamp(),
+        x = _rec(_X, mid, "null", e[1], "", "", "", "damaged on flash", self.stamp(),
                  str(e[5]))
         at = self._append(x)
         self._drop(e[0])
@@ -503,8 +505,9 @@ class Journal:
         return out
 
     def next_pending(self, hold=()):
-        """The oldest pending message of a session key not in `hold` as
-        (msg_id, kind, path, body, session key, attempts), or None."""
+        """The oldest pending message of a session not in `hold` as
+        (msg_id, kind, path, body, session token, attempts), or None; the token is the same
+        small int for every message of one session key."""
         for e, f in self._ready_pending(hold):
             return (self._mid(e[0]), e[1], f[3].decode(), json.loads(f[4]) if e[4] else f[4],
                     e[2], e[5])
@@ -599,11 +602,11 @@ class Journal:
                 x = self._read(d[3], (_X,))
                 body = (x[4].decode() if d[5] == _JSON else _dumps(x[4].decode())
                         if d[5] == _BYTES else "null")
-                path, t, n = x[3].decode(), x[7].decode(), int(x[8])
+                path, key, t, n = x[3].decode(), x[1].decode(), x[7].decode(), int(x[8])
             except ValueError:
-                path, t, n, body = "", "", 0, "null"
+                path, key, t, n, body = "", "null", "", 0, "null"
             yield '{"id":%s,"kind":%s,"path":%s,"key":%s,"reason":%s,"time":%s,"attempts":%d,' \
-                  '"body":%s}' % (_dumps(d[0]), _dumps(d[1]), _dumps(path), _dumps(d[2]),
+                  '"body":%s}' % (_dumps(d[0]), _dumps(d[1]), _dumps(path), key,
                                   _dumps(d[4]), _dumps(t), n, body)
 
     def _export(self):

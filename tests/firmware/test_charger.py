@@ -112,8 +112,7 @@ def test_held_sessions_wait_and_the_others_go_on():
     b.ch.meter(0, 1000, 5000)
     b.ch.meter(1, 2000, 5000)
     a = b.ch.next_message()
-    assert a[3] == a[2]["SessionID"]  # the session key comes with the message
-    other = b.ch.next_message([a[3]])
+    other = b.ch.next_message([a[3]])  # a[3]: the token of its session
     assert other[3] != a[3] and other[2]["Type"] == "Start"
     assert b.ch.next_message([a[3], other[3]]) is None
     assert b.ch.retry(a[0]) == 1 and b.ch.retry(a[0]) == 2

@@ -3,9 +3,10 @@
 The world (driver, EV, meter, hub) goes on across cuts; the charger is rebuilt from its flash
 after each one, as a real reboot would. A full session is authorize, Start, three Progress, End
 and the charge detail record; variants have the hub refuse the CDR for good (a dead letter,
-requeued once a person fixed the hub) or ask to retry the End later (an attempt count). Each run cuts the power at one mutating filesystem operation
-(write, close, rename, remove), with littlefs semantics and again with that write torn at a
-random byte; the hub must end with every journaled message exactly once in effect, in order.
+requeued once a person fixed the hub) or ask to retry the End later (an attempt count). Each
+run cuts the power at one mutating filesystem operation (write, close, rename, remove), with
+littlefs semantics and again with that write torn at a random byte; the hub must end with every
+journaled message exactly once in effect, in order.
 """
 import json
 import random

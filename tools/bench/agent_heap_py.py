@@ -238,9 +238,9 @@ def instrument(a):
     ch = a.charger
     nxt = allocs("charger.next_message (journal read)", ch.next_message)
 
-    def next_message():
+    def next_message(hold=()):
         m = gc.mem_alloc()
-        out = nxt()
+        out = nxt(hold)
         R["out"] = None if out is None else m
         return out
     ch.next_message = next_message

@@ -1,4 +1,5 @@
-"""Benchmark inside MicroPython: live heap at each step of a two-EVSE session, flash bytes."""
+"""Benchmark inside MicroPython: live heap at each step of a two-EVSE session with 100 messages
+of 10 earlier sessions waiting and 8 dead letters, flash bytes per completed session."""
 import json
 import os
 
@@ -67,14 +68,31 @@ def boot():
 
 
 def backlog():
-    """100 messages waiting: charge detail records of earlier sessions while the hub was away."""
+    """100 messages waiting, 10 each of 10 earlier sessions (shaped as charge detail records),
+    while the hub was away."""
     ch = W["charger"]
     for i in range(100):
-        sid = "%08x-0000-0000-0000-000000000000" % i
+        sid = "%08x-0000-0000-0000-000000000000" % (i % 10)
         t = ch.clock.stamp()
         p, b = oicp.charge_detail_record("DE*ABC", sid, "DE*ABC*E0001*1", UIDS[0], t, t, t, t,
                                          1.5, meter_start=10.0, meter_end=11.5)
         ch.journal.add(sid, "CDR", p, b)
+
+
+def dead_letters():
+    """8 more messages, each refused for good: dead letters (after the taps: a full dead-letter
+    area refuses new sessions)."""
+    j = W["charger"].journal
+    for i in range(8):
+        sid = "%08x-dead-0000-0000-000000000000" % i
+        t = W["charger"].clock.stamp()
+        p, b = oicp.charge_detail_record("DE*ABC", sid, "DE*ABC*E0001*1", UIDS[0], t, t, t, t,
+                                         1.5, meter_start=10.0, meter_end=11.5)
+        j.failed(j.add(sid, "CDR", p, b), "019 CDR refused: validation")
+
+
+def requeue():
+    W["charger"].journal.requeue()
 
 
 def tap(evse):
@@ -127,13 +145,14 @@ def flash_session():
     W["flash"] = (CountingFs.written - before, W["msg_bytes"])
 
 
-STEPS = [("boot", boot), ("100 messages waiting", backlog),
+STEPS = [("boot", boot), ("100 messages of 10 sessions waiting", backlog),
          ("EVSE 1 authorized", tap(0)), ("EVSE 2 authorized", tap(1)),
+         ("8 dead letters", dead_letters),
          ("charging 1 min", charge(1)), ("charging 6 min", charge(5)),
          ("charging 11 min", charge(5)), ("charging 16 min", charge(5)),
          ("EVSE 1 stopped", tap(0)), ("EVSE 2 stopped", tap(1)),
-         ("54 delivered", lambda: drain(54)), ("all delivered", drain),
-         ("flash session", flash_session)]
+         ("54 delivered", lambda: drain(54)), ("dead letters requeued", requeue),
+         ("all delivered", drain), ("flash session", flash_session)]
 
 
 def report(base, marks):
