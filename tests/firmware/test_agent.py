@@ -373,3 +373,31 @@ async def stop_task(task):
         await task
     except asyncio.CancelledError:
         pass
+
+
+def test_answers_that_are_not_the_hubs_show_as_the_path_state():
+    class Proxy:
+        """What a misconfigured reverse proxy answers to everything."""
+
+        async def send(self, path, body, msg_id=None):
+            await asyncio.sleep(0)
+            return "nothub", "HTTP 404 text/html: <html><head><title>404", 0
+
+    async def go():
+        b = Board({})
+        a = Agent(cfg("none", "none"), b)
+        a.link.uplink = Proxy()
+        task = asyncio.create_task(a.run())
+        await until(b, lambda: a.clock.known, "wall clock")
+        a.tap(CARD)  # refused by what is not the hub; the tap fails, nothing is lost
+        await until(b, lambda: a.charger.evses[0].state == "idle", "tap answered")
+        a.journal.add("s", "Status", "/p", {"x": 1})
+        a.link.kick()
+        await until(b, lambda: a.stats()["link"] == "path", "path state")
+        s = a.stats()
+        assert s["foreign"] >= 3 and s["last_foreign"].startswith("HTTP 404 text/html")
+        assert s["failed"] == 0 and s["pending"] == 1 and s["dead"] == 0
+        assert a.status().endswith("answers are not the hub's: " + s["last_foreign"])
+        await until(b, lambda: (1, a.status()) in b.logs, "status logged")
+        await stop_task(task)
+    return arun(go())
