@@ -1,4 +1,6 @@
 """Power cut at every journal write: a restartable session still delivers each message once."""
+import json
+
 from faultfs import FaultFs, PowerCut
 
 from cpagent.journal import Journal
@@ -191,3 +193,67 @@ def test_flash_bytes_per_session_at_most_twice_message_bytes():
     assert j.stats["bytes_written"] == fs.bytes_written
     assert ratio <= 2.0
     assert len(fs.files[D + "/log"]) < 1024 + 600
+
+
+
+def _dead_script(j, w):
+    """A person's and the hub's steps, each taken once (w remembers the intent across cuts):
+    refuse both messages, requeue "one", discard "two"."""
+    for mid, _k, _p, body in j.pending():
+        if body not in w["refused"]:
+            w["refused"].append(body)
+            j.failed(mid, "019 refused")
+    for line in list(j.dead_lines()):
+        d = json.loads(line)
+        if d["body"] == "one" and not w["requeued"]:
+            w["requeued"] = True
+            j.requeue(d["id"])
+        elif d["body"] == "two":
+            w["discarded"] = True
+            j.discard(d["id"])
+
+
+def _dead_check(j, w, what):
+    """Each message once, pending or a dead letter ("two" gone only once its discard was
+    asked), and dead.jsonl as the log says."""
+    where = [body for _m, _k, _p, body in j.pending()] + \
+        [json.loads(line)["body"].encode() for line in j.dead_lines()]
+    want = [b"one", b"two"] if b"two" in where or not w["discarded"] else [b"one"]
+    if sorted(where) != want:
+        raise AssertionError("%s: messages %r" % (what, where))
+    f = j._fs.files.get(D + "/dead.jsonl", b"").decode().splitlines()
+    if f != list(j.dead_lines()):
+        raise AssertionError("%s: dead.jsonl %r is not the journal's" % (what, f))
+
+
+def _two():
+    fs = FaultFs()
+    j = Journal(fs, D, rand_hex=_rand_seq()).load()
+    j.add("s1", "CDR", P, b"one")
+    j.add("s2", "CDR", P, b"two")
+    return fs
+
+
+def test_power_cut_at_every_write_of_a_refusal_requeue_and_discard():
+    w = {"refused": [], "requeued": False, "discarded": False}
+    fs = _two().reboot()
+    j = Journal(fs, D, rand_hex=_rand_seq()).load()
+    _dead_script(j, w)
+    _dead_check(j, w, "no cut")
+    assert [m[3] for m in j.pending()] == [b"one"] and not j.dead
+    total = fs.ops
+    for cut in range(1, total + 1):
+        for tear in (None, (cut * 53) % 120):
+            what = "cut at %d (torn %s)" % (cut, tear)
+            w = {"refused": [], "requeued": False, "discarded": False}
+            fs = _two().reboot(cut, tear)
+            try:
+                _dead_script(Journal(fs, D, rand_hex=_rand_seq()).load(), w)
+            except PowerCut:
+                pass
+            j = Journal(fs.reboot(), D, rand_hex=_rand_seq()).load()
+            _dead_check(j, w, what)
+            _dead_script(j, w)  # the rest, after the reboot
+            _dead_check(j, w, what + ", then the rest")
+    print("journal power test (dead letters): %d cut points tried, each also torn" % total)
+    assert total >= 10
