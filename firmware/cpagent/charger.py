@@ -11,6 +11,11 @@ from cpagent import oicp
 from cpagent.session import IDLE, Session
 
 _MAX_SHOWN = const(16)  # recent messages for the display/log; the oldest is dropped
+_ORPHAN_MS = const(60000)  # an unresolved authorization from before a restart: re-sent this often
+# Journal key prefix of an AuthorizeStart on its way: its record lives from just before the send
+# until the answer is carried out. One still there at boot whose EVSE has no session is an
+# orphan: the hub may have opened a session the charger never heard of.
+_AUTH = "a:"
 
 
 class Charger:
@@ -31,16 +36,30 @@ class Charger:
         # the meter gives a good reading again.
         self.broken = [None] * len(self.evses)
         self._auth = {}  # EVSE index -> (path, body) of an AuthorizeStart not yet sent
+        self._asking = {}  # EVSE index -> journal key of its AuthorizeStart on its way
+        self._orphans = {}  # journal key -> (path, body): to re-send, then close (at most EVSEs)
+        self._orphan_due = 0
+        self.operator_id = cfg["operator_id"]
         self.shown = []
 
     def boot(self, readings):
         """Recover the journal and resume open sessions; readings: import Wh per EVSE or None."""
         self.journal.load()
-        for snap in self.journal.sessions().values():
+        asked = {}
+        for key, snap in self.journal.sessions().items():
+            if isinstance(key, str) and key[:len(_AUTH)] == _AUTH:
+                asked[key] = snap
+                continue
             i = self._index(snap.get("e"))
             if i is None:
                 continue  # an EVSE removed from the config: its messages still drain
             self._apply(i, self.evses[i].restore(snap, readings[i]))
+        for key, snap in asked.items():
+            i = self._index(snap["b"].get("EvseID"))
+            if i is not None and self.evses[i].state != IDLE:
+                self.journal.put_session(key, None)  # its session was journaled: resolved
+            else:
+                self._orphans[key] = (snap["p"], snap["b"])
 
     def _index(self, evse_id):
         for i, s in enumerate(self.evses):
@@ -72,9 +91,16 @@ class Charger:
 
     def authorized(self, i, reply):
         self._apply(i, self.evses[i].authorized(reply))
+        self._answered(i)
 
     def authorize_failed(self, i, reason):
         self._apply(i, self.evses[i].authorize_failed(reason))
+        self._answered(i)
+
+    def _answered(self, i):
+        key = self._asking.pop(i, None)
+        if key:
+            self.journal.put_session(key, None)
 
     def meter(self, i, wh, watts):
         self.broken[i] = None
@@ -95,10 +121,49 @@ class Charger:
     # --- work for the link --------------------------------------------------------------------
 
     def authorizations(self):
-        """AuthorizeStart requests to send now: a list of (EVSE index, path, body); taken once."""
-        out = [(i, p, b) for i, (p, b) in self._auth.items()]
+        """AuthorizeStart requests to send now: a list of (EVSE index, path, body); taken once.
+
+        Each is journaled first (with a CPOPartnerSessionID naming it), so a restart before its
+        answer was carried out leaves an orphan to resolve (orphans()).
+        """
+        out = []
+        for i, (p, b) in self._auth.items():
+            cpo = "%d-%d-%d" % (self.journal.boot, self.clock.ms(), i)  # unique on this charger
+            b["CPOPartnerSessionID"] = cpo
+            self.journal.put_session(_AUTH + cpo, {"p": p, "b": b})
+            self._asking[i] = _AUTH + cpo
+            out.append((i, p, b))
         self._auth = {}
         return out
+
+    def orphans(self):
+        """AuthorizeStarts of before a restart whose answer was lost, due for a re-send with the
+        same body: a list of (key, path, body); answer each with resolved()."""
+        now = self.clock.ms()
+        if not self._orphans or now < self._orphan_due:
+            return []
+        self._orphan_due = now + _ORPHAN_MS
+        return [(k, p, b) for k, (p, b) in self._orphans.items()]
+
+    def resolved(self, key, kind, value):
+        """The hub's answer to an orphan's re-send (a Result of the uplink). Authorized: the
+        session it names is closed with a 0 kWh charge detail record, in the same journal record
+        that closes the orphan; refused: nothing was opened; no answer: re-sent later."""
+        if key not in self._orphans or kind not in ("ok", "fail"):
+            return
+        path, body = self._orphans.pop(key)
+        sid = value.session_id if kind == "ok" else None
+        if not sid:
+            self.journal.put_session(key, None)
+            return
+        t = self.clock.stamp()
+        p, cdr = oicp.charge_detail_record(
+            self.operator_id, sid, body["EvseID"],
+            body["Identification"]["RFIDMifareFamilyIdentification"]["UID"], t, t, t, t, 0.0,
+            cpo_session_id=body["CPOPartnerSessionID"])
+        self.journal.add(key, "CDR", p, cdr, state=None)
+        self._show(self._index(body["EvseID"]),
+                   "session %s of a tap before the restart closed with 0 kWh" % sid)
 
     def next_message(self, hold=()):
         """The oldest journaled message ready to send of a session key not in `hold`, as

@@ -128,25 +128,35 @@ class Link:
             await self._backoff(after)
 
     async def _authorize(self):
-        """Send the waiting AuthorizeStarts once each; True if the hub answered one."""
+        """Send the waiting AuthorizeStarts once each, then the re-sends of those a restart
+        orphaned; True if the hub answered one."""
         heard = False
         for i, path, body in self.charger.authorizations():
             if self.state == STOPPED:
                 self.charger.authorize_failed(i, "link stopped")
                 continue
-            kind, value, _after = await self.uplink.send(path, body)
+            kind, value = await self._ask(path, body)
             if kind == "ok":
                 self.charger.authorized(i, value)
             else:  # interactive: no retry, the driver taps again
                 self.charger.authorize_failed(i, value)
-                if kind == "stop":
-                    self._stop(value)
-                elif kind == "nothub":
-                    self._not_the_hub(value)
-            if kind in ("ok", "fail"):
-                heard = True
-                self._heard()
+            heard = heard or kind in ("ok", "fail")
+        for key, path, body in self.charger.orphans():
+            if self.state != STOPPED:
+                kind, value = await self._ask(path, body)
+                self.charger.resolved(key, kind, value)
+                heard = heard or kind in ("ok", "fail")
         return heard
+
+    async def _ask(self, path, body):
+        kind, value, _after = await self.uplink.send(path, body)
+        if kind == "stop":
+            self._stop(value)
+        elif kind == "nothub":
+            self._not_the_hub(value)
+        elif kind in ("ok", "fail"):
+            self._heard()
+        return kind, value
 
     def _heard(self):
         """The hub itself answered: the link is up."""

@@ -143,3 +143,60 @@ def test_refused_messages_are_dead_letters_with_the_time_and_fill_up_to_refusing
     assert [m.get("Type") for m in b.sent()] == ["End"] * 8
     b.ch.tap(A)
     assert b.ch.evses[0].state == "authorizing"
+
+
+def _answer(sid):
+    return parse_authorization('{"AuthorizationStatus":"Authorized","SessionID":"%s",'
+                               '"StatusCode":{"Code":"000"}}' % sid)
+
+
+def test_an_authorize_start_whose_answer_a_restart_lost_is_resent_and_closed_with_0_kwh():
+    b = Box()
+    b.ch.tap(A)
+    ((i, path, body),) = b.ch.authorizations()  # sent; the power goes before the answer
+    cpo = body["CPOPartnerSessionID"]
+    again = Box(fs=b.fs.reboot())
+    assert again.ch.evses[0].state == "idle"
+    assert again.ch.orphans() == [("a:" + cpo, path, body)]  # the same body, re-sent
+    assert again.ch.orphans() == []  # not again before a minute
+    again.ch.resolved("a:" + cpo, "retry", "hub unreachable")  # no answer: kept
+    again.now += 60000
+    ((key, _p, _b),) = again.ch.orphans()
+    sid = "0000beef-0000-0000-0000-000000000000"
+    again.ch.resolved(key, "ok", _answer(sid))
+    cdr = again.sent()
+    assert len(cdr) == 1 and cdr[0]["SessionID"] == sid and cdr[0]["ConsumedEnergy"] == 0.0
+    assert cdr[0]["CPOPartnerSessionID"] == cpo and cdr[0]["EvseID"] == body["EvseID"]
+    assert again.journal.sessions() == {}
+    assert Box(fs=again.fs.reboot()).ch.orphans() == []
+
+
+def test_an_answered_or_refused_authorize_start_leaves_no_orphan():
+    b = Box()
+    b.ch.tap(A)
+    b.ch.tap(B)
+    (first, second) = b.ch.authorizations()
+    b.ch.authorized(first[0], _answer("0000beef-0000-0000-0000-000000000001"))
+    b.ch.authorize_failed(second[0], "102 RFID card unknown")
+    assert list(b.journal.sessions()) == ["0000beef-0000-0000-0000-000000000001"]
+    assert Box(fs=b.fs.reboot()).ch.orphans() == []
+    # A restart after the session was journaled, before its authorize record was closed.
+    c = Box()
+    c.ch.tap(A)
+    ((i, _p, body),) = c.ch.authorizations()
+    c.ch._asking.clear()  # as if the power went right after the session's own record
+    c.ch.authorized(i, _answer("0000beef-0000-0000-0000-000000000002"))
+    assert len(c.journal.sessions()) == 2
+    d = Box(fs=c.fs.reboot())
+    assert d.ch.orphans() == [] and d.ch.evses[0].state == "authorized"
+    assert list(d.journal.sessions()) == ["0000beef-0000-0000-0000-000000000002"]
+
+
+def test_a_refused_resend_closes_the_orphan_without_a_cdr():
+    b = Box()
+    b.ch.tap(A)
+    b.ch.authorizations()
+    again = Box(fs=b.fs.reboot())
+    ((key, _p, _b),) = again.ch.orphans()
+    again.ch.resolved(key, "fail", "102 RFID card unknown")
+    assert again.sent() == [] and again.journal.sessions() == {}

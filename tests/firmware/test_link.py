@@ -18,6 +18,7 @@ class Charger:
         self.queue = [("m%d" % i, "/p", {"i": i}, keys[i] if keys else "s")
                       for i in range(n)]
         self.auth = []
+        self.lost = []  # orphaned AuthorizeStarts: (key, path, body)
         self.done = []  # ("delivered", id) / ("failed", id, reason) / ("authorized", i, r) ...
         self.tries = {}  # msg id -> attempts the link counted
         self.boom = 0  # next_message raises this many times
@@ -25,6 +26,13 @@ class Charger:
     def authorizations(self):
         out, self.auth = self.auth, []
         return out
+
+    def orphans(self):
+        out, self.lost = self.lost, []
+        return out
+
+    def resolved(self, key, kind, value):
+        self.done.append(("resolved", key, kind, value))
 
     def next_message(self, hold=()):
         if self.boom:
@@ -365,4 +373,19 @@ def test_with_the_real_journal_a_stuck_session_does_not_delay_the_other():
             ["Start"] * box.journal.next_pending()[5]  # its End and CDR wait behind it
         r2 = Box(fs=box.fs.reboot())
         assert r2.journal.next_pending()[5] == box.journal.next_pending()[5]
+    return arun(r.run(body))
+
+
+def test_orphaned_authorize_starts_are_resent_after_the_taps_and_resolved():
+    r = Rig(1, ("ok", "auth-reply", 0), ("ok", "orphan-reply", 0), HTML)
+    r.ch.auth = [(0, "/a", {"a": 0})]
+    r.ch.lost = [("a:1-5-0", "/a", {"a": "old"}), ("a:1-9-1", "/a", {"a": "old2"})]
+
+    async def body():
+        await r.until(lambda: not r.ch.queue, "delivered")
+        assert r.up.sent[:3] == [{"a": 0}, {"a": "old"}, {"a": "old2"}]
+        assert r.ch.done[:3] == [("authorized", 0, "auth-reply"),
+                                 ("resolved", "a:1-5-0", "ok", "orphan-reply"),
+                                 ("resolved", "a:1-9-1", "nothub", HTML[1])]
+        assert r.link.stats["foreign"] == 1
     return arun(r.run(body))

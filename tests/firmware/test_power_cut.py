@@ -41,10 +41,14 @@ class Hub:
         self.refuse, self.busy = refuse, busy
         self.fixed = False
         self.refused = {}  # msg id -> body refused
+        self.by_cpo = {}  # CPOPartnerSessionID -> SessionID: a re-sent AuthorizeStart is the same
 
-    def authorize(self):
-        self.sessions += 1
-        sid = "%08x-0000-0000-0000-000000000000" % self.sessions
+    def authorize(self, body):
+        sid = self.by_cpo.get(body["CPOPartnerSessionID"])
+        if sid is None:
+            self.sessions += 1
+            sid = "%08x-0000-0000-0000-000000000000" % self.sessions
+            self.by_cpo[body["CPOPartnerSessionID"]] = sid
         return parse_authorization('{"AuthorizationStatus":"Authorized","SessionID":"%s",'
                                    '"StatusCode":{"Code":"000"}}' % sid)
 
@@ -108,8 +112,10 @@ class World:
         charging = s.state == "charging"
         if not self.stopped and s.state == "idle":
             ch.tap(UID)  # (again, if a cut lost the authorization)
-        for i, _path, _body in ch.authorizations():
-            ch.authorized(i, self.hub.authorize())
+        for i, _path, body in ch.authorizations():
+            ch.authorized(i, self.hub.authorize(body))
+        for key, _path, body in ch.orphans():  # a cut between the hub's answer and the journal
+            ch.resolved(key, "ok", self.hub.authorize(body))
         if charging:
             self.wh += 200
         ch.meter(0, self.wh, 7000 if not self.stopped else 0)
@@ -167,6 +173,12 @@ def check(w, label):
     if kinds[0] != "Start" or kinds[-2:] != ["End", "CDR"] or kinds.count("End") != 1 or \
             kinds.count("CDR") != 1 or kinds.count("Progress") < 3:
         raise AssertionError("%s: hub got %r" % (label, kinds))
+    closed = [sid for sid, k in w.hub.order if k == "CDR"]
+    for sid in w.hub.by_cpo.values():
+        if sid not in closed:
+            raise AssertionError("%s: session %s left open at the hub" % (label, sid))
+    if w.charger.journal.sessions():
+        raise AssertionError("%s: left in the journal: %r" % (label, w.charger.journal.sessions()))
     bodies = list(w.hub.seen.values())
     lost = [m for m in w.journaled if m is not None and m not in w.hub.seen
             and w.hub.refused.get(m) not in bodies]  # refused, then requeued under a new id
