@@ -37,7 +37,9 @@ class Charger:
         self.broken = [None] * len(self.evses)
         self._auth = {}  # EVSE index -> (path, body) of an AuthorizeStart not yet sent
         self._asking = {}  # EVSE index -> journal key of its AuthorizeStart on its way
-        self._orphans = {}  # journal key -> (path, body): to re-send, then close (at most EVSEs)
+        # journal key -> (path, body): to re-send, then close; bounded as each counts as an open
+        # session in the journal's admission control
+        self._orphans = {}
         self._orphan_due = 0
         self.operator_id = cfg["operator_id"]
         self.shown = []
@@ -166,8 +168,8 @@ class Charger:
                    "session %s of a tap before the restart closed with 0 kWh" % sid)
 
     def next_message(self, hold=()):
-        """The oldest journaled message ready to send of a session key not in `hold`, as
-        (msg_id, path, body, session key), or None.
+        """The oldest journaled message ready to send of a session not in `hold`, as
+        (msg_id, path, body, session token), or None (the token: journal.next_pending()).
 
         Timestamps taken before the wall clock was known are filled in here; a message whose
         time is not known yet waits (and with it the later ones of its session; other sessions
