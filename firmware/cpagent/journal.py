@@ -405,7 +405,7 @@ class Journal:
         self.dead = [d for d in self.dead if d[0] != mid]
 
     def _bury(self, mid, kind, key, at, reason, whole, size):
-        self.dead = [d for d in self.dead if d[0] != mid]  # a requeued one refused again
+        self.dead = [d for d in self.dead if d[0] != mid]  # one id is one dead letter at most
         self.dead.append((mid, kind, key, at, reason, whole, size))
 
     def _revive(self, f):

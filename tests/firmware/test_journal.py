@@ -515,3 +515,15 @@ def test_pending_bodies_are_read_back_from_flash():
     raises(ValueError, lambda: j._read(len(log)))
     assert j.pending(1) == []  # a body held in RAM would still have come back unchanged
     assert j.failures[-1] == (a, "Start", "damaged on flash")
+
+
+def test_an_older_firmwares_failure_record_loads_as_a_dead_letter_without_body():
+    from cpagent.journal import _rec
+
+    j = _journal()
+    a = j.add("s1", "CDR", P, b"cdr")
+    j._fs.files[D + "/log"] = _log(j) + bytes(_rec(70, a, "CDR", "019 refused"))  # "F"
+    j2 = _reload(j)
+    assert j2.pending() == [] and j2.failures == [(a, "CDR", "019 refused")]
+    assert _dead(j2)[0]["body"] is None and j2.requeue() == []
+    assert _reload(j2).failures == [(a, "CDR", "019 refused")] and j2.discard(a)
