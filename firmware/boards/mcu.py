@@ -13,7 +13,7 @@ from micropython import const
 from cpagent.config import ConfigError, check_board
 from cpagent.fsio import OsFs
 from cpagent.link import UP
-from cpagent.session import AUTHORIZED, CHARGING
+from cpagent.session import AUTHORIZED, CHARGING, PARKED
 
 _PARITY = {"N": None, "E": 0, "O": 1}
 _RXBUF = const(1024)  # bytes: a UART keeps ~1 s of 9600 baud while the loop is held up (TLS)
@@ -303,7 +303,7 @@ class McuBoard:
                         agent.link.kick()
                     last[i] = v
                 if enable:  # the contactor may close only for an authorized session
-                    enable(1 if ch.evses[i].state in (AUTHORIZED, CHARGING) else 0)
+                    enable(1 if ch.evses[i].state in (AUTHORIZED, CHARGING, PARKED) else 0)
             await self.sleep_ms(_PLUG_MS)
 
     async def _watchdog(self):

@@ -126,8 +126,12 @@ _SCHEMA = {
         "authorize_timeout_s": (_INT, 15, 1, 120),
         "start_power_w": (_INT, 100, 1, 50000),  # draw above this: energy flow started
         "stop_power_w": (_INT, 50, 0, 50000),  # draw at or below this: flow stopped
+        "stop_hold_s": (_INT, 120, 0, 3600),  # ... for this long: charging ended (End)
     }),
-    "journal": (_OBJ, {}, {"max_messages": (_INT, 200, 16, 2000)}),
+    # save_wh: while energy flows, the reading is journaled each time it grew this much, so a
+    # restart with a dead meter bills at most this much less than was delivered.
+    "journal": (_OBJ, {}, {"max_messages": (_INT, 200, 16, 2000),
+                           "save_wh": (_INT, 1000, 10, 100000)}),
     "wifi": (_OBJ, None, {"ssid": (_STR, _R, 1, 32), "password": (_STR, "", 0, 63)}),
     "log_level": (_INT, 1, 0, 3),  # 0 errors, 1 warnings, 2 info, 3 debug
     "board": (_OBJ, {}, {  # MicroPython boards only; the host board ignores it

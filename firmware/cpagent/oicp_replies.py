@@ -30,6 +30,7 @@ STATUS = dict((s[:3], s[3:]) for s in _TABLE.split("|"))
 _RETRY = ("001", "002", "009", "021", "310")
 _HTTP = {400: "validation error", 401: "not authorized", 403: "forbidden", 404: "not found",
          429: "rate limited", 500: "hub processing error", 503: "hub unavailable"}
+_FAULT_KEYS = ("message", "extendedInfo", "validationErrors")
 
 
 class ReplyError(ValueError):
@@ -140,14 +141,39 @@ def parse_acknowledgement(data):
     return _parse(data, False)
 
 
-def parse_http_error(status, data):
-    """A one-line reason for a non-200 answer (FaultBody or OicpERoamingFault); never raises."""
+def parse_http_error(status, data, ctype=None):
+    """A one-line reason for a non-200 answer (FaultBody or OicpERoamingFault); never raises.
+    ctype (the Content-Type) is named when given: "HTTP 404 not found (text/html): <html>..."."""
     head = "HTTP %s %s" % (status, _HTTP.get(status, "error") if isinstance(status, int)
                            else "error")
+    if isinstance(ctype, str) and ctype:
+        head += " (%s)" % ctype.split(";")[0].strip()[:40]
     try:
         return (head + _fault(data))[:_MAX_TEXT + 40]
     except Exception:
         return head
+
+
+def hub_fault(data):
+    """The hub's own error body -> the Code of its StatusCode ("" for a FaultBody, which has
+    none); None when `data` is not that form: an HTML page, an empty body, a proxy's JSON.
+    OicpERoamingFault is {StatusCode, message}; FaultBody {message, extendedInfo,
+    validationErrors} and nothing else (a framework's error JSON adds timestamp, path, ...)."""
+    try:
+        obj = _load(data)
+    except ReplyError:
+        return None
+    sc = obj.get("StatusCode")
+    if isinstance(sc, dict):
+        code = sc.get("Code")
+        return code if isinstance(code, str) and len(code) == 3 and not code.strip(
+            "0123456789") else None
+    if not obj or any(k not in _FAULT_KEYS for k in obj):
+        return None
+    errs = obj.get("validationErrors")
+    ok = (errs is None or isinstance(errs, list)) and all(
+        obj.get(k) is None or isinstance(obj[k], str) for k in ("message", "extendedInfo"))
+    return "" if ok else None
 
 
 def _fault(data):

@@ -1,6 +1,10 @@
 """Per-EVSE charging session state machine: pure, clock injected, returns effects for the agent.
 
 idle -tap-> authorizing -Authorized-> authorized -power or plug-> charging -tap or unplug-> idle
+charging -power at or below stop_power_w for stop_hold_s-> parked -tap or unplug-> idle
+OICP keeps the two ends apart: End says energy flow ended (ChargingEnd, the reading then) while
+the session goes on; the charge detail record closes it at the tap or unplug (SessionEnd) and
+bills the reading then. A parked EV that draws again moves ChargingEnd to its next stop.
 Every event method returns a list of effects (tuples) that the agent carries out in order:
   ("authorize", path, body)            ask the hub now (interactive, never journaled)
   ("journal", kind, path, body, state) journal the message and the session's new snapshot in one
@@ -20,6 +24,7 @@ IDLE = "idle"
 AUTHORIZING = "authorizing"
 AUTHORIZED = "authorized"
 CHARGING = "charging"
+PARKED = "parked"  # End journaled: no energy flows, the EV is still plugged in
 # Snapshot-only phases: the End (or the Error) is journaled, what follows it is not yet.
 _STOPPING = "stopping"
 _FAULTED = "faulted"
@@ -28,13 +33,15 @@ _MS = const(1000)
 _MIN_PROGRESS_S = const(300)  # OICP: Progress at most every 5 minutes; the hub refuses sooner
 _MAX_BETWEEN = const(10)  # MeterValueInBetween cap: the most recent readings are kept
 _MAX_STOP_UIDS = const(8)  # AuthorizationStopIdentifications kept; more are ignored
+_LIVE = (AUTHORIZED, CHARGING, PARKED)  # authorized at the hub: a tap or unplug ends it
 
 
 class Session:
     """The session of one EVSE."""
 
     def __init__(self, operator_id, evse_id, clock, progress_s=300, ev_wait_s=120,
-                 authorize_timeout_s=15, start_power_w=100, product_id=None):
+                 authorize_timeout_s=15, start_power_w=100, product_id=None, stop_power_w=50,
+                 stop_hold_s=120, save_wh=1000):
         if progress_s < _MIN_PROGRESS_S:
             raise ValueError("progress_s: must be >= 300 (OICP 5-minute rule), got %r"
                              % progress_s)
@@ -46,6 +53,9 @@ class Session:
         self._ev_wait_ms = ev_wait_s * _MS
         self._auth_ms = authorize_timeout_s * _MS
         self._start_w = start_power_w
+        self._stop_w = stop_power_w
+        self._hold_ms = stop_hold_s * _MS
+        self._save_wh = save_wh
         self.wh = None  # last good cumulative import reading, integer Wh
         self._clear()
 
@@ -56,7 +66,10 @@ class Session:
         self.stop_uids = ()
         self.session_start = None
         self.charging_start = None
+        self.charging_end = None  # when energy flow ended (parked), None while it flows
         self.meter_start = None
+        self._saved_wh = None  # the latest reading on flash: a restart bills at least this
+        self._low = None  # (ticks, stamp, Wh) when power first fell to stop_power_w or below
         self.between = []
         self._since = self.clock.ms()  # when the current state's timer started
         self._last_progress = self._since
@@ -74,7 +87,7 @@ class Session:
             self.uid = uid
             self.session_start = self.clock.stamp()
             return [("authorize", path, body), ("show", "authorizing")]
-        if self.state in (AUTHORIZED, CHARGING) and (uid == self.uid or uid in self.stop_uids):
+        if self.state in _LIVE and (uid == self.uid or uid in self.stop_uids):
             return self._stop("stopped by card")
         return [("show", "busy")]
 
@@ -104,22 +117,59 @@ class Session:
         self.wh = wh
         if self.state == AUTHORIZED and watts is not None and watts >= self._start_w:
             return self._start()
-        if self.state == CHARGING:
-            if (self.clock.ms() - self._last_progress) >= self._progress_ms:
-                return self._progress()
+        if self.state not in (CHARGING, PARKED):
+            return []
+        effects = self._flow(watts) if watts is not None else []
+        if effects:
+            return effects
+        if self.state == CHARGING and (self.clock.ms() - self._last_progress) >= self._progress_ms:
+            return self._progress()
+        if self._saved_wh is None or wh - self._saved_wh >= self._save_wh:
+            return [("save", self.snapshot())]  # bounds what a restart with a dead meter loses
         return []
+
+    def _flow(self, watts):
+        """Energy flow ended (power at or below stop_power_w for the hold time) or restarted."""
+        if self.state == PARKED and self.charging_end is None:
+            pass  # drawing again after End: watch for the next stop
+        elif self.state == PARKED:
+            if watts < self._start_w:
+                return []
+            self.charging_end = None
+            return [("save", self.snapshot()), ("show", "EV draws again")]
+        if watts > self._stop_w:
+            self._low = None
+            return []
+        now = self.clock.ms()
+        if self._low is None:
+            self._low = (now, self.clock.stamp(), self.wh)
+            return []
+        if now - self._low[0] < self._hold_ms:
+            return []
+        _t, self.charging_end, end_wh = self._low
+        self._low = None
+        if self.state == PARKED:
+            return [("save", self.snapshot())]
+        self.state = PARKED
+        path, body = oicp.notification_end(
+            self.operator_id, self.session_id, self.evse_id, self.charging_end,
+            charging_start=self.charging_start, session_start=self.session_start,
+            consumed=self._consumed(end_wh), meter_start=_kwh(self.meter_start),
+            meter_end=_kwh(end_wh), meter_values=_kwhs(self.between), uid=self.uid,
+            product_id=self.product_id)
+        return [("journal", "End", path, body, self.snapshot()), ("show", "charged: unplug")]
 
     def plug(self, plugged):
         """The connector reported the EV plugged in or out."""
         if plugged and self.state == AUTHORIZED:
             return self._start()
-        if not plugged and self.state in (AUTHORIZED, CHARGING):
+        if not plugged and self.state in _LIVE:
             return self._stop("unplugged")
         return []
 
     def fault(self, connector, info):
         """A connector fault (connector=True) or a meter fault: Error, then stop."""
-        if self.state not in (AUTHORIZED, CHARGING):
+        if self.state not in _LIVE:
             return [("show", "fault: " + info)]
         kind = "ConnectorError" if connector else "CriticalError"
         path, body = oicp.notification_error(self.operator_id, self.session_id, self.evse_id,
@@ -193,8 +243,10 @@ class Session:
             snap["ce"] = now
             snap["me"] = self.wh
             effects.append(("journal", "End", path, body, snap))
-        # Authorized but no energy flowed: a 0 kWh record closes the session at the hub.
-        effects += self._cdr(now, now, self.wh)
+        # Parked: End went out when the flow ended. Authorized but no energy flowed: a 0 kWh
+        # record closes the session at the hub.
+        effects += self._cdr(self.charging_end or now if self.state == PARKED else now, now,
+                             self.wh)
         effects.append(("show", reason))
         self._clear()
         return effects
@@ -216,7 +268,12 @@ class Session:
         """The small dict a reboot needs (short keys, no empty fields: it is written to flash)."""
         snap = {"p": self.state, "e": self.evse_id, "sid": self.session_id, "uid": self.uid,
                 "ss": self.session_start}
-        for k, v in (("cs", self.charging_start), ("ms", self.meter_start),
+        if self.state == PARKED:
+            snap["ed"] = 1  # End journaled (kept when a fault rewrites the phase)
+        if self.wh is not None and self.state in (CHARGING, PARKED):
+            snap["w"] = self._saved_wh = self.wh
+        for k, v in (("cs", self.charging_start), ("ce", self.charging_end),
+                     ("ms", self.meter_start),
                      ("mv", list(self.between)), ("stop", list(self.stop_uids))):
             if v is not None and v != []:
                 snap[k] = v
@@ -225,12 +282,19 @@ class Session:
     def restore(self, snap, wh):
         """Resume after a reboot from a snapshot and the meter's cumulative register now (Wh)."""
         self._clear()
-        self.wh = wh if wh is not None else snap.get("me", snap.get("ms"))
+        # Never bill below a reading already journaled (Start, Progress, a saved one): a dead
+        # meter at boot, or one that restarted its count, leaves the latest of those.
+        mv = snap.get("mv") or ()
+        known = [v for v in (snap.get("w"), snap.get("me"), snap.get("ms"),
+                             mv[-1] if mv else None) if v is not None]
+        last = max(known) if known else None
+        self.wh = wh if last is None or (wh is not None and wh >= last) else last
         self.session_id = snap["sid"]
         self.uid = snap["uid"]
         self.stop_uids = tuple(snap.get("stop") or ())
         self.session_start = snap["ss"]
         self.charging_start = snap.get("cs")
+        self.charging_end = snap.get("ce")
         self.meter_start = snap.get("ms")
         self.between = list(snap.get("mv") or ())[-_MAX_BETWEEN:]
         phase = snap["p"]
@@ -242,11 +306,12 @@ class Session:
             return effects + [("show", "session closed after restart")]
         if phase == _FAULTED:
             # Close with what was known at the fault, not with readings taken after the reboot.
-            self.state = CHARGING if self.charging_start else AUTHORIZED
+            self.state = (PARKED if snap.get("ed") else CHARGING) if self.charging_start \
+                else AUTHORIZED
             if snap.get("me") is not None:
                 self.wh = snap["me"]
             return self._stop("fault before restart", snap.get("fe"))
-        self.state = CHARGING if phase == CHARGING else AUTHORIZED
+        self.state = phase if phase in (CHARGING, PARKED) else AUTHORIZED
         return [("show", "session resumed")]
 
     def _restored_duration_ms(self):

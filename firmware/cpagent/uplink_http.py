@@ -1,4 +1,4 @@
-"""Direct OICP uplink: POST to the hub with HttpClient; answers sorted into ok/retry/fail/stop."""
+"""Direct OICP uplink: POST to the hub with HttpClient; answers sorted by whose they are."""
 from micropython import const
 
 from cpagent import oicp, oicp_replies
@@ -36,7 +36,8 @@ class HttpUplink:
     -> Result (msg_id: for the MQTT uplink's envelope; HTTP has no use for it).
 
     Result is (kind, value, retry_after_ms): ("ok", Reply, 0), ("retry", reason, ms),
-    ("fail", reason, 0) or ("stop", reason, 0). Never raises but for cancellation.
+    ("nothub", reason, ms) (an answer that is not the hub's: see classify), ("fail", reason, 0)
+    or ("stop", reason, 0). Never raises but for cancellation.
     `date_unix` is the last Date header of the hub (None before one came), `last_ms` the last
     round trip.
     """
@@ -71,27 +72,46 @@ class HttpUplink:
             self.date_unix = unix_from_http_date(hdr["date"])
         except (KeyError, ValueError):
             pass  # no usable Date: keep the last one
-        return classify(path, status, data, _after(hdr.get("retry-after"), hdr.get("date")))
+        return classify(path, status, data, _after(hdr.get("retry-after"), hdr.get("date")),
+                        None, hdr.get("content-type"))
 
 
-def classify(path, status, data, after_ms=0, error=None):
-    """The hub's answer to a POST of `path` -> Result; both uplinks sort with this. status 0
-    (the relay did not reach the hub) retries; the relay's error text, if any, is the reason."""
+def classify(path, status, data, after_ms=0, error=None, ctype=None):
+    """The answer to a POST of `path` -> Result; both uplinks and the relay sort with this.
+
+    Only the hub's own answer can refuse a message: a 2xx with an OICP body, or an HTTP error
+    whose body is the hub's error form (oicp_replies.hub_fault). Anything else (an HTML or
+    empty 404 from a proxy, a 502 from a load balancer, a redirect, a 2xx that is not OICP) is
+    ("nothub", reason, ms): the path to the hub is wrong or down, retried like a hub outage.
+    408 and 429 are retried whatever their body. From the relay: status 0 with its error text,
+    the hub was not reached or did not give its own answer (retried); a status with an error
+    text, the relay's own refusal of the envelope (4xx: a retry does not change it)."""
+    if not status:
+        return "retry", "relay: %s" % error if error else "hub not reached", after_ms
+    if error:
+        retry = status in (408, 429) or status >= 500
+        return "retry" if retry else "fail", "relay: %s" % error, after_ms if retry else 0
     if 200 <= status < 300:
         try:
             r = (oicp_replies.parse_authorization if "/authorize/" in path
                  else oicp_replies.parse_acknowledgement)(data)
         except ValueError as e:
-            return "retry", "garbage reply: %s" % (e,), 0
+            return "nothub", "not the hub's answer: HTTP %d: %s" % (status, e), 0
         if r.ok:
             return "ok", r, 0
         kind = oicp_replies.classify(r.code)
         # 000 with Result false or NotAuthorized: a plain no, which a retry does not change.
         return "fail" if kind == "ok" else kind, "%s %s" % (r.code, r.description), 0
-    reason = "relay: %s" % error if error else oicp_replies.parse_http_error(status, data)
-    if not status or status in (408, 429) or status >= 500:
+    reason = oicp_replies.parse_http_error(status, data, ctype)
+    if status in (408, 429):
         return "retry", reason, after_ms
-    return "fail", reason, 0
+    code = oicp_replies.hub_fault(data)
+    if code is None:
+        return "nothub", "not the hub's answer: " + reason, after_ms
+    if status >= 500:
+        return "retry", reason, after_ms
+    kind = oicp_replies.classify(code) if code else "fail"
+    return "fail" if kind == "ok" else kind, reason, after_ms if kind == "retry" else 0
 
 
 def _after(v, date):

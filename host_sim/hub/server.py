@@ -129,6 +129,7 @@ class Hub:
         self.idle_timeout = idle_timeout
         # Overflow policy: the oldest exchanges leave memory (the log file keeps them all).
         self._exchanges = collections.deque(maxlen=max_exchanges)
+        self.refused = 0  # answers a charger takes as a refusal for good
         self._seq = 0
         self._server = None
         self._conns = set()
@@ -222,7 +223,7 @@ class Hub:
     def stats(self):
         c = self.rules.counts
         return {"sessions": len(self.rules.sessions), "requests": c["requests"],
-                "duplicates": c["duplicates"], "exchanges": self._seq,
+                "duplicates": c["duplicates"], "exchanges": self._seq, "refused": self.refused,
                 "faults": len(self.faults.rules), "refusing": self.refusing,
                 "codes": dict((k[5:], v) for k, v in c.items() if k.startswith("code_")),
                 "http": dict((k[5:], v) for k, v in c.items() if k.startswith("http_"))}
@@ -233,6 +234,7 @@ class Hub:
         self.rules.evse_data.clear()
         self.rules.counts.clear()
         self._exchanges.clear()
+        self.refused = 0
         self.faults.clear()
 
     # ---- connections ------------------------------------------------------------------------
@@ -341,6 +343,8 @@ class Hub:
         self._seq += 1
         rec.update(seq=self._seq, status=status, reply=reply, code=code,
                    latency_ms=round((time.perf_counter() - t0) * 1000, 3))  # hub time only
+        rec["refused"] = oicp_rules.refused_for_good(rec["operation"], status, code)
+        self.refused += rec["refused"]
         rec.setdefault("duplicate", False)
         rec.setdefault("session_id", None)
         rec.setdefault("fault", None)

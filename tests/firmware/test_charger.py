@@ -13,7 +13,8 @@ CFG = {
     "operator_id": "DE*ABC",
     "evses": [{"evse_id": "DE*ABC*E0001*1"}, {"evse_id": "DE*ABC*E0001*2"}],
     "timing": {"progress_s": 300, "ev_wait_s": 600, "authorize_timeout_s": 15,
-               "start_power_w": 100},
+               "start_power_w": 100, "stop_power_w": 50, "stop_hold_s": 120},
+    "journal": {"save_wh": 1000},
 }
 A = "04A1B2C3D4E5F6"
 B = "A1B2C3D4"

@@ -72,8 +72,9 @@ def test_example_is_valid_and_kept():
 def test_defaults_are_filled():
     c = load(json.dumps(MINIMAL))
     assert c["timing"] == {"poll_s": 10, "progress_s": 300, "ev_wait_s": 120,
-                           "authorize_timeout_s": 15, "start_power_w": 100, "stop_power_w": 50}
-    assert c["journal"] == {"max_messages": 200}
+                           "authorize_timeout_s": 15, "start_power_w": 100, "stop_power_w": 50,
+                           "stop_hold_s": 120}
+    assert c["journal"] == {"max_messages": 200, "save_wh": 1000}
     assert c["wifi"] is None and c["log_level"] == 1
     assert c["evses"][0] == {"evse_id": "+49*536*001", "meter_address": 1, "connector": 1,
                              "product_id": None}

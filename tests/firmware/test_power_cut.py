@@ -25,7 +25,8 @@ CFG = {
     "operator_id": "DE*ABC",
     "evses": [{"evse_id": "DE*ABC*E0001"}],
     "timing": {"progress_s": 300, "ev_wait_s": 600, "authorize_timeout_s": 15,
-               "start_power_w": 100},
+               "start_power_w": 100, "stop_power_w": 50, "stop_hold_s": 120},
+    "journal": {"save_wh": 1000},
 }
 
 
@@ -100,8 +101,11 @@ class World:
         clock = Clock(self.ticks, lambda a, b: a - b, journal.boot)
         clock.set_unix(T0 + self.ms // 1000)  # NTP at boot (a token test lives elsewhere)
         ch = Charger(CFG, journal, clock)
-        ch.boot([self.wh])
+        ch.boot([self.reading_at_boot()])
         self.charger = ch
+
+    def reading_at_boot(self):
+        return self.wh
 
     def progress_seen(self):
         return sum(1 for _, k in self.hub.order if k == "Progress")

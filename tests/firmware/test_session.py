@@ -2,7 +2,7 @@
 from check import raises_naming
 from cpagent.clock import Clock
 from cpagent.oicp_replies import parse_authorization
-from cpagent.session import AUTHORIZED, AUTHORIZING, CHARGING, IDLE, Session
+from cpagent.session import AUTHORIZED, AUTHORIZING, CHARGING, IDLE, PARKED, Session
 
 OP = "DE*ABC"
 EVSE = "DE*ABC*E0001"
@@ -22,6 +22,7 @@ class Ticks:
 
 
 def make(known=True, **kw):
+    kw.setdefault("save_wh", 100000)  # the readings journaled between messages: their own tests
     ticks = Ticks()
     clock = Clock(ticks, lambda a, b: a - b)
     if known:
@@ -252,3 +253,112 @@ def test_restore_after_fault_closes_with_values_from_the_fault():
     end = body_of(eff2, "End")
     assert end["MeterValueEnd"] == 12.0 and end["ConsumedEnergy"] == 2.0
     assert end["ChargingEnd"] == faulted["fe"]
+
+
+def parked(**kw):
+    """Charging from 10 kWh, then power at 20 W from 14 kWh on: End after the hold time."""
+    kw.setdefault("stop_hold_s", 120)
+    s, t, _ = charging(**kw)
+    t.t += 60000
+    assert s.meter(14000, 20) == []  # flow stopped here (ChargingEnd)
+    stopped_at = s.clock.stamp()
+    t.t += 60000
+    assert s.meter(14001, 30) == []  # still within the hold time
+    t.t += 60000
+    eff = s.meter(14002, 10)
+    assert s.state == PARKED and kinds(eff) == ["End", "show"], kinds(eff)
+    return s, t, eff, stopped_at
+
+
+def test_charging_ends_when_power_stays_low_and_the_session_at_unplug():
+    s, t, eff, stopped_at = parked()
+    end = body_of(eff, "End")
+    assert end["ChargingEnd"] == stopped_at and "SessionEnd" not in end
+    assert end["MeterValueEnd"] == 14.0 and end["ConsumedEnergy"] == 4.0
+    assert eff[0][4]["p"] == PARKED and eff[0][4]["ce"] == stopped_at
+    t.t += 7 * 60000  # parked: no Progress, no second End
+    assert s.meter(14005, 5) == []
+    t.t += 600000
+    eff = s.plug(False)
+    assert kinds(eff) == ["CDR", "show"] and s.state == IDLE
+    cdr = body_of(eff, "CDR")
+    assert cdr["ChargingEnd"] == stopped_at < cdr["SessionEnd"] == s.clock.stamp()
+    assert cdr["MeterValueEnd"] == 14.005 and cdr["ConsumedEnergy"] == 4.005  # what it drew
+
+
+def test_a_dip_shorter_than_the_hold_time_is_not_the_end():
+    s, t, _ = charging(stop_hold_s=120)
+    for w in (0, 10, 3700, 0, 20):
+        t.t += 100000
+        eff = s.meter(11000, w)
+        assert "End" not in kinds(eff) and s.state == CHARGING, (w, kinds(eff))
+
+
+def test_a_parked_ev_that_draws_again_moves_charging_end_to_its_next_stop():
+    s, t, _, first = parked()
+    t.t += 60000
+    assert kinds(s.meter(14100, 60)) == []  # above stop, below start: no restart
+    t.t += 60000
+    eff = s.meter(14200, 3700)
+    assert kinds(eff) == ["save", "show"] and s.charging_end is None
+    assert eff[0][1]["p"] == PARKED and "ce" not in eff[0][1]
+    t.t += 60000
+    s.meter(15000, 0)
+    second = s.clock.stamp()
+    t.t += 120000
+    eff = s.meter(15000, 0)
+    assert kinds(eff) == ["save"] and eff[0][1]["ce"] == second != first
+    cdr = body_of(s.tap(UID), "CDR")
+    assert cdr["ChargingEnd"] == second and cdr["ConsumedEnergy"] == 5.0
+
+
+def test_restore_parked_closes_with_the_cdr_only():
+    s, t, eff, stopped_at = parked()
+    s2, t2 = make()
+    assert kinds(s2.restore(eff[0][4], 14010)) == ["show"] and s2.state == PARKED
+    eff2 = s2.tap(UID)
+    assert kinds(eff2) == ["CDR", "show"]
+    cdr = body_of(eff2, "CDR")
+    assert cdr["ChargingEnd"] == stopped_at and cdr["MeterValueEnd"] == 14.01
+
+
+def test_a_fault_while_parked_sends_error_and_cdr_but_no_second_end():
+    s, t, _, stopped_at = parked()
+    eff = s.fault(False, "meter silent")
+    assert kinds(eff) == ["Error", "CDR", "show"]
+    assert body_of(eff, "CDR")["ChargingEnd"] == stopped_at
+    s2, _ = make()
+    eff2 = s2.restore(eff[0][4], None)  # the cut came after the Error, before the CDR
+    assert kinds(eff2) == ["CDR", "show"] and s2.state == IDLE
+    cdr = body_of(eff2, "CDR")
+    assert cdr["ChargingEnd"] == stopped_at and cdr["MeterValueEnd"] == 14.002
+
+
+def test_the_reading_is_journaled_every_save_wh_between_messages():
+    s, t, _ = charging(save_wh=500)
+    assert s.meter(10400, 3700) == []
+    eff = s.meter(10500, 3700)
+    assert kinds(eff) == ["save"] and eff[0][1]["w"] == 10500
+    assert s.meter(10999, 3700) == []
+    assert kinds(s.meter(11000, 3700)) == ["save"]
+    t.t += 300000
+    assert kinds(s.meter(11200, 3700)) == ["Progress"]  # carries the reading too
+    assert s.meter(11600, 3700) == []
+
+
+def test_a_restart_with_a_dead_meter_bills_the_latest_journaled_reading():
+    s, t, _ = charging(save_wh=500)
+    t.t += 300000
+    prog = s.meter(12000, 3700)  # Progress reported 12 kWh
+    saved = s.meter(12600, 3700)  # then a saved reading
+    for snap, last in ((prog[0][4], 12.0), (saved[0][1], 12.6)):
+        s2, _ = make(save_wh=500)
+        s2.restore(snap, None)  # the meter is dead at boot
+        eff = s2.tap(UID)
+        end, cdr = body_of(eff, "End"), body_of(eff, "CDR")
+        assert end["MeterValueEnd"] == cdr["MeterValueEnd"] == last, (end, cdr)
+        assert cdr["ConsumedEnergy"] == round(last - 10.0, 3)
+    # A meter that restarted its count below what was reported bills the reported value.
+    s3, _ = make()
+    s3.restore(prog[0][4], 500)
+    assert body_of(s3.tap(UID), "CDR")["MeterValueEnd"] == 12.0

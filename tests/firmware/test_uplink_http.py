@@ -103,31 +103,62 @@ def test_http_statuses():
         fault = b'{"message":"bad","validationErrors":[{"fieldReference":"EvseID"}]}'
         assert await one(reply(400, fault)) == (
             "fail", "HTTP 400 validation error: bad; EvseID: invalid", 0)
-        for st in (401, 403, 404, 405, 301):
-            assert (await one(reply(st)))[0] == "fail", st
         names = {500: "hub processing error", 503: "hub unavailable"}
-        for st in (408, 500, 502, 503, 599):
-            assert await one(reply(st)) == ("retry", "HTTP %d %s" % (
-                st, names.get(st, "error")), 0), st
+        hub5xx = b'{"message":"down for maintenance","extendedInfo":null}'
+        for st in (500, 502, 503, 599):
+            assert await one(reply(st, hub5xx)) == ("retry", "HTTP %d %s: down for maintenance"
+                                                     % (st, names.get(st, "error")), 0), st
+        assert await one(reply(408)) == ("retry", "HTTP 408 error", 0)
         assert await one(reply(429, extra="Retry-After: 7\r\n")) == (
             "retry", "HTTP 429 rate limited", 7000)
-        assert (await one(reply(503, extra="Retry-After: 99999\r\n")))[2] == 3600000  # clipped
+        assert (await one(reply(503, hub5xx, "Retry-After: 99999\r\n")))[2] == 3600000
         dated = DATE + "Retry-After: Sun, 06 Nov 1994 08:50:07 GMT\r\n"
-        assert (await one(reply(503, extra=dated)))[2] == 30000
+        assert (await one(reply(503, hub5xx, dated)))[2] == 30000
         past = DATE + "Retry-After: Sun, 06 Nov 1994 08:40:07 GMT\r\n"
-        assert (await one(reply(503, extra=past)))[2] == 0
+        assert (await one(reply(503, hub5xx, past)))[2] == 0
         undated = "Retry-After: Sun, 06 Nov 1994 08:50:07 GMT\r\n"  # no Date to measure from
         assert (await one(reply(429, extra=undated)))[2] == 0
         assert (await one(reply(429, extra="Retry-After: soon\r\n")))[2] == 0
     return arun(go())
 
 
-def test_garbage_and_network_errors_are_retried_with_the_reason():
+def test_the_hubs_own_error_bodies_are_its_verdict():
     async def go():
+        refused = b'{"StatusCode":{"Code":"017","Description":"x"},"message":"no"}'
+        assert (await one(reply(401, refused)))[0] == "stop"
+        unknown = b'{"StatusCode":{"Code":"400"},"message":"session invalid"}'
+        kind, why, _ = await one(reply(404, unknown))
+        assert kind == "fail" and why.startswith("HTTP 404 not found: 400 session"), why
+        busy = b'{"StatusCode":{"Code":"001"}}'
+        assert (await one(reply(404, busy)))[0] == "retry"
+        assert (await one(reply(403, b'{"message":"IP not allowed"}')))[0] == "fail"
+    return arun(go())
+
+
+def test_answers_that_are_not_the_hubs_are_never_a_refusal():
+    async def go():
+        html = b"<html><head><title>404 Not Found</title></head></html>"
+        kind, why, _ = await one(reply(404, html, "Content-Type: text/html; charset=utf-8\r\n"))
+        assert kind == "nothub", (kind, why)
+        assert why == "not the hub's answer: HTTP 404 not found (text/html): " + html.decode(
+            )[:80], why
+        for st in (301, 302, 401, 403, 404, 405, 500, 502, 503, 504):
+            for body in (b"", b"{}", b"<h1>Bad Gateway</h1>", b"[]", b'{"error":"x"}',
+                         b'{"timestamp":1,"status":404,"error":"Not Found","message":"",'
+                         b'"path":"/api/oicp"}', b'{"StatusCode":{"Code":"1"}}',
+                         b'{"message":7}'):
+                kind, why, _ = await one(reply(st, body))
+                assert kind == "nothub" and why.startswith(
+                    "not the hub's answer: HTTP %d" % st), (st, body, kind, why)
         kind, why, _ = await one(ok(b"<html>502 Bad Gateway</html>\x00\xff{"))
-        assert kind == "retry" and why.startswith("garbage reply: reply: expected"), why
+        assert kind == "nothub" and "HTTP 200: reply: expected" in why, why
         kind, why, _ = await one(ok(b'{"Result":true}'))
-        assert kind == "retry" and "StatusCode.Code" in why, why
+        assert kind == "nothub" and "StatusCode.Code" in why, why
+    return arun(go())
+
+
+def test_network_errors_are_retried_with_the_reason():
+    async def go():
         kind, why, _ = await one(b"SMTP ready\r\n")
         assert kind == "retry" and "garbage reply: status line" in why, why
         kind, why, _ = await one("refuse")

@@ -117,7 +117,7 @@ def test_hub_answers_are_sorted_as_the_http_uplink_sorts_them():
     return arun(go())
 
 
-def test_relay_errors_retry_when_the_hub_was_not_reached_and_fail_when_refused():
+def test_relay_errors_retry_when_the_hub_was_not_reached_and_fail_when_the_relay_refused():
     async def go():
         for down, want in (
                 ({"status": 0, "body": None, "error": "hub unreachable: timeout"},
@@ -127,14 +127,19 @@ def test_relay_errors_retry_when_the_hub_was_not_reached_and_fail_when_refused()
                 ({"status": 400, "body": None, "error": "EvseID DE*XYZ*E1: not this charger's"},
                  ("fail", "relay: EvseID DE*XYZ*E1: not this charger's", 0)),
                 ({"status": "200", "body": None}, ("retry", "garbage reply: down envelope", 0)),
-                ({"status": 200, "body": [1]}, ("retry", "garbage reply: reply: expected", 0)),
+                ({"status": 200, "body": [1]},
+                 ("nothub", "not the hub's answer: HTTP 200: reply: expected", 0)),
                 ({"status": 503, "body": None, "retry_after": "5"},
                  ("retry", "garbage reply: down envelope", 0)),
                 ({"body": None}, ("retry", "garbage reply: down envelope", 0)),
-                ({"status": 503, "body": None, "retry_after": 1e99}, ("retry", "HTTP 5", 3600000)),
+                ({"status": 503, "body": None, "retry_after": 1e99},
+                 ("nothub", "not the hub's answer: HTTP 5", 3600000)),
                 ({"status": 503, "body": None, "retry_after": 99999},
-                 ("retry", "HTTP 503", 3600000)),
-                ({"status": 503, "body": None, "retry_after": -3}, ("retry", "HTTP 503", 0))):
+                 ("nothub", "not the hub's answer: HTTP 503", 3600000)),
+                ({"status": 503, "body": {"message": "x"}, "retry_after": -3},
+                 ("retry", "HTTP 503", 0)),
+                ({"status": 503, "body": None, "error": "busy", "retry_after": 2},
+                 ("retry", "relay: busy", 2000))):
             r = Rig(lambda env, down=down: dict(down))
             await r.start()
             kind, value, after = await r.send()

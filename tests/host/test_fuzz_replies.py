@@ -8,10 +8,12 @@ from cpagent.oicp_ids import check_session_id, check_uid
 from cpagent.oicp_replies import (
     Reply,
     ReplyError,
+    hub_fault,
     parse_acknowledgement,
     parse_authorization,
     parse_http_error,
 )
+from cpagent.uplink_http import classify
 
 SID = "f98efba4-02d8-4fa0-b810-9a9d50d2c527"
 RUNS = {}
@@ -131,6 +133,26 @@ def test_http_error_never_raises(status, data):
     _count("http_error")
     text = parse_http_error(status, data)
     assert isinstance(text, str) and text.startswith("HTTP ") and len(text) <= 240
+
+
+_GATEWAY = (301, 302, 307, 401, 403, 404, 405, 502, 503, 504)
+
+
+@FUZZ
+@given(st.sampled_from(_GATEWAY + (200, 400, 408, 429, 500)),
+       st.one_of(st.binary(max_size=200), st.text(max_size=200), JSON.map(json.dumps)),
+       st.sampled_from(["/api/oicp/notificationmgmt/v11/charging-notifications",
+                        "/api/oicp/charging/v21/operators/DE*ABC/authorize/start"]))
+def test_only_the_hubs_own_answer_refuses(status, data, path):
+    """Whatever the body: the verdict is one of the five kinds, never raises, and a status a
+    gateway sends with a body that is not the hub's error form is never a refusal."""
+    _count("classify")
+    kind, value, after = classify(path, status, data, 0)
+    assert kind in ("ok", "retry", "nothub", "fail", "stop") and after == 0
+    if status in _GATEWAY and hub_fault(data) is None:
+        assert kind == "nothub" and value.startswith("not the hub's answer: HTTP %d" % status)
+    if kind in ("fail", "stop"):
+        assert 200 <= status < 300 or hub_fault(data) is not None, (status, data, kind)
 
 
 def test_pathological_inputs():

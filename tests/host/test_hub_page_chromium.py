@@ -17,6 +17,7 @@ class Dom(html.parser.HTMLParser):
     def __init__(self):
         super().__init__()
         self.rows = {}  # SessionID -> {"class": ..., "notes": [...]}
+        self.refused = []  # per tr.refused: {td class: text}
         self.text = {}  # element id -> its text
         self._row = self._note = self._id = None
 
@@ -25,6 +26,12 @@ class Dom(html.parser.HTMLParser):
         cls = (a.get("class") or "").split()
         if tag == "tr" and "session" in cls:
             self._row = self.rows.setdefault(a.get("data-session-id"), {"class": cls, "notes": []})
+        elif tag == "tr" and "refused" in cls:
+            self.refused.append({})
+            self._td = None
+        elif tag == "td" and self.refused and self._row is None and len(cls) == 1:
+            self._td = cls[0]
+            self.refused[-1][self._td] = ""
         elif tag == "span" and "note" in cls and self._row is not None:
             self._note = [c for c in cls if c.startswith("note-")]
             self._row["notes"] += self._note
@@ -35,9 +42,13 @@ class Dom(html.parser.HTMLParser):
     def handle_endtag(self, tag):
         if tag == "tr":
             self._row = None
+        if tag in ("td", "tr"):
+            self._td = None
         self._id = None if tag in ("p", "span") else self._id
 
     def handle_data(self, data):
+        if getattr(self, "_td", None):
+            self.refused[-1][self._td] += data
         if self._id:
             self.text[self._id] += data
 
@@ -65,6 +76,10 @@ def test_page_shows_sessions_and_their_notifications():
         running = start(h.url).session_id
         assert post(h.url, *[oicp.encode(x) if isinstance(x, dict) else x for x in
                              oicp.notification_start(OP, running, EVSE, T0)])[0] == 200
+        # A second CDR for the closed session: refused for good, a charger's dead letter.
+        p, b = oicp.charge_detail_record(OP, done, EVSE, UID, T0, T1, T0, T1, 3.5)
+        assert post(h.url, p, oicp.encode(b))[0] == 200
+        assert h.hub.stats()["refused"] == 1
         dom = render(h.url)
     assert dom.text.get("error", "") == ""
     assert int(dom.text["updated"]) >= 1  # the script polled /api/sessions and rendered
@@ -73,3 +88,7 @@ def test_page_shows_sessions_and_their_notifications():
     assert "state-closed" in dom.rows[done]["class"]
     assert dom.rows[running]["notes"] == ["note-Start"]
     assert "state-closed" not in dom.rows[running]["class"]
+    assert len(dom.refused) == 1 and dom.refused[0]["session"] == done, dom.refused
+    row = dom.refused[0]
+    assert row["operation"] == "ChargeDetailRecord" and row["code"] and row["reason"], row
+    assert "1 refused for good" in dom.text["stats"], dom.text["stats"]
