@@ -73,11 +73,11 @@ class Hub:
 class World:
     """Everything outside the charger: time, the EV and its meter, the driver, the hub."""
 
-    def __init__(self, fs, hub):
+    def __init__(self, fs, hub=None):
         self.fs = fs
         self.ms = 0
         self.wh = 100000
-        self.hub = hub
+        self.hub = hub or Hub()
         self.stopped = False
         self.journaled = []  # ids add() returned: each must reach the hub
         self.boots = 0
