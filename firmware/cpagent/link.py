@@ -170,10 +170,10 @@ class Link:
         self._foreign += 1
         if self._foreign >= _PATH_AFTER and self.state != STOPPED:
             self.state = PATH
-            self._error("the path to the hub is wrong (%d answers in a row not the hub's), "
-                        "will retry: %s" % (self._foreign, reason))
+            self._error("the path to the hub is wrong (%d answers in a row), will retry: %s"
+                        % (self._foreign, reason))
         else:
-            self._error("not the hub's answer, will retry: " + reason)
+            self._error("will retry: " + reason)
 
     def _stop(self, reason):
         self.state = STOPPED

@@ -8,7 +8,7 @@ from cpagent.link import Link, about_the_message
 RETRY = ("retry", "hub unreachable: [Errno 111] ECONNREFUSED", 0)  # the whole link backs off
 BUSY = ("retry", "HTTP 503 hub unavailable: 500 hub busy", 0)  # about this message
 OK = ("ok", "reply", 0)
-HTML = ("nothub", "HTTP 404 text/html: <html><head><title>404", 0)
+HTML = ("nothub", "not the hub's answer: HTTP 404 not found (text/html): <html><head>", 0)
 
 
 class Charger:
@@ -323,8 +323,8 @@ def test_answers_that_are_not_the_hubs_retry_and_after_three_say_the_path_is_wro
         assert r.slept == [1000, 2000]
         assert r.link.stats["foreign"] == 3
         assert r.link.stats["last_foreign"] == "HTTP 502 text/html: <html>bad gateway"
-        assert r.shown[-1].startswith("the path to the hub is wrong (3 answers in a row")
-        assert r.shown[0] == "not the hub's answer, will retry: " + HTML[1]
+        assert r.shown[-1].startswith("the path to the hub is wrong (3 answers in a row)")
+        assert r.shown[0] == "will retry: " + HTML[1]
         await r.until(lambda: not r.ch.queue, "the hub answers again")
         assert r.link.state == "up" and r.slept[2] == 4000
         assert r.ch.done == [("delivered", "m0"), ("failed", "m1", "HTTP 400 validation error: "
@@ -389,3 +389,19 @@ def test_orphaned_authorize_starts_are_resent_after_the_taps_and_resolved():
                                  ("resolved", "a:1-9-1", "nothub", HTML[1])]
         assert r.link.stats["foreign"] == 1
     return arun(r.run(body))
+
+
+def test_the_classifiers_answers_go_to_the_right_scope():
+    # The contract with uplink_http.classify: the hub's 503 with its error form and a 408 hold
+    # one session; a proxy's HTML 404, a 429 and an unreached hub back off the whole link.
+    from cpagent.uplink_http import classify
+
+    p = "/api/oicp/notificationmgmt/v11/charging-notifications"
+    fault = b'{"StatusCode":{"Code":"001","Description":"busy"}}'
+    for status, data, after, mine in ((503, fault, 0, True), (408, b"", 0, True),
+                                      (503, fault, 5000, False), (429, b"", 0, False),
+                                      (0, b"", 0, False)):
+        kind, reason, ms = classify(p, status, data, after, None, "application/json")
+        assert kind == "retry" and about_the_message(reason, ms) == mine, (status, reason)
+    kind, reason, _ = classify(p, 404, b"<html><title>404</title></html>", 0, None, "text/html")
+    assert kind == "nothub" and not about_the_message(reason, 0)
