@@ -97,9 +97,14 @@ def test_proxy_answers_are_retried_until_the_hub_has_every_message(tmp_path):
             while time.monotonic() < t_end:
                 await asyncio.sleep(0.05)
             assert proxy.answered[mode] > 0, (mode, proxy.answered)
+            # A person sees what answers instead of the hub: the state and the last answer.
+            assert box.link.state == "path", (mode, box.link.state)
+            assert box.link.stats["last_foreign"].startswith(
+                "not the hub's answer: HTTP " + mode), box.link.stats["last_foreign"]
         proxy.mode = None
         await box.until(lambda: not box.pending(), "every message delivered")
         check_hub(hub, 3)
+        assert box.link.state == "up" and box.link.stats["foreign"] >= 4 * 3
         assert box.link.stats["failed"] == 0 and box.journal.failures == []
         nothub = [r[1] for r in box.up.results if r[0] == "nothub"]
         for what in ("not the hub's answer: HTTP 404 not found (text/html): <html><head>",
