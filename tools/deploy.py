@@ -40,15 +40,19 @@ RETRIES = 5
 NOWDT = "nowdt"  # boards/mcu.py NOWDT
 # Scripts run on the device; double quotes inside, so that the shell lines --dry-run prints
 # stay readable.
-HOLD = ("import os\n"
-        "for d in (\"cpagent\", \"boards\"):\n"
-        "    try:\n"
-        "        for f in os.listdir(d):\n"
-        "            if f[-3:] == \".py\":\n"
-        "                os.remove(d + \"/\" + f)\n"
-        "    except OSError:\n"
-        "        pass\n"
-        "open(\"%s\", \"w\").close()\n" % NOWDT)
+_HOLD = ("import os\n"
+         "for d in (\"cpagent\", \"boards\"):\n"
+         "    try:\n"
+         "        for f in os.listdir(d):\n"
+         "            if f[-3:] == \".py\"%s:\n"
+         "                os.remove(d + \"/\" + f)\n"
+         "    except OSError:\n"
+         "        pass\n"
+         "open(\"%s\", \"w\").close()\n")
+HOLD = _HOLD % ("", NOWDT)
+# An image with the agent frozen in (firmware/manifest.py): any module file on the flash comes
+# first on sys.path and would shadow the frozen one, the .mpy of an earlier deploy too.
+HOLD_FROZEN = _HOLD % (" or f[-4:] == \".mpy\"", NOWDT)
 RELEASE = ("import os\n"
            "try:\n"
            "    os.remove(\"%s\")\n"
@@ -219,10 +223,11 @@ def unused(cfg):
     return out
 
 
-def stage(board, config_path, certs, dist, out, cfg=None):
+def stage(board, config_path, certs, dist, out, cfg=None, frozen=False):
     """A fresh copy of what goes onto the device, laid out as on its flash, without the modules
-    the config never imports (`unused`), the certificates in the form the board's TLS loads
-    (`tls_files`; config.json then names the converted files); returns its folder."""
+    the config never imports (`unused`; frozen: no modules at all, the image has them), the
+    certificates in the form the board's TLS loads (`tls_files`; config.json then names the
+    converted files); returns its folder."""
     files, renamed = tls_files(board, certs)
     src = os.path.join(dist, board)
     if not os.path.isdir(src):
@@ -230,7 +235,9 @@ def stage(board, config_path, certs, dist, out, cfg=None):
     out = os.path.join(out, board)
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(src, out)
-    for name in unused(cfg) if cfg else ():
+    for d in ("cpagent", "boards") if frozen else ():
+        shutil.rmtree(os.path.join(out, d))
+    for name in unused(cfg) if cfg and not frozen else ():
         path = os.path.join(out, "cpagent", name + ".mpy")
         if os.path.exists(path):
             os.remove(path)
@@ -254,11 +261,12 @@ def image_bytes(staged):
                if f.endswith(".mpy"))
 
 
-def commands(port, staged, dependencies):
+def commands(port, staged, dependencies, frozen=False):
     """The mpremote command lines of a deploy, in order."""
     dev = [MPREMOTE, "connect", port]
     tops = [os.path.join(staged, n) for n in sorted(os.listdir(staged))]
-    out = [dev + ["exec", HOLD, "+", "reset"], dev + ["fs", "cp", "-r"] + tops + [":"]]
+    out = [dev + ["exec", HOLD_FROZEN if frozen else HOLD, "+", "reset"],
+           dev + ["fs", "cp", "-r"] + tops + [":"]]
     out.extend(dev + ["mip", "install", d] for d in dependencies)
     out.append(dev + ["exec", RELEASE, "+", "reset"])
     return out
@@ -294,6 +302,9 @@ def main(argv=None, run=subprocess.run, sleep=time.sleep, echo=print):
                     help="all: ask the device (not with --dry-run)")
     ap.add_argument("--config", default="config.json")
     ap.add_argument("--dry-run", action="store_true", help="print the mpremote commands only")
+    ap.add_argument("--frozen", action="store_true",
+                    help="the device runs an image with firmware/manifest.py frozen in: copy no "
+                         "module, delete those of an earlier deploy")
     args = ap.parse_args(argv)
     try:
         # A bad config stops here, before the device is asked anything.
@@ -304,8 +315,8 @@ def main(argv=None, run=subprocess.run, sleep=time.sleep, echo=print):
                 raise DeployError("--dry-run needs --board esp32 or rp2 (BOARD=...)")
             board = detect(args.port, run, sleep)
         cfg, certs = load_config(args.config, board)
-        staged = stage(board, args.config, certs, DIST, STAGE, cfg)
-        cmds = commands(args.port, staged, deps(PACKAGE))
+        staged = stage(board, args.config, certs, DIST, STAGE, cfg, args.frozen)
+        cmds = commands(args.port, staged, deps(PACKAGE), args.frozen)
         if args.dry_run:
             for cmd in cmds:
                 echo(shlex.join(cmd))

@@ -184,10 +184,38 @@ def test_the_hold_and_release_scripts_name_the_boards_flag():
     flag = [n.value.value for n in tree.body if isinstance(n, ast.Assign)
             and getattr(n.targets[0], "id", "") == "NOWDT"]
     assert flag == [deploy.NOWDT]
-    assert 'open("%s", "w")' % flag[0] in deploy.HOLD
+    for hold in (deploy.HOLD, deploy.HOLD_FROZEN):
+        assert 'open("%s", "w")' % flag[0] in hold
     assert 'os.remove("%s")' % flag[0] in deploy.RELEASE
-    for script in (deploy.HOLD, deploy.RELEASE):
+    for script in (deploy.HOLD, deploy.HOLD_FROZEN, deploy.RELEASE):
         compile(script, "exec", "exec")  # valid Python (the device compiles the same text)
+
+
+def test_for_a_frozen_image_no_module_is_copied_and_old_ones_are_deleted(site, tmp_path):
+    cmds = deploy.main(["--port", PORT, "--board", "esp32", "--config", _write(site, site.cfg),
+                        "--dry-run", "--frozen"], run=Device(), echo=lambda s: None)
+    st = str(site.root / "stage" / "esp32")
+    staged = sorted(os.path.relpath(os.path.join(d, f), st) for d, _, fs in os.walk(st)
+                    for f in fs)
+    assert staged == ["boot.py", "certs/client.key", "certs/client.pem", "certs/hub-ca.pem",
+                      "config.json", "main.py"]
+    assert cmds[0][4] == deploy.HOLD_FROZEN
+    # The hold script, run over a flash folder: every module file of cpagent/ and boards/ goes
+    # (it would shadow the frozen module), the rest stays.
+    flash = tmp_path / "flash"
+    for rel in ("cpagent/agent.mpy", "cpagent/old.py", "boards/mcu.mpy", "lib/x.mpy",
+                "journal/0001"):
+        (flash / rel).parent.mkdir(parents=True, exist_ok=True)
+        (flash / rel).write_text("x")
+    here = os.getcwd()
+    os.chdir(flash)
+    try:
+        exec(compile(deploy.HOLD_FROZEN, "hold", "exec"), {})
+    finally:
+        os.chdir(here)
+    left = sorted(os.path.relpath(os.path.join(d, f), flash) for d, _, fs in os.walk(flash)
+                  for f in fs)
+    assert left == ["journal/0001", "lib/x.mpy", deploy.NOWDT]
 
 
 def test_a_bad_config_is_refused_before_the_device_is_touched(site):

@@ -56,8 +56,9 @@ def _config(url, session):
     return doc
 
 
-def stage(tmp, name, url, ca, cert, key, dist, session):
-    """The Pico W's flash for this key and mode, as make deploy stages it; returns the folder."""
+def stage(tmp, name, url, ca, cert, key, dist, session, frozen=False):
+    """The Pico W's flash for this key and mode, as make deploy stages it (frozen: for an image
+    with the agent frozen in, no module files); returns the folder."""
     site = os.path.join(tmp, "site-" + name)
     os.makedirs(os.path.join(site, "certs"), exist_ok=True)
     for src, dst in ((ca, "hub-ca.pem"), (cert, "client.pem"), (key, "client.key")):
@@ -66,7 +67,7 @@ def stage(tmp, name, url, ca, cert, key, dist, session):
     with open(path, "w") as f:
         json.dump(_config(url, session), f)
     cfg, files = deploy.load_config(path, "rp2")
-    out = deploy.stage("rp2", path, files, dist, os.path.join(tmp, "flash-" + name), cfg)
+    out = deploy.stage("rp2", path, files, dist, os.path.join(tmp, "flash-" + name), cfg, frozen)
     shutil.copyfile(DEV, os.path.join(out, "tls_unix_dev.py"))
     return out
 
@@ -124,12 +125,8 @@ def measure(exe, tmp, dist, pki, hub, frozen=False):
     out = {}
     keys = (("p256", pki["clients"][OP]), ("rsa2048", pki["rsa"]))
     for name, (cert, key) in keys:
-        fold = stage(tmp, name, hub.url, pki["ca"], cert, key, dist, False)
-        sess = stage(tmp, name + "-session", hub.url, pki["ca"], cert, key, dist, True)
-        if frozen:  # the agent's bytecode is in the image: no .mpy files on the flash
-            for f in (fold, sess):
-                for d in ("cpagent", "boards"):
-                    shutil.rmtree(os.path.join(f, d))
+        fold = stage(tmp, name, hub.url, pki["ca"], cert, key, dist, False, frozen)
+        sess = stage(tmp, name + "-session", hub.url, pki["ca"], cert, key, dist, True, frozen)
         res, text = post(exe, fold)
         if not res or not res.get("ok"):
             raise RuntimeError("tls_unix: the POST over mutual TLS (%s) failed:\n%s"
