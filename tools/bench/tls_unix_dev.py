@@ -143,9 +143,8 @@ async def post(agent, operator_id, out):
 async def session(agent, card):
     run = asyncio.create_task(agent.run())
     ev = agent.charger.evses[0]
-    for want, act in (("authorized", None), ("charging", "plug"), ("idle", "unplug")):
-        if want == "authorized":
-            card.due = True
+
+    async def until(want):
         for _ in range(3000):  # 60 s
             if ev.state == want or run.done():
                 break
@@ -153,13 +152,19 @@ async def session(agent, card):
         print("STATE", ev.state)
         if ev.state != want:
             raise SystemExit("stuck in %s, waiting for %s" % (ev.state, want))
-        if act == "plug":
-            Pin.plugged = True
-        elif act == "unplug":
-            await asyncio.sleep_ms(1500)
-            Pin.plugged = False
-    # The agent delivers the CDR in its own time; tls_unix.py ends this process once the hub
-    # has it.
+
+    # The board reports the plug inputs' state at boot (two samples): a tap before that would
+    # see its session ended by the boot's "unplugged".
+    await asyncio.sleep_ms(1000)
+    card.due = True
+    await until("authorized")
+    Pin.plugged = True
+    await until("charging")
+    await asyncio.sleep_ms(1500)
+    Pin.plugged = False
+    await until("idle")
+    # The agent delivers the End and the CDR in its own time; tls_unix.py ends this process
+    # once the hub has the CDR.
     while not run.done():
         await asyncio.sleep_ms(1000)
         print("USED", used())
