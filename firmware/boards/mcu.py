@@ -219,7 +219,8 @@ class McuBoard:
         # the largest blocks (the 16.7 KB input record buffer, 4 KB out): one failure for memory
         # is tried again after a collection; the handshake's own allocations come in the
         # uplink's first write, whose failure the link's supervisor sees.
-        self.log(2, "tls: to %s:%d, %s" % (host, port, self.heap()))
+        if self.cfg["log_level"] >= 2:  # heap() probes with allocations: only when shown
+            self.log(2, "tls: to %s:%d, %s" % (host, port, self.heap()))
         try:
             return await asyncio.open_connection(host, port, ssl=self.tls)
         except (MemoryError, OSError) as e:

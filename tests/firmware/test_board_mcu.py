@@ -355,6 +355,11 @@ def test_the_heap_is_logged_before_each_tls_setup_and_one_that_ran_out_is_tried_
             logs.clear()
             assert await b.connect("hub.test", 80, False) == ("reader", "writer")
             assert Net.calls[-1] == ("hub.test", 80, None) and logs == []
+            # Below log level 2 the heap line (and its probing) is left out.
+            quiet, quiet_logs = _secure_board()
+            quiet.cfg["log_level"] = 1
+            assert await quiet.connect("hub.test", 443, True) == ("reader", "writer")
+            assert quiet_logs == []
             # Out of memory, as mbedTLS reports it at setup (ENOMEM), during a handshake (its
             # own code) or as MicroPython does: tried once more, after a collection.
             for fail in (OSError(12), OSError(-0x7F00), MemoryError("memory allocation failed")):
