@@ -9,9 +9,12 @@ Figures (bytes, gc.mem_alloc after gc.collect, by tools/bench/tls_unix_dev.py): 
 after imports and build, the SSL context's share of it, the live heap peak above the baseline
 during the first POST (connect, handshake, reply; sampled between task steps), the heap an open
 keep-alive connection holds, and by bisection of `micropython -X heapsize=N` (to STEP bytes) the
-smallest heap in which build + one POST succeeds and in which the agent completes a session
-(card, plug, unplug, CDR at the hub). MPY_UNIX names the micropython binary; without it the
-benchmark is skipped. MPY_UNIX_FROZEN (optional): a build with firmware/manifest.py frozen in
+smallest heap in which build + one POST succeeds (the example config: HTTPS, PN532, SDM630) and
+in which the agent completes a session (card, plug, unplug, CDR at the hub; a line reader and no
+meter, whose devices MicroPython has no stand-in for here, so fewer modules). A heap near the
+limit makes the collector's timing matter: the session figure moves by a few KB between runs.
+MPY_UNIX names the micropython binary; without it the benchmark is skipped. MPY_UNIX_FROZEN
+(optional): a build with firmware/manifest.py frozen in
 (tools/build_unix_port.sh SRC OUT firmware/manifest.py): the same figures with the agent's
 bytecode in the image instead of .mpy files.
 """
@@ -88,23 +91,24 @@ def post(exe, folder, heap=None):
 
 
 def session(exe, folder, hub, heap=None):
-    """A whole session; True once the hub holds its CDR. The process is ended then."""
+    """A whole session: (True once the hub holds its CDR, the RESULT dict of the build: its
+    baseline). The process is ended then."""
     hub.call(hub.hub.reset)
     cmd = [exe] + (["-X", "heapsize=%d" % heap] if heap else []) + ["tls_unix_dev.py",
                                                                        "session"]
     p = subprocess.Popen(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True)
+    done = False
     try:
         end = time.monotonic() + SESSION_S
-        while time.monotonic() < end and p.poll() is None:
+        while time.monotonic() < end and p.poll() is None and not done:
             s = hub.call(hub.hub.sessions)
-            if s and s[0]["cdr"]:
-                return True
+            done = bool(s and s[0]["cdr"])
             time.sleep(0.2)
-        return False
     finally:
         p.kill()
-        p.communicate()
+        text = p.communicate()[0]
+    return done, _result(text)
 
 
 def smallest(ok, low=LOW, high=HIGH):
@@ -133,7 +137,11 @@ def measure(exe, tmp, dist, pki, hub, frozen=False):
                                % (name, text[-3000:]))
         res["smallest_heap_post"] = smallest(
             lambda n, f=fold: (post(exe, f, n)[0] or {}).get("ok"))
-        res["smallest_heap_session"] = smallest(lambda n, f=sess: session(exe, f, hub, n))
+        ok, built = session(exe, sess, hub)
+        if not ok:
+            raise RuntimeError("tls_unix: no session over mutual TLS (%s)" % name)
+        res["session_baseline"] = built["baseline"]
+        res["smallest_heap_session"] = smallest(lambda n, f=sess: session(exe, f, hub, n)[0])
         out[name] = res
     return out
 
@@ -180,10 +188,10 @@ def lines(r):
             out.append(
                 "  %-6s %-7s baseline %6d B (imports %d B, SSL context %d B), first POST peak "
                 "%5d B above it, open connection holds %5d B; smallest heap: build + POST %s B, "
-                "a whole session %s B (bisected to %d B)"
+                "a whole session %s B (its config's baseline %d B; bisected to %d B)"
                 % (build_name, key, x["baseline"], x["imports"], x["ssl_context"],
                    x["handshake_peak_live"], x["held_per_connection"], x["smallest_heap_post"],
-                   x["smallest_heap_session"], r["step"]))
+                   x["smallest_heap_session"], x["session_baseline"], r["step"]))
     return out
 
 
