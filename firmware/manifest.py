@@ -1,19 +1,24 @@
 """Freezing recipe for a custom MicroPython image (run by MicroPython's make, not on a device)."""
-# ruff: noqa: F821  (metadata, include, package: given by MicroPython's manifest runner)
-# Freezes the agent into a MicroPython firmware image (bytecode in flash: no .mpy files to copy,
-# less RAM at import). In a MicroPython 1.27 checkout:
+# ruff: noqa: F821  (metadata, include, require, package, options: MicroPython's manifest API)
+# Freezes the agent into a MicroPython 1.27 firmware image: its bytecode runs from flash, so no
+# .mpy files to copy and far less RAM at import. In a v1.27.0 checkout with its submodules
+# (docs/boards.md has the toolchains):
 #   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/firmware/manifest.py
 #   make -C ports/rp2 BOARD=RPI_PICO_W FROZEN_MANIFEST=/path/to/firmware/manifest.py
-# main.py, boot.py and config.json stay files on the flash (a frozen main.py would not run at
-# boot): copy them with mpremote, see docs/boards.md.
+# FROZEN_MANIFEST replaces the board's own manifest, so this one includes it back: the port's
+# modules (asyncio above all). options.port_manifest names another (tools/build_unix_port.sh
+# gives the unix port's asyncio). main.py, boot.py, config.json and the certificates stay files
+# on the flash (a frozen main.py does not run at boot): make deploy FROZEN=1, see docs/boards.md.
 metadata(
     description="Charge-point agent: RFID, Modbus meters, OICP over HTTPS or MQTT",
     version="0.1.0",
 )
 
-# The port's own frozen modules (asyncio, ntptime, ssl, ...): the agent needs asyncio and
-# ntptime from there, nothing from micropython-lib besides.
-include("$(PORT_DIR)/boards/manifest.py")
+options.defaults(port_manifest="$(PORT_DIR)/boards/manifest.py")
+include(options.port_manifest)
+# boards/mcu.py sets the clock with ntptime: the ESP32's manifest has it already, the rp2 port's
+# has it only in the Pico W's board manifest (bundle-networking), which this one replaces.
+require("ntptime")
 
 package("cpagent")
 # Both ports' board modules: each a few hundred bytes, and main.py imports only its own.

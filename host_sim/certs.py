@@ -2,7 +2,8 @@
 
 Client certificates carry the charger's OperatorID as the subject's commonName (CN); that is the
 field the mock hub matches against the OperatorID of each request (see host_sim/hub/server.py).
-Keys are EC P-256 (fast to make); everything is valid for 30 days and meant for tests only.
+Keys are EC P-256 (fast to make) unless RSA-2048 is asked for; everything is valid for 30 days and
+meant for tests only.
 """
 import os
 import subprocess
@@ -17,8 +18,12 @@ def _run(*args, cwd):
         raise RuntimeError("openssl %s failed: %s" % (args[0], r.stderr.strip()[-400:]))
 
 
-def _key(name, cwd):
-    _run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", name, cwd=cwd)
+def _key(name, cwd, rsa=False):
+    if rsa:  # RSA-2048: heavier on a device's heap and CPU than P-256 (tools/bench/tls_unix.py)
+        _run("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", name,
+             cwd=cwd)
+    else:
+        _run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", name, cwd=cwd)
 
 
 def _safe(operator_id):
@@ -58,11 +63,11 @@ def make_ca(directory):
     return os.path.join(directory, CA)
 
 
-def make_client(directory, operator_id, ca_dir=None):
+def make_client(directory, operator_id, ca_dir=None, rsa=False):
     """A client certificate with CN=operator_id, signed by the CA in ca_dir (default: directory).
 
     Returns (certificate, key) paths. Pass another directory's CA to make a certificate the hub
-    must refuse (a stranger's CA).
+    must refuse (a stranger's CA); rsa: an RSA-2048 key instead of P-256.
     """
     ca_dir = ca_dir or directory
     make_ca(ca_dir)
@@ -70,7 +75,7 @@ def make_client(directory, operator_id, ca_dir=None):
     if os.path.exists(cert):
         return cert, key
     os.makedirs(directory, exist_ok=True)
-    _key(key, ca_dir)
+    _key(key, ca_dir, rsa)
     # -subj reads `+` as a multi-valued RDN separator unless escaped (`+49*536`).
     _run("req", "-new", "-key", key, "-subj", "/O=cpagent test/CN=" + operator_id.replace(
         "+", "\\+"),

@@ -1,5 +1,6 @@
 """`make bench`: firmware size, heap/flash figures under MicroPython, and the host-side figures
-(HTTP client stall in a hub outage, tap latency, fleet capacity, relay throughput and soak), to
+(HTTP client stall in a hub outage, tap latency, fleet capacity, relay throughput and soak),
+mutual TLS on MicroPython's unix port when MPY_UNIX names one (tools/bench/tls_unix.py), to
 build/bench.json."""
 import json
 import os
@@ -16,6 +17,7 @@ import http_stall  # noqa: E402
 import relay_soak  # noqa: E402
 import relay_throughput  # noqa: E402
 import tap_latency  # noqa: E402
+import tls_unix  # noqa: E402  (skipped with a line of reason unless MPY_UNIX names a build)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmware")]
@@ -103,7 +105,8 @@ def main():
     # Host-side benchmarks (CPython, loopback, a few minutes): each prints as it finishes.
     for key, mod in (("http_stall_outage", http_stall), ("tap_latency", tap_latency),
                      ("fleet_capacity", fleet_capacity), ("agent_heap_e2e", agent_heap_e2e),
-                     ("relay_throughput", relay_throughput), ("relay_soak", relay_soak)):
+                     ("relay_throughput", relay_throughput), ("relay_soak", relay_soak),
+                     ("tls_unix", tls_unix)):
         results[key] = mod.run()
         print("\n".join(mod.lines(results[key])), flush=True)
         with open(path, "w") as f:

@@ -1,7 +1,10 @@
 """make deploy: a board's .mpy image, config.json and its certificates onto a device (mpremote).
 
-The config is validated (cpagent.config) and its certificate files found before the device is
-touched. Then, each step one mpremote command line (--dry-run prints them and does nothing):
+The config is validated (cpagent.config) and its certificate files checked before the device is
+touched (the `openssl` CLI parses them: dates, the key against its certificate, and what the
+board's TLS can load: PEM as it is on the ESP32; on the Pico W, whose mbedTLS has no PEM parser,
+one DER certificate per file, converted here, with config.json naming the .der files). Then, each
+step one mpremote command line (--dry-run prints them and does nothing):
 1. hold: interrupt the app, delete stale .py sources in /cpagent and /boards (a .py shadows the
    .mpy of the same name), write /nowdt, hard reset. A running watchdog stops only with a
    reset, and with /nowdt the board starts none (boards/mcu.py), so the copying is not cut off;
@@ -13,8 +16,10 @@ A command that fails (the device is still rebooting) is run again, up to RETRIES
 """
 import argparse
 import ast
+import datetime
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -35,20 +40,27 @@ RETRIES = 5
 NOWDT = "nowdt"  # boards/mcu.py NOWDT
 # Scripts run on the device; double quotes inside, so that the shell lines --dry-run prints
 # stay readable.
-HOLD = ("import os\n"
-        "for d in (\"cpagent\", \"boards\"):\n"
-        "    try:\n"
-        "        for f in os.listdir(d):\n"
-        "            if f[-3:] == \".py\":\n"
-        "                os.remove(d + \"/\" + f)\n"
-        "    except OSError:\n"
-        "        pass\n"
-        "open(\"%s\", \"w\").close()\n" % NOWDT)
+_HOLD = ("import os\n"
+         "for d in (\"cpagent\", \"boards\"):\n"
+         "    try:\n"
+         "        for f in os.listdir(d):\n"
+         "            if f[-3:] == \".py\"%s:\n"
+         "                os.remove(d + \"/\" + f)\n"
+         "    except OSError:\n"
+         "        pass\n"
+         "open(\"%s\", \"w\").close()\n")
+HOLD = _HOLD % ("", NOWDT)
+# An image with the agent frozen in (firmware/manifest.py): any module file on the flash comes
+# first on sys.path and would shadow the frozen one, the .mpy of an earlier deploy too.
+HOLD_FROZEN = _HOLD % (" or f[-4:] == \".mpy\"", NOWDT)
 RELEASE = ("import os\n"
            "try:\n"
            "    os.remove(\"%s\")\n"
            "except OSError:\n"
            "    pass\n" % NOWDT)
+
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
 class DeployError(Exception):
@@ -82,20 +94,110 @@ def load_config(path, board=None):
         if not os.path.isfile(local):
             raise DeployError("uplink.%s: %s not found (looked for %s, next to the config)"
                               % (key, name, local))
-        certs.append((dev, local))
+        certs.append(("uplink." + key, dev, local))
     return cfg, certs
 
 
-def limits(board):
-    """(UARTS, WDT_MAX_S) of boards/<board>.py, read from its source (it imports machine)."""
+def _board_class(board):
+    """The constants of boards/<board>.py's class, read from its source (it imports machine)."""
     with open(os.path.join(ROOT, "firmware", "boards", board + ".py")) as f:
         tree = ast.parse(f.read())
     found = {}
     for cls in tree.body:
         for n in getattr(cls, "body", ()):
             if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name):
-                found[n.targets[0].id] = n.value
-    return ast.literal_eval(found["UARTS"]), ast.literal_eval(found["WDT_MAX_S"])
+                found[n.targets[0].id] = ast.literal_eval(n.value)
+    return found
+
+
+def limits(board):
+    """(UARTS, WDT_MAX_S) of boards/<board>.py."""
+    found = _board_class(board)
+    return found["UARTS"], found["WDT_MAX_S"]
+
+
+def _openssl(field, path, what, *args, data=None):
+    r = subprocess.run(("openssl",) + args, input=data, capture_output=True)
+    if r.returncode:
+        raise DeployError("%s: %s is not %s that openssl can read (%s)" % (
+            field, path, what, " ".join(r.stderr.decode(errors="replace").split()[-12:])))
+    return r.stdout
+
+
+def _date(text):
+    return datetime.datetime.strptime(text.split("=", 1)[1].strip(), "%b %d %H:%M:%S %Y %Z")
+
+
+def _certificates(field, path, data, now):
+    """The DER certificates of a PEM or DER file, each checked to be in date at `now`."""
+    blocks = _PEM_CERT.findall(data) if data.lstrip()[:11] == b"-----BEGIN " else [data]
+    if not blocks:
+        raise DeployError("%s: %s holds no certificate (expected PEM or DER)" % (field, path))
+    out = []
+    for b in blocks:
+        form = "PEM" if b[:1] == b"-" else "DER"
+        dates = _openssl(field, path, "a certificate", "x509", "-inform", form, "-noout",
+                         "-startdate", "-enddate", data=b).decode().splitlines()
+        start, end = _date(dates[0]), _date(dates[1])
+        if now > end:
+            raise DeployError("%s: %s expired on %s UTC" % (field, path, end))
+        if now < start:
+            raise DeployError("%s: %s is valid only from %s UTC (check this computer's clock)"
+                              % (field, path, start))
+        out.append(_openssl(field, path, "a certificate", "x509", "-inform", form, "-outform",
+                            "DER", data=b))
+    return out
+
+
+def der_name(dev):
+    """The device path of a converted file: certs/client.pem -> certs/client.der; a key
+    certs/client.key -> certs/client.key.der (a certificate and its key often share a stem)."""
+    stem, ext = os.path.splitext(dev)
+    if ext == ".der":
+        return dev
+    return stem + ".der" if ext in (".pem", ".crt", ".cer") else dev + ".der"
+
+
+def tls_files(board, certs, now=None):
+    """[(device path, bytes)] of the uplink's certificate files as `board`'s TLS loads them, and
+    {config field: device path} where that path changed. Checks what the device cannot: each
+    certificate parses and is in date, the key parses (unencrypted: the device has no password)
+    and belongs to the client certificate; on a board without a PEM parser each file must hold
+    one certificate (mbedTLS reads one from DER). now: UTC, naive (default: this computer's)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    pem = _board_class(board)["TLS_PEM"]
+    files, renamed, pubkeys = [], {}, {}
+    for field, dev, local in certs:
+        with open(local, "rb") as f:
+            data = f.read()
+        form = "PEM" if data.lstrip()[:11] == b"-----BEGIN " else "DER"
+        if field == "uplink.key":
+            # -passin pass: refuses an encrypted key: the device has no password for it.
+            der = _openssl(field, local, "an unencrypted private key", "pkey", "-inform", form,
+                           "-outform", "DER", "-passin", "pass:", data=data)
+            pubkeys[field] = (local, _openssl(field, local, "a key", "pkey", "-inform", "DER",
+                                              "-pubout", data=der))
+        else:
+            chain = _certificates(field, local, data, now)
+            if not pem and len(chain) != 1:
+                raise DeployError(
+                    "%s: %s holds %d certificates; the %s port's TLS loads one (DER): give only "
+                    "%s" % (field, local, len(chain), board, "the CA that signed the hub's "
+                            "certificate" if field == "uplink.ca" else "the charger's own"))
+            der = chain[0]
+            if field == "uplink.cert":
+                pubkeys[field] = (local, _openssl(field, local, "a certificate", "x509",
+                                                  "-inform", "DER", "-noout", "-pubkey",
+                                                  data=der))
+        if pem or der == data:
+            files.append((dev, data))
+        else:
+            files.append((der_name(dev), der))
+            renamed[field] = der_name(dev)
+    if len(pubkeys) == 2 and pubkeys["uplink.key"][1] != pubkeys["uplink.cert"][1]:
+        raise DeployError("uplink.key: %s is not the key of %s (uplink.cert)" % (
+            pubkeys["uplink.key"][0], pubkeys["uplink.cert"][0]))
+    return files, renamed
 
 
 def deps(package):
@@ -121,23 +223,36 @@ def unused(cfg):
     return out
 
 
-def stage(board, config_path, certs, dist, out, cfg=None):
+def stage(board, config_path, certs, dist, out, cfg=None, frozen=False):
     """A fresh copy of what goes onto the device, laid out as on its flash, without the modules
-    the config never imports (`unused`); returns its folder."""
+    the config never imports (`unused`; frozen: no modules at all, the image has them), the
+    certificates in the form the board's TLS loads (`tls_files`; config.json then names the
+    converted files); returns its folder."""
+    files, renamed = tls_files(board, certs)
     src = os.path.join(dist, board)
     if not os.path.isdir(src):
         raise DeployError("%s: no image; run `make build BOARD=%s` first" % (src, board))
     out = os.path.join(out, board)
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(src, out)
-    for name in unused(cfg) if cfg else ():
+    for d in ("cpagent", "boards") if frozen else ():
+        shutil.rmtree(os.path.join(out, d))
+    for name in unused(cfg) if cfg and not frozen else ():
         path = os.path.join(out, "cpagent", name + ".mpy")
         if os.path.exists(path):
             os.remove(path)
-    shutil.copyfile(config_path, os.path.join(out, "config.json"))
-    for dev, local in certs:
+    if renamed:
+        with open(config_path, "rb") as f:
+            doc = json.loads(f.read())
+        doc["uplink"].update((field.split(".")[1], dev) for field, dev in renamed.items())
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump(doc, f, indent=1)
+    else:
+        shutil.copyfile(config_path, os.path.join(out, "config.json"))
+    for dev, data in files:
         os.makedirs(os.path.dirname(os.path.join(out, dev)) or out, exist_ok=True)
-        shutil.copyfile(local, os.path.join(out, dev))
+        with open(os.path.join(out, dev), "wb") as f:
+            f.write(data)
     return out
 
 
@@ -146,11 +261,12 @@ def image_bytes(staged):
                if f.endswith(".mpy"))
 
 
-def commands(port, staged, dependencies):
+def commands(port, staged, dependencies, frozen=False):
     """The mpremote command lines of a deploy, in order."""
     dev = [MPREMOTE, "connect", port]
     tops = [os.path.join(staged, n) for n in sorted(os.listdir(staged))]
-    out = [dev + ["exec", HOLD, "+", "reset"], dev + ["fs", "cp", "-r"] + tops + [":"]]
+    out = [dev + ["exec", HOLD_FROZEN if frozen else HOLD, "+", "reset"],
+           dev + ["fs", "cp", "-r"] + tops + [":"]]
     out.extend(dev + ["mip", "install", d] for d in dependencies)
     out.append(dev + ["exec", RELEASE, "+", "reset"])
     return out
@@ -186,6 +302,9 @@ def main(argv=None, run=subprocess.run, sleep=time.sleep, echo=print):
                     help="all: ask the device (not with --dry-run)")
     ap.add_argument("--config", default="config.json")
     ap.add_argument("--dry-run", action="store_true", help="print the mpremote commands only")
+    ap.add_argument("--frozen", action="store_true",
+                    help="the device runs an image with firmware/manifest.py frozen in: copy no "
+                         "module, delete those of an earlier deploy")
     args = ap.parse_args(argv)
     try:
         # A bad config stops here, before the device is asked anything.
@@ -196,8 +315,8 @@ def main(argv=None, run=subprocess.run, sleep=time.sleep, echo=print):
                 raise DeployError("--dry-run needs --board esp32 or rp2 (BOARD=...)")
             board = detect(args.port, run, sleep)
         cfg, certs = load_config(args.config, board)
-        staged = stage(board, args.config, certs, DIST, STAGE, cfg)
-        cmds = commands(args.port, staged, deps(PACKAGE))
+        staged = stage(board, args.config, certs, DIST, STAGE, cfg, args.frozen)
+        cmds = commands(args.port, staged, deps(PACKAGE), args.frozen)
         if args.dry_run:
             for cmd in cmds:
                 echo(shlex.join(cmd))

@@ -1,4 +1,6 @@
 """ESP32 board (an ESP32-WROOM DevKit, one RS-485 transceiver): its pins over boards.mcu."""
+import esp32
+
 from boards.mcu import McuBoard
 
 
@@ -11,3 +13,15 @@ class Board(McuBoard):
     DE = 4  # the transceiver's DE and /RE tied together
     LED = 2  # the blue LED of most DevKits
     WDT_MAX_S = 60
+    TLS_PEM = True  # the IDF's mbedTLS parses PEM (and chains of CA certificates)
+
+    def heap(self):
+        # mbedTLS allocates from the IDF heap here, not from MicroPython's: that is the one to
+        # watch before a handshake. Each region: (total, free, largest free block, least free).
+        text = McuBoard.heap(self)
+        info = getattr(esp32, "idf_heap_info", None)
+        if info is None:
+            return text
+        regions = info(esp32.HEAP_DATA)
+        return "%s; IDF heap %d B free, largest block %d B" % (
+            text, sum(r[1] for r in regions), max([r[2] for r in regions] or [0]))

@@ -1,5 +1,6 @@
 """MicroPython board layer shared by the ESP32 and the Pico W: UARTs, Wi-Fi, NTP, TLS, watchdog."""
 import asyncio
+import gc
 import os
 import random
 import time
@@ -24,6 +25,10 @@ _NTP_MS = const(3600000)  # the RTC drifts: set it again hourly
 _NTP_RETRY_MS = const(30000)
 _PLUG_MS = const(100)  # plug inputs sampled this often; a change counts after two equal samples
 NOWDT = "nowdt"  # tools/deploy.py writes it: no watchdog while files are copied over the REPL
+# What mbedTLS says when an allocation failed (an OSError's first argument): ENOMEM, as
+# modtls_mbedtls.c turns MBEDTLS_ERR_SSL_ALLOC_FAILED at setup into, and the raw code, as the
+# handshake's reads and writes pass it on.
+_NO_MEMORY = (12, -0x7F00)
 
 
 def _exists(path):
@@ -34,17 +39,41 @@ def _exists(path):
         return False
 
 
-def _read(field, path):
+def _read(field, path, pem):
     try:
         with open(path, "rb") as f:
-            return f.read()
+            data = f.read()
     except OSError as e:
         raise ConfigError("%s: cannot read %s (%r)" % (field, path, e))
+    if not pem and data[:11] == b"-----BEGIN ":
+        raise ConfigError("%s: %s is PEM, which this port's TLS cannot parse: it loads DER "
+                          "(make deploy converts the files)" % (field, path))
+    return data
+
+
+def _largest(top):
+    """The largest block the GC heap gives now, to 1 KB (no call tells it: bisected by trying;
+    each refusal is a collection, which the handshake after it profits from)."""
+    lo, hi = 0, top // 1024
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            bytearray(mid * 1024)
+            lo = mid
+        except MemoryError:
+            hi = mid - 1
+    return lo * 1024
+
+
+def _no_memory(e):
+    return isinstance(e, MemoryError) or (isinstance(e, OSError) and e.args[:1] != ()
+                                          and e.args[0] in _NO_MEMORY)
 
 
 class McuBoard:
     """The board interface of cpagent.agent on MicroPython; boards/esp32.py and boards/rp2.py
-    give the port's defaults: UARTS (uart number -> (tx, rx) pins), DE, LED and WDT_MAX_S.
+    give the port's defaults: UARTS (uart number -> (tx, rx) pins), DE, LED, WDT_MAX_S and
+    TLS_PEM (whether the port's mbedTLS parses PEM; without, the certificate files are DER).
 
     Raises ConfigError naming the field for what the port cannot do (a UART it lacks, a pin
     twice, an unusable pin, a missing certificate). The journal lives in /journal on flash;
@@ -54,6 +83,7 @@ class McuBoard:
     UARTS = {}
     DE = LED = None
     WDT_MAX_S = 60
+    TLS_PEM = True
 
     def __init__(self, cfg):
         check_board(cfg, self.UARTS, self.WDT_MAX_S)
@@ -133,17 +163,19 @@ class McuBoard:
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         # mbedtls checks nothing below CERT_REQUIRED; insecure is for test hubs only.
         ctx.verify_mode = tls.CERT_NONE if u.get("insecure") else tls.CERT_REQUIRED
-        field = "uplink.ca"
+        field, pem = "uplink.ca", self.TLS_PEM
         try:
             if u["ca"] and not u.get("insecure"):
-                ctx.load_verify_locations(_read(field, u["ca"]))
+                ctx.load_verify_locations(_read(field, u["ca"], pem))
             if u.get("cert"):
                 field = "uplink.cert"
-                ctx.load_cert_chain(_read(field, u["cert"]), _read("uplink.key", u["key"]))
-        except ValueError as e:  # mbedtls refused the PEM (ConfigError is one too: kept)
+                ctx.load_cert_chain(_read(field, u["cert"], pem),
+                                    _read("uplink.key", u["key"], pem))
+        except ValueError as e:  # mbedtls refused the file (ConfigError is one too: kept)
             if isinstance(e, ConfigError):
                 raise
-            raise ConfigError("%s: not a usable PEM certificate or key (%s)" % (field, e))
+            raise ConfigError("%s: not a certificate or key this port's TLS can load (%s)"
+                              % (field, e))
         return ctx
 
     # --- the board interface ----------------------------------------------------------------
@@ -181,8 +213,29 @@ class McuBoard:
                 raise OSError("TLS asked for %s:%d but the uplink has no TLS" % (host, port))
             if not self.synced:  # certificate dates cannot be checked before NTP
                 raise OSError("TLS to %s waits for the wall clock (NTP)" % host)
-        # open_connection sends host as the TLS server name and verifies it.
-        return await asyncio.open_connection(host, port, ssl=self.tls if secure else None)
+        if not secure:
+            return await asyncio.open_connection(host, port)
+        # open_connection sends host as the TLS server name and verifies it. Its TLS setup takes
+        # the largest blocks (the 16.7 KB input record buffer, 4 KB out): one failure for memory
+        # is tried again after a collection; the handshake's own allocations come in the
+        # uplink's first write, whose failure the link's supervisor sees.
+        if self.cfg["log_level"] >= 2:  # heap() probes with allocations: only when shown
+            self.log(2, "tls: to %s:%d, %s" % (host, port, self.heap()))
+        try:
+            return await asyncio.open_connection(host, port, ssl=self.tls)
+        except (MemoryError, OSError) as e:
+            if not _no_memory(e):
+                raise
+            why = repr(e)
+        gc.collect()
+        self.log(1, "tls: out of memory (%s), once more after a collection: %s"
+                 % (why, self.heap()))
+        return await asyncio.open_connection(host, port, ssl=self.tls)
+
+    def heap(self):
+        """Free heap and its largest block, for the log line before each TLS setup."""
+        free = gc.mem_free()
+        return "heap %d B free, largest block %d B" % (free, _largest(free))
 
     @staticmethod
     def rand_hex(n):

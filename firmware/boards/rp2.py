@@ -9,3 +9,6 @@ class Board(McuBoard):
     DE = 2  # GP2
     LED = "LED"  # the on-board LED hangs off the Wi-Fi chip, reached by name
     WDT_MAX_S = 8  # the RP2040 watchdog counts at most 8.3 s
+    # MicroPython 1.27's rp2 mbedTLS has no PEM parser (no MBEDTLS_PEM_PARSE_C): the files are
+    # DER, one certificate each (make deploy converts them).
+    TLS_PEM = False

@@ -1,6 +1,8 @@
-"""boards/mcu.py on fake machine, network, ntptime and tls modules: UARTs and pins from the
-config, refusals naming the field, Wi-Fi, NTP and the port's epoch, plug and enable pins, LED,
-watchdog, and its time."""
+"""boards/mcu.py (and the ESP32's and Pico W's boards over it) on fake machine, network, ntptime,
+tls and esp32 modules: UARTs and pins from the config, refusals naming the field, the TLS context
+in each port's certificate form, the heap logged before each TLS setup and one retry of a setup
+that failed for memory, Wi-Fi, NTP and the port's epoch, plug and enable pins, LED, watchdog,
+and its time."""
 import asyncio
 import json
 import os
@@ -133,6 +135,41 @@ class Tls:
     SSLContext = Context
 
 
+class Esp32:
+    HEAP_DATA = 4
+
+    @staticmethod
+    def idf_heap_info(caps):  # (total, free, largest free block, least free) per region
+        return [(100000, 30000, 12000, 2000), (50000, 20000, 18000, 1000)] if caps == 4 else []
+
+
+class Gc:
+    free = 65536
+    collects = 0
+
+    @staticmethod
+    def mem_free():
+        return Gc.free
+
+    @staticmethod
+    def collect():
+        Gc.collects += 1
+
+
+class Net:
+    """asyncio.open_connection for connect(): fails as `plan` says (an exception per attempt),
+    then hands back a pair of stand-in streams; records each call."""
+    plan = []
+    calls = []
+
+    @staticmethod
+    async def open_connection(host, port, ssl=None):
+        Net.calls.append((host, port, ssl))
+        if Net.plan:
+            raise Net.plan.pop(0)
+        return "reader", "writer"
+
+
 class Time:
     """time with ticks_ms wrapping at 2**30 as on the ESP32; year 2000 epoch unless told."""
     now = 0
@@ -155,15 +192,17 @@ class Time:
         return (Time.epoch_year, 1, 1, 0, 0, 0, 5, 1)
 
 
-for _name, _mod in (("machine", Machine), ("network", Network), ("ntptime", Ntp),
-                    ("tls", Tls)):
+_FAKES = (("machine", Machine), ("network", Network), ("ntptime", Ntp), ("tls", Tls),
+          ("esp32", Esp32))
+for _name, _mod in _FAKES:
     sys.modules[_name] = _mod
-from boards import mcu  # noqa: E402  (after the fakes)
+from boards import esp32, mcu, rp2  # noqa: E402  (after the fakes)
 
-for _name in ("machine", "network", "ntptime", "tls"):
-    del sys.modules[_name]  # boards.mcu holds them; nothing else in this process sees them
+for _name, _mod in _FAKES:
+    del sys.modules[_name]  # the boards hold them; nothing else in this process sees them
 
 mcu.time = Time  # the real time module has no ticks on CPython; the fake wraps as the ESP32's
+mcu.gc = Gc  # a heap of a known size, on both runtimes
 
 
 class Board(mcu.McuBoard):
@@ -219,21 +258,163 @@ def test_what_the_board_cannot_do_is_refused_naming_the_field():
     Pin.bad = ()
 
 
-def test_tls_context_loads_the_files_the_uplink_names():
+def _files(contents):
+    """Writes {name: bytes} to a fresh folder; returns {name: path}."""
     d = "/" if sys.implementation.name == "micropython" else __import__("tempfile").mkdtemp()
-    names = ("ca.pem", "c.pem", "c.key")
-    paths = [d.rstrip("/") + "/" + n for n in names]
-    for i, p in enumerate(paths):
-        with open(p, "w") as f:
-            f.write("PEM " + names[i])
-    b = Board(cfg(uplink={"kind": "http", "url": "https://hub.test", "ca": paths[0],
-                          "cert": paths[1], "key": paths[2]}))
+    out = {}
+    for name, data in contents.items():
+        out[name] = d.rstrip("/") + "/" + name
+        with open(out[name], "wb") as f:
+            f.write(data)
+    return out
+
+
+PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+DER = b"\x30\x82\x01\xbb\x30\x82"  # how a DER certificate or key starts (a SEQUENCE)
+PICO = {"meter": {"model": "none"}, "reader": {"type": "none"}}  # no UART2 on a Pico W
+
+
+def _tls(paths, ca, cert, key):
+    return {"kind": "http", "url": "https://hub.test", "ca": paths[ca], "cert": paths[cert],
+            "key": paths[key]}
+
+
+def test_tls_context_loads_the_files_the_uplink_names_in_the_ports_form():
+    paths = _files({"ca.pem": PEM + b"ca", "c.pem": PEM + b"c", "c.key": b"-----BEGIN EC "
+                    b"PRIVATE KEY-----\nk", "ca.der": DER + b"ca", "c.der": DER + b"c",
+                    "c.key.der": DER + b"k"})
+    # ESP32: the IDF's mbedTLS parses PEM (and DER).
+    b = esp32.Board(cfg(uplink=_tls(paths, "ca.pem", "c.pem", "c.key")))
     assert b.tls.verify_mode == Tls.CERT_REQUIRED
-    assert b.tls.loaded == [("ca", b"PEM ca.pem"), ("cert", b"PEM c.pem", b"PEM c.key")]
+    assert b.tls.loaded == [("ca", PEM + b"ca"),
+                            ("cert", PEM + b"c", b"-----BEGIN EC PRIVATE KEY-----\nk")]
+    # Pico W: DER, as make deploy converts it.
+    b = rp2.Board(cfg(uplink=_tls(paths, "ca.der", "c.der", "c.key.der"), **PICO))
+    assert b.tls.loaded == [("ca", DER + b"ca"), ("cert", DER + b"c", DER + b"k")]
     b = Board(cfg(uplink={"kind": "http", "url": "https://hub.test", "insecure": True}))
     assert b.tls.verify_mode == Tls.CERT_NONE and b.tls.loaded == []
-    for p in paths:
+    for p in paths.values():
         os.remove(p)
+
+
+def test_a_pem_file_on_the_pico_w_is_a_config_error_naming_the_file():
+    paths = _files({"ca.pem": PEM, "c.pem": PEM, "k.pem": b"-----BEGIN PRIVATE KEY-----\n",
+                    "ca.der": DER, "c.der": DER})
+    for over, words in (
+        (_tls(paths, "ca.pem", "c.der", "c.der"), "uplink.ca: %s is PEM" % paths["ca.pem"]),
+        (_tls(paths, "ca.der", "c.pem", "c.der"), "uplink.cert: %s is PEM" % paths["c.pem"]),
+        (_tls(paths, "ca.der", "c.der", "k.pem"), "uplink.key: %s is PEM" % paths["k.pem"]),
+    ):
+        e = raises_naming(config.ConfigError, words, rp2.Board, cfg(uplink=over, **PICO))
+        assert "loads DER" in str(e)
+    for p in paths.values():
+        os.remove(p)
+
+
+class Refusing(Context):
+    """A context whose mbedTLS refuses what it is given, as the real one says it."""
+
+    def load_verify_locations(self, data):
+        raise ValueError("invalid cert")
+
+
+def test_a_file_mbedtls_refuses_is_a_config_error_naming_the_field():
+    paths = _files({"ca.der": DER, "c.der": DER})
+    Tls.SSLContext = Refusing
+    try:
+        raises_naming(config.ConfigError, "uplink.ca: not a certificate or key this port's TLS "
+                      "can load (invalid cert)", rp2.Board,
+                      cfg(uplink=_tls(paths, "ca.der", "c.der", "c.der"), **PICO))
+    finally:
+        Tls.SSLContext = Context
+    for p in paths.values():
+        os.remove(p)
+
+
+def _secure_board(cls=None, **over):
+    b = (cls or Board)(cfg(uplink={"kind": "http", "url": "https://hub.test", "insecure": True},
+                           log_level=2, **over))
+    b.wlan.up, b.synced = True, True
+    logs = []
+    b.log = lambda lv, t: logs.append((lv, t))
+    return b, logs
+
+
+def test_the_heap_is_logged_before_each_tls_setup_and_one_that_ran_out_is_tried_again():
+    async def go():
+        real = mcu.asyncio
+        mcu.asyncio = Net
+        try:
+            b, logs = _secure_board()
+            Net.calls, Net.plan, Gc.collects, Gc.free = [], [], 0, 65536
+            assert await b.connect("hub.test", 443, True) == ("reader", "writer")
+            assert Net.calls == [("hub.test", 443, b.tls)] and Gc.collects == 0
+            assert logs == [(2, "tls: to hub.test:443, heap 65536 B free, largest block %d B"
+                             % mcu._largest(65536))]
+            # Plain TCP: no TLS setup, nothing logged.
+            logs.clear()
+            assert await b.connect("hub.test", 80, False) == ("reader", "writer")
+            assert Net.calls[-1] == ("hub.test", 80, None) and logs == []
+            # Below log level 2 the heap line (and its probing) is left out.
+            quiet, quiet_logs = _secure_board()
+            quiet.cfg["log_level"] = 1
+            assert await quiet.connect("hub.test", 443, True) == ("reader", "writer")
+            assert quiet_logs == []
+            # Out of memory, as mbedTLS reports it at setup (ENOMEM), during a handshake (its
+            # own code) or as MicroPython does: tried once more, after a collection.
+            for fail in (OSError(12), OSError(-0x7F00), MemoryError("memory allocation failed")):
+                Net.calls, Net.plan, Gc.collects = [], [fail], 0
+                logs.clear()
+                assert await b.connect("hub.test", 443, True) == ("reader", "writer")
+                assert len(Net.calls) == 2 and Gc.collects == 1
+                assert logs[1][0] == 1 and logs[1][1].startswith(
+                    "tls: out of memory (%r), once more after a collection: heap " % (fail,))
+            # Twice out of memory: the second failure is the caller's (the link's supervisor).
+            Net.calls, Net.plan = [], [OSError(12), OSError(12)]
+            e = await _raises(b.connect("hub.test", 443, True))
+            assert e.args[0] == 12 and len(Net.calls) == 2
+            # Any other failure is not retried.
+            for fail in (OSError(113), ValueError("invalid cert")):
+                Net.calls, Net.plan, Gc.collects = [], [fail], 0
+                assert await _raises(b.connect("hub.test", 443, True)) is fail
+                assert len(Net.calls) == 1 and Gc.collects == 0
+        finally:
+            mcu.asyncio = real
+    return arun(go())
+
+
+async def _raises(coro):
+    try:
+        await coro
+    except Exception as e:  # noqa: BLE001  (the test looks at which)
+        return e
+    raise AssertionError("no exception")
+
+
+def test_the_esp32_logs_its_idf_heap_too_where_the_port_has_it():
+    b, _ = _secure_board(esp32.Board)
+    Gc.free = 40960
+    text = b.heap()
+    assert text.startswith("heap 40960 B free, largest block ")
+    assert text.endswith("; IDF heap 50000 B free, largest block 18000 B")
+    esp32.esp32 = OldEsp32
+    try:
+        assert "IDF" not in b.heap() and b.heap().startswith("heap 40960 B free")
+    finally:
+        esp32.esp32 = Esp32
+
+
+class OldEsp32:
+    """An esp32 module without idf_heap_info (before MicroPython 1.20)."""
+    HEAP_DATA = 4
+
+
+def test_the_largest_block_is_found_to_a_kilobyte_within_the_free_heap():
+    for free in (0, 1023, 5000, 65536):
+        n = mcu._largest(free)
+        assert n % 1024 == 0 and 0 <= n <= free
+        if sys.implementation.name != "micropython":  # CPython always has the memory
+            assert n == free // 1024 * 1024
 
 
 def test_board_time_unwraps_the_ports_ticks_and_wall_time_uses_its_epoch():

@@ -1,6 +1,8 @@
-"""tools/deploy.py: the exact mpremote command lines, and a bad config refused before the device
-is touched; firmware/package.json lists the image's modules."""
+"""tools/deploy.py: the exact mpremote command lines, a bad config refused before the device is
+touched, certificates in the form each board's TLS loads (checked with openssl); firmware/
+package.json lists the image's modules."""
 import ast
+import datetime
 import json
 import os
 import shlex
@@ -17,6 +19,7 @@ import build  # noqa: E402
 import deploy  # noqa: E402
 
 from cpagent import config  # noqa: E402  (tools/deploy.py put firmware/ on the path)
+from host_sim import certs  # noqa: E402
 
 PORT = "/dev/fake-cp0"
 M = deploy.MPREMOTE
@@ -39,8 +42,22 @@ class Device:
         return SimpleNamespace(returncode=0, stdout="%s\n" % self.platform, stderr="")
 
 
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A real test PKI (openssl): CA, a client certificate and its key; a stranger's key."""
+    d = str(tmp_path_factory.mktemp("pki"))
+    p = certs.make_test_pki(d)
+    cert, key = p["clients"]["DE*ABC"]
+    return SimpleNamespace(dir=d, ca=p["ca"], cert=cert, key=key, other_key=p["server"][1])
+
+
+def _read(path, mode="rb"):
+    with open(path, mode) as f:
+        return f.read()
+
+
 @pytest.fixture
-def site(tmp_path, monkeypatch):
+def site(tmp_path, monkeypatch, pki):
     for board in ("esp32", "rp2"):
         for rel in ("boards/__init__.mpy", "boards/mcu.mpy", "boards/%s.mpy" % board,
                     "cpagent/agent.mpy", "main.py", "boot.py"):
@@ -50,8 +67,9 @@ def site(tmp_path, monkeypatch):
     with open(os.path.join(ROOT, "firmware", "config.example.json")) as f:
         cfg = json.load(f)
     (tmp_path / "site" / "certs").mkdir(parents=True)
-    for name in ("hub-ca.pem", "client.pem", "client.key"):
-        (tmp_path / "site" / "certs" / name).write_text("PEM " + name)
+    for name, src in (("hub-ca.pem", pki.ca), ("client.pem", pki.cert),
+                      ("client.key", pki.key)):
+        (tmp_path / "site" / "certs" / name).write_bytes(_read(src))
     (tmp_path / "package.json").write_text(json.dumps(
         {"urls": [], "deps": [["ntptime", "latest"], ["github:org/lib", "v1.2"]]}))
     monkeypatch.setattr(deploy, "DIST", str(tmp_path / "dist"))
@@ -87,7 +105,76 @@ def test_dry_run_prints_the_exact_mpremote_commands_and_touches_nothing(site):
                       "certs/client.key", "certs/client.pem", "certs/hub-ca.pem", "config.json",
                       "cpagent/agent.mpy", "main.py"]
     assert json.loads(open(os.path.join(st, "config.json")).read()) == site.cfg
-    assert open(os.path.join(st, "certs", "hub-ca.pem")).read() == "PEM hub-ca.pem"
+    # The ESP32's mbedTLS parses PEM: the files go as they are.
+    for name in ("hub-ca.pem", "client.pem", "client.key"):
+        assert _read(os.path.join(st, "certs", name)) == _read(site.root / "site" / "certs" / name)
+
+
+def _openssl(*args, data):
+    return subprocess.run(("openssl",) + args, input=data, capture_output=True,
+                          check=True).stdout
+
+
+def test_for_the_pico_w_the_certificates_go_as_der_and_the_config_names_those(site, pki):
+    pico = dict(site.cfg, meter=dict(site.cfg["meter"], uart=0))
+    deploy.main(["--port", PORT, "--board", "rp2", "--config", _write(site, pico), "--dry-run"],
+                run=Device(), echo=lambda s: None)
+    st = site.root / "stage" / "rp2"
+    assert sorted(os.listdir(st / "certs")) == ["client.der", "client.key.der", "hub-ca.der"]
+    staged = json.loads(_read(st / "config.json"))
+    assert staged["uplink"] == dict(pico["uplink"], ca="certs/hub-ca.der",
+                                    cert="certs/client.der", key="certs/client.key.der")
+    assert dict(staged, uplink=None) == dict(pico, uplink=None)
+    # DER is what openssl reads back as the same certificate and key (not a copy of the PEM).
+    for name, src in (("hub-ca.der", pki.ca), ("client.der", pki.cert)):
+        der = _read(st / "certs" / name)
+        assert der[:1] == b"\x30" and b"-----" not in der
+        assert _openssl("x509", "-inform", "DER", "-noout", "-fingerprint", data=der) == \
+            _openssl("x509", "-noout", "-fingerprint", data=_read(src))
+    der = _read(st / "certs" / "client.key.der")
+    assert _openssl("pkey", "-inform", "DER", "-pubout", data=der) == \
+        _openssl("pkey", "-pubout", data=_read(pki.key))
+    # The converted config is one the agent accepts.
+    assert config.load(_read(st / "config.json"))["uplink"]["ca"] == "certs/hub-ca.der"
+
+
+def test_certificates_the_board_cannot_use_are_refused_naming_the_file(site, pki):
+    two = os.path.join(pki.dir, "two-cas.pem")
+    with open(two, "wb") as f:
+        f.write(_read(pki.ca) + _read(pki.cert))
+    junk = os.path.join(pki.dir, "junk.key")
+    with open(junk, "wb") as f:
+        f.write(b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
+    ca, cert, key = (("uplink.ca", "certs/hub-ca.pem", pki.ca),
+                     ("uplink.cert", "certs/client.pem", pki.cert),
+                     ("uplink.key", "certs/client.key", pki.key))
+    later, before = datetime.datetime(2999, 1, 1), datetime.datetime(2000, 1, 1)
+    for board, files, now, words in (
+        ("rp2", [("uplink.ca", "certs/cas.pem", two)], None,
+         "uplink.ca: %s holds 2 certificates; the rp2 port's TLS loads one (DER)" % two),
+        ("rp2", [cert, ("uplink.key", "k.key", pki.other_key)], None,
+         "uplink.key: %s is not the key of %s (uplink.cert)" % (pki.other_key, pki.cert)),
+        ("esp32", [cert, ("uplink.key", "k.key", junk)], None,
+         "uplink.key: %s is not an unencrypted private key" % junk),
+        ("esp32", [ca, cert, key], later, "uplink.ca: %s expired on " % pki.ca),
+        ("rp2", [ca, cert, key], before, "uplink.ca: %s is valid only from " % pki.ca),
+        ("esp32", [("uplink.ca", "x.pem", junk)], None, "uplink.ca: %s holds no certificate"
+         % junk),
+    ):
+        with pytest.raises(deploy.DeployError) as e:
+            deploy.tls_files(board, files, now)
+        assert words in str(e.value), (words, e.value)
+    # The ESP32 loads a PEM bundle of CAs as it is.
+    assert deploy.tls_files("esp32", [("uplink.ca", "certs/cas.pem", two)]) == (
+        [("certs/cas.pem", _read(two))], {})
+    # A refusal stops the deploy before the device is touched.
+    (site.root / "site" / "certs" / "hub-ca.pem").write_bytes(_read(two))
+    pico = dict(site.cfg, meter=dict(site.cfg["meter"], uart=0))
+    dev = Device(platform="rp2")
+    with pytest.raises(SystemExit) as e:
+        deploy.main(["--port", PORT, "--board", "rp2", "--config", _write(site, pico)], run=dev,
+                    echo=lambda s: None)
+    assert "hub-ca.pem holds 2 certificates" in str(e.value) and dev.calls == []
 
 
 def test_the_hold_and_release_scripts_name_the_boards_flag():
@@ -97,10 +184,38 @@ def test_the_hold_and_release_scripts_name_the_boards_flag():
     flag = [n.value.value for n in tree.body if isinstance(n, ast.Assign)
             and getattr(n.targets[0], "id", "") == "NOWDT"]
     assert flag == [deploy.NOWDT]
-    assert 'open("%s", "w")' % flag[0] in deploy.HOLD
+    for hold in (deploy.HOLD, deploy.HOLD_FROZEN):
+        assert 'open("%s", "w")' % flag[0] in hold
     assert 'os.remove("%s")' % flag[0] in deploy.RELEASE
-    for script in (deploy.HOLD, deploy.RELEASE):
+    for script in (deploy.HOLD, deploy.HOLD_FROZEN, deploy.RELEASE):
         compile(script, "exec", "exec")  # valid Python (the device compiles the same text)
+
+
+def test_for_a_frozen_image_no_module_is_copied_and_old_ones_are_deleted(site, tmp_path):
+    cmds = deploy.main(["--port", PORT, "--board", "esp32", "--config", _write(site, site.cfg),
+                        "--dry-run", "--frozen"], run=Device(), echo=lambda s: None)
+    st = str(site.root / "stage" / "esp32")
+    staged = sorted(os.path.relpath(os.path.join(d, f), st) for d, _, fs in os.walk(st)
+                    for f in fs)
+    assert staged == ["boot.py", "certs/client.key", "certs/client.pem", "certs/hub-ca.pem",
+                      "config.json", "main.py"]
+    assert cmds[0][4] == deploy.HOLD_FROZEN
+    # The hold script, run over a flash folder: every module file of cpagent/ and boards/ goes
+    # (it would shadow the frozen module), the rest stays.
+    flash = tmp_path / "flash"
+    for rel in ("cpagent/agent.mpy", "cpagent/old.py", "boards/mcu.mpy", "lib/x.mpy",
+                "journal/0001"):
+        (flash / rel).parent.mkdir(parents=True, exist_ok=True)
+        (flash / rel).write_text("x")
+    here = os.getcwd()
+    os.chdir(flash)
+    try:
+        exec(compile(deploy.HOLD_FROZEN, "hold", "exec"), {})
+    finally:
+        os.chdir(here)
+    left = sorted(os.path.relpath(os.path.join(d, f), flash) for d, _, fs in os.walk(flash)
+                  for f in fs)
+    assert left == ["journal/0001", "lib/x.mpy", deploy.NOWDT]
 
 
 def test_a_bad_config_is_refused_before_the_device_is_touched(site):

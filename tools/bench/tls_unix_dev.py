@@ -1,0 +1,209 @@
+"""Runs in MicroPython's unix port, in a folder staged by make deploy's code for the Pico W
+(tools/bench/tls_unix.py): the rp2 board over stand-in machine, network and ntptime modules,
+the agent built from config.json, then mutual TLS to the hub through the agent's own uplink.
+
+argv: "post" (one AuthorizeStart) or "session" (a card, the plug, then unplug: a whole
+session, its CDR delivered; tls_unix.py watches the hub for it). Prints one line "RESULT {json}"
+with the heap figures (gc.mem_alloc after gc.collect, bytes)."""
+import asyncio
+import gc
+import json
+import sys
+
+UID = "04A1B2C3D4E5F6"
+SAMPLE_MS = 2
+
+
+class Pin:
+    OUT, IN, PULL_UP = 1, 0, 2
+    plugged = False  # what the plug input shows (the session script moves it)
+
+    def __init__(self, pid, mode, pull=None, value=None):
+        self.mode, self.v = mode, value or 0
+
+    def __call__(self, v):
+        self.v = v
+
+    def value(self, v=None):
+        if self.mode == Pin.IN:
+            return 0 if Pin.plugged else 1  # pulled up; the plug pulls it low (plug_low)
+        if v is None:
+            return self.v
+        self.v = v
+
+
+class Uart:
+    def __init__(self, n, **kw):
+        pass
+
+    def txdone(self):
+        return True
+
+
+class Machine:
+    Pin, UART = Pin, Uart
+
+    @staticmethod
+    def reset():
+        raise SystemExit("reset")
+
+
+class Wlan:
+    def __init__(self, i):
+        pass
+
+    def active(self, on=None):
+        pass
+
+    def connect(self, ssid, key):
+        pass
+
+    def disconnect(self):
+        pass
+
+    def isconnected(self):
+        return True
+
+    def status(self):
+        return 3
+
+    def ifconfig(self):
+        return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
+
+
+class Network:
+    STA_IF, STAT_GOT_IP, WLAN = 0, 3, Wlan
+
+    @staticmethod
+    def hostname(n):
+        pass
+
+
+class Ntp:
+    @staticmethod
+    def settime():
+        pass  # the host's clock is right
+
+
+class Card:
+    """The reader's port: one card line once the session script asks, then nothing."""
+
+    def __init__(self):
+        self.due = False
+
+    async def read(self, n):
+        while not self.due:
+            await asyncio.sleep_ms(20)
+        self.due = False
+        return (UID + "\n").encode()
+
+
+sys.modules["machine"] = Machine
+sys.modules["network"] = Network
+sys.modules["ntptime"] = Ntp
+
+
+def used():
+    gc.collect()
+    return gc.mem_alloc()
+
+
+class Peak:
+    """The live heap between task steps (after a collection), sampled by a task of its own:
+    what a handshake holds across its reads and writes (not the temporaries within one)."""
+
+    def __init__(self):
+        self.top = 0
+
+    async def run(self):
+        while True:
+            self.top = max(self.top, used())
+            await asyncio.sleep_ms(SAMPLE_MS)
+
+
+async def post(agent, operator_id, out):
+    from cpagent import oicp
+
+    path, body = oicp.authorize_start(operator_id, UID)
+    before = used()
+    peak = Peak()
+    task = asyncio.create_task(peak.run())
+    res = await agent.uplink.send(path, body)
+    task.cancel()
+    out["post"] = [res[0], str(res[1])[:200]]
+    out["ok"] = res[0] == "ok"
+    out["handshake_peak_live"] = peak.top - before  # the first POST: connect, handshake, reply
+    out["held_per_connection"] = used() - before  # the keep-alive connection stays open
+    before = used()
+    res = await agent.uplink.send(path, body)
+    out["second_post_ok"] = res[0] == "ok"
+    out["held_after_second_post"] = used() - before
+
+
+async def session(agent, card):
+    run = asyncio.create_task(agent.run())
+    ev = agent.charger.evses[0]
+
+    async def until(want):
+        for _ in range(3000):  # 60 s
+            if ev.state == want or run.done():
+                break
+            await asyncio.sleep_ms(20)
+        print("STATE", ev.state)
+        if ev.state != want:
+            raise SystemExit("stuck in %s, waiting for %s" % (ev.state, want))
+
+    # The board reports the plug inputs' state at boot (two samples): a tap before that would
+    # see its session ended by the boot's "unplugged".
+    await asyncio.sleep_ms(1000)
+    card.due = True
+    await until("authorized")
+    Pin.plugged = True
+    await until("charging")
+    await asyncio.sleep_ms(1500)
+    Pin.plugged = False
+    await until("idle")
+    # The agent delivers the End and the CDR in its own time; tls_unix.py ends this process
+    # once the hub has the CDR.
+    while not run.done():
+        await asyncio.sleep_ms(1000)
+        print("USED", used())
+
+
+def main():
+    mode = sys.argv[1]
+    out = {"interpreter": used()}
+    from boards.rp2 import Board
+
+    from cpagent import config
+    from cpagent.agent import Agent
+
+    class Bench(Board):
+        """The Pico W board with the card reader's port replaced by the scripted card."""
+        card = Card()
+
+        def reader_port(self):
+            return self.card
+
+    with open("config.json", "rb") as f:
+        cfg = config.load(f.read())
+    out["imports"] = used() - out["interpreter"]
+    plain = dict(cfg, uplink=dict(cfg["uplink"], url="http://127.0.0.1:9"))
+    b = Bench(plain)
+    without = used()
+    del b
+    b = Bench(cfg)
+    out["ssl_context"] = used() - without
+    b.synced = True  # NTP stands in: the host's clock is right
+    agent = Agent(cfg, b)
+    out["baseline"] = used()
+    if mode == "post":
+        asyncio.run(post(agent, cfg["operator_id"], out))
+    else:
+        print("RESULT " + json.dumps(out))
+        asyncio.run(session(agent, b.card))
+    out["heap_total"] = gc.mem_alloc() + gc.mem_free()
+    print("RESULT " + json.dumps(out))
+
+
+main()
