@@ -54,10 +54,11 @@ build: $(VENV)/.installed
 bench: deps build
 	$(PY) tools/bench.py
 
-# make deploy PORT=/dev/ttyUSB0 [BOARD=esp32|rp2] [CONFIG=path] [DRY=1]: docs/boards.md.
+# make deploy PORT=/dev/ttyUSB0 [BOARD=esp32|rp2] [CONFIG=path] [DRY=1] [FROZEN=1]: docs/boards.md.
 CONFIG ?= config.json
 deploy: build
-	$(PY) tools/deploy.py --port $(PORT) --board $(BOARD) --config $(CONFIG) $(if $(DRY),--dry-run)
+	$(PY) tools/deploy.py --port $(PORT) --board $(BOARD) --config $(CONFIG) $(if $(DRY),--dry-run) \
+	  $(if $(FROZEN),--frozen)
 
 clean:
 	rm -rf dist build

@@ -23,6 +23,12 @@ OUT=$(mkdir -p "${2:-$ROOT/build/unix-port}" && cd "${2:-$ROOT/build/unix-port}"
 MANIFEST=${3:-}
 [ -z "$MANIFEST" ] || MANIFEST=$(cd "$(dirname "$MANIFEST")" && pwd)/$(basename "$MANIFEST")
 
+# The 32-bit build needs the multilib C library (Debian: gcc-multilib); installed when missing.
+if ! echo 'int main(void){return 0;}' | cc -m32 -x c - -o /dev/null 2>/dev/null; then
+    echo "no 32-bit C toolchain: installing gcc-multilib with apt-get" >&2
+    apt-get update -qq && apt-get install -y -qq gcc-multilib >/dev/null
+fi
+
 for f in ports/unix/Makefile lib/mbedtls/library/ssl_tls.c lib/micropython-lib/README.md; do
     [ -f "$SRC/$f" ] || { echo "$SRC/$f missing: see the usage at the top of $0" >&2; exit 2; }
 done
