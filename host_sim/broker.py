@@ -91,7 +91,7 @@ class Broker:
         lines = []
         for u in self.relay_users:
             lines += ["user " + u, "topic read cp/+/up", "topic read cp/+/status",
-                      "topic write cp/+/down", ""]
+                      "topic write cp/+/down", "topic readwrite relay/#", ""]
         # Patterns apply to every user: %u is the username, i.e. the charger id.
         lines += ["pattern write cp/%u/up", "pattern write cp/%u/status",
                   "pattern read cp/%u/down", ""]

@@ -4,23 +4,18 @@ Up:   {"v": 1, "id": "...", "path": "/api/oicp/...", "body": {...}}  on cp/<char
 Down: {"v": 1, "id": "...", "status": N, "body": {...}|null, "retry_after": s, "error": "..."}
 """
 import json
-from urllib.parse import unquote
+
+from host_sim import oicp_schemas
 
 MAX_UP = 8192
+# Objects and lists nested deeper than this are refused (an OICP body is 5 deep at most): the
+# cap is checked after parsing, which the size cap keeps cheap.
+MAX_DEPTH = 16
 # Past this a payload is not even parsed for its id (the reply then carries "id": null).
 _MAX_PARSE = 65536
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
-_P = "/api/oicp/"
-# (operation, path before the OperatorID, path after it); notifications have no OperatorID.
-_ROUTES = (
-    ("AuthorizeStart", _P + "charging/v21/operators/", "/authorize/start"),
-    ("AuthorizeStop", _P + "charging/v21/operators/", "/authorize/stop"),
-    ("ChargeDetailRecord", _P + "cdrmgmt/v22/operators/", "/charge-detail-record"),
-    ("PushEvseStatus", _P + "evsepush/v21/operators/", "/status-records"),
-    ("PushEvseData", _P + "evsepush/v23/operators/", "/data-records"),
-)
-NOTIFY_PATH = _P + "notificationmgmt/v11/charging-notifications"
-NOTIFY_TYPES = ("Start", "Progress", "End", "Error")
+NOTIFY_PATH = oicp_schemas.NOTIFY_PATH
+NOTIFY_TYPES = oicp_schemas.NOTIFY_TYPES
 # Queue order (lower first) and rate-limit class of each kind of message.
 PRIORITY = {"AuthorizeStart": 0, "AuthorizeStop": 1, "End": 2, "Error": 3,
             "ChargeDetailRecord": 4, "Start": 5, "PushEvseStatus": 6, "PushEvseData": 7,
@@ -66,14 +61,7 @@ class Request:
 
 def route(path):
     """(operation, path OperatorID or None), or None for a path the relay does not forward."""
-    if path == NOTIFY_PATH:
-        return "ChargingNotifications", None
-    for op, head, tail in _ROUTES:
-        if path.startswith(head) and path.endswith(tail):
-            middle = path[len(head):len(path) - len(tail)]
-            if middle and "/" not in middle:
-                return op, unquote(middle)
-    return None
+    return oicp_schemas.route(path)
 
 
 def charger_of(topic):
@@ -84,7 +72,40 @@ def charger_of(topic):
     return None
 
 
-def _peek_id(payload):
+def _no_constant(name):
+    raise ValueError("%s is not a JSON number (RFC 8259)" % name)
+
+
+def _object(pairs):
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise ValueError("key %s appears twice in one object" % _short(k))
+            seen.add(k)
+    return d
+
+
+def loads(text):
+    """Strict JSON (RFC 8259): no NaN/Infinity, no key twice in an object; ValueError if not."""
+    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_object)
+
+
+def depth(doc, cap=MAX_DEPTH):
+    """How deep doc nests objects and lists, counted up to cap + 1 (then it stops looking)."""
+    deepest, todo = 0, [(doc, 1)]
+    while todo:
+        v, d = todo.pop()
+        if isinstance(v, (dict, list)):
+            if d > cap:
+                return d
+            deepest = max(deepest, d)
+            todo.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def peek_id(payload):
     # Best effort, for the reply to a refused envelope: the charger matches replies by id.
     if len(payload) > _MAX_PARSE:
         return None
@@ -101,19 +122,12 @@ def _valid_id(v):
 
 
 def _evses(op, body):
-    """[(field, EvseID)] the request speaks for."""
+    """[(field, EvseID)] the request speaks for (the body passed its schema)."""
     if op in ("PushEvseStatus", "PushEvseData"):
         outer, inner = (("OperatorEvseStatus", "EvseStatusRecord") if op == "PushEvseStatus"
                         else ("OperatorEvseData", "EvseDataRecord"))
-        records = body.get(outer, {}).get(inner) if isinstance(body.get(outer), dict) else None
-        if not isinstance(records, list):
-            raise Refused("body.%s.%s: expected a list of records" % (outer, inner))
-        out = []
-        for i, r in enumerate(records):
-            if not isinstance(r, dict):
-                raise Refused("body.%s.%s[%d]: expected an object" % (outer, inner, i))
-            out.append(("body.%s.%s[%d].EvseID" % (outer, inner, i), r.get("EvseID")))
-        return out
+        return [("body.%s.%s[%d].EvseID" % (outer, inner, i), r["EvseID"])
+                for i, r in enumerate(body[outer][inner])]
     return [("body.EvseID", body["EvseID"])] if "EvseID" in body else []
 
 
@@ -136,14 +150,19 @@ def parse(topic, payload, chargers):
         raise Refused("topic: expected cp/<charger id>/up, got %r" % topic[:100], reason="topic")
     if len(payload) > MAX_UP:
         raise Refused("envelope: %d bytes; at most %d" % (len(payload), MAX_UP),
-                      _peek_id(payload), "size")
+                      peek_id(payload), "size")
     try:
         # Decoded here: json.loads(bytes) would also take UTF-16/32, which the envelope is not.
-        doc = json.loads(payload.decode("utf-8"))
+        doc = loads(payload.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise Refused("envelope: not UTF-8 (%s at byte %d)" % (e.reason, e.start))
-    except (ValueError, RecursionError) as e:
-        raise Refused("envelope: not JSON: %s" % str(e)[:120])
+        raise Refused("envelope: not UTF-8 (%s at byte %d)" % (e.reason, e.start),
+                      reason="utf8")
+    except RecursionError:
+        raise Refused("envelope: nested over %d deep" % MAX_DEPTH, peek_id(payload), "depth")
+    except ValueError as e:
+        raise Refused("envelope: not JSON: %s" % str(e)[:120], peek_id(payload), "json")
+    if depth(doc, MAX_DEPTH + 1) > MAX_DEPTH + 1:  # the envelope is one level above its body
+        raise Refused("envelope: nested over %d deep" % MAX_DEPTH, peek_id(payload), "depth")
     if not isinstance(doc, dict):
         raise Refused("envelope: expected a JSON object, got %s" % type(doc).__name__)
     msg_id = doc.get("id")
@@ -161,16 +180,20 @@ def parse(topic, payload, chargers):
         raise Refused("path: expected an OICP CPO path, got %s" % _short(path), msg_id)
     if not isinstance(body, dict):
         raise Refused("body: expected a JSON object, got %s" % _short(body), msg_id)
-    op, path_operator = found
-    kind = op
-    if op == "ChargingNotifications":
-        kind = body.get("Type")
-        if kind not in NOTIFY_TYPES:
-            raise Refused("body.Type: expected one of Start|Progress|End|Error, got %s"
-                          % _short(kind), msg_id)
     c = chargers.get(charger)
     if c is None:
         raise Refused("charger %s is not configured at this relay" % charger, msg_id, "charger")
+    op, path_operator = found
+    schema = oicp_schemas.request_schema(op, body)
+    if schema is None:
+        raise Refused("body.Type: expected one of Start|Progress|End|Error, got %s"
+                      % _short(body.get("Type")), msg_id, "schema")
+    kind = body["Type"] if op == "ChargingNotifications" else op
+    errs = oicp_schemas.schema_errors(schema, body)
+    if errs:
+        where, what = errs[0]
+        raise Refused("body%s: %s%s" % (where[1:], what[:160], " (and %d more)" % (len(errs) - 1)
+                                        if len(errs) > 1 else ""), msg_id, "schema")
     mine = c["operator_id"]
     field, body_operator = _body_operator(op, body)
     for f, v in (("path OperatorID", path_operator), (field, body_operator)):
