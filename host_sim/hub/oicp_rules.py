@@ -17,7 +17,10 @@ sources as tagged in the project's research notes on OICP):
   measured on the messages' own EventOccurred/ChargingStart: 022 Data error (the BPD gives only
   the text "Progress Notification can be sent only at interval of at least 5 min");
 - EvseID not of the pushing operator (nor of a configured sub-operator, nor with the operator
-  as its HubOperatorID), or listed twice: 018 (S02 EVSE consistency; IG "duplicated EvseID").
+  as its HubOperatorID), or listed twice: 018 (S02 EVSE consistency; IG "duplicated EvseID");
+- a notification or CDR whose EvseID is not its session's (the AuthorizeStart's, else the first
+  notification's): 018 Inconsistent EvseID (the code S02 gives EvseIDs that do not fit the
+  request; a session lives on one EVSE); one for a session of another operator: 400 (above).
 A byte-for-byte repeat of an accepted message (a retry after a lost reply) gets the first reply
 again and changes nothing; the session counts it in `duplicates`.
 """
@@ -279,6 +282,15 @@ class Rules:
                       "CDR per SessionID)" % sid
         return s, None
 
+    def _evse_of_session(self, s, doc):
+        """An error text when doc's EvseID is not s's own (binding it when s has none yet)."""
+        e = doc["EvseID"]
+        if s.evse is None:
+            s.evse = e
+        elif e != s.evse:
+            return "EvseID: %s is not the EVSE of session %s (%s)" % (e, s.sid, s.evse)
+        return None
+
     def _repeat(self, s, key):
         a = s.seen.get(key)
         if a is not None:
@@ -295,6 +307,9 @@ class Rules:
         s, err = self._session(doc, operator)
         if err:
             return ack(False, "400", err, doc["SessionID"])
+        err = self._evse_of_session(s, doc)
+        if err:
+            return ack(False, "018", err, s.sid)
         t = doc["Type"]
         err = code = None
         if t == "Start":
@@ -336,6 +351,9 @@ class Rules:
         s, err = self._session(doc, operator)
         if err:
             return ack(False, "400", err, doc["SessionID"])
+        err = self._evse_of_session(s, doc)
+        if err:
+            return ack(False, "018", err, s.sid)
         s.cdr = doc
         s.state = "closed"
         a = ack(True, "000", session_id=s.sid)
