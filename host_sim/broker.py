@@ -1,4 +1,4 @@
-"""A real Mosquitto broker for tests and `make sim MODE=mqtt`: users, a locked-down ACL, persistence.
+"""A real Mosquitto for tests and `make sim MODE=mqtt`: users, a locked-down ACL, persistence.
 
     with Broker(tmpdir, users={"cp-1": "pw", "relay": "pw"}) as b:
         ... connect to b.host:b.port ...
