@@ -114,10 +114,10 @@ def peek_id(payload):
     except (ValueError, RecursionError):
         return None
     v = doc.get("id") if isinstance(doc, dict) else None
-    return v if _valid_id(v) else None
+    return v if valid_id(v) else None
 
 
-def _valid_id(v):
+def valid_id(v):
     return isinstance(v, str) and 1 <= len(v) <= 64 and all(c in _ID_CHARS for c in v)
 
 
@@ -166,7 +166,7 @@ def parse(topic, payload, chargers):
     if not isinstance(doc, dict):
         raise Refused("envelope: expected a JSON object, got %s" % type(doc).__name__)
     msg_id = doc.get("id")
-    if not _valid_id(msg_id):
+    if not valid_id(msg_id):
         raise Refused("id: expected 1..64 of [A-Za-z0-9_.:-], got %s" % _short(msg_id))
     unknown = sorted(set(doc) - {"v", "id", "path", "body"})
     if unknown:
@@ -211,6 +211,12 @@ def parse(topic, payload, chargers):
 def _short(v):
     s = json.dumps(v) if not isinstance(v, str) else repr(v)
     return s if len(s) <= 60 else s[:57] + "..."
+
+
+def requeue(msg_id=None):
+    """The command a charger takes on its down topic: send the dead letter msg_id (None: all
+    of them) again (docs/relay.md)."""
+    return json.dumps({"Cmd": "requeue", "Id": msg_id}, separators=(",", ":")).encode()
 
 
 def down(msg_id, status, body=None, retry_after=None, error=None):

@@ -405,6 +405,46 @@ class Relay:
             self.http.stop()
 
 
+def publish_once(b, topic, payload, timeout=10.0):
+    """One QoS 1 message with the relay's broker credentials (b: Config.broker), acknowledged
+    by the broker, or OSError naming why not. Its own client id (the relay's + "-cmd"), so a
+    running relay is not disconnected."""
+    done, got = threading.Event(), []
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=b["client_id"] + "-cmd",
+                    protocol=mqtt.MQTTv5)
+    c.username_pw_set(b["user"], b["password"])
+    if b["tls"]:
+        c.tls_set(ca_certs=b["tls"]["ca"], certfile=b["tls"].get("cert"),
+                  keyfile=b["tls"].get("key"))
+
+    def on_connect(client, userdata, flags, rc, props):
+        if rc.is_failure:
+            got.append("broker %s:%d refused the connection: %s" % (b["host"], b["port"], rc))
+            done.set()
+        else:
+            client.publish(topic, payload, qos=1)
+
+    def on_publish(client, userdata, mid, rc, props):
+        if rc.is_failure:
+            got.append("broker refused the message on %s: %s" % (topic, rc))
+        done.set()
+    c.on_connect, c.on_publish = on_connect, on_publish
+    try:
+        c.connect(b["host"], b["port"], 30)
+    except (OSError, ValueError) as e:
+        raise OSError("broker %s:%d: %s" % (b["host"], b["port"], e))
+    c.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise OSError("broker %s:%d: no acknowledgement within %g s"
+                          % (b["host"], b["port"], timeout))
+        if got:
+            raise OSError(got[0])
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
 class ReadAhead:
     """The broker socket as paho sees it, reading ahead.
 

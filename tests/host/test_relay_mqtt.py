@@ -5,6 +5,8 @@ import json
 import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -609,3 +611,24 @@ def test_a_charger_in_the_relays_shared_subscription_takes_nothing(fast_relay, b
     assert len(set(sids)) == 8
     with pytest.raises(queue.Empty):
         spy.mq.get(timeout=0.2)
+
+
+def test_requeue_command_reaches_the_charger_with_the_relays_credentials(pki, hub, broker,
+                                                                          tmp_path):
+    cfg = tmp_path / "relay.json"
+    cfg.write_text(json.dumps(config_doc(pki, hub, broker)))
+    ch = Charger(broker)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "host_sim", "relay", "requeue", "--config",
+                               str(cfg)] + list(args), cwd=ROOT, capture_output=True, text=True,
+                              timeout=60)
+    p = run("--charger", "cp-1")
+    assert p.returncode == 0, p.stderr
+    assert ch.mq.get() == ("cp/cp-1/down", b'{"Cmd":"requeue","Id":null}')
+    assert run("--charger", "cp-1", "--id", "j-0007").returncode == 0
+    assert ch.mq.get() == ("cp/cp-1/down", b'{"Cmd":"requeue","Id":"j-0007"}')
+    p = run("--charger", "cp-9")
+    assert p.returncode == 2 and "--charger cp-9 is not a charger" in p.stderr
+    p = run("--charger", "cp-1", "--id", "a b")
+    assert p.returncode == 2 and "--id" in p.stderr
