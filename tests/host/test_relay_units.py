@@ -1,5 +1,7 @@
 """Relay parts without a broker: config errors, envelope checks, token buckets, the queue."""
 import json
+import logging
+import re
 import socket
 import threading
 import time
@@ -10,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cpagent import oicp
-from host_sim.relay import envelope
+from host_sim.relay import envelope, sessions
 from host_sim.relay.config import Config, ConfigError
 from host_sim.relay.forwarder import Hub, Unreachable
+from host_sim.relay.metrics import Recent, Throttle
 from host_sim.relay.ratelimit import QueueFull, Scheduler, TokenBucket
 from host_sim.relay.service import ReadAhead
 
@@ -45,6 +48,8 @@ def doc(**over):
     ({"limits": {"cdr_per_min": 0}}, "limits.cdr_per_min"),
     ({"http": {"port": 70000}}, "http.port"),
     ({"queue": {"max_wait_s": "x"}}, "queue.max_wait_s"),
+    ({"sessions": {"unknown_wait_s": -1}}, "sessions.unknown_wait_s"),
+    ({"sessions": {"maxx": 1}}, "sessions.maxx"),
 ])
 def test_config_errors_name_the_field(change, field):
     with pytest.raises(ConfigError, match=field):
@@ -387,3 +392,89 @@ def test_read_ahead_serves_pahos_small_reads_from_one_receive():
         assert r.fileno() == a.fileno()                       # select() sees the socket
         b.close()
         assert r.recv(1) == b""                               # the broker closed it
+
+
+@pytest.mark.parametrize("text, reason, what", [
+    (b'{"v":1,"id":"a","path":"p","body":{"x":NaN}}', "json", "NaN is not a JSON number"),
+    (b'{"v":1,"id":"a","path":"p","body":{"x":-Infinity}}', "json", "-Infinity"),
+    (b'{"v":1,"id":"a","id":"b","path":"p","body":{}}', "json", "key 'id' appears twice"),
+    (b'{"v":1,"id":"a","path":"p","body":' + b'{"a":' * 17 + b"1" + b"}" * 17 + b"}", "depth",
+     "nested over 16 deep"),
+    (b'{"v":1,"id":"a","path":"p","body":' + b"[" * 2000 + b"]" * 2000 + b"}", "depth",
+     "nested over 16 deep"),
+    (b'{"v":1,"id":"a","path":"/api/oicp/notificationmgmt/v11/charging-notifications",'
+     b'"body":{"Type":"Start","EvseID":["DE*ABC*E1"]}}', "schema",
+     "body.EvseID: ['DE*ABC*E1'] is not of type 'string' (and 3 more)"),
+])
+def test_strict_json_depth_and_schema_refusals(text, reason, what):
+    with pytest.raises(envelope.Refused, match=re.escape(what)) as e:
+        envelope.parse("cp/cp-1/up", text, CHARGERS)
+    assert e.value.reason == reason
+
+
+def test_every_schema_error_of_a_body_is_a_refusal_naming_the_field():
+    path, body = oicp.notification_start(OP, uuid("s"), "DE*ABC*E1", "2026-01-01T10:00:00.000Z")
+    for field, value in (("EvseID", ["DE*ABC*E1"]), ("SessionID", 5), ("ChargingStart", 1),
+                         ("OperatorID", {}), ("MeterValueStart", "1")):
+        bad = dict(body, **{field: value})
+        with pytest.raises(envelope.Refused, match="body.%s" % field) as e:
+            envelope.parse("cp/cp-1/up", env("m-1", path, bad), CHARGERS)
+        assert e.value.reason == "schema" and e.value.id == "m-1"
+    assert envelope.parse("cp/cp-1/up", env("m-1", path, body), CHARGERS).kind == "Start"
+
+
+def test_session_owners_known_other_unknown_and_closed():
+    clock = Clock()
+    o = sessions.Owners(cap=3, unknown_wait_s=10, closed_keep_s=100, clock=clock)
+    assert o.check("cp-1", "s1")[0] == "wait" and "loading" in o.check("cp-1", "s1")[1]
+    o.synced = True
+    assert o.learn("s1", "cp-1") and not o.learn("s1", "cp-2")   # the first owner stays
+    assert o.check("cp-1", "s1") is None
+    assert o.check("cp-2", "s1")[0] == "other"
+    assert o.check("cp-2", "s9")[0] == "wait"                    # unknown: wait, then refuse
+    clock.t = 10
+    assert o.check("cp-2", "s9") == ("refuse", "SessionID s9 was not authorized through "
+                                               "charger cp-2")
+    o.on_record("s2", sessions.record("cp-2"))                   # another relay's record
+    assert o.check("cp-2", "s2") is None
+    with pytest.raises(ValueError, match="already cp-2's"):
+        o.on_record("s2", sessions.record("cp-1"))
+    with pytest.raises(ValueError, match="expected"):
+        o.on_record("s3", b'{"v":1}')
+    o.on_record("s1", sessions.record("cp-1", closed=True))     # its CDR went through
+    assert o.check("cp-1", "s1") is None and o.open_records() == [("s2", "cp-2")]
+    clock.t = 111
+    assert o.check("cp-1", "s1")[0] == "wait"                    # forgotten after the keep
+    o.on_record("s2", b"")                                       # deleted at the broker
+    assert "s2" not in o.owner
+    for i in range(5):
+        o.learn("x%d" % i, "cp-1")
+    assert list(o.owner) == ["x2", "x3", "x4"]                   # the cap: oldest forgotten
+
+
+def test_throttle_logs_once_per_reason_and_period(caplog):
+    clock = Clock()
+    t = Throttle(logging.getLogger("relay-test"), period_s=60, clock=clock)
+    with caplog.at_level(logging.WARNING, "relay-test"):
+        for _ in range(5):
+            t.log("a", "refused %s", "x")
+        t.log("b", "other")
+        clock.t = 61
+        t.log("a", "refused %s", "y")
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused x", "other", "refused y (and 4 more like it in the last 60 s)"]
+
+
+def test_recent_answers_judge_health_on_a_window():
+    clock = Clock()
+    r = Recent(n=50, window_s=300, share=0.8, least=10, clock=clock)
+    for _ in range(9):
+        r.add(True, "nothub 404")
+    assert r.problem() == ""                                     # too few to judge
+    r.add(True, "nothub 502")
+    assert r.problem().startswith("hub: 10 of the last 10 answers") and "502" in r.problem()
+    for _ in range(3):
+        r.add(False, "ok")
+    assert r.problem() == ""                                     # 10 of 13 < 80 %
+    clock.t = 301
+    assert r.problem() == ""                                     # all older than the window
