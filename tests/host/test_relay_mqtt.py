@@ -632,3 +632,26 @@ def test_requeue_command_reaches_the_charger_with_the_relays_credentials(pki, hu
     assert p.returncode == 2 and "--charger cp-9 is not a charger" in p.stderr
     p = run("--charger", "cp-1", "--id", "a b")
     assert p.returncode == 2 and "--id" in p.stderr
+
+
+def test_a_broker_that_lost_its_state_gets_the_session_records_back(pki, hub, broker):
+    doc = config_doc(pki, hub, broker, limits=FAST)
+    a = start_relay(doc, "relay-a")
+    b = None
+    try:
+        ch = Charger(broker)
+        sid = authorize(ch)
+        broker.stop()                                 # a broker without its database
+        os.remove(os.path.join(broker.dir, "mosquitto.db"))
+        broker.start()
+        child.healthy(a.http.port)                    # a is back, and gave its records again
+        b = start_relay(doc, "relay-b")               # b knows only what the broker has
+        assert b.owners.check("cp-1", sid) is None
+        assert b.owners.check("cp-2", sid)[0] == "other"
+        ch = Charger(broker)
+        rep = ch.request("s-1", *oicp.notification_start(OP, sid, EVSES[0], T0))
+        assert rep["status"] == 200 and rep["body"]["Result"] is True, rep
+    finally:
+        a.stop()
+        if b:
+            b.stop()
