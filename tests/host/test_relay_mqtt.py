@@ -655,3 +655,33 @@ def test_a_broker_that_lost_its_state_gets_the_session_records_back(pki, hub, br
         a.stop()
         if b:
             b.stop()
+
+
+def test_a_message_that_raises_is_answered_and_the_relay_goes_on(fast_relay, broker, hub,
+                                                                  monkeypatch):
+    from host_sim.relay import envelope as env_mod
+    real_parse, real_post = env_mod.parse, fast_relay.hub.post
+    ch = Charger(broker)
+
+    def parse(topic, payload, chargers):   # the bug class of issue 12: a TypeError inside
+        if b"raise-1" in payload:
+            raise TypeError("unhashable type: 'list'")
+        return real_parse(topic, payload, chargers)
+    monkeypatch.setattr(env_mod, "parse", parse)
+    ch.send_raw(b'{"v":1,"id":"raise-1","path":"x","body":{}}')
+    rep = ch.reply()
+    assert rep == {"v": 1, "id": "raise-1", "status": 400, "body": None,
+                   "error": "relay error: TypeError: unhashable type: 'list'"}
+
+    def post(path, data):                  # and one while forwarding, in a worker
+        if b"DE*ABC*E1" in data and b"Identification" in data:
+            raise KeyError("boom")
+        return real_post(path, data)
+    fast_relay.hub.post = post
+    path, body = oicp.authorize_start(OP, UID, EVSES[0])
+    rep = ch.request("a-boom", path, body)
+    assert rep["status"] == 400 and rep["error"] == "relay error: KeyError: 'boom'"
+    fast_relay.hub.post = real_post
+    authorize(ch, "a-after")               # both threads still serve
+    assert fast_relay.health() == ""
+    assert fast_relay.metrics.get("relay_refused_total", reason="internal") == 2
