@@ -12,7 +12,7 @@ requests, which the broker then drops; nor can a password file bind a client id 
 the plugin: a charger connects only with its own charger id as client id, publishes only
 cp/<id>/up and cp/<id>/status, subscribes to and receives only cp/<id>/down (no wildcard, no
 $share); a relay user (any client id a charger cannot take) subscribes to
-$share/<group>/cp/+/up, cp/+/up and cp/+/status, publishes cp/+/down, and alone reads and
+$share/<any group>/cp/+/up, cp/+/up and cp/+/status, publishes cp/+/down, and alone reads and
 writes relay/# (the relays' shared session records). Anything else is denied. Persistence is
 on (mosquitto.db in tmpdir): restart() stops Mosquitto with SIGTERM, which writes the database,
 and starts it again on the same port, so persistent sessions and their queued QoS 1 messages
@@ -76,12 +76,12 @@ def _acl(kind, topic):
     return {"acltype": kind, "topic": topic, "allow": True}
 
 
-def dynsec_config(users, relay_users=("relay",), group="relays"):
+def dynsec_config(users, relay_users=("relay",)):
     """The dynamic-security plugin's config (its JSON file) for these users: see the module
     docstring. One role per charger: the plugin of Mosquitto 2.0 has no %u/%c in topics."""
     clients, roles = [], []
     relay_acls = [_acl("subscribePattern", t) for t in
-                  ("$share/%s/cp/+/up" % group, "cp/+/up", "cp/+/status", "relay/#")]
+                  ("$share/+/cp/+/up", "cp/+/up", "cp/+/status", "relay/#")]
     relay_acls += [_acl("publishClientReceive", t) for t in ("cp/+/up", "cp/+/status",
                                                              "relay/#")]
     relay_acls += [_acl("publishClientSend", t) for t in ("cp/+/down", "relay/#")]
@@ -118,7 +118,7 @@ def _die_with_parent():
 
 class Broker:
     def __init__(self, tmpdir, users, relay_users=("relay",), host="127.0.0.1", port=0,
-                 tls=None, autosave_s=1, max_queued=100_000, group="relays"):
+                 tls=None, autosave_s=1, max_queued=100_000):
         if not isinstance(users, dict) or not users:
             raise BrokerError("users: expected a dict {username: password}, got %r" % (users,))
         for u, p in users.items():
@@ -128,7 +128,7 @@ class Broker:
             if not isinstance(p, str) or not p:
                 raise BrokerError("users[%r]: expected a non-empty password" % u)
         self.dir = os.path.abspath(str(tmpdir))
-        self.users, self.relay_users, self.group = dict(users), tuple(relay_users), group
+        self.users, self.relay_users = dict(users), tuple(relay_users)
         self.host, self.port = host, port or _free_port(host)
         self.tls, self.autosave_s, self.max_queued = tls, autosave_s, max_queued
         self.proc = None
@@ -141,7 +141,7 @@ class Broker:
         os.makedirs(self.dir, exist_ok=True)
         dynsec = os.path.join(self.dir, "dynamic-security.json")
         with open(dynsec, "w") as f:
-            json.dump(dynsec_config(self.users, self.relay_users, self.group), f, indent=1)
+            json.dump(dynsec_config(self.users, self.relay_users), f, indent=1)
         os.chmod(dynsec, 0o600)  # password hashes
         conf = ["listener %d %s" % (self.port, self.host),
                 "allow_anonymous false",
