@@ -309,7 +309,8 @@ class Relay:
             if 200 <= reply.status < 300 and kind != "nothub":
                 code = why.code if kind == "ok" else why[:3]
         self.metrics.inc("relay_hub_answers_total", kind=kind, code=code)
-        self.recent.add(kind in _BAD, "%s %s: %s" % (kind, code, why if kind != "ok" else ""))
+        bad = kind in _BAD
+        self.recent.add(bad, "%s %s: %s" % (kind, code, why) if bad else "")
         if kind != "ok":
             self.throttle.log("hub %s %s" % (kind, code), "%s %s from %s: hub answer %s: %s",
                               r.kind, r.id, r.charger, kind, why)

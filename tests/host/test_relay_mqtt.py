@@ -685,3 +685,17 @@ def test_a_message_that_raises_is_answered_and_the_relay_goes_on(fast_relay, bro
     authorize(ch, "a-after")               # both threads still serve
     assert fast_relay.health() == ""
     assert fast_relay.metrics.get("relay_refused_total", reason="internal") == 2
+
+
+def test_the_session_record_is_closed_with_an_expiry_once_the_cdr_is_accepted(fast_relay,
+                                                                             broker, hub):
+    ch = Charger(broker)
+    sid = authorize(ch)
+    watch = BrokerClient(broker, "relay", USERS["relay"], client_id="watch")
+    watch.subscribe("relay/sessions/+")
+    assert watch.get() == ("relay/sessions/" + sid, b'{"v":1,"charger":"cp-1"}')
+    for i, (path, body) in enumerate(session_messages(sid)):
+        assert ch.request("m-%d" % i, path, body)["status"] == 200
+    assert watch.get() == ("relay/sessions/" + sid, b'{"v":1,"charger":"cp-1","closed":true}')
+    rep = ch.request("m-2b", *session_messages(sid)[2])  # the owner's repeat still passes
+    assert rep["status"] == 200 and rep["body"]["Result"] is True
