@@ -144,7 +144,10 @@ class Relay:
                         self.owners.synced = True
                     held, self._held = self._held, []
                     for m, t in held:
-                        self._on_request(m, t)
+                        try:
+                            self._on_request(m, t)
+                        except Exception as e:
+                            self._contain(m, t, e)
             else:
                 self._on_request(msg, token)
         except Exception as e:  # one message must never stop the relay (the paho thread)
@@ -364,11 +367,11 @@ class Relay:
         if not self.subscribed:
             return "mqtt: subscription $share/%s/%s not acknowledged" % (
                 self.cfg.broker["group"], UP)
+        if not self.owners.synced:
+            return "mqtt: the session records (relay/sessions/+) have not all come yet"
         dead = sum(1 for w in self.workers if not w.is_alive())
         if dead:
             return "workers: %d of %d stopped" % (dead, len(self.workers))
-        if self.net_thread is not None and not self.net_thread.is_alive():
-            return "mqtt: the network thread stopped"
         return self.recent.problem()
 
     def start(self):
