@@ -1,5 +1,9 @@
 """The relay's MQTT envelope (DESIGN §4): parse and authorise an up message, build a down one.
 
+parse() takes strict JSON only (no NaN/Infinity, no key twice), within size and depth caps, and
+checks the body against its operation's OICP schema (the mock hub's own check) before the
+OperatorID and EvseIDs are compared with the charger's: nothing malformed is ever forwarded.
+
 Up:   {"v": 1, "id": "...", "path": "/api/oicp/...", "body": {...}}  on cp/<charger id>/up
 Down: {"v": 1, "id": "...", "status": N, "body": {...}|null, "retry_after": s, "error": "..."}
 """
@@ -15,7 +19,6 @@ MAX_DEPTH = 16
 _MAX_PARSE = 65536
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
 NOTIFY_PATH = oicp_schemas.NOTIFY_PATH
-NOTIFY_TYPES = oicp_schemas.NOTIFY_TYPES
 # Queue order (lower first) and rate-limit class of each kind of message.
 PRIORITY = {"AuthorizeStart": 0, "AuthorizeStop": 1, "End": 2, "Error": 3,
             "ChargeDetailRecord": 4, "Start": 5, "PushEvseStatus": 6, "PushEvseData": 7,
@@ -57,11 +60,6 @@ class Request:
             self.chain = None
         self.ids = [msg_id]  # this id, then the ids of Progress messages it superseded
         self.state, self.seq, self.deadline = "new", 0, 0.0
-
-
-def route(path):
-    """(operation, path OperatorID or None), or None for a path the relay does not forward."""
-    return oicp_schemas.route(path)
 
 
 def charger_of(topic):
@@ -175,7 +173,7 @@ def parse(topic, payload, chargers):
     if doc.get("v") != 1 or isinstance(doc.get("v"), bool):
         raise Refused("v: expected 1, got %s" % _short(doc.get("v")), msg_id)
     path, body = doc.get("path"), doc.get("body")
-    found = route(path) if isinstance(path, str) else None
+    found = oicp_schemas.route(path) if isinstance(path, str) else None
     if found is None:
         raise Refused("path: expected an OICP CPO path, got %s" % _short(path), msg_id)
     if not isinstance(body, dict):
