@@ -194,15 +194,19 @@ class Relay:
             self._refuse(envelope.charger_of(msg.topic), e.id, e.reason, str(e), token)
             return
         sid = r.body.get("SessionID")
+        if sid is not None and not self.owners.synced \
+                and len(self._held) < self.cfg.queue["max_items"]:
+            # Until every record came, unacknowledged; all of them, so that a session's
+            # messages keep their order whether its record came before or after.
+            self._held.append((msg, token))
+            return
         if sid is not None:
             with self._lock:
                 verdict = self.owners.check(r.charger, sid)
             # An AuthorizeStart may name a SessionID the hub then makes anew: only another
             # charger's stops it.
             if verdict is not None and (r.op != "AuthorizeStart" or verdict[0] == "other"):
-                if not self.owners.synced and len(self._held) < self.cfg.queue["max_items"]:
-                    self._held.append((msg, token))  # until every record came (unacknowledged)
-                elif verdict[0] == "wait":
+                if verdict[0] == "wait":
                     self.metrics.inc("relay_not_reached_total", reason="session")
                     self._publish(r.charger, envelope.down(r.id, 0, error=verdict[1]), [token])
                 else:
