@@ -1,4 +1,4 @@
-"""host_sim/broker.py: a real Mosquitto with its users, the charger/relay lock-down and persistence."""
+"""host_sim/broker.py: a real Mosquitto with its users, the charger/relay lock-down, persistence."""
 import os
 import queue
 import socket
