@@ -1,4 +1,4 @@
-"""host_sim/broker.py: a real Mosquitto with its users, the charger/relay lock-down, persistence."""
+"""host_sim/broker.py: a real Mosquitto with its users, the lock-down and persistence."""
 import os
 import queue
 import socket
