@@ -108,8 +108,7 @@ class Relay:
             with self._lock:
                 known = self.owners.open_records()
             for sid, charger in known:
-                client.publish(sessions.topic(sid), sessions.record(charger), qos=1,
-                               retain=True)
+                self._send(sessions.topic(sid), sessions.record(charger), retain=True)
         self._sync = "%s-%d" % (self.client_id, self.epoch)
         client.subscribe([(sessions.TOPIC + "+", 1), (SYNC + self.client_id, 1)])
         client.subscribe("$share/%s/%s" % (self.cfg.broker["group"], UP), qos=1)
@@ -123,7 +122,7 @@ class Relay:
         elif len(codes) == 2:
             # The retained records came with the SUBACK's subscription; a marker published
             # now arrives after them (one connection, in order).
-            client.publish(SYNC + self.client_id, self._sync.encode(), qos=1)
+            self._send(SYNC + self.client_id, self._sync.encode())
         else:
             self.subscribed = True
 
@@ -236,8 +235,13 @@ class Relay:
             self.metrics.inc("relay_up_messages_total", result="superseded")
 
     def _publish(self, charger, data, tokens):
-        info = self.client.publish("cp/%s/down" % charger, data, qos=1)
         self.metrics.inc("relay_down_messages_total")
+        self._send("cp/%s/down" % charger, data, tokens)
+
+    def _send(self, topic, data, tokens=(), **kw):
+        """Publishes with QoS 1; tokens are acknowledged once the broker acknowledged it (every
+        mid is noted, also with no tokens, so _early never keeps one)."""
+        info = self.client.publish(topic, data, qos=1, **kw)
         tokens = [t for t in tokens if t is not None]
         with self._lock:
             if info.mid in self._early:
@@ -333,7 +337,7 @@ class Relay:
                               "which another charger holds: not given to it", r.id, r.charger,
                               sid)
             return
-        self.client.publish(sessions.topic(sid), sessions.record(r.charger), qos=1, retain=True)
+        self._send(sessions.topic(sid), sessions.record(r.charger), retain=True)
 
     def _close(self, r):
         sid = r.body["SessionID"]
@@ -341,8 +345,8 @@ class Relay:
             self.owners.learn(sid, r.charger, closed=True)
         p = Properties(PacketTypes.PUBLISH)
         p.MessageExpiryInterval = self.cfg.sessions["closed_keep_s"]
-        self.client.publish(sessions.topic(sid), sessions.record(r.charger, closed=True), qos=1,
-                            retain=True, properties=p)
+        self._send(sessions.topic(sid), sessions.record(r.charger, closed=True), retain=True,
+                   properties=p)
 
     def _answer(self, r, reply, cache):
         """Publishes the reply for r and for every Progress it superseded (same reply)."""

@@ -699,3 +699,8 @@ def test_the_session_record_is_closed_with_an_expiry_once_the_cdr_is_accepted(fa
     assert watch.get() == ("relay/sessions/" + sid, b'{"v":1,"charger":"cp-1","closed":true}')
     rep = ch.request("m-2b", *session_messages(sid)[2])  # the owner's repeat still passes
     assert rep["status"] == 200 and rep["body"]["Result"] is True
+    for _ in range(500):                                # every publish's PUBACK came
+        if not fast_relay._acks:
+            break
+        time.sleep(0.01)
+    assert fast_relay._acks == {} and fast_relay._early == set()   # and none is kept
