@@ -102,6 +102,46 @@ def dynsec_config(users, relay_users=("relay",)):
                                  "subscribe": False, "unsubscribe": True}}
 
 
+def main(argv=None):
+    """`python -m host_sim.broker --users FILE [--relay-user NAME ...]`: the plugin's JSON file
+    for a broker of one's own, on stdout (FILE: {"user": "password", ...}, chargers and relays)."""
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(prog="python -m host_sim.broker",
+                                 description="Mosquitto dynamic-security config (docs/relay.md)")
+    ap.add_argument("--users", required=True, help='JSON file {"user": "password", ...}')
+    ap.add_argument("--relay-user", action="append", help="a relay user (default: relay)")
+    args = ap.parse_args(argv)
+    try:
+        with open(args.users, encoding="utf-8") as f:
+            users = json.load(f)
+    except (OSError, ValueError) as e:
+        print("broker: --users %s: %s" % (args.users, e), file=sys.stderr)
+        return 2
+    relays = tuple(args.relay_user or ("relay",))
+    try:
+        check_users(users)
+    except BrokerError as e:
+        print("broker: --users %s: %s" % (args.users, str(e).replace("users: ", "")),
+              file=sys.stderr)
+        return 2
+    json.dump(dynsec_config(users, relays), sys.stdout, indent=1)
+    print()
+    return 0
+
+
+def check_users(users):
+    """BrokerError naming the first user name or password that will not do."""
+    if not isinstance(users, dict) or not users:
+        raise BrokerError("users: expected a dict {username: password}, got %r" % (users,))
+    for u, p in users.items():
+        # The ACL puts the username in a topic: no wildcards or separators there.
+        if not isinstance(u, str) or not u or any(c in u for c in "/+#: \n"):
+            raise BrokerError("users: %r is not a valid charger id / username" % (u,))
+        if not isinstance(p, str) or not p:
+            raise BrokerError("users[%r]: expected a non-empty password" % u)
+
+
 def _free_port(host):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -119,14 +159,7 @@ def _die_with_parent():
 class Broker:
     def __init__(self, tmpdir, users, relay_users=("relay",), host="127.0.0.1", port=0,
                  tls=None, autosave_s=1, max_queued=100_000):
-        if not isinstance(users, dict) or not users:
-            raise BrokerError("users: expected a dict {username: password}, got %r" % (users,))
-        for u, p in users.items():
-            # The ACL patterns put the username in a topic: no wildcards or separators there.
-            if not isinstance(u, str) or not u or any(c in u for c in "/+#: \n"):
-                raise BrokerError("users: %r is not a valid charger id / username" % (u,))
-            if not isinstance(p, str) or not p:
-                raise BrokerError("users[%r]: expected a non-empty password" % u)
+        check_users(users)
         self.dir = os.path.abspath(str(tmpdir))
         self.users, self.relay_users = dict(users), tuple(relay_users)
         self.host, self.port = host, port or _free_port(host)
@@ -297,3 +330,7 @@ class BrokerClient:
     def close(self):
         self.client.disconnect()
         self.client.loop_stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

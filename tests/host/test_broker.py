@@ -1,13 +1,17 @@
 """host_sim/broker.py: a real Mosquitto with its users, the lock-down and persistence."""
+import json
 import os
 import queue
 import socket
+import subprocess
+import sys
 
 import pytest
 
 from host_sim.broker import Broker, BrokerClient, BrokerError
 
 USERS = {"cp-1": "pw1", "cp-2": "pw2", "relay": "rpw"}
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
@@ -138,3 +142,24 @@ def test_only_relays_read_and_write_the_session_records(broker):
     assert late.get() == ("relay/sessions/real", b'{"v":1,"charger":"cp-2"}')
     with pytest.raises(queue.Empty):
         late.get(timeout=0.2)
+
+
+def test_the_config_for_a_broker_of_ones_own_is_the_tested_one(tmp_path):
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps(USERS))
+    p = subprocess.run([sys.executable, "-m", "host_sim.broker", "--users", str(users)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    clients = dict((c["username"], c) for c in doc["clients"])
+    assert clients["cp-1"]["clientid"] == "cp-1" and "clientid" not in clients["relay"]
+    assert doc["defaultACLAccess"] == {"publishClientSend": False,
+                                       "publishClientReceive": False, "subscribe": False,
+                                       "unsubscribe": True}
+    roles = dict((r["rolename"], r["acls"]) for r in doc["roles"])
+    assert {"acltype": "subscribeLiteral", "topic": "cp/cp-2/down", "allow": True} in roles[
+        "charger:cp-2"]
+    users.write_text(json.dumps({"cp/1": "x"}))
+    p = subprocess.run([sys.executable, "-m", "host_sim.broker", "--users", str(users)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "'cp/1' is not a valid charger id" in p.stderr
