@@ -1,11 +1,19 @@
-"""A real Mosquitto broker for tests and `make sim MODE=mqtt`: password file, ACL, persistence.
+"""A real Mosquitto for tests and `make sim MODE=mqtt`: users, a locked-down ACL, persistence.
 
     with Broker(tmpdir, users={"cp-1": "pw", "relay": "pw"}) as b:
         ... connect to b.host:b.port ...
 
 Every user is a charger whose username is its charger id, except the relay users (default
-"relay"). The ACL lets a charger write only cp/<its id>/up and cp/<its id>/status and read only
-cp/<its id>/down; a relay user reads cp/+/up and cp/+/status and writes cp/+/down. Persistence is
+"relay"). Users and rights live in Mosquitto's dynamic-security plugin (dynsec_config()), not in
+a password and ACL file: Mosquitto 2.0's acl_file never checks a SUBSCRIBE (any client may
+subscribe to anything, and only the delivery is filtered), so a charger could join the relays'
+shared subscription `$share/<group>/cp/+/up` and take its round-robin share of every charger's
+requests, which the broker then drops; nor can a password file bind a client id to a user. With
+the plugin: a charger connects only with its own charger id as client id, publishes only
+cp/<id>/up and cp/<id>/status, subscribes to and receives only cp/<id>/down (no wildcard, no
+$share); a relay user (any client id a charger cannot take) subscribes to
+$share/<any group>/cp/+/up, cp/+/up and cp/+/status, publishes cp/+/down, and alone reads and
+writes relay/# (the relays' shared session records). Anything else is denied. Persistence is
 on (mosquitto.db in tmpdir): restart() stops Mosquitto with SIGTERM, which writes the database,
 and starts it again on the same port, so persistent sessions and their queued QoS 1 messages
 survive. kill() is the crash (SIGKILL: only what the last autosave wrote survives).
@@ -14,6 +22,10 @@ No process is left behind: stop() at exit (atexit), and on Linux Mosquitto gets 
 process that started it dies (PR_SET_PDEATHSIG).
 """
 import atexit
+import base64
+import glob
+import hashlib
+import json
 import os
 import pwd
 import queue
@@ -41,6 +53,95 @@ def _tool(name):
     return path
 
 
+def _plugin():
+    found = sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so")
+                   + glob.glob("/usr/lib/mosquitto_dynamic_security.so")
+                   + glob.glob("/usr/local/lib/mosquitto_dynamic_security.so"))
+    if not found:
+        raise BrokerError("mosquitto_dynamic_security.so not found: it ships with the Debian "
+                          "package mosquitto 2.x (make system)")
+    return found[0]
+
+
+def _hash(password, iterations=101):
+    # The plugin's own form: PBKDF2-HMAC-SHA512 of a 12-byte salt, 64 bytes, base64 (what
+    # `mosquitto_ctrl dynsec setClientPassword` stores; 101 iterations is its default).
+    salt = os.urandom(12)
+    key = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
+    return {"salt": base64.b64encode(salt).decode(), "password": base64.b64encode(key).decode(),
+            "iterations": iterations}
+
+
+def _acl(kind, topic):
+    return {"acltype": kind, "topic": topic, "allow": True}
+
+
+def dynsec_config(users, relay_users=("relay",)):
+    """The dynamic-security plugin's config (its JSON file) for these users: see the module
+    docstring. One role per charger: the plugin of Mosquitto 2.0 has no %u/%c in topics."""
+    clients, roles = [], []
+    relay_acls = [_acl("subscribePattern", t) for t in
+                  ("$share/+/cp/+/up", "cp/+/up", "cp/+/status", "relay/#")]
+    relay_acls += [_acl("publishClientReceive", t) for t in ("cp/+/up", "cp/+/status",
+                                                             "relay/#")]
+    relay_acls += [_acl("publishClientSend", t) for t in ("cp/+/down", "relay/#")]
+    roles.append({"rolename": "relay", "acls": relay_acls})
+    for u, p in users.items():
+        c = dict(username=u, roles=[{"rolename": "relay" if u in relay_users
+                                     else "charger:" + u}], **_hash(p))
+        if u not in relay_users:
+            c["clientid"] = u  # this user connects with this client id only
+            roles.append({"rolename": "charger:" + u, "acls": [
+                _acl("publishClientSend", "cp/%s/up" % u),
+                _acl("publishClientSend", "cp/%s/status" % u),
+                _acl("subscribeLiteral", "cp/%s/down" % u),
+                _acl("publishClientReceive", "cp/%s/down" % u)]})
+        clients.append(c)
+    return {"clients": clients, "roles": roles, "groups": [],
+            "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": False,
+                                 "subscribe": False, "unsubscribe": True}}
+
+
+def main(argv=None):
+    """`python -m host_sim.broker --users FILE [--relay-user NAME ...]`: the plugin's JSON file
+    for a broker of one's own, on stdout (FILE: {"user": "password", ...}, chargers and relays)."""
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(prog="python -m host_sim.broker",
+                                 description="Mosquitto dynamic-security config (docs/relay.md)")
+    ap.add_argument("--users", required=True, help='JSON file {"user": "password", ...}')
+    ap.add_argument("--relay-user", action="append", help="a relay user (default: relay)")
+    args = ap.parse_args(argv)
+    try:
+        with open(args.users, encoding="utf-8") as f:
+            users = json.load(f)
+    except (OSError, ValueError) as e:
+        print("broker: --users %s: %s" % (args.users, e), file=sys.stderr)
+        return 2
+    relays = tuple(args.relay_user or ("relay",))
+    try:
+        check_users(users)
+    except BrokerError as e:
+        print("broker: --users %s: %s" % (args.users, str(e).replace("users: ", "")),
+              file=sys.stderr)
+        return 2
+    json.dump(dynsec_config(users, relays), sys.stdout, indent=1)
+    print()
+    return 0
+
+
+def check_users(users):
+    """BrokerError naming the first user name or password that will not do."""
+    if not isinstance(users, dict) or not users:
+        raise BrokerError("users: expected a dict {username: password}, got %r" % (users,))
+    for u, p in users.items():
+        # The ACL puts the username in a topic: no wildcards or separators there.
+        if not isinstance(u, str) or not u or any(c in u for c in "/+#: \n"):
+            raise BrokerError("users: %r is not a valid charger id / username" % (u,))
+        if not isinstance(p, str) or not p:
+            raise BrokerError("users[%r]: expected a non-empty password" % u)
+
+
 def _free_port(host):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -58,14 +159,7 @@ def _die_with_parent():
 class Broker:
     def __init__(self, tmpdir, users, relay_users=("relay",), host="127.0.0.1", port=0,
                  tls=None, autosave_s=1, max_queued=100_000):
-        if not isinstance(users, dict) or not users:
-            raise BrokerError("users: expected a dict {username: password}, got %r" % (users,))
-        for u, p in users.items():
-            # The ACL patterns put the username in a topic: no wildcards or separators there.
-            if not isinstance(u, str) or not u or any(c in u for c in "/+#: \n"):
-                raise BrokerError("users: %r is not a valid charger id / username" % (u,))
-            if not isinstance(p, str) or not p:
-                raise BrokerError("users[%r]: expected a non-empty password" % u)
+        check_users(users)
         self.dir = os.path.abspath(str(tmpdir))
         self.users, self.relay_users = dict(users), tuple(relay_users)
         self.host, self.port = host, port or _free_port(host)
@@ -78,29 +172,14 @@ class Broker:
 
     def _write_config(self):
         os.makedirs(self.dir, exist_ok=True)
-        passwd = os.path.join(self.dir, "passwd")
-        if os.path.exists(passwd):
-            os.remove(passwd)
-        tool = _tool("mosquitto_passwd")
-        for i, (u, p) in enumerate(self.users.items()):
-            args = [tool] + (["-c"] if i == 0 else []) + ["-b", passwd, u, p]
-            r = subprocess.run(args, capture_output=True, text=True)
-            if r.returncode:
-                raise BrokerError("mosquitto_passwd for %r failed: %s" % (u, r.stderr.strip()))
-        acl = os.path.join(self.dir, "acl")
-        lines = []
-        for u in self.relay_users:
-            lines += ["user " + u, "topic read cp/+/up", "topic read cp/+/status",
-                      "topic write cp/+/down", ""]
-        # Patterns apply to every user: %u is the username, i.e. the charger id.
-        lines += ["pattern write cp/%u/up", "pattern write cp/%u/status",
-                  "pattern read cp/%u/down", ""]
-        with open(acl, "w") as f:
-            f.write("\n".join(lines))
+        dynsec = os.path.join(self.dir, "dynamic-security.json")
+        with open(dynsec, "w") as f:
+            json.dump(dynsec_config(self.users, self.relay_users), f, indent=1)
+        os.chmod(dynsec, 0o600)  # password hashes
         conf = ["listener %d %s" % (self.port, self.host),
                 "allow_anonymous false",
-                "password_file " + passwd,
-                "acl_file " + acl,
+                "plugin " + _plugin(),
+                "plugin_opt_config_file " + dynsec,
                 "persistence true",
                 "persistence_location " + self.dir + "/",
                 "persistence_file mosquitto.db",
@@ -251,3 +330,7 @@ class BrokerClient:
     def close(self):
         self.client.disconnect()
         self.client.loop_stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

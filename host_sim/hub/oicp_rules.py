@@ -17,35 +17,23 @@ sources as tagged in the project's research notes on OICP):
   measured on the messages' own EventOccurred/ChargingStart: 022 Data error (the BPD gives only
   the text "Progress Notification can be sent only at interval of at least 5 min");
 - EvseID not of the pushing operator (nor of a configured sub-operator, nor with the operator
-  as its HubOperatorID), or listed twice: 018 (S02 EVSE consistency; IG "duplicated EvseID").
+  as its HubOperatorID), or listed twice: 018 (S02 EVSE consistency; IG "duplicated EvseID");
+- a notification or CDR whose EvseID is not its session's (the AuthorizeStart's, else the first
+  notification's): 018 Inconsistent EvseID (the code S02 gives EvseIDs that do not fit the
+  request; a session lives on one EVSE); one for a session of another operator: 400 (above).
 A byte-for-byte repeat of an accepted message (a retry after a lost reply) gets the first reply
 again and changes nothing; the session counts it in `duplicates`.
 """
 import collections
-import functools
 import json
 import re
 import uuid
 from datetime import datetime
-from urllib.parse import unquote
-
-from jsonschema import Draft202012Validator, FormatChecker
 
 from host_sim import oicp_schemas
 
-_P = "/api/oicp/"
-# (operation, path before the operator, path after it, schema); notifications have no operator.
-_ROUTES = (
-    ("AuthorizeStart", _P + "charging/v21/operators/", "/authorize/start", "AuthorizeStart"),
-    ("AuthorizeStop", _P + "charging/v21/operators/", "/authorize/stop", "AuthorizeStop"),
-    ("ChargeDetailRecord", _P + "cdrmgmt/v22/operators/", "/charge-detail-record",
-     "ChargeDetailRecord"),
-    ("PushEvseStatus", _P + "evsepush/v21/operators/", "/status-records", "PushEvseStatus"),
-    ("PushEvseData", _P + "evsepush/v23/operators/", "/data-records", "PushEvseData"),
-)
-NOTIFY_PATH = _P + "notificationmgmt/v11/charging-notifications"
-OPERATIONS = tuple(r[0] for r in _ROUTES) + ("ChargingNotifications",)
-_TYPES = ("Start", "Progress", "End", "Error")
+NOTIFY_PATH = oicp_schemas.NOTIFY_PATH
+OPERATIONS = tuple(r[0] for r in oicp_schemas.ROUTES) + ("ChargingNotifications",)
 DESCRIPTIONS = {
     "000": "Success.", "001": "Hubject system error.", "009": "Data transaction error.",
     "017": "Unauthorized Access.", "018": "Inconsistent EvseID.", "022": "Data error.",
@@ -67,16 +55,8 @@ _OPERATOR_RE = re.compile(oicp_schemas.load("common")["$defs"]["OperatorID"]["pa
 
 
 def route(path):
-    """(operation, path OperatorID or None) for an OICP path, or None if there is none."""
-    path = path.split("?", 1)[0]
-    if path == NOTIFY_PATH:
-        return "ChargingNotifications", None
-    for op, head, tail, _schema in _ROUTES:
-        if path.startswith(head) and path.endswith(tail):
-            middle = path[len(head):len(path) - len(tail)]
-            if middle and "/" not in middle:
-                return op, unquote(middle)
-    return None
+    """(operation, path OperatorID or None) for an OICP path (a query is ignored), or None."""
+    return oicp_schemas.route(path.split("?", 1)[0])
 
 
 def norm_operator(op_id):
@@ -156,56 +136,6 @@ def fault(fields, what):
                                                                  errs[0]["errorMessage"]),
                         "extendedInfo": "%d invalid field(s) in %s" % (len(fields), what),
                         "validationErrors": errs})
-
-
-def _inline(node, doc):
-    # Replace each $ref ("common.json#/$defs/X", "#/$defs/X") by its target, recursively: the
-    # same checks, without the per-request $ref resolution that dominated the hub's CPU time.
-    if isinstance(node, list):
-        return [_inline(n, doc) for n in node]
-    if not isinstance(node, dict):
-        return node
-    ref = node.get("$ref")
-    if ref is not None:
-        file, _, pointer = ref.partition("#")
-        target_doc = oicp_schemas.load(file[:-5]) if file else doc
-        target = target_doc
-        for part in pointer.strip("/").split("/"):
-            target = target[part]
-        rest = dict((k, v) for k, v in node.items() if k != "$ref")
-        return dict(_inline(target, target_doc), **_inline(rest, doc))
-    return dict((k, v if k == "$defs" else _inline(v, doc)) for k, v in node.items())
-
-
-@functools.lru_cache(maxsize=None)
-def _validator(name):
-    schema = _inline(oicp_schemas.load(name), oicp_schemas.load(name))
-    schema.pop("$defs", None)
-    return Draft202012Validator(schema, format_checker=FormatChecker())
-
-
-def schema_errors(name, doc):
-    """[(json_path, message)] with the JSON path naming the field itself, even when missing."""
-    out, seen = [], set()
-    for e in _validator(name).iter_errors(doc):
-        inst = e.instance if isinstance(e.instance, dict) else {}
-        if e.validator == "required":
-            found = [(e.json_path + "." + k, "is required") for k in e.validator_value
-                     if k not in inst]
-        elif e.validator == "additionalProperties":
-            known = e.schema.get("properties", {})
-            found = [(e.json_path + "." + k, "is not a field of this message")
-                     for k in inst if k not in known]
-        elif e.validator == "anyOf" and all("required" in s for s in e.validator_value):
-            names = "|".join(k for s in e.validator_value for k in s["required"])
-            found = [(e.json_path + "." + names, "give at least one of " + names)]
-        else:
-            found = [(e.json_path, e.message)]
-        for f in found:
-            if f not in seen:
-                seen.add(f)
-                out.append(f)
-    return out
 
 
 def parse_time(s):
@@ -295,15 +225,12 @@ class Rules:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             return fault([("$", "body is not JSON: %s" % e)], op)
-        if op == "ChargingNotifications":
+        schema = oicp_schemas.request_schema(op, doc)
+        if schema is None:
             t = doc.get("Type") if isinstance(doc, dict) else None
-            if t not in _TYPES:
-                return fault([("$.Type", "expected one of Start|Progress|End|Error, got %r"
-                               % (t,))], op)
-            schema = "ChargingNotification" + t
-        else:
-            schema = op
-        errs = schema_errors(schema, doc)
+            return fault([("$.Type", "expected one of Start|Progress|End|Error, got %r"
+                           % (t,))], op)
+        errs = oicp_schemas.schema_errors(schema, doc)
         if errs:
             return fault(errs, "eRoaming" + schema)
         body_operator = _body_operator(op, doc)
@@ -371,6 +298,15 @@ class Rules:
                       "CDR per SessionID)" % sid
         return s, None
 
+    def _evse_of_session(self, s, doc):
+        """An error text when doc's EvseID is not s's own (binding it when s has none yet)."""
+        e = doc["EvseID"]
+        if s.evse is None:
+            s.evse = e
+        elif e != s.evse:
+            return "EvseID: %s is not the EVSE of session %s (%s)" % (e, s.sid, s.evse)
+        return None
+
     def _repeat(self, s, key):
         a = s.seen.get(key)
         if a is not None:
@@ -387,6 +323,9 @@ class Rules:
         s, err = self._session(doc, operator)
         if err:
             return ack(False, "400", err, doc["SessionID"])
+        err = self._evse_of_session(s, doc)
+        if err:
+            return ack(False, "018", err, s.sid)
         t = doc["Type"]
         err = code = None
         if t == "Start":
@@ -428,6 +367,9 @@ class Rules:
         s, err = self._session(doc, operator)
         if err:
             return ack(False, "400", err, doc["SessionID"])
+        err = self._evse_of_session(s, doc)
+        if err:
+            return ack(False, "018", err, s.sid)
         s.cdr = doc
         s.state = "closed"
         a = ack(True, "000", session_id=s.sid)

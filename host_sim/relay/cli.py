@@ -1,4 +1,6 @@
-"""`python -m host_sim relay --config FILE [--client-id ID]`: runs until SIGTERM or Ctrl-C."""
+"""`python -m host_sim relay --config FILE [--client-id ID]`: runs until SIGTERM or Ctrl-C.
+`python -m host_sim relay requeue --config FILE --charger ID [--id MSG]`: asks a charger to send
+its dead letters again (all, or one), with the relay's broker credentials (docs/relay.md)."""
 import argparse
 import logging
 import signal
@@ -8,7 +10,44 @@ import threading
 from host_sim.relay.config import ConfigError, load
 
 
+def requeue(argv):
+    ap = argparse.ArgumentParser(prog="python -m host_sim relay requeue",
+                                 description="ask a charger to send its dead letters again")
+    ap.add_argument("--config", required=True, help="the relay's JSON config file")
+    ap.add_argument("--charger", required=True, help="the charger id (as in the config)")
+    ap.add_argument("--id", help="one dead letter's message id (default: all of them)")
+    ap.add_argument("--timeout", type=float, default=10, help="seconds to wait for the broker")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load(args.config)
+    except ConfigError as e:
+        print("relay requeue: %s" % e, file=sys.stderr)
+        return 2
+    from host_sim.relay import envelope
+    if args.charger not in cfg.chargers:
+        print("relay requeue: --charger %s is not a charger of %s" % (args.charger, args.config),
+              file=sys.stderr)
+        return 2
+    if args.id is not None and not envelope.valid_id(args.id):
+        print("relay requeue: --id: expected 1..64 of [A-Za-z0-9_.:-], got %r" % args.id,
+              file=sys.stderr)
+        return 2
+    from host_sim.relay.service import publish_once
+    topic = "cp/%s/down" % args.charger
+    try:
+        publish_once(cfg.broker, topic, envelope.requeue(args.id), args.timeout)
+    except OSError as e:
+        print("relay requeue: %s" % e, file=sys.stderr)
+        return 1
+    print("relay requeue: sent to %s (%s)" % (topic, "all dead letters" if args.id is None
+                                              else "dead letter %s" % args.id))
+    return 0
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["requeue"]:
+        return requeue(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m host_sim relay",
                                  description="MQTT-to-OICP relay (docs/relay.md)")
     ap.add_argument("--config", required=True, help="the relay's JSON config file")

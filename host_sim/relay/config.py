@@ -60,10 +60,11 @@ def _file(v, field, base):
 
 
 class Config:
-    """The validated config: .broker, .hub, .chargers, .limits, .http, .queue (plain dicts)."""
+    """The validated config: .broker, .hub, .chargers, .limits, .http, .queue, .sessions (plain
+    dicts)."""
 
     def __init__(self, doc, base="."):
-        _obj(doc, "config", ("broker", "hub", "chargers", "limits", "http", "queue"),
+        _obj(doc, "config", ("broker", "hub", "chargers", "limits", "http", "queue", "sessions"),
              ("broker", "hub", "chargers"))
         self.broker = self._broker(doc["broker"], base)
         self.hub = self._hub(doc["hub"], base)
@@ -79,6 +80,13 @@ class Config:
                       "max_wait_s": _num(q.get("max_wait_s", 120), "queue.max_wait_s", 1, 86400),
                       "dedupe_per_charger": _int(q.get("dedupe_per_charger", 64),
                                                  "queue.dedupe_per_charger", 1, 10_000)}
+        ss = _obj(doc.get("sessions", {}), "sessions", ("max", "unknown_wait_s", "closed_keep_s"))
+        self.sessions = {
+            "max": _int(ss.get("max", 200_000), "sessions.max", 1, 10_000_000),
+            "unknown_wait_s": _num(ss.get("unknown_wait_s", 120), "sessions.unknown_wait_s", 0,
+                                   86400),
+            "closed_keep_s": _int(ss.get("closed_keep_s", 7 * 86400), "sessions.closed_keep_s",
+                                  60, 0xFFFFFFFE)}
 
     @staticmethod
     def _broker(b, base):

@@ -1,26 +1,24 @@
 """The relay's MQTT envelope (DESIGN §4): parse and authorise an up message, build a down one.
 
+parse() takes strict JSON only (no NaN/Infinity, no key twice), within size and depth caps, and
+checks the body against its operation's OICP schema (the mock hub's own check) before the
+OperatorID and EvseIDs are compared with the charger's: nothing malformed is ever forwarded.
+
 Up:   {"v": 1, "id": "...", "path": "/api/oicp/...", "body": {...}}  on cp/<charger id>/up
 Down: {"v": 1, "id": "...", "status": N, "body": {...}|null, "retry_after": s, "error": "..."}
 """
 import json
-from urllib.parse import unquote
+
+from host_sim import oicp_schemas
 
 MAX_UP = 8192
+# Objects and lists nested deeper than this are refused (an OICP body is 5 deep at most): the
+# cap is checked after parsing, which the size cap keeps cheap.
+MAX_DEPTH = 16
 # Past this a payload is not even parsed for its id (the reply then carries "id": null).
 _MAX_PARSE = 65536
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
-_P = "/api/oicp/"
-# (operation, path before the OperatorID, path after it); notifications have no OperatorID.
-_ROUTES = (
-    ("AuthorizeStart", _P + "charging/v21/operators/", "/authorize/start"),
-    ("AuthorizeStop", _P + "charging/v21/operators/", "/authorize/stop"),
-    ("ChargeDetailRecord", _P + "cdrmgmt/v22/operators/", "/charge-detail-record"),
-    ("PushEvseStatus", _P + "evsepush/v21/operators/", "/status-records"),
-    ("PushEvseData", _P + "evsepush/v23/operators/", "/data-records"),
-)
-NOTIFY_PATH = _P + "notificationmgmt/v11/charging-notifications"
-NOTIFY_TYPES = ("Start", "Progress", "End", "Error")
+NOTIFY_PATH = oicp_schemas.NOTIFY_PATH
 # Queue order (lower first) and rate-limit class of each kind of message.
 PRIORITY = {"AuthorizeStart": 0, "AuthorizeStop": 1, "End": 2, "Error": 3,
             "ChargeDetailRecord": 4, "Start": 5, "PushEvseStatus": 6, "PushEvseData": 7,
@@ -64,18 +62,6 @@ class Request:
         self.state, self.seq, self.deadline = "new", 0, 0.0
 
 
-def route(path):
-    """(operation, path OperatorID or None), or None for a path the relay does not forward."""
-    if path == NOTIFY_PATH:
-        return "ChargingNotifications", None
-    for op, head, tail in _ROUTES:
-        if path.startswith(head) and path.endswith(tail):
-            middle = path[len(head):len(path) - len(tail)]
-            if middle and "/" not in middle:
-                return op, unquote(middle)
-    return None
-
-
 def charger_of(topic):
     """The charger id of a cp/<id>/up topic, or None."""
     parts = topic.split("/")
@@ -84,7 +70,40 @@ def charger_of(topic):
     return None
 
 
-def _peek_id(payload):
+def _no_constant(name):
+    raise ValueError("%s is not a JSON number (RFC 8259)" % name)
+
+
+def _object(pairs):
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise ValueError("key %s appears twice in one object" % _short(k))
+            seen.add(k)
+    return d
+
+
+def loads(text):
+    """Strict JSON (RFC 8259): no NaN/Infinity, no key twice in an object; ValueError if not."""
+    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_object)
+
+
+def depth(doc, cap=MAX_DEPTH):
+    """How deep doc nests objects and lists, counted up to cap + 1 (then it stops looking)."""
+    deepest, todo = 0, [(doc, 1)]
+    while todo:
+        v, d = todo.pop()
+        if isinstance(v, (dict, list)):
+            if d > cap:
+                return d
+            deepest = max(deepest, d)
+            todo.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def peek_id(payload):
     # Best effort, for the reply to a refused envelope: the charger matches replies by id.
     if len(payload) > _MAX_PARSE:
         return None
@@ -93,27 +112,20 @@ def _peek_id(payload):
     except (ValueError, RecursionError):
         return None
     v = doc.get("id") if isinstance(doc, dict) else None
-    return v if _valid_id(v) else None
+    return v if valid_id(v) else None
 
 
-def _valid_id(v):
+def valid_id(v):
     return isinstance(v, str) and 1 <= len(v) <= 64 and all(c in _ID_CHARS for c in v)
 
 
 def _evses(op, body):
-    """[(field, EvseID)] the request speaks for."""
+    """[(field, EvseID)] the request speaks for (the body passed its schema)."""
     if op in ("PushEvseStatus", "PushEvseData"):
         outer, inner = (("OperatorEvseStatus", "EvseStatusRecord") if op == "PushEvseStatus"
                         else ("OperatorEvseData", "EvseDataRecord"))
-        records = body.get(outer, {}).get(inner) if isinstance(body.get(outer), dict) else None
-        if not isinstance(records, list):
-            raise Refused("body.%s.%s: expected a list of records" % (outer, inner))
-        out = []
-        for i, r in enumerate(records):
-            if not isinstance(r, dict):
-                raise Refused("body.%s.%s[%d]: expected an object" % (outer, inner, i))
-            out.append(("body.%s.%s[%d].EvseID" % (outer, inner, i), r.get("EvseID")))
-        return out
+        return [("body.%s.%s[%d].EvseID" % (outer, inner, i), r["EvseID"])
+                for i, r in enumerate(body[outer][inner])]
     return [("body.EvseID", body["EvseID"])] if "EvseID" in body else []
 
 
@@ -136,18 +148,23 @@ def parse(topic, payload, chargers):
         raise Refused("topic: expected cp/<charger id>/up, got %r" % topic[:100], reason="topic")
     if len(payload) > MAX_UP:
         raise Refused("envelope: %d bytes; at most %d" % (len(payload), MAX_UP),
-                      _peek_id(payload), "size")
+                      peek_id(payload), "size")
     try:
         # Decoded here: json.loads(bytes) would also take UTF-16/32, which the envelope is not.
-        doc = json.loads(payload.decode("utf-8"))
+        doc = loads(payload.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise Refused("envelope: not UTF-8 (%s at byte %d)" % (e.reason, e.start))
-    except (ValueError, RecursionError) as e:
-        raise Refused("envelope: not JSON: %s" % str(e)[:120])
+        raise Refused("envelope: not UTF-8 (%s at byte %d)" % (e.reason, e.start),
+                      reason="utf8")
+    except RecursionError:
+        raise Refused("envelope: nested over %d deep" % MAX_DEPTH, peek_id(payload), "depth")
+    except ValueError as e:
+        raise Refused("envelope: not JSON: %s" % str(e)[:120], peek_id(payload), "json")
+    if depth(doc, MAX_DEPTH + 1) > MAX_DEPTH + 1:  # the envelope is one level above its body
+        raise Refused("envelope: nested over %d deep" % MAX_DEPTH, peek_id(payload), "depth")
     if not isinstance(doc, dict):
         raise Refused("envelope: expected a JSON object, got %s" % type(doc).__name__)
     msg_id = doc.get("id")
-    if not _valid_id(msg_id):
+    if not valid_id(msg_id):
         raise Refused("id: expected 1..64 of [A-Za-z0-9_.:-], got %s" % _short(msg_id))
     unknown = sorted(set(doc) - {"v", "id", "path", "body"})
     if unknown:
@@ -156,21 +173,25 @@ def parse(topic, payload, chargers):
     if doc.get("v") != 1 or isinstance(doc.get("v"), bool):
         raise Refused("v: expected 1, got %s" % _short(doc.get("v")), msg_id)
     path, body = doc.get("path"), doc.get("body")
-    found = route(path) if isinstance(path, str) else None
+    found = oicp_schemas.route(path) if isinstance(path, str) else None
     if found is None:
         raise Refused("path: expected an OICP CPO path, got %s" % _short(path), msg_id)
     if not isinstance(body, dict):
         raise Refused("body: expected a JSON object, got %s" % _short(body), msg_id)
-    op, path_operator = found
-    kind = op
-    if op == "ChargingNotifications":
-        kind = body.get("Type")
-        if kind not in NOTIFY_TYPES:
-            raise Refused("body.Type: expected one of Start|Progress|End|Error, got %s"
-                          % _short(kind), msg_id)
     c = chargers.get(charger)
     if c is None:
         raise Refused("charger %s is not configured at this relay" % charger, msg_id, "charger")
+    op, path_operator = found
+    schema = oicp_schemas.request_schema(op, body)
+    if schema is None:
+        raise Refused("body.Type: expected one of Start|Progress|End|Error, got %s"
+                      % _short(body.get("Type")), msg_id, "schema")
+    kind = body["Type"] if op == "ChargingNotifications" else op
+    errs = oicp_schemas.schema_errors(schema, body)
+    if errs:
+        where, what = errs[0]
+        raise Refused("body%s: %s%s" % (where[1:], what[:160], " (and %d more)" % (len(errs) - 1)
+                                        if len(errs) > 1 else ""), msg_id, "schema")
     mine = c["operator_id"]
     field, body_operator = _body_operator(op, body)
     for f, v in (("path OperatorID", path_operator), (field, body_operator)):
@@ -188,6 +209,12 @@ def parse(topic, payload, chargers):
 def _short(v):
     s = json.dumps(v) if not isinstance(v, str) else repr(v)
     return s if len(s) <= 60 else s[:57] + "..."
+
+
+def requeue(msg_id=None):
+    """The command a charger takes on its down topic: send the dead letter msg_id (None: all
+    of them) again (docs/relay.md)."""
+    return json.dumps({"Cmd": "requeue", "Id": msg_id}, separators=(",", ":")).encode()
 
 
 def down(msg_id, status, body=None, retry_after=None, error=None):

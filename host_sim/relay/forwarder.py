@@ -24,10 +24,14 @@ class Unreachable(Exception):
 
 
 class Reply:
-    __slots__ = ("status", "body", "retry_after", "error")
+    """status 0: not reached (error says why); else the hub side's answer, raw (data, ctype)
+    for the classifier and body (its JSON, or None with an error) for the down envelope."""
 
-    def __init__(self, status, body, retry_after=None, error=None):
+    __slots__ = ("status", "body", "retry_after", "error", "data", "ctype")
+
+    def __init__(self, status, body, retry_after=None, error=None, data=b"", ctype=None):
         self.status, self.body, self.retry_after, self.error = status, body, retry_after, error
+        self.data, self.ctype = data, ctype
 
 
 def _retry_after(value):
@@ -224,17 +228,19 @@ class Hub:
                 raise Unreachable("hub %s: %s" % (self.cfg["url"], _why(e)))
             if not keep:
                 conn = _close(conn)
-            return conn, self._reply(status, headers.get("retry-after"), raw)
+            return conn, self._reply(status, headers, raw)
 
-    def _reply(self, status, retry_after, raw):
-        ra = _retry_after(retry_after)
+    def _reply(self, status, headers, raw):
+        ra, ctype = _retry_after(headers.get("retry-after")), headers.get("content-type")
         if len(raw) > self.MAX_REPLY:
-            return Reply(status, None, ra, "hub reply over %d bytes" % self.MAX_REPLY)
+            return Reply(status, None, ra, "hub reply over %d bytes" % self.MAX_REPLY,
+                         raw[:self.MAX_REPLY], ctype)
         try:
             body = json.loads(raw) if raw else None
-        except (ValueError, UnicodeDecodeError):
-            return Reply(status, None, ra, "hub reply is not JSON (%d bytes)" % len(raw))
-        return Reply(status, body, ra)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return Reply(status, None, ra, "hub reply is not JSON (%d bytes)" % len(raw), raw,
+                         ctype)
+        return Reply(status, body, ra, None, raw, ctype)
 
     def close(self):
         while True:

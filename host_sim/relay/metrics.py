@@ -1,10 +1,16 @@
-"""Relay counters as Prometheus text at /metrics, and /health, over a small HTTP server."""
+"""Relay counters as Prometheus text at /metrics, and /health, over a small HTTP server;
+rate-limited logging (Throttle) and the recent hub answers /health judges (Recent)."""
+import collections
 import http.server
 import threading
+import time
 
 _HELP = {
     "relay_up_messages_total": "MQTT requests received, by result",
     "relay_refused_total": "requests refused for good (down status 400), by reason",
+    "relay_not_reached_total": "requests answered status 0 without the hub's answer, by reason",
+    "relay_hub_answers_total": "hub answers by the firmware classifier's kind and code "
+                               "(OICP code of a 2xx, else the HTTP status; 0: unreachable)",
     "relay_hub_requests_total": "requests sent to the hub, by HTTP status (0: unreachable)",
     "relay_hub_seconds_total": "time spent waiting for the hub",
     "relay_down_messages_total": "replies published to chargers",
@@ -54,6 +60,55 @@ class Metrics:
 
 def _num(v):
     return ("%.6f" % v).rstrip("0").rstrip(".") if isinstance(v, float) else str(int(v))
+
+
+class Throttle:
+    """log(key, fmt, *args) logs at most once per period_s per key, saying how many were held
+    back since. Overflow policy: past cap keys the table is cleared (at worst a line more)."""
+
+    def __init__(self, logger, period_s=60.0, cap=256, clock=time.monotonic):
+        self.logger, self.period_s, self.cap, self.clock = logger, period_s, cap, clock
+        self._lock = threading.Lock()
+        self._last = {}  # key -> [time logged, held back since]
+
+    def log(self, key, fmt, *args, **kw):
+        now = self.clock()
+        with self._lock:
+            seen = self._last.get(key)
+            if seen is not None and now - seen[0] < self.period_s:
+                seen[1] += 1
+                return
+            if len(self._last) >= self.cap:
+                self._last.clear()
+            held = seen[1] if seen else 0
+            self._last[key] = [now, 0]
+        if held:
+            fmt += " (and %d more like it in the last %.0f s)" % (held, self.period_s)
+        self.logger.warning(fmt, *args, **kw)
+
+
+class Recent:
+    """The last n hub answers and when; problem() names it when the recent ones are mostly
+    failures: at least `least` answers in the last window_s, a share >= `share` of them bad."""
+
+    def __init__(self, n=50, window_s=300.0, share=0.8, least=10, clock=time.monotonic):
+        self.window_s, self.share, self.least, self.clock = window_s, share, least, clock
+        self._q = collections.deque(maxlen=n)
+        self._lock = threading.Lock()
+
+    def add(self, bad, why):
+        with self._lock:
+            self._q.append((self.clock(), bad, why))
+
+    def problem(self):
+        now = self.clock()
+        with self._lock:
+            recent = [(b, w) for t, b, w in self._q if now - t <= self.window_s]
+        bad = [w for b, w in recent if b]
+        if len(recent) < self.least or len(bad) < self.share * len(recent):
+            return ""
+        return ("hub: %d of the last %d answers (within %.0f s) failed or were not the hub's; "
+                "last: %s" % (len(bad), len(recent), self.window_s, bad[-1]))
 
 
 class Server:

@@ -4,6 +4,12 @@ Threads: paho's network thread receives, parses and queues; `hub.connections` wo
 the queue, post to the hub and publish the reply. A request's MQTT message is acknowledged
 (PUBACK, manual) only once the broker acknowledged the reply we published for it, so a relay
 killed at any point leaves the request with the broker, which delivers it again.
+Containment: whatever goes wrong with one message (a malformed envelope, a bug of ours) is
+answered to its charger, acknowledged, counted and logged (rate-limited), and the threads go on;
+a thread that dies anyway makes /health fail, so a supervisor restarts the relay.
+Every hub answer is sorted by the firmware's own classifier (cpagent.uplink_http.classify): one
+that is not the hub's (an HTML 404 of a proxy, a 502 of a gateway) reaches the charger as "not
+reached" (status 0), which it retries. Session ownership: see sessions.py.
 """
 import collections
 import logging
@@ -16,13 +22,18 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from host_sim.relay import envelope
+from cpagent.uplink_http import classify
+from host_sim.relay import envelope, sessions
 from host_sim.relay.forwarder import Hub, Reply, Unreachable
-from host_sim.relay.metrics import Metrics, Server
+from host_sim.relay.metrics import Metrics, Recent, Server, Throttle
 from host_sim.relay.ratelimit import QueueFull, Scheduler
 
 log = logging.getLogger("relay")
 UP = "cp/+/up"
+SYNC = "relay/sync/"
+# Hub answers that say nothing against one message but against the path to the hub: /health
+# counts them (a "fail" is the hub's own no to one message, e.g. an unknown card).
+_BAD = ("nothub", "retry", "stop", "unreachable")
 
 
 class Relay:
@@ -32,6 +43,13 @@ class Relay:
         self.metrics = Metrics()
         self.scheduler = Scheduler(cfg.limits, cfg.queue["max_items"], cfg.queue["max_wait_s"])
         self.hub = Hub(cfg.hub)
+        ss = cfg.sessions
+        self.owners = sessions.Owners(ss["max"], ss["unknown_wait_s"], ss["closed_keep_s"])
+        self.recent = Recent()
+        self.throttle = Throttle(log)
+        self._sync = None   # the marker that says every retained session record has come
+        self._held = []     # (message, token) for an unknown session until then
+        self.net_thread = None
         self._lock = threading.Lock()
         self.pending = {}   # (charger, id) -> [(epoch, mid)] to PUBACK once it is answered
         self.cache = {}     # charger -> OrderedDict id -> down payload (hub answers only)
@@ -84,14 +102,29 @@ class Relay:
         self.epoch += 1  # PUBACKs owed on an older connection are void: the broker resends
         self.connected, self.subscribed = True, False
         self.metrics.inc("relay_mqtt_connects_total")
+        if not flags.session_present:
+            # A broker that lost its state (no persistence, a new broker) lost the retained
+            # session records too: give back the ones this process knows.
+            with self._lock:
+                known = self.owners.open_records()
+            for sid, charger in known:
+                self._send(sessions.topic(sid), sessions.record(charger), retain=True)
+        self._sync = "%s-%d" % (self.client_id, self.epoch)
+        client.subscribe([(sessions.TOPIC + "+", 1), (SYNC + self.client_id, 1)])
         client.subscribe("$share/%s/%s" % (self.cfg.broker["group"], UP), qos=1)
         log.info("connected to %s:%d as %s (session present: %s)", self.cfg.broker["host"],
                  self.cfg.broker["port"], self.client_id, flags.session_present)
 
     def _on_subscribe(self, client, userdata, mid, codes, props):
-        self.subscribed = not any(c.is_failure for c in codes)
-        if not self.subscribed:
-            log.error("broker refused the subscription to cp/+/up: %s", codes)
+        if any(c.is_failure for c in codes):
+            self.subscribed = False
+            log.error("broker refused a subscription (records, sync or cp/+/up): %s", codes)
+        elif len(codes) == 2:
+            # The retained records came with the SUBACK's subscription; a marker published
+            # now arrives after them (one connection, in order).
+            self._send(SYNC + self.client_id, self._sync.encode())
+        else:
+            self.subscribed = True
 
     def _on_disconnect(self, client, userdata, flags, rc, props):
         self.connected = self.subscribed = False
@@ -100,17 +133,84 @@ class Relay:
     def _on_message(self, client, userdata, msg):
         token = (self.epoch, msg.mid) if msg.qos else None
         try:
-            r = envelope.parse(msg.topic, msg.payload, self.cfg.chargers)
-        except envelope.Refused as e:
-            self.metrics.inc("relay_up_messages_total", result="refused")
-            self.metrics.inc("relay_refused_total", reason=e.reason)
-            charger = envelope.charger_of(msg.topic)
-            log.warning("refused %s from %s: %s", e.id or "(no id)", charger or msg.topic, e)
+            if msg.topic.startswith(sessions.TOPIC):
+                self._on_record(msg)
+                self._ack([token])
+            elif msg.topic.startswith(SYNC):
+                self._ack([token])
+                if msg.payload == (self._sync or "").encode() and not self.owners.synced:
+                    with self._lock:
+                        self.owners.synced = True
+                    held, self._held = self._held, []
+                    for m, t in held:
+                        try:
+                            self._on_request(m, t)
+                        except Exception as e:
+                            self._contain(m, t, e)
+            else:
+                self._on_request(msg, token)
+        except Exception as e:  # one message must never stop the relay (the paho thread)
+            self._contain(msg, token, e)
+
+    def _contain(self, msg, token, e):
+        why = "relay error: %s: %s" % (type(e).__name__, str(e)[:160])
+        self.metrics.inc("relay_refused_total", reason="internal")
+        self.throttle.log("internal " + type(e).__name__, "%s on %s", why, msg.topic[:100],
+                          exc_info=True)
+        charger = envelope.charger_of(msg.topic)
+        try:
             if charger:
-                self._publish(charger, envelope.down(e.id, 400, error=str(e)), [token])
+                self._publish(charger, envelope.down(envelope.peek_id(msg.payload), 400,
+                                                     error=why), [token])
             else:
                 self._ack([token])
+        except Exception:  # the broker connection is gone: it delivers the message again
+            log.exception("answering a message that raised failed")
+
+    def _on_record(self, msg):
+        sid = msg.topic[len(sessions.TOPIC):]
+        try:
+            with self._lock:
+                self.owners.on_record(sid, msg.payload)
+        except ValueError as e:
+            self.metrics.inc("relay_session_records_total", result="bad")
+            self.throttle.log("record", "ignored: %s", e)
+
+    def _refuse(self, charger, msg_id, reason, why, token):
+        self.metrics.inc("relay_up_messages_total", result="refused")
+        self.metrics.inc("relay_refused_total", reason=reason)
+        self.throttle.log("refused " + reason, "refused %s from %s: %s", msg_id or "(no id)",
+                          charger or "(no charger)", why)
+        if charger:
+            self._publish(charger, envelope.down(msg_id, 400, error=why), [token])
+        else:
+            self._ack([token])
+
+    def _on_request(self, msg, token):
+        try:
+            r = envelope.parse(msg.topic, msg.payload, self.cfg.chargers)
+        except envelope.Refused as e:
+            self._refuse(envelope.charger_of(msg.topic), e.id, e.reason, str(e), token)
             return
+        sid = r.body.get("SessionID")
+        if sid is not None and not self.owners.synced \
+                and len(self._held) < self.cfg.queue["max_items"]:
+            # Until every record came, unacknowledged; all of them, so that a session's
+            # messages keep their order whether its record came before or after.
+            self._held.append((msg, token))
+            return
+        if sid is not None:
+            with self._lock:
+                verdict = self.owners.check(r.charger, sid)
+            # An AuthorizeStart may name a SessionID the hub then makes anew: only another
+            # charger's stops it.
+            if verdict is not None and (r.op != "AuthorizeStart" or verdict[0] == "other"):
+                if verdict[0] == "wait":
+                    self.metrics.inc("relay_not_reached_total", reason="session")
+                    self._publish(r.charger, envelope.down(r.id, 0, error=verdict[1]), [token])
+                else:
+                    self._refuse(r.charger, r.id, "session", verdict[1], token)
+                return
         key = (r.charger, r.id)
         with self._lock:
             cached = self.cache.get(r.charger, {}).get(r.id)
@@ -135,8 +235,13 @@ class Relay:
             self.metrics.inc("relay_up_messages_total", result="superseded")
 
     def _publish(self, charger, data, tokens):
-        info = self.client.publish("cp/%s/down" % charger, data, qos=1)
         self.metrics.inc("relay_down_messages_total")
+        self._send("cp/%s/down" % charger, data, tokens)
+
+    def _send(self, topic, data, tokens=(), **kw):
+        """Publishes with QoS 1; tokens are acknowledged once the broker acknowledged it (every
+        mid is noted, also with no tokens, so _early never keeps one)."""
+        info = self.client.publish(topic, data, qos=1, **kw)
         tokens = [t for t in tokens if t is not None]
         with self._lock:
             if info.mid in self._early:
@@ -165,22 +270,83 @@ class Relay:
             r = self.scheduler.take()
             if r is None:
                 return
-            if r.state == "expired":
-                self.scheduler.done(r)
-                reply = Reply(0, None, None, "waited over %g s in the relay queue (%s)"
-                              % (self.cfg.queue["max_wait_s"], r.limit))
-                self._answer(r, reply, cache=False)
-                continue
-            t0 = time.perf_counter()
             try:
-                reply = self.hub.post(r.path, r.data)
-            except Unreachable as e:
-                log.warning("%s %s from %s: %s", r.kind, r.id, r.charger, e)
-                reply = Reply(0, None, None, str(e))
-            self.metrics.inc("relay_hub_seconds_total", time.perf_counter() - t0)
-            self.metrics.inc("relay_hub_requests_total", status=reply.status)
-            self.scheduler.done(r, reply.retry_after if reply.status == 429 else None)
-            self._answer(r, reply, cache=final(reply.status))
+                self._forward(r)
+            except Exception as e:  # a bug of ours with one request: answer it, go on
+                why = "relay error: %s: %s" % (type(e).__name__, str(e)[:160])
+                self.metrics.inc("relay_refused_total", reason="internal")
+                self.throttle.log("internal " + type(e).__name__, "%s forwarding %s from %s",
+                                  why, r.id, r.charger, exc_info=True)
+                if r.state != "done":
+                    self.scheduler.done(r)
+                try:
+                    self._answer(r, Reply(400, None, None, why), cache=False)
+                except Exception:
+                    log.exception("answering %s from %s failed", r.id, r.charger)
+
+    def _forward(self, r):
+        if r.state == "expired":
+            self.scheduler.done(r)
+            self.metrics.inc("relay_not_reached_total", reason="expired")
+            reply = Reply(0, None, None, "waited over %g s in the relay queue (%s)"
+                          % (self.cfg.queue["max_wait_s"], r.limit))
+            self._answer(r, reply, cache=False)
+            return
+        t0 = time.perf_counter()
+        try:
+            reply = self.hub.post(r.path, r.data)
+        except Unreachable as e:
+            reply = Reply(0, None, None, str(e))
+        self.metrics.inc("relay_hub_seconds_total", time.perf_counter() - t0)
+        self.metrics.inc("relay_hub_requests_total", status=reply.status)
+        kind, parsed = self._sort(r, reply)
+        self.scheduler.done(r, reply.retry_after if reply.status == 429 else None)
+        if kind == "nothub":
+            reply = Reply(0, None, None, parsed)  # the charger retries, as for a hub outage
+        elif kind == "ok" and r.op == "AuthorizeStart" and parsed.session_id:
+            self._own(r, parsed.session_id)
+        elif kind == "ok" and r.op == "ChargeDetailRecord":
+            self._close(r)
+        # Only an answer a retry would not change is remembered for duplicates.
+        self._answer(r, reply, cache=kind in ("ok", "fail"))
+
+    def _sort(self, r, reply):
+        """(kind, Reply of the hub | reason) by the firmware's classifier; counted, logged."""
+        if not reply.status:
+            kind, why, code = "unreachable", reply.error, "0"
+        else:
+            kind, why, _ = classify(r.path, reply.status, reply.data, 0, None, reply.ctype)
+            code = str(reply.status)
+            if 200 <= reply.status < 300 and kind != "nothub":
+                code = why.code if kind == "ok" else why[:3]
+        self.metrics.inc("relay_hub_answers_total", kind=kind, code=code)
+        bad = kind in _BAD
+        self.recent.add(bad, "%s %s: %s" % (kind, code, why) if bad else "")
+        if kind != "ok":
+            self.throttle.log("hub %s %s" % (kind, code), "%s %s from %s: hub answer %s: %s",
+                              r.kind, r.id, r.charger, kind, why)
+        return kind, why
+
+    def _own(self, r, sid):
+        """The hub gave r's charger a session: say so to every relay before the charger
+        hears it (the record goes to the broker ahead of the reply, on one connection)."""
+        with self._lock:
+            mine = self.owners.learn(sid, r.charger)
+        if not mine:
+            self.throttle.log("session clash", "hub answered %s from %s with SessionID %s, "
+                              "which another charger holds: not given to it", r.id, r.charger,
+                              sid)
+            return
+        self._send(sessions.topic(sid), sessions.record(r.charger), retain=True)
+
+    def _close(self, r):
+        sid = r.body["SessionID"]
+        with self._lock:
+            self.owners.learn(sid, r.charger, closed=True)
+        p = Properties(PacketTypes.PUBLISH)
+        p.MessageExpiryInterval = self.cfg.sessions["closed_keep_s"]
+        self._send(sessions.topic(sid), sessions.record(r.charger, closed=True), retain=True,
+                   properties=p)
 
     def _answer(self, r, reply, cache):
         """Publishes the reply for r and for every Progress it superseded (same reply)."""
@@ -201,14 +367,20 @@ class Relay:
 
     def health(self):
         """'' when healthy, else what is wrong."""
+        if self.net_thread is not None and not self.net_thread.is_alive():
+            return "mqtt: the network thread stopped"
         if not self.connected:
             return "mqtt: not connected to %s:%d" % (self.cfg.broker["host"],
                                                      self.cfg.broker["port"])
         if not self.subscribed:
             return "mqtt: subscription $share/%s/%s not acknowledged" % (
                 self.cfg.broker["group"], UP)
+        if not self.owners.synced:
+            return "mqtt: the session records (relay/sessions/+) have not all come yet"
         dead = sum(1 for w in self.workers if not w.is_alive())
-        return "workers: %d of %d stopped" % (dead, len(self.workers)) if dead else ""
+        if dead:
+            return "workers: %d of %d stopped" % (dead, len(self.workers))
+        return self.recent.problem()
 
     def start(self):
         h = self.cfg.http
@@ -222,6 +394,7 @@ class Relay:
         self.client.connect_async(b["host"], b["port"], b["keepalive_s"], clean_start=False,
                                   properties=self._connect_props())
         self.client.loop_start()
+        self.net_thread = self.client._thread  # paho 2.2 (pinned) sets it to None as it ends
         log.info("relay %s: broker %s:%d, hub %s, metrics http://%s:%d/metrics",
                  self.client_id, b["host"], b["port"], self.cfg.hub["url"], h["host"],
                  self.http.port)
@@ -230,6 +403,7 @@ class Relay:
     def stop(self, drain_s=5.0):
         """Lets the requests at the hub finish and their replies reach the broker; what is
         still queued stays unacknowledged at the broker, which delivers it again."""
+        self.net_thread = None  # it ends now: no longer a failure
         self.scheduler.close()
         for w in self.workers:
             w.join(self.cfg.hub["timeout_s"] + 1)
@@ -243,11 +417,44 @@ class Relay:
             self.http.stop()
 
 
-def final(status):
-    """A hub answer a retry would not change, so a duplicate gets it again (remembered): not
-    status 0 (unreachable) and not what the charger retries (408, 429, 5xx), which must reach
-    the hub again rather than get the same failure back for as long as it is remembered."""
-    return 200 <= status < 500 and status not in (408, 429)
+def publish_once(b, topic, payload, timeout=10.0):
+    """One QoS 1 message with the relay's broker credentials (b: Config.broker), acknowledged
+    by the broker, or OSError naming why not. Its own client id (the relay's + "-cmd"), so a
+    running relay is not disconnected."""
+    done, got = threading.Event(), []
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=b["client_id"] + "-cmd",
+                    protocol=mqtt.MQTTv5)
+    c.username_pw_set(b["user"], b["password"])
+    if b["tls"]:
+        c.tls_set(ca_certs=b["tls"]["ca"], certfile=b["tls"].get("cert"),
+                  keyfile=b["tls"].get("key"))
+
+    def on_connect(client, userdata, flags, rc, props):
+        if rc.is_failure:
+            got.append("broker %s:%d refused the connection: %s" % (b["host"], b["port"], rc))
+            done.set()
+        else:
+            client.publish(topic, payload, qos=1)
+
+    def on_publish(client, userdata, mid, rc, props):
+        if rc.is_failure:
+            got.append("broker refused the message on %s: %s" % (topic, rc))
+        done.set()
+    c.on_connect, c.on_publish = on_connect, on_publish
+    try:
+        c.connect(b["host"], b["port"], 30)
+    except (OSError, ValueError) as e:
+        raise OSError("broker %s:%d: %s" % (b["host"], b["port"], e))
+    c.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise OSError("broker %s:%d: no acknowledgement within %g s"
+                          % (b["host"], b["port"], timeout))
+        if got:
+            raise OSError(got[0])
+    finally:
+        c.disconnect()
+        c.loop_stop()
 
 
 class ReadAhead:

@@ -535,7 +535,7 @@ def test_inlined_validators_find_the_same_errors_as_the_shared_schemas():
         shared = sorted((e.json_path, e.message)
                         for e in oicp_schemas.validator(name).iter_errors(doc))
         mine = sorted((e.json_path, e.message)
-                      for e in oicp_rules._validator(name).iter_errors(doc))
+                      for e in oicp_schemas.inlined(name).iter_errors(doc))
         assert shared == mine, name
         return shared
 
@@ -554,3 +554,32 @@ def test_inlined_validators_find_the_same_errors_as_the_shared_schemas():
     bad["OperatorEvseData"]["EvseDataRecord"][0]["Address"]["Country"] = "D"
     errors += len(both("PushEvseData", bad))
     assert errors > len(docs)
+
+
+def test_notifications_and_cdrs_name_their_sessions_own_evse_and_operator():
+    rules = Rules(cards=[UID])
+    sid = authorize(rules)                                  # on EVSE
+    other = "DE*ABC*E9999"
+    start = build(oicp.notification_start, OP, sid, other, T0)
+    a = ack(rules, start)
+    assert a.code == "018" and "not the EVSE of session" in a.body["StatusCode"]["AdditionalInfo"]
+    assert ack(rules, note("Start", sid)).code == "000"
+    for path_raw in (build(oicp.notification_end, OP, sid, other, T1),
+                     build(oicp.notification_error, OP, sid, other, "CriticalError"),
+                     build(oicp.charge_detail_record, OP, sid, other, UID, T0, T1, T0, T1, 1)):
+        assert ack(rules, path_raw).code == "018"
+    # Another operator's message for this session: 400, the session is not theirs.
+    for path_raw in (build(oicp.notification_end, "DE*XYZ", sid, "DE*XYZ*E1", T1),
+                     build(oicp.charge_detail_record, "DE*XYZ", sid, "DE*XYZ*E1", UID, T0, T1,
+                           T0, T1, 1)):
+        assert ack(rules, path_raw).code == "400"
+    assert [n["Type"] for n in rules.sessions[sid].notifications] == ["Start"]
+    assert rules.sessions[sid].cdr is None
+
+
+def test_a_session_authorized_without_an_evse_takes_the_first_notifications():
+    rules = Rules(cards=[UID])
+    sid = rules.add_session("0000000a-0000-0000-0000-000000000000", OP, UID).sid
+    assert ack(rules, note("Start", sid)).code == "000"     # binds EVSE
+    assert ack(rules, build(oicp.notification_end, OP, sid, "DE*ABC*E2", T1)).code == "018"
+    assert rules.sessions[sid].evse == EVSE

@@ -1,19 +1,23 @@
 """Relay parts without a broker: config errors, envelope checks, token buckets, the queue."""
 import json
+import logging
+import re
 import socket
 import threading
 import time
+import zlib
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cpagent import oicp
-from host_sim.relay import envelope
+from host_sim.relay import envelope, sessions
 from host_sim.relay.config import Config, ConfigError
 from host_sim.relay.forwarder import Hub, Unreachable
+from host_sim.relay.metrics import Recent, Throttle
 from host_sim.relay.ratelimit import QueueFull, Scheduler, TokenBucket
-from host_sim.relay.service import ReadAhead, final
+from host_sim.relay.service import ReadAhead
 
 OP = "DE*ABC"
 CHARGERS = {"cp-1": {"operator_id": OP, "evses": frozenset(["DE*ABC*E1"])}}
@@ -44,6 +48,8 @@ def doc(**over):
     ({"limits": {"cdr_per_min": 0}}, "limits.cdr_per_min"),
     ({"http": {"port": 70000}}, "http.port"),
     ({"queue": {"max_wait_s": "x"}}, "queue.max_wait_s"),
+    ({"sessions": {"unknown_wait_s": -1}}, "sessions.unknown_wait_s"),
+    ({"sessions": {"maxx": 1}}, "sessions.maxx"),
 ])
 def test_config_errors_name_the_field(change, field):
     with pytest.raises(ConfigError, match=field):
@@ -179,13 +185,23 @@ class Clock:
         return self.t
 
 
+def uuid(name):
+    """A SessionID (the OICP pattern) named by a short test name."""
+    return "%08x-0000-0000-0000-000000000000" % zlib.crc32(name.encode())
+
+
 def req(i, kind, sid=None, charger="cp-1"):
+    e, t0, t1 = "DE*ABC*E1", "2026-01-01T10:00:00.000Z", "2026-01-01T10:30:00.000Z"
+    sid = uuid(sid)
     path, body = {
-        "AuthorizeStart": lambda: oicp.authorize_start(OP, "04A1B2C3D4E5F6", "DE*ABC*E1"),
-        "CDR": lambda: ("/api/oicp/cdrmgmt/v22/operators/DE*ABC/charge-detail-record",
-                        {"SessionID": sid, "EvseID": "DE*ABC*E1"}),
-    }.get(kind, lambda: (envelope.NOTIFY_PATH, {"Type": kind, "SessionID": sid,
-                                                 "EvseID": "DE*ABC*E1"}))()
+        "AuthorizeStart": lambda: oicp.authorize_start(OP, "04A1B2C3D4E5F6", e),
+        "CDR": lambda: oicp.charge_detail_record(OP, sid, e, "04A1B2C3D4E5F6", t0, t1, t0, t1,
+                                                 5.5),
+        "Start": lambda: oicp.notification_start(OP, sid, e, t0),
+        "Progress": lambda: oicp.notification_progress(OP, sid, e, t0, t1, 1000, 1800000),
+        "End": lambda: oicp.notification_end(OP, sid, e, t1, t0),
+        "Error": lambda: oicp.notification_error(OP, sid, e, "ConnectorError"),
+    }[kind]()
     return envelope.parse("cp/%s/up" % charger, env("m-%d" % i, path, body),
                           dict(CHARGERS, **{charger: CHARGERS["cp-1"]}))
 
@@ -214,7 +230,8 @@ def test_priority_between_sessions_order_within_one():
     s.put(req(20, "End", sid="other"))
     # End of "same" outranks everything here, but waits for its session's Start and Progress.
     assert [(r.kind, r.body["SessionID"]) for r in drain(s)] == [
-        ("End", "other"), ("Start", "same"), ("Progress", "same"), ("End", "same")]
+        ("End", uuid("other")), ("Start", uuid("same")), ("Progress", uuid("same")),
+        ("End", uuid("same"))]
 
 
 def test_a_newer_progress_replaces_a_queued_one():
@@ -377,8 +394,87 @@ def test_read_ahead_serves_pahos_small_reads_from_one_receive():
         assert r.recv(1) == b""                               # the broker closed it
 
 
-@pytest.mark.parametrize("status, kept", [(200, True), (400, True), (404, True), (0, False),
-                                          (408, False), (429, False), (500, False),
-                                          (503, False)])
-def test_only_answers_a_retry_would_not_change_are_remembered(status, kept):
-    assert final(status) is kept
+@pytest.mark.parametrize("text, reason, what", [
+    (b'{"v":1,"id":"a","path":"p","body":{"x":NaN}}', "json", "NaN is not a JSON number"),
+    (b'{"v":1,"id":"a","path":"p","body":{"x":-Infinity}}', "json", "-Infinity"),
+    (b'{"v":1,"id":"a","id":"b","path":"p","body":{}}', "json", "key 'id' appears twice"),
+    (b'{"v":1,"id":"a","path":"p","body":' + b'{"a":' * 17 + b"1" + b"}" * 17 + b"}", "depth",
+     "nested over 16 deep"),
+    (b'{"v":1,"id":"a","path":"p","body":' + b"[" * 2000 + b"]" * 2000 + b"}", "depth",
+     "nested over 16 deep"),
+    (b'{"v":1,"id":"a","path":"/api/oicp/notificationmgmt/v11/charging-notifications",'
+     b'"body":{"Type":"Start","EvseID":["DE*ABC*E1"]}}', "schema",
+     "body.EvseID: ['DE*ABC*E1'] is not of type 'string' (and 3 more)"),
+])
+def test_strict_json_depth_and_schema_refusals(text, reason, what):
+    with pytest.raises(envelope.Refused, match=re.escape(what)) as e:
+        envelope.parse("cp/cp-1/up", text, CHARGERS)
+    assert e.value.reason == reason
+
+
+def test_every_schema_error_of_a_body_is_a_refusal_naming_the_field():
+    path, body = oicp.notification_start(OP, uuid("s"), "DE*ABC*E1", "2026-01-01T10:00:00.000Z")
+    for field, value in (("EvseID", ["DE*ABC*E1"]), ("SessionID", 5), ("ChargingStart", 1),
+                         ("OperatorID", {}), ("MeterValueStart", "1")):
+        bad = dict(body, **{field: value})
+        with pytest.raises(envelope.Refused, match="body.%s" % field) as e:
+            envelope.parse("cp/cp-1/up", env("m-1", path, bad), CHARGERS)
+        assert e.value.reason == "schema" and e.value.id == "m-1"
+    assert envelope.parse("cp/cp-1/up", env("m-1", path, body), CHARGERS).kind == "Start"
+
+
+def test_session_owners_known_other_unknown_and_closed():
+    clock = Clock()
+    o = sessions.Owners(cap=3, unknown_wait_s=10, closed_keep_s=100, clock=clock)
+    assert o.check("cp-1", "s1")[0] == "wait" and "loading" in o.check("cp-1", "s1")[1]
+    o.synced = True
+    assert o.learn("s1", "cp-1") and not o.learn("s1", "cp-2")   # the first owner stays
+    assert o.check("cp-1", "s1") is None
+    assert o.check("cp-2", "s1")[0] == "other"
+    assert o.check("cp-2", "s9")[0] == "wait"                    # unknown: wait, then refuse
+    clock.t = 10
+    assert o.check("cp-2", "s9") == ("refuse", "SessionID s9 was not authorized through "
+                                               "charger cp-2")
+    o.on_record("s2", sessions.record("cp-2"))                   # another relay's record
+    assert o.check("cp-2", "s2") is None
+    with pytest.raises(ValueError, match="already cp-2's"):
+        o.on_record("s2", sessions.record("cp-1"))
+    with pytest.raises(ValueError, match="expected"):
+        o.on_record("s3", b'{"v":1}')
+    o.on_record("s1", sessions.record("cp-1", closed=True))     # its CDR went through
+    assert o.check("cp-1", "s1") is None and o.open_records() == [("s2", "cp-2")]
+    clock.t = 111
+    assert o.check("cp-1", "s1")[0] == "wait"                    # forgotten after the keep
+    o.on_record("s2", b"")                                       # deleted at the broker
+    assert "s2" not in o.owner
+    for i in range(5):
+        o.learn("x%d" % i, "cp-1")
+    assert list(o.owner) == ["x2", "x3", "x4"]                   # the cap: oldest forgotten
+
+
+def test_throttle_logs_once_per_reason_and_period(caplog):
+    clock = Clock()
+    t = Throttle(logging.getLogger("relay-test"), period_s=60, clock=clock)
+    with caplog.at_level(logging.WARNING, "relay-test"):
+        for _ in range(5):
+            t.log("a", "refused %s", "x")
+        t.log("b", "other")
+        clock.t = 61
+        t.log("a", "refused %s", "y")
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused x", "other", "refused y (and 4 more like it in the last 60 s)"]
+
+
+def test_recent_answers_judge_health_on_a_window():
+    clock = Clock()
+    r = Recent(n=50, window_s=300, share=0.8, least=10, clock=clock)
+    for _ in range(9):
+        r.add(True, "nothub 404")
+    assert r.problem() == ""                                     # too few to judge
+    r.add(True, "nothub 502")
+    assert r.problem().startswith("hub: 10 of the last 10 answers") and "502" in r.problem()
+    for _ in range(3):
+        r.add(False, "ok")
+    assert r.problem() == ""                                     # 10 of 13 < 80 %
+    clock.t = 301
+    assert r.problem() == ""                                     # all older than the window
