@@ -214,7 +214,7 @@ def _short(v):
 def requeue(msg_id=None):
     """The command a charger takes on its down topic: send the dead letter msg_id (None: all
     of them) again (docs/relay.md)."""
-    return json.dumps({"Cmd": "requeue", "Id": msg_id}, separators=(",", ":")).encode()
+    return json.dumps({"v": 1, "cmd": "requeue", "msg_id": msg_id}, separators=(",", ":")).encode()
 
 
 def down(msg_id, status, body=None, retry_after=None, error=None):

@@ -625,9 +625,9 @@ def test_requeue_command_reaches_the_charger_with_the_relays_credentials(pki, hu
                               timeout=60)
     p = run("--charger", "cp-1")
     assert p.returncode == 0, p.stderr
-    assert ch.mq.get() == ("cp/cp-1/down", b'{"Cmd":"requeue","Id":null}')
+    assert ch.mq.get() == ("cp/cp-1/down", b'{"v":1,"cmd":"requeue","msg_id":null}')
     assert run("--charger", "cp-1", "--id", "j-0007").returncode == 0
-    assert ch.mq.get() == ("cp/cp-1/down", b'{"Cmd":"requeue","Id":"j-0007"}')
+    assert ch.mq.get() == ("cp/cp-1/down", b'{"v":1,"cmd":"requeue","msg_id":"j-0007"}')
     p = run("--charger", "cp-9")
     assert p.returncode == 2 and "--charger cp-9 is not a charger" in p.stderr
     p = run("--charger", "cp-1", "--id", "a b")
