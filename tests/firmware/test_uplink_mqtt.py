@@ -265,7 +265,8 @@ def test_the_agent_runs_a_session_through_the_broker_and_loads_only_its_uplink()
                 b.advance(100)
                 await asyncio.sleep(0)
         assert b.hub.kinds() == ["Authorize", "Start", "End", "CDR"]
-        ids = [json.loads(g[1])["id"] for g in broker.got if g[0] == "cp/cp-1/up"]
+        ids = [json.loads(g[1])["id"] for g in broker.got if g[0] == "cp/cp-1/up"
+               and b"/status-records" not in g[1]]
         assert ids[0] == "a-7f7f7f7f" and len(set(ids)) == 4
         await stop(task)
         for _ in range(5):
@@ -319,7 +320,8 @@ def test_the_status_topic_tells_the_dead_letters_and_requeue_comes_down_the_brok
             return [json.loads(p) for t, p, _f, _i in broker.got
                     if t == "cp/cp-1/status" and p[:1] == b"{"]
         await wait(lambda: a.clock.known and status(), "connected, status told")
-        assert status()[0] == {"link": "up", "pending": 0, "dead": 0, "dead_reasons": []}
+        first = status()[0]  # (pending: the EVSE's status at boot may not be sent yet)
+        assert (first["link"], first["dead"], first["dead_reasons"]) == ("up", 0, [])
         a.tap(CARD)
         await wait(lambda: a.charger.evses[0].state == "authorized", "authorized")
         a.charger.plug(0, True)
