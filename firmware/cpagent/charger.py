@@ -4,8 +4,9 @@ The agent's tasks call in with events (tap, meter reading, plug, fault, timer ti
 the relay's remote commands) and call out for work: `authorizations()` to send interactively,
 `next_message()` to deliver from the journal. Each EVSE's OICP status (Available, Occupied,
 OutOfService) is journaled as a Status message on every change and by push_status() (boot,
-reconnect), under its own key so that it never holds back a session's messages. Every effect a session returns is carried out here, journal first, so that a power
-cut at any point leaves the flash consistent (see session.py and journal.py).
+reconnect), under its own key so that it never holds back a session's messages. Every effect
+a session returns is carried out here, journal first, so that a power cut at any point leaves
+the flash consistent (see session.py and journal.py).
 """
 from micropython import const
 

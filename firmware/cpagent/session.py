@@ -127,7 +127,7 @@ class Session:
         return self._stop("stopped remotely")
 
     def authorized(self, reply):
-        """The hub answered the AuthorizeStart or a card's AuthorizeStop (an oicp_replies.Reply)."""
+        """The hub answered the AuthorizeStart or a card's AuthorizeStop (oicp_replies.Reply)."""
         if self.stopper is not None and self.state in _LIVE:
             self.stopper = None
             if reply.ok:
@@ -147,7 +147,7 @@ class Session:
         return [("save", self.snapshot()), ("show", "authorized: plug in")]
 
     def authorize_failed(self, reason):
-        """The AuthorizeStart (or an AuthorizeStop) could not be answered (link down, hub error)."""
+        """The AuthorizeStart (or AuthorizeStop) could not be answered (link down, hub error)."""
         if self.stopper is not None and self.state in _LIVE:
             self.stopper = None
             return [("show", "stop not checked: " + reason)]
