@@ -51,7 +51,7 @@ class Charger:
         self.operator_id = cfg["operator_id"]
         self.shown = []
         self._said = [None] * len(self.evses)  # the status each EVSE last journaled
-        self._remote = []  # ((cmd, SessionID), code, info) of recent remote commands
+        self._remote = []  # ((cmd, SessionID, EvseID), code, info) of recent remote commands
 
     def boot(self, readings):
         """Recover the journal and resume open sessions; readings: import Wh per EVSE or None."""
@@ -252,8 +252,8 @@ class Charger:
     def remote(self, f):
         """A remote start or stop (remote.parse's fields) -> (OICP code, short text). An
         accepted start is journaled (power-safe) before this returns; a repeat of a command
-        (same SessionID) gets the same answer and does nothing more."""
-        key = (f["cmd"], f["session_id"])
+        (same SessionID and EvseID) gets the same answer and does nothing more."""
+        key = (f["cmd"], f["session_id"], f["evse_id"])
         for k, code, info in self._remote:
             if k == key:
                 return code, info

@@ -40,24 +40,29 @@ def parse(env):
     d = env.get("deadline")
     if isinstance(d, bool) or not isinstance(d, int):
         bad("deadline", "unix seconds as an integer", d)
-    f = {"cmd": cmd, "deadline": d, "session_id": check_session_id(env.get("session_id")),
-         "evse_id": check_evse_id(env.get("evse_id")),
-         "provider_id": check_provider_id(env.get("provider_id"))}
-    if cmd == "remote_start":
-        f["evco_id"] = check_evco_id(env.get("evco_id"))
-        f["cpo_session_id"] = _opt(env, "cpo_session_id", 250)
-        p = env.get("product_id")
-        f["product_id"] = None if p is None else check_product_id(p)
+    f = {"cmd": cmd, "deadline": d}
+    start = cmd == "remote_start"
+    for k, check in _NEEDED + (_START if start else ()):
+        f[k] = check(env.get(k), k)
+    for k, check in _OPTIONAL if start else ():
+        v = env.get(k)
+        f[k] = None if v is None else check(v, k)
     return f
 
 
-def _opt(env, key, n):
-    v = env.get(key)
-    return None if v is None else check_str(v, key, n, 1)
+def _cpo(v, field):
+    return check_str(v, field, 250, 1)
+
+
+_NEEDED = (("session_id", check_session_id), ("evse_id", check_evse_id),
+           ("provider_id", check_provider_id))
+_START = (("evco_id", check_evco_id),)
+_OPTIONAL = (("cpo_session_id", _cpo), ("product_id", check_product_id))
 
 
 def reply(cid, code, info):
     """The answer's payload (bytes) for cp/<id>/up."""
-    return json.dumps({"v": 1, "reply": cid, "code": code, "info": info[:_MAX_INFO]},
-                      separators=(",", ":")).encode()
+    # Formatted, not a dict dumped: MicroPython's dicts keep no key order.
+    return ('{"v":1,"reply":%s,"code":%s,"info":%s}' % (
+        json.dumps(cid), json.dumps(code), json.dumps(info[:_MAX_INFO]))).encode()
 
