@@ -121,7 +121,7 @@ class World:
         s = ch.evses[0]
         charging = s.state == "charging"
         if not self.stopped and s.state == "idle":
-            ch.tap(UID)  # (again, if a cut lost the authorization)
+            self.start(ch)  # (again, if a cut lost the authorization)
         for i, _path, body in ch.authorizations():
             ch.authorized(i, self.hub.authorize(body))
         for key, _path, body in ch.orphans():  # a cut between the hub's answer and the journal
@@ -131,7 +131,7 @@ class World:
         ch.meter(0, self.wh, 7000 if not self.stopped else 0)
         if s.state == "charging" and self.progress_seen() >= 3:
             self.stopped = True  # the driver has decided, even if the power fails mid-stop
-            ch.tap(UID)
+            self.stop(ch)
         hold = []
         while True:
             m = ch.next_message(hold)
@@ -152,14 +152,48 @@ class World:
             ch.journal.requeue()
         self.ms += _STEP
 
+    def start(self, ch):
+        ch.tap(UID)
+
+    def stop(self, ch):
+        ch.tap(UID)
+
     def done(self):
         return self.stopped and self.charger.evses[0].state == "idle" and \
             self.charger.next_message() is None and not self.charger.journal.dead
 
 
-def run(cut_at=0, tear_at=None, refuse=None, busy=None):
+EVCO = "DE-8EO-CAB123456-7"
+HSID = "0ac1f1b2-1111-2222-3333-444455556666"
+
+
+class RemoteWorld(World):
+    """The session is started and stopped from an app: the relay sends its command again until
+    it has the charger's answer (the broker redelivers what was not acknowledged), and the
+    start once more right after its "000" (a duplicate)."""
+
+    answers = None
+
+    def command(self, ch, cmd):
+        f = {"cmd": cmd, "session_id": HSID, "evse_id": "DE*ABC*E0001", "provider_id": "DE-8EO",
+             "deadline": T0 + 4 * 3600}
+        if cmd == "remote_start":
+            f.update(evco_id=EVCO, cpo_session_id=None, product_id=None)
+        got = ch.remote(f)  # a cut in here: no answer reached the relay
+        self.answers = (self.answers or []) + [(cmd, got[0])]
+
+    def start(self, ch):
+        self.command(ch, "remote_start")
+        if self.answers[-1] == ("remote_start", "000"):
+            self.command(ch, "remote_start")  # a duplicate right after the "yes"
+
+    def stop(self, ch):
+        self.command(ch, "remote_stop")
+
+
+def run(cut_at=0, tear_at=None, refuse=None, busy=None, world=World):
     """One whole session with power lost at operation `cut_at`; returns the world after it."""
-    w = World(FaultFs(cut_at, tear_at), Hub(refuse, busy))
+    w = world(FaultFs(cut_at, tear_at), Hub(refuse, busy))
     while True:
         try:
             if w.charger is None:
@@ -201,6 +235,7 @@ def check(w, label):
 
 
 def _every_cut(what, min_ops, **hub):
+    # hub: the Hub's refuse/busy, and world=RemoteWorld for a session started from an app
     base = run(**hub)
     check(base, what + ", no cut")
     total = base.fs.ops
@@ -227,6 +262,16 @@ def test_power_cut_at_every_write_while_dead_lettering_and_requeueing():
     plain = run().fs.ops
     w = _every_cut("a refused CDR requeued", plain + 4, refuse="CDR")
     assert len(w.hub.refused) == 1 and not w.charger.journal.dead
+
+
+def test_power_cut_at_every_write_of_a_remote_start_and_stop():
+    # A cut anywhere, also right after the "000": the session still completes once.
+    w = _every_cut("a remote session", 20, world=RemoteWorld)
+    assert ("remote_start", "000") in w.answers and ("remote_stop", "000") in w.answers
+    assert w.answers[:2] == [("remote_start", "000")] * 2  # the duplicate: the same answer
+    assert [s for s, _k in w.hub.order] == [HSID] * len(w.hub.order)
+    for b in w.hub.seen.values():
+        assert b["Identification"] == {"RemoteIdentification": {"EvcoID": EVCO}}, b
 
 
 def test_power_cut_at_every_write_of_an_attempt_count():
