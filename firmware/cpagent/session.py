@@ -132,8 +132,7 @@ class Session:
             self.stopper = None
             if reply.ok:
                 return self._stop("stopped by card (hub)")
-            return [("show", "not authorized to stop (%s %s)"
-                     % (reply.code, reply.description or ""))]
+            return [("show", "not stopped: %s %s" % (reply.code, reply.description or ""))]
         if self.state != AUTHORIZING:
             return []  # a late answer to a request that already timed out
         if not reply.ok or not reply.session_id:
@@ -150,7 +149,7 @@ class Session:
         """The AuthorizeStart (or AuthorizeStop) could not be answered (link down, hub error)."""
         if self.stopper is not None and self.state in _LIVE:
             self.stopper = None
-            return [("show", "stop not checked: " + reason)]
+            return [("show", "not stopped: " + reason)]  # a refusal, or no answer
         if self.state != AUTHORIZING:
             return []
         self._clear()

@@ -187,10 +187,9 @@ def test_another_card_asks_authorize_stop_and_only_an_authorized_one_stops():
     assert body["Identification"] == {"RFIDMifareFamilyIdentification": {"UID": "DEADBEEF"}}
     assert s.tap("CAFEBABE") == [("show", "busy")]  # one AuthorizeStop at a time
     eff = s.authorized(not_authorized())
-    assert s.state == CHARGING and eff == [("show", "not authorized to stop (102 no)")]
+    assert s.state == CHARGING and eff == [("show", "not stopped: 102 no")]
     s.tap("DEADBEEF")
-    assert s.authorize_failed("hub unreachable") == [("show", "stop not checked: hub "
-                                                               "unreachable")]
+    assert s.authorize_failed("hub unreachable") == [("show", "not stopped: hub unreachable")]
     assert s.state == CHARGING
     s.tap("DEADBEEF")
     t.t += 15000  # the authorize timeout: the question is dropped, the session runs on
