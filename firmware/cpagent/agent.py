@@ -4,7 +4,6 @@ import json
 
 from micropython import const
 
-from cpagent import remote
 from cpagent.charger import Charger
 from cpagent.clock import Clock
 from cpagent.journal import Journal
@@ -229,17 +228,19 @@ class Agent:
     def command(self, env):
         """A command envelope from the downlink: {"v":1,"cmd":"requeue","msg_id":null|"<id>"},
         or a remote start or stop (remote.py), answered on the up topic."""
+        from cpagent import remote  # only an MQTT charger gets commands: RAM
+
         c = env.get("cmd")
         m = env.get("msg_id")
         if c in remote.COMMANDS:
-            self._remote(env)
+            self._remote(env, remote)
         elif c == "requeue" and (m is None or isinstance(m, str)):
             self.requeue(m)
         else:
             self._warn("downlink command ignored: expected {\"cmd\":\"requeue\",\"msg_id\":"
                        "null or \"<id>\"}, got %s" % json.dumps(env)[:80])
 
-    def _remote(self, env):
+    def _remote(self, env, remote):
         # Runs before the command's PUBACK: an accepted start is on flash before its "000" is
         # queued, and a power cut before the PUBACK brings the command again (same answer).
         cid = remote.cid(env)
