@@ -93,6 +93,13 @@ def main():
     print("one complete session: %d flash bytes written for %d message bytes: %.2fx"
           " (target <= 2x)"
           % (heap["session_flash_bytes"], heap["session_message_bytes"], ratio))
+    sf, sm = heap["session_status_flash_bytes"], heap["session_status_message_bytes"]
+    print("  of them EVSE status: %d flash bytes for %d message bytes; without them %.2fx"
+          % (sf, sm, (heap["session_flash_bytes"] - sf)
+             / max(1, heap["session_message_bytes"] - sm)))
+    print("one remote-started session: %d flash bytes for %d message bytes: %.2fx"
+          % (heap["remote_session_flash_bytes"], heap["remote_session_message_bytes"],
+             heap["remote_session_flash_bytes"] / max(1, heap["remote_session_message_bytes"])))
     print("meter poll at %d baud 8N1: requests, bytes on the wire, shortest poll; agent CPU"
           " per poll (MicroPython, webassembly port on this machine)" % BAUD)
     for name, w in wire.items():

@@ -100,6 +100,7 @@ class Agent:
         if hasattr(self.uplink, "run"):
             jobs.append(("mqtt", self.uplink.run))  # the broker connection's one task
             jobs.append(("status", self._publish_status))
+            jobs.append(("replies", self.uplink.replies))
         if self.bus:
             jobs.append(("meter", self.bus.run))
         if self.reader:
@@ -178,9 +179,17 @@ class Agent:
         # A JSON copy of the status on cp/<id>/status while connected: at each connect and
         # whenever the link state or the dead letters change (not retained: the retained
         # value stays the client's online/offline).
+        # A reconnect after the first also journals every EVSE's status again: the relay may
+        # have turned the will into OutOfService meanwhile.
         sent = None
+        connects = 1
         while True:
             up = self.uplink.client.up
+            n = self.uplink.client.connects
+            if n > connects:
+                connects = n
+                self.charger.push_status()
+                self.link.kick()
             s = self.stats()
             now = (self.link.state, s["dead"], up)
             if up and now != sent:
@@ -217,11 +226,33 @@ class Agent:
         return done
 
     def command(self, env):
-        """A command envelope from the downlink: {"v":1,"cmd":"requeue","msg_id":null|"<id>"}."""
+        """A command envelope from the downlink: {"v":1,"cmd":"requeue","msg_id":null|"<id>"},
+        or a remote start or stop (remote.py), answered on the up topic."""
+        from cpagent import remote  # only an MQTT charger gets commands: RAM
+
         c = env.get("cmd")
         m = env.get("msg_id")
-        if c == "requeue" and (m is None or isinstance(m, str)):
+        if c in remote.COMMANDS:
+            self._remote(env, remote)
+        elif c == "requeue" and (m is None or isinstance(m, str)):
             self.requeue(m)
         else:
             self._warn("downlink command ignored: expected {\"cmd\":\"requeue\",\"msg_id\":"
                        "null or \"<id>\"}, got %s" % json.dumps(env)[:80])
+
+    def _remote(self, env, remote):
+        # Runs before the command's PUBACK: an accepted start is on flash before its "000" is
+        # queued, and a power cut before the PUBACK brings the command again (same answer).
+        cid = remote.cid(env)
+        if cid is None:
+            self._warn("remote command ignored: no usable cid, got %s" % json.dumps(env)[:80])
+            return
+        try:
+            f = remote.parse(env)
+        except ValueError as e:
+            code, info = "501", "bad command: %s" % (e,)
+        else:
+            code, info = self.charger.remote(f)
+        self.board.log(2, "%s %s: %s %s" % (env.get("cmd"), cid, code, info))
+        self.uplink.answer(remote.reply(cid, code, info))
+        self.link.kick()

@@ -1,21 +1,26 @@
 """The charger's core: EVSE sessions, journal and clock wired together, with no I/O and no tasks.
 
-The agent's tasks call in with events (tap, meter reading, plug, fault, timer tick, hub answers)
-and call out for work: `authorizations()` to send interactively, `next_message()` to deliver from
-the journal. Every effect a session returns is carried out here, journal first, so that a power
-cut at any point leaves the flash consistent (see session.py and journal.py).
+The agent's tasks call in with events (tap, meter reading, plug, fault, timer tick, hub answers,
+the relay's remote commands) and call out for work: `authorizations()` to send interactively,
+`next_message()` to deliver from the journal. Each EVSE's OICP status (Available, Occupied,
+OutOfService) is journaled as a Status message on every change and by push_status() (boot,
+reconnect), under its own key so that it never holds back a session's messages. Every effect
+a session returns is carried out here, journal first, so that a power cut at any point leaves
+the flash consistent (see session.py and journal.py).
 """
 from micropython import const
 
 from cpagent import oicp
-from cpagent.session import IDLE, Session
+from cpagent.session import AUTHORIZING, IDLE, Session
 
 _MAX_SHOWN = const(16)  # recent messages for the display/log; the oldest is dropped
+_MAX_REMOTE = const(8)  # answers to remote commands kept for their duplicates; the oldest goes
 _ORPHAN_MS = const(60000)  # an unresolved authorization from before a restart: re-sent this often
 # Journal key prefix of an AuthorizeStart on its way: its record lives from just before the send
 # until the answer is carried out. One still there at boot whose EVSE has no session is an
 # orphan: the hub may have opened a session the charger never heard of.
 _AUTH = "a:"
+_STATUS = "s:"  # journal key prefix of an EVSE's Status: "s:<EvseID>", the latest one wins
 
 
 class Charger:
@@ -45,6 +50,8 @@ class Charger:
         self._orphan_due = 0
         self.operator_id = cfg["operator_id"]
         self.shown = []
+        self._said = [None] * len(self.evses)  # the status each EVSE last journaled
+        self._remote = []  # ((cmd, SessionID, EvseID), code, info) of recent remote commands
 
     def boot(self, readings):
         """Recover the journal and resume open sessions; readings: import Wh per EVSE or None."""
@@ -64,6 +71,24 @@ class Charger:
                 self.journal.put_session(key, None)  # its session was journaled: resolved
             else:
                 self._orphans[key] = (snap["p"], snap["b"])
+        for i in range(len(self.evses)):
+            self._status(i)  # each EVSE's status once: the far end may not know it
+
+    def push_status(self):
+        """Journal every EVSE's status again (boot, a reconnect: the far end may have lost it)."""
+        self._said = [None] * len(self.evses)
+        for i in range(len(self.evses)):
+            self._status(i)
+
+    def _status(self, i):
+        s = self.evses[i]
+        now = "OutOfService" if self.broken[i] else "Available" if s.state == IDLE \
+            else "Occupied"
+        if now != self._said[i]:
+            self._said[i] = now
+            # Journaled small, "<EvseID> <EvseStatus>" with no path (a third of the flash of the
+            # whole request); next_message() builds the PushEvseStatus from it.
+            self.journal.add(_STATUS + s.evse_id, "Status", "", s.evse_id + " " + now)
 
     def _index(self, evse_id):
         for i, s in enumerate(self.evses):
@@ -74,18 +99,25 @@ class Charger:
     # --- events -----------------------------------------------------------------------------
 
     def tap(self, uid, evse=None):
-        """A card: it stops the session it owns, else starts on `evse` or the first idle EVSE."""
+        """A card: it stops the session it owns, else starts on `evse` or the first idle EVSE;
+        another card on a live session (on `evse`, or the only one) asks AuthorizeStop."""
         for i, s in enumerate(self.evses):
             if s.state != IDLE and (uid == s.uid or uid in s.stop_uids):
                 return self._apply(i, s.tap(uid))
         if evse is None:
+            live = []
             for i, s in enumerate(self.evses):
                 if s.state == IDLE and not self.broken[i]:
                     evse = i
                     break
+                if s.session_id:
+                    live.append(i)
+            else:
+                if len(live) == 1:  # one reader, one session: the card can only mean that one
+                    evse = live[0]
         if evse is None:
             return self._show(None, "no free EVSE")
-        if self.broken[evse]:
+        if self.broken[evse] and self.evses[evse].state == IDLE:
             return self._show(evse, "out of order: " + self.broken[evse])
         if self.evses[evse].state == IDLE and not self.journal.can_open_session():
             # Never start what the journal could not record to the end.
@@ -127,15 +159,18 @@ class Charger:
     def authorizations(self):
         """AuthorizeStart requests to send now: a list of (EVSE index, path, body); taken once.
 
-        Each is journaled first (with a CPOPartnerSessionID naming it), so a restart before its
-        answer was carried out leaves an orphan to resolve (orphans()).
+        Each AuthorizeStart is journaled first (with a CPOPartnerSessionID naming it), so a
+        restart before its answer was carried out leaves an orphan to resolve (orphans()).
+        An AuthorizeStop (another card on a live session) is not journaled: its answer only
+        decides whether that session stops now.
         """
         out = []
         for i, (p, b) in self._auth.items():
-            cpo = "%d-%d-%d" % (self.journal.boot, self.clock.ms(), i)  # unique on this charger
-            b["CPOPartnerSessionID"] = cpo
-            self.journal.put_session(_AUTH + cpo, {"p": p, "b": b})
-            self._asking[i] = _AUTH + cpo
+            if self.evses[i].state == AUTHORIZING:
+                cpo = "%d-%d-%d" % (self.journal.boot, self.clock.ms(), i)  # unique here
+                b["CPOPartnerSessionID"] = cpo
+                self.journal.put_session(_AUTH + cpo, {"p": p, "b": b})
+                self._asking[i] = _AUTH + cpo
             out.append((i, p, b))
         self._auth = {}
         return out
@@ -182,6 +217,9 @@ class Charger:
             m = self.journal.next_pending(skip)
             if m is None:
                 return None
+            if m[1] == "Status":
+                p, b = oicp.push_evse_status(self.operator_id, [m[3].decode().split(" ")])
+                return m[0], p, b, m[4]
             try:
                 return m[0], m[2], oicp.resolve_times(m[3], self._resolve), m[4]
             except ValueError:
@@ -204,8 +242,68 @@ class Charger:
         return self.journal.attempt(msg_id)
 
     def failed(self, msg_id, reason):
-        """Refused for good: a dead letter (journal.py says what happens when they fill up)."""
-        self.journal.failed(msg_id, reason)
+        """Refused for good: a dead letter (journal.py says what happens when they fill up), but
+        a Status, which is dropped and counted (the next one says the same EVSE's latest).
+        True if kept as a dead letter."""
+        return self.journal.failed(msg_id, reason)
+
+    # --- the relay's remote commands ----------------------------------------------------------
+
+    def remote(self, f):
+        """A remote start or stop (remote.parse's fields) -> (OICP code, short text). An
+        accepted start is journaled (power-safe) before this returns; a repeat of a command
+        (same SessionID and EvseID) gets the same answer and does nothing more."""
+        key = (f["cmd"], f["session_id"], f["evse_id"])
+        for k, code, info in self._remote:
+            if k == key:
+                return code, info
+        i = self._index(f["evse_id"])
+        if i is None:
+            code, info = "603", "EVSE unknown to this charger"
+        elif f["cmd"] == "remote_start":
+            code, info = self._remote_start(i, f)
+        else:
+            code, info = self._remote_stop(i, f)
+        self._remote.append((key, code, info))
+        if len(self._remote) > _MAX_REMOTE:
+            self._remote.pop(0)
+        return code, info
+
+    def _running(self, sid):
+        for j, s in enumerate(self.evses):
+            if s.session_id == sid:
+                return j
+        return None
+
+    def _remote_start(self, i, f):
+        j = self._running(f["session_id"])
+        if j is not None:  # started before a restart lost the answer: the same "yes"
+            return ("000", "started") if j == i else ("602", "session runs on another EVSE")
+        now = self.clock.now_unix()
+        if now is None:
+            return "501", "wall time not known: deadline not checkable"
+        if now > f["deadline"]:
+            return "501", "deadline passed: not started late"
+        if self.broken[i]:
+            return "700", "out of order: " + self.broken[i]
+        if self.evses[i].state != IDLE:
+            return "602", "EVSE in use"
+        if not self.journal.can_open_session():
+            return "501", "dead letters full" if self.journal.dead_full() else "journal full"
+        self._apply(i, self.evses[i].remote_start(
+            f["session_id"], f["evco_id"], f["provider_id"], f["cpo_session_id"],
+            f["product_id"]))
+        return "000", "started: waiting for the EV"
+
+    def _remote_stop(self, i, f):
+        # A stop past its deadline is still carried out: the driver wants the charging ended.
+        j = self._running(f["session_id"])
+        if j is None:
+            return "400", "session unknown"
+        if j != i:
+            return "602", "session runs on another EVSE"
+        self._apply(i, self.evses[i].remote_stop())
+        return "000", "stopped"
 
     # --- effects ------------------------------------------------------------------------------
 
@@ -224,6 +322,7 @@ class Charger:
                 self._auth.pop(i, None)
             elif what == "show":
                 self._show(i, e[1])
+        self._status(i)
 
     def _show(self, i, text):
         self.shown.append((i, text))

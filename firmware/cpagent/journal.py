@@ -19,6 +19,9 @@
 # dead letters plus a reserve of 4 (Start, End, Error, CDR) per open session, the new one
 # included, would exceed max_messages, or while the dead letters fill their area (_DEAD_CAP of
 # them or _DEAD_BYTES): the session layer refuses the session instead.
+# A Status the hub refused for good is no dead letter: it is dropped and counted (stats
+# refused_status), as only an EVSE's latest status matters and the next change sends it again;
+# so refused Status messages never fill the dead-letter area and never block a session.
 # Dead letters: a message the hub refused for good (failed()) is copied whole into an "X" record
 # (id, session key, kind, path, body, reason, time, attempts) and kept until requeue() puts it
 # back as pending under a fresh id (a relay or hub that remembers the refusal by id must see a
@@ -64,6 +67,7 @@ _X = const(88)  # "X" dead letter: id, key, kind, path, body, "1" if JSON, reaso
 _R = const(82)  # "R" requeued: dead id, new id[, dead id, new id ...]
 KINDS = ("Start", "Progress", "End", "Error", "CDR", "Status")
 _LATEST = ("Progress", "Status")
+_DROP_REFUSED = ("Status",)
 _KEEP = object()
 _NONE = const(0)  # a dead letter's body: not kept (damaged on flash), bytes, JSON
 _BYTES = const(1)
@@ -146,7 +150,7 @@ class Journal:
         self._dirty = False  # the log may end in garbage: rewrite it before appending
         self._ready = False
         self.stats = {"bytes_written": 0, "appends": 0, "compactions": 0,
-                      "dropped_progress": 0, "bad_records": 0}
+                      "dropped_progress": 0, "bad_records": 0, "refused_status": 0}
 
     def load(self):
         """Recover the state after boot, count bad records, drop stale tmp, persist boot + 1."""
@@ -535,24 +539,31 @@ class Journal:
 
     def failed(self, msg_id, reason):
         """The hub refused msg_id for good: durably move it whole to the dead letters, with the
-        reason, the time and its attempts (this one included). Unknown id: no-op."""
+        reason, the time and its attempts (this one included); a Status is dropped instead.
+        True if it became a dead letter (unknown id: no-op, False)."""
         seq = self._seqof(msg_id)
         i = self._index(seq)
         if i is None:
-            return
+            return False
         e = self._pend[i]
+        if e[1] in _DROP_REFUSED:
+            self.stats["refused_status"] += 1
+            self.delivered(msg_id)
+            return False
         reason = str(reason)[:_REASON]
         try:
             f = self._read(e[3])
             x = _rec(_X, msg_id, f[1], e[1], f[3], f[4], "1" if e[4] else "", reason,
                      self.stamp(), str(e[5] + 1))
         except ValueError:
-            return self._damaged(e)
+            self._damaged(e)
+            return True
         at = self._append(x)
         self._drop(seq)
         self._bury(msg_id, e[1], e[2], at, reason, _JSON if e[4] else _BYTES, len(x))
         self._export()
         self._tidy()
+        return True
 
     def requeue(self, msg_id=None):
         """Dead letters (all, or the one msg_id) back to pending under fresh ids, attempts 0,

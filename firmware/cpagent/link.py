@@ -104,11 +104,12 @@ class Link:
             self.charger.delivered(msg_id)
             self.stats["delivered"] += 1
             self._heard()
-        elif kind == "fail":  # for good: a dead letter, and the next goes out
-            self.charger.failed(msg_id, value)
+        elif kind == "fail":  # for good: a dead letter (a Status: dropped), the next goes out
+            kept = self.charger.failed(msg_id, value)
             self.stats["failed"] += 1
             self._heard()
-            self._error("message %s refused, kept as a dead letter: %s" % (msg_id, value))
+            self._error("message %s refused, %s: %s" % (
+                msg_id, "kept as a dead letter" if kept else "dropped (a status)", value))
         elif kind == "stop":
             self._stop(value)
         elif kind == "retry" and self._ms and about_the_message(value, after) and (

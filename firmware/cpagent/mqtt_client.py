@@ -17,7 +17,7 @@ class MqttClient:
     log=None); `await run()` forever (connects, reconnects; never raises), `await publish(topic,
     payload)` (QoS 1). on_message(topic, payload) runs before the PUBACK. Subscribes
     cp/<id>/down (QoS 1) and says retained "online" on cp/<id>/status at each connect; the will
-    says "offline" there. `up`, `error` (the last failure, None once connected)."""
+    says "offline" there. `up`, `error` (the last failure, None once connected), `connects`."""
 
     def __init__(self, cfg, cid, connect, sleep_ms, ms, rand_hex, on_message, log=None):
         self._cfg, self._id, self._connect = cfg, cid, connect
@@ -27,6 +27,7 @@ class MqttClient:
         self._ka = cfg["keepalive_s"] * 1000
         self.status = "cp/%s/status" % cid
         self.up, self.error = False, None
+        self.connects = 0  # sessions the broker accepted since boot
         self._p = mqtt.Parser()
         self._fly = []  # [pid, PUBLISH packet, sent], oldest first
         self._acks = []
@@ -97,6 +98,7 @@ class MqttClient:
         if p[2]:
             raise OSError("refused: " + (mqtt.REFUSED[p[2]] if p[2] < 6 else "code %d" % p[2]))
         self.error = None
+        self.connects += 1
         self._write(mqtt.subscribe(self._next(), "cp/%s/down" % self._id))
         self._write(mqtt.publish(self.status, b"online", 1, self._next(), True))
         for e in self._fly:

@@ -7,6 +7,7 @@ from cpagent.oicp_ids import (
     FieldError,
     bad,
     check_datetime,
+    check_evco_id,
     check_evse_id,
     check_kwh,
     check_operator_id,
@@ -44,7 +45,11 @@ def _one_of(v, field, allowed):
     return v
 
 
-def _ident(uid, field):
+def _ident(uid, evco_id=None):
+    # A remote start has no card: OICP wants RemoteIdentification (the EvcoID) in every
+    # message of that session, and only that option.
+    if evco_id is not None:
+        return {"RemoteIdentification": {"EvcoID": check_evco_id(evco_id)}}
     return {"RFIDMifareFamilyIdentification": {"UID": check_uid(uid)}}
 
 
@@ -78,19 +83,18 @@ def _req(body, *items):
     return body
 
 
-def _note(kind, operator_id, session_id, evse_id, uid, cpo_session_id):
-    return NOTIFY_PATH, _opt({
-        "Type": kind,
-        "OperatorID": check_operator_id(operator_id),
-        "SessionID": check_session_id(session_id),
-        "EvseID": check_evse_id(evse_id),
-    }, ("Identification", uid, _ident), ("CPOPartnerSessionID", cpo_session_id, _cpo_sid))
+def _note(kind, operator_id, session_id, evse_id, uid, cpo_session_id, evco_id):
+    b = {"Type": kind, "OperatorID": check_operator_id(operator_id),
+         "SessionID": check_session_id(session_id), "EvseID": check_evse_id(evse_id)}
+    if uid is not None or evco_id is not None:
+        b["Identification"] = _ident(uid, evco_id)
+    return NOTIFY_PATH, _opt(b, ("CPOPartnerSessionID", cpo_session_id, _cpo_sid))
 
 
 def authorize_start(operator_id, uid, evse_id=None, session_id=None, cpo_session_id=None,
                     product_id=None):
     path = _path("/api/oicp/charging/v21/operators/%s/authorize/start", operator_id)
-    return path, _opt({"OperatorID": operator_id, "Identification": _ident(uid, "UID")},
+    return path, _opt({"OperatorID": operator_id, "Identification": _ident(uid)},
                       ("EvseID", evse_id, check_evse_id),
                       ("SessionID", session_id, check_session_id),
                       ("CPOPartnerSessionID", cpo_session_id, _cpo_sid),
@@ -100,15 +104,15 @@ def authorize_start(operator_id, uid, evse_id=None, session_id=None, cpo_session
 def authorize_stop(operator_id, session_id, uid, evse_id=None, cpo_session_id=None):
     path = _path("/api/oicp/charging/v21/operators/%s/authorize/stop", operator_id)
     return path, _opt({"OperatorID": operator_id, "SessionID": check_session_id(session_id),
-                       "Identification": _ident(uid, "UID")},
+                       "Identification": _ident(uid)},
                       ("EvseID", evse_id, check_evse_id),
                       ("CPOPartnerSessionID", cpo_session_id, _cpo_sid))
 
 
 def notification_start(operator_id, session_id, evse_id, charging_start, uid=None,
                        session_start=None, meter_start=None, cpo_session_id=None,
-                       product_id=None):
-    path, b = _note("Start", operator_id, session_id, evse_id, uid, cpo_session_id)
+                       product_id=None, evco_id=None):
+    path, b = _note("Start", operator_id, session_id, evse_id, uid, cpo_session_id, evco_id)
     b["ChargingStart"] = check_datetime(charging_start, "ChargingStart")
     return path, _opt(b, ("SessionStart", session_start, check_datetime),
                       ("MeterValueStart", meter_start, check_kwh),
@@ -118,11 +122,11 @@ def notification_start(operator_id, session_id, evse_id, charging_start, uid=Non
 def notification_progress(operator_id, session_id, evse_id, charging_start, event_occurred,
                           duration_ms=None, consumed=None, uid=None, session_start=None,
                           meter_start=None, meter_values=None, cpo_session_id=None,
-                          product_id=None):
+                          product_id=None, evco_id=None):
     if duration_ms is None and consumed is None:
         raise FieldError("ChargingDuration", "give ChargingDuration or ConsumedEnergyProgress")
     path, b = notification_start(operator_id, session_id, evse_id, charging_start, uid,
-                                 session_start, meter_start, cpo_session_id, product_id)
+                                 session_start, meter_start, cpo_session_id, product_id, evco_id)
     b["Type"] = "Progress"
     b["EventOccurred"] = check_datetime(event_occurred, "EventOccurred")
     return path, _opt(b, ("ChargingDuration", duration_ms, _ms),
@@ -133,8 +137,8 @@ def notification_progress(operator_id, session_id, evse_id, charging_start, even
 def notification_end(operator_id, session_id, evse_id, charging_end, charging_start=None,
                      session_start=None, session_end=None, consumed=None, meter_start=None,
                      meter_end=None, meter_values=None, uid=None, cpo_session_id=None,
-                     product_id=None):
-    path, b = _note("End", operator_id, session_id, evse_id, uid, cpo_session_id)
+                     product_id=None, evco_id=None):
+    path, b = _note("End", operator_id, session_id, evse_id, uid, cpo_session_id, evco_id)
     b["ChargingEnd"] = check_datetime(charging_end, "ChargingEnd")
     return path, _opt(b, ("ChargingStart", charging_start, check_datetime),
                       ("SessionStart", session_start, check_datetime),
@@ -147,8 +151,8 @@ def notification_end(operator_id, session_id, evse_id, charging_end, charging_st
 
 
 def notification_error(operator_id, session_id, evse_id, error_type, info=None, uid=None,
-                       cpo_session_id=None):
-    path, b = _note("Error", operator_id, session_id, evse_id, uid, cpo_session_id)
+                       cpo_session_id=None, evco_id=None):
+    path, b = _note("Error", operator_id, session_id, evse_id, uid, cpo_session_id, evco_id)
     b["ErrorType"] = _one_of(error_type, "ErrorType", _ERRORS)
     if info is not None:
         b["ErrorAdditionalInfo"] = check_str(info, "ErrorAdditionalInfo", 250)
@@ -158,11 +162,12 @@ def notification_error(operator_id, session_id, evse_id, error_type, info=None, 
 def charge_detail_record(operator_id, session_id, evse_id, uid, session_start, session_end,
                          charging_start, charging_end, consumed, meter_start=None,
                          meter_end=None, meter_values=None, product_id=None,
-                         cpo_session_id=None):
-    # v2.2 carries the OperatorID only in the path.
+                         cpo_session_id=None, evco_id=None):
+    # v2.2 carries the OperatorID only in the path. uid None with evco_id: a remote start.
     path = _path("/api/oicp/cdrmgmt/v22/operators/%s/charge-detail-record", operator_id)
-    b = _req({}, ("SessionID", session_id, check_session_id), ("EvseID", evse_id, check_evse_id),
-             ("Identification", uid, _ident), ("SessionStart", session_start, check_datetime),
+    b = _req({"SessionID": check_session_id(session_id), "EvseID": check_evse_id(evse_id),
+              "Identification": _ident(uid, evco_id)},
+             ("SessionStart", session_start, check_datetime),
              ("SessionEnd", session_end, check_datetime),
              ("ChargingStart", charging_start, check_datetime),
              ("ChargingEnd", charging_end, check_datetime),

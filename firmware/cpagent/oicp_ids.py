@@ -82,7 +82,7 @@ def check_provider_id(v, field="ProviderID"):
 
 
 def check_evco_id(v, field="EvcoID"):
-    return _pat(v, field, "an EvcoID such as DE-8EO-CAB12345-6", _EVCO_ISO, _EVCO_DIN)
+    return _pat(v, field, "an EvcoID such as DE-8EO-CAB123456-7", _EVCO_ISO, _EVCO_DIN)
 
 
 def check_uid(v, field="UID"):

@@ -1,12 +1,16 @@
 """Per-EVSE charging session state machine: pure, clock injected, returns effects for the agent.
 
 idle -tap-> authorizing -Authorized-> authorized -power or plug-> charging -tap or unplug-> idle
+idle -remote start (the hub's SessionID and EvcoID)-> authorized: no AuthorizeStart, no card
 charging -power at or below stop_power_w for stop_hold_s-> parked -tap or unplug-> idle
+A live session is also ended by a remote stop, or by another card the hub authorizes through
+AuthorizeStop (asked like an AuthorizeStart; the session runs on meanwhile).
 OICP keeps the two ends apart: End says energy flow ended (ChargingEnd, the reading then) while
 the session goes on; the charge detail record closes it at the tap or unplug (SessionEnd) and
 bills the reading then. A parked EV that draws again moves ChargingEnd to its next stop.
 Every event method returns a list of effects (tuples) that the agent carries out in order:
-  ("authorize", path, body)            ask the hub now (interactive, never journaled)
+  ("authorize", path, body)            ask the hub now (interactive): AuthorizeStart (the
+                                       charger journals its key) or AuthorizeStop (not journaled)
   ("journal", kind, path, body, state) journal the message and the session's new snapshot in one
                                        record (state None: the session is over)
   ("save", state)                      journal the snapshot alone
@@ -62,6 +66,11 @@ class Session:
     def _clear(self):
         self.state = IDLE
         self.uid = None
+        self.evco = None  # the EvcoID of a remote start (uid is None then)
+        self.provider = None  # its ProviderID
+        self.cpo = None  # its CPOPartnerSessionID, if the hub gave one
+        self.product = self.product_id  # PartnerProductID: the EVSE's, or the remote start's
+        self.stopper = None  # a card waiting for its AuthorizeStop answer: (uid, ticks asked)
         self.session_id = None
         self.stop_uids = ()
         self.session_start = None
@@ -89,10 +98,41 @@ class Session:
             return [("authorize", path, body), ("show", "authorizing")]
         if self.state in _LIVE and (uid == self.uid or uid in self.stop_uids):
             return self._stop("stopped by card")
+        if self.state in _LIVE and self.stopper is None:
+            # Not the starting card: only the hub can say whether it may stop this session.
+            path, body = oicp.authorize_stop(self.operator_id, self.session_id, uid,
+                                             evse_id=self.evse_id, cpo_session_id=self.cpo)
+            self.stopper = (uid, self.clock.ms())
+            return [("authorize", path, body), ("show", "checking card")]
         return [("show", "busy")]
 
+    def remote_start(self, session_id, evco_id, provider_id, cpo_session_id=None,
+                     product_id=None):
+        """The hub started a session from an app: authorized at once, waiting for the EV."""
+        if self.state != IDLE:
+            return None
+        self._clear()
+        self.state = AUTHORIZED
+        self.session_id = session_id
+        self.evco = evco_id
+        self.provider = provider_id
+        self.cpo = cpo_session_id
+        if product_id is not None:
+            self.product = product_id
+        self.session_start = self.clock.stamp()
+        return [("save", self.snapshot()), ("show", "started remotely: plug in")]
+
+    def remote_stop(self):
+        """The hub stopped this session from an app: as a stopping tap."""
+        return self._stop("stopped remotely")
+
     def authorized(self, reply):
-        """The hub answered the AuthorizeStart (an oicp_replies.Reply)."""
+        """The hub answered the AuthorizeStart or a card's AuthorizeStop (oicp_replies.Reply)."""
+        if self.stopper is not None and self.state in _LIVE:
+            self.stopper = None
+            if reply.ok:
+                return self._stop("stopped by card (hub)")
+            return [("show", "not stopped: %s %s" % (reply.code, reply.description or ""))]
         if self.state != AUTHORIZING:
             return []  # a late answer to a request that already timed out
         if not reply.ok or not reply.session_id:
@@ -106,7 +146,10 @@ class Session:
         return [("save", self.snapshot()), ("show", "authorized: plug in")]
 
     def authorize_failed(self, reason):
-        """The AuthorizeStart could not be answered (link down, hub error)."""
+        """The AuthorizeStart (or AuthorizeStop) could not be answered (link down, hub error)."""
+        if self.stopper is not None and self.state in _LIVE:
+            self.stopper = None
+            return [("show", "not stopped: " + reason)]  # a refusal, or no answer
         if self.state != AUTHORIZING:
             return []
         self._clear()
@@ -156,7 +199,7 @@ class Session:
             charging_start=self.charging_start, session_start=self.session_start,
             consumed=self._consumed(end_wh), meter_start=_kwh(self.meter_start),
             meter_end=_kwh(end_wh), meter_values=_kwhs(self.between), uid=self.uid,
-            product_id=self.product_id)
+            product_id=self.product, evco_id=self.evco, cpo_session_id=self.cpo)
         return [("journal", "End", path, body, self.snapshot()), ("show", "charged: unplug")]
 
     def plug(self, plugged):
@@ -171,9 +214,13 @@ class Session:
         """A connector fault (connector=True) or a meter fault: Error, then stop."""
         if self.state not in _LIVE:
             return [("show", "fault: " + info)]
-        kind = "ConnectorError" if connector else "CriticalError"
+        return self._error("ConnectorError" if connector else "CriticalError", info)
+
+    def _error(self, kind, info):
+        """Error notification, then stop (a restart in between finishes the stop)."""
         path, body = oicp.notification_error(self.operator_id, self.session_id, self.evse_id,
-                                             kind, info=info[:250], uid=self.uid)
+                                             kind, info=info[:250], uid=self.uid,
+                                             evco_id=self.evco, cpo_session_id=self.cpo)
         snap = self.snapshot()
         snap["p"] = _FAULTED
         snap["me"] = self.wh
@@ -181,11 +228,18 @@ class Session:
         return [("journal", "Error", path, body, snap)] + self._stop("fault: " + info)
 
     def tick(self):
-        """Timers: the AuthorizeStart answer and the wait for the EV."""
-        if self.state == AUTHORIZING and (self.clock.ms() - self._since) >= self._auth_ms:
+        """Timers: the AuthorizeStart or AuthorizeStop answer and the wait for the EV."""
+        now = self.clock.ms()
+        if self.state == AUTHORIZING and (now - self._since) >= self._auth_ms:
             self._clear()
             return [("cancel",), ("show", "authorization timed out")]
-        if self.state == AUTHORIZED and (self.clock.ms() - self._since) >= self._ev_wait_ms:
+        if self.stopper is not None and (now - self.stopper[1]) >= self._auth_ms:
+            self.stopper = None
+            return [("cancel",), ("show", "stop check timed out")]
+        if self.state == AUTHORIZED and (now - self._since) >= self._ev_wait_ms:
+            if self.evco is not None:
+                # Started from an app: the Error tells the provider why nothing happened.
+                return self._error("ConnectorError", "EV did not start charging")
             return self._stop("EV did not start charging")
         return []
 
@@ -199,7 +253,7 @@ class Session:
         path, body = oicp.notification_start(
             self.operator_id, self.session_id, self.evse_id, self.charging_start, uid=self.uid,
             session_start=self.session_start, meter_start=_kwh(self.meter_start),
-            product_id=self.product_id)
+            product_id=self.product, evco_id=self.evco, cpo_session_id=self.cpo)
         return [("journal", "Start", path, body, self.snapshot()), ("show", "charging")]
 
     def _consumed(self, end):
@@ -224,7 +278,8 @@ class Session:
             self.operator_id, self.session_id, self.evse_id, self.charging_start,
             self.clock.stamp(), duration_ms=self._duration_ms(), consumed=self._consumed(self.wh),
             uid=self.uid, session_start=self.session_start, meter_start=_kwh(self.meter_start),
-            meter_values=_kwhs(self.between), product_id=self.product_id)
+            meter_values=_kwhs(self.between), product_id=self.product, evco_id=self.evco,
+            cpo_session_id=self.cpo)
         return [("journal", "Progress", path, body, self.snapshot())]
 
     def _stop(self, reason, now=None):
@@ -237,7 +292,8 @@ class Session:
                 charging_start=self.charging_start, session_start=self.session_start,
                 session_end=now, consumed=self._consumed(self.wh),
                 meter_start=_kwh(self.meter_start), meter_end=_kwh(self.wh),
-                meter_values=_kwhs(self.between), uid=self.uid, product_id=self.product_id)
+                meter_values=_kwhs(self.between), uid=self.uid, product_id=self.product,
+                evco_id=self.evco, cpo_session_id=self.cpo)
             snap = self.snapshot()
             snap["p"] = _STOPPING
             snap["ce"] = now
@@ -247,6 +303,8 @@ class Session:
         # record closes the session at the hub.
         effects += self._cdr(self.charging_end or now if self.state == PARKED else now, now,
                              self.wh)
+        if self.stopper is not None:
+            effects.append(("cancel",))  # an AuthorizeStop not sent yet has nothing to stop
         effects.append(("show", reason))
         self._clear()
         return effects
@@ -259,7 +317,7 @@ class Session:
             self._consumed(meter_end) if charged else 0.0,
             meter_start=_kwh(self.meter_start) if charged else None,
             meter_end=_kwh(meter_end) if charged else None, meter_values=_kwhs(self.between),
-            product_id=self.product_id)
+            product_id=self.product, cpo_session_id=self.cpo, evco_id=self.evco)
         return [("journal", "CDR", path, body, None)]
 
     # --- persistence ----------------------------------------------------------------------------
@@ -272,8 +330,13 @@ class Session:
             snap["ed"] = 1  # End journaled (kept when a fault rewrites the phase)
         if self.wh is not None and self.state in (CHARGING, PARKED):
             snap["w"] = self._saved_wh = self.wh
+        if self.evco is not None:  # a remote start: what the hub gave, journaled before "yes"
+            snap["ev"] = self.evco
+            snap["pv"] = self.provider
+            if self.product != self.product_id:
+                snap["pp"] = self.product
         for k, v in (("cs", self.charging_start), ("ce", self.charging_end),
-                     ("ms", self.meter_start),
+                     ("ms", self.meter_start), ("cpo", self.cpo),
                      ("mv", list(self.between)), ("stop", list(self.stop_uids))):
             if v is not None and v != []:
                 snap[k] = v
@@ -291,6 +354,10 @@ class Session:
         self.wh = wh if last is None or (wh is not None and wh >= last) else last
         self.session_id = snap["sid"]
         self.uid = snap["uid"]
+        self.evco = snap.get("ev")
+        self.provider = snap.get("pv")
+        self.cpo = snap.get("cpo")
+        self.product = snap.get("pp", self.product_id)
         self.stop_uids = tuple(snap.get("stop") or ())
         self.session_start = snap["ss"]
         self.charging_start = snap.get("cs")

@@ -2,17 +2,22 @@
 import asyncio
 import json
 
+from micropython import const
+
 from cpagent import oicp
 from cpagent.mqtt_client import MqttClient
 from cpagent.uplink_http import classify
+
+_MAX_REPLIES = const(8)  # answers to remote commands waiting for the broker; the oldest goes
 
 
 class MqttUplink:
     """MqttUplink(cfg["uplink"], charger_id, board.connect, sleep_ms, ms, rand_hex, log=None);
     `await send(path, body, msg_id=None)` -> Result as HttpUplink's; `await run()` is the
     client's task (the agent runs it). One send at a time (the link's). A down envelope with
-    "cmd" (no reply) goes to on_command(env); `await status(text)` publishes to the status
-    topic."""
+    "cmd" (no reply) goes to on_command(env); answer(payload) queues the answer to a remote
+    command for the up topic, which the task `replies()` publishes; `await status(text)`
+    publishes to the status topic."""
 
     def __init__(self, cfg, charger_id, connect, sleep_ms, ms, rand_hex, log=None):
         self.client = c = MqttClient(cfg, charger_id, connect, sleep_ms, ms, rand_hex,
@@ -24,6 +29,9 @@ class MqttUplink:
         self._rand = rand_hex
         self._want = self._got = None
         self._ev = asyncio.Event()
+        self._replies = []
+        self._rev = asyncio.Event()
+        self.dropped_replies = 0
 
     def _down(self, topic, payload):
         # Only the awaited id is kept: late, duplicate and foreign replies are dropped here.
@@ -59,6 +67,23 @@ class MqttUplink:
         except (KeyError, TypeError, ValueError):
             return "retry", "garbage reply: down envelope: expected status (integer), " \
                             "retry_after (seconds)", 0
+
+    def answer(self, payload):
+        """Queue a remote command's answer (bytes); over _MAX_REPLIES the oldest is dropped and
+        counted (the relay then answers the hub 501 for it, as for a silent charger)."""
+        self._replies.append(payload)
+        if len(self._replies) > _MAX_REPLIES:
+            self._replies.pop(0)
+            self.dropped_replies += 1
+        self._rev.set()
+
+    async def replies(self):
+        """Publish the queued answers, oldest first (QoS 1: the client resends them)."""
+        while True:
+            while self._replies:
+                await self.client.publish(self._topic, self._replies.pop(0))
+            self._rev.clear()
+            await self._rev.wait()
 
     async def status(self, text):
         await self.client.publish(self.client.status, text.encode())

@@ -33,6 +33,7 @@ class Box:
         self.ch = Charger(CFG, self.journal, self.clock)
         self.ch.boot([None, None])
         self.n = 0
+        self.statuses = []
 
     def authorize_all(self):
         for i, _p, _b in self.ch.authorizations():
@@ -42,13 +43,30 @@ class Box:
                 '000000000000","StatusCode":{"Code":"000"}}' % self.n))
 
     def sent(self):
+        """The session messages delivered now, in order; the statuses go to self.statuses."""
         out = []
         while True:
             m = self.ch.next_message()
             if m is None:
                 return out
-            out.append(m[2])
+            (self.statuses if "ActionType" in m[2] else out).append(m[2])
             self.ch.delivered(m[0])
+
+    def settle(self):
+        """Deliver the waiting Status messages only (tests of the session messages' order)."""
+        hold = []
+        while True:
+            m = self.ch.next_message(hold)
+            if m is None:
+                return
+            if "ActionType" in m[2]:
+                self.statuses.append(m[2])
+                self.ch.delivered(m[0])
+            else:
+                hold.append(m[3])
+
+    def pending(self):
+        return [m for m in self.journal.pending() if m[1] != "Status"]
 
 
 def test_taps_go_to_free_evses_and_stop_their_own_session():
@@ -74,7 +92,7 @@ def test_full_journal_refuses_new_sessions_and_drops_nothing():
     assert b.ch.shown[-1] == (1, "journal full: try later")
     assert b.ch.evses[1].state == "idle" and not b.ch.authorizations()
     b.ch.tap(A)
-    assert len(b.journal.pending()) == 3  # Start, End, CDR all kept
+    assert len(b.pending()) == 3  # Start, End, CDR all kept
 
 
 def test_times_before_the_wall_clock_wait_then_go_out_real():
@@ -83,6 +101,7 @@ def test_times_before_the_wall_clock_wait_then_go_out_real():
     b.authorize_all()
     b.now += 5000
     b.ch.meter(0, 1000, 5000)
+    b.settle()
     assert b.ch.next_message() is None  # the Start's ChargingStart is not known yet
     b.now += 1000
     b.clock.set_unix(T0)
@@ -112,6 +131,7 @@ def test_held_sessions_wait_and_the_others_go_on():
     b.authorize_all()
     b.ch.meter(0, 1000, 5000)
     b.ch.meter(1, 2000, 5000)
+    b.settle()
     a = b.ch.next_message()
     other = b.ch.next_message([a[3]])  # a[3]: the token of its session
     assert other[3] != a[3] and other[2]["Type"] == "Start"
@@ -126,6 +146,7 @@ def test_refused_messages_are_dead_letters_with_the_time_and_fill_up_to_refusing
         b.authorize_all()
         b.ch.meter(0, 1000 + n, 5000)
         b.ch.tap(A)  # Start, End, CDR of session n
+        b.settle()
         while True:
             m = b.ch.next_message()
             if m is None:
@@ -201,3 +222,131 @@ def test_a_refused_resend_closes_the_orphan_without_a_cdr():
     ((key, _p, _b),) = again.ch.orphans()
     again.ch.resolved(key, "fail", "102 RFID card unknown")
     assert again.sent() == [] and again.journal.sessions() == {}
+
+
+EVCO = "DE-8EO-CAB123456-7"
+HSID = "0ac1f1b2-1111-2222-3333-444455556666"
+E1, E2 = CFG["evses"][0]["evse_id"], CFG["evses"][1]["evse_id"]
+
+
+def start_cmd(sid=HSID, evse=E1, deadline=T0 + 30, **kw):
+    f = {"cmd": "remote_start", "session_id": sid, "evse_id": evse, "evco_id": EVCO,
+         "provider_id": "DE-8EO", "deadline": deadline, "cpo_session_id": None,
+         "product_id": None}
+    f.update(kw)
+    return f
+
+
+def stop_cmd(sid=HSID, evse=E1, deadline=T0 + 30):
+    return {"cmd": "remote_stop", "session_id": sid, "evse_id": evse, "provider_id": "DE-8EO",
+            "deadline": deadline}
+
+
+def test_a_remote_start_is_journaled_before_its_yes_and_needs_no_authorize_start():
+    b = Box()
+    assert b.ch.remote(start_cmd()) == ("000", "started: waiting for the EV")
+    assert not b.ch.authorizations()  # no AuthorizeStart for it
+    snap = Box(fs=b.fs.reboot()).journal.sessions()[HSID]  # on flash before the answer
+    assert (snap["ev"], snap["pv"], snap["p"]) == (EVCO, "DE-8EO", "authorized")
+    b.ch.meter(0, 1000, 5000)
+    b.ch.remote(stop_cmd())
+    sent = b.sent()
+    assert [m.get("Type", "CDR") for m in sent] == ["Start", "End", "CDR"]
+    for m in sent:
+        assert m["SessionID"] == HSID
+        assert m["Identification"] == {"RemoteIdentification": {"EvcoID": EVCO}}
+
+
+def test_remote_commands_get_the_spec_codes_and_a_repeat_gets_the_same_answer():
+    b = Box()
+    assert b.ch.remote(start_cmd(evse="DE*ABC*E9"))[0] == "603"
+    assert b.ch.remote(start_cmd()) == ("000", "started: waiting for the EV")
+    assert b.ch.remote(start_cmd()) == ("000", "started: waiting for the EV")  # a repeat
+    assert [s.session_id for s in b.ch.evses].count(HSID) == 1
+    other = "0ac1f1b2-1111-2222-3333-444455557777"
+    assert b.ch.remote(start_cmd(sid=other)) == ("602", "EVSE in use")
+    assert b.ch.remote(start_cmd(sid=other, evse=E2, deadline=T0 - 1))[0] == "501"
+    assert b.ch.evses[1].state == "idle"  # past its deadline: refused, not started late
+    b.ch.fault(1, False, "meter 2: no valid reading in 2 polls")
+    assert b.ch.remote(start_cmd(sid="0ac1f1b2-1111-2222-3333-444455558888", evse=E2))[0] \
+        == "700"
+    assert b.ch.remote(stop_cmd(sid=other))[0] == "400"
+    assert b.ch.remote(stop_cmd(evse=E2))[0] == "602"  # not the session this EVSE runs
+    # a stop past its deadline is still carried out
+    assert b.ch.remote(stop_cmd(deadline=T0 - 60)) == ("000", "stopped")
+    assert b.ch.evses[0].state == "idle"
+    assert b.ch.remote(stop_cmd()) == ("000", "stopped")  # a repeat: the same answer
+    assert b.ch.remote(start_cmd()) == ("000", "started: waiting for the EV")  # no new one
+    assert b.ch.evses[0].state == "idle"
+    assert [m.get("Type", "CDR") for m in b.sent()] == ["CDR"]  # one 0 kWh record
+
+
+def test_a_remote_start_without_the_wall_time_is_refused():
+    b = Box(known=False)
+    assert b.ch.remote(start_cmd())[0] == "501" and b.ch.evses[0].state == "idle"
+
+
+def test_a_remote_session_whose_ev_never_comes_ends_with_an_error_and_a_0_kwh_cdr():
+    b = Box()
+    b.ch.remote(start_cmd())
+    b.now += 600000  # timing.ev_wait_s
+    b.ch.tick()
+    sent = b.sent()
+    assert [m.get("Type", "CDR") for m in sent] == ["Error", "CDR"]
+    assert sent[1]["ConsumedEnergy"] == 0.0 and b.ch.evses[0].state == "idle"
+
+
+def test_another_card_on_a_live_session_asks_authorize_stop_unjournaled():
+    b = Box()
+    b.ch.tap(A)
+    b.authorize_all()
+    b.ch.meter(0, 1000, 5000)
+    b.ch.tap(B, evse=0)  # not the starting card, on EVSE 1
+    ((i, path, body),) = b.ch.authorizations()
+    assert i == 0 and path.endswith("/authorize/stop") and "CPOPartnerSessionID" not in body
+    assert [k for k in b.journal.sessions() if k[:2] == "a:"] == []  # not journaled
+    b.ch.authorized(i, parse_authorization('{"AuthorizationStatus":"NotAuthorized",'
+                                           '"StatusCode":{"Code":"102"}}'))
+    assert b.ch.evses[0].state == "charging"  # refused: it runs on
+    b.ch.tap(B)  # one reader: the only live session is the one it can mean (EVSE 2 is free)
+    ((i, path, body),) = b.ch.authorizations()
+    assert path.endswith("/authorize/start") and i == 1  # a free EVSE: B starts there
+    b.ch.authorize_failed(i, "102")
+    b.ch.remote(start_cmd(evse=E2))  # now both are busy
+    b.ch.tap(B)
+    assert b.ch.shown[-1] == (None, "no free EVSE")  # two live sessions: which one?
+    b.ch.tap(B, evse=0)
+    ((i, path, body),) = b.ch.authorizations()
+    b.ch.authorized(i, _answer(b.ch.evses[0].session_id))
+    assert b.ch.evses[0].state == "idle"
+    assert [m.get("Type", "CDR") for m in b.sent()][-2:] == ["End", "CDR"]
+
+
+def test_each_evse_reports_its_status_latest_wins_and_a_refused_one_blocks_nothing():
+    b = Box()
+    assert [m[3] for m in b.journal.pending()] == [E1.encode() + b" Available",
+                                                    E2.encode() + b" Available"]
+    b.ch.tap(A)
+    b.authorize_all()
+    b.ch.fault(1, False, "meter 2: frozen")
+    # one Status per EVSE pending at most: the latest
+    assert [m[3] for m in b.journal.pending()] == [E1.encode() + b" Occupied",
+                                                    E2.encode() + b" OutOfService"]
+    m = b.ch.next_message()
+    assert m[1].endswith("/status-records") and m[2] == {
+        "ActionType": "update", "OperatorEvseStatus": {"OperatorID": "DE*ABC",
+                                                       "EvseStatusRecord": [
+                                                           {"EvseID": E1,
+                                                            "EvseStatus": "Occupied"}]}}
+    assert b.ch.failed(m[0], "018 inconsistent EvseID") is False  # dropped, no dead letter
+    assert b.journal.dead == [] and b.journal.stats["refused_status"] == 1
+    b.ch.meter(0, 1000, 5000)
+    b.ch.tap(A)
+    assert [m.get("Type", "CDR") for m in b.sent()] == ["Start", "End", "CDR"]
+    assert [r["OperatorEvseStatus"]["EvseStatusRecord"][0]["EvseStatus"]
+            for r in b.statuses] == ["OutOfService", "Available"]
+    n = len(b.journal.pending())
+    b.ch.push_status()  # a reconnect: every EVSE's status again
+    assert len(b.journal.pending()) == n + 2
+    c = Box(fs=b.fs.reboot())  # and at boot
+    assert [m[1] for m in c.journal.pending()] == ["Status", "Status"]

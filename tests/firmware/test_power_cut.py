@@ -43,6 +43,7 @@ class Hub:
         self.fixed = False
         self.refused = {}  # msg id -> body refused
         self.by_cpo = {}  # CPOPartnerSessionID -> SessionID: a re-sent AuthorizeStart is the same
+        self.statuses = []  # (msg id, EvseStatus) of each status push: latest wins, not checked
 
     def authorize(self, body):
         sid = self.by_cpo.get(body["CPOPartnerSessionID"])
@@ -61,6 +62,10 @@ class Hub:
         return "fail" if kind == self.refuse and not self.fixed else "ok"
 
     def receive(self, msg_id, path, body):
+        if "ActionType" in body:
+            self.statuses.append((msg_id, body["OperatorEvseStatus"]["EvseStatusRecord"][0][
+                "EvseStatus"], len(json.dumps(body, separators=(",", ":")))))
+            return
         if msg_id in self.seen:
             if self.seen[msg_id] != body:
                 raise AssertionError("resend of %s changed its body" % msg_id)
@@ -93,7 +98,8 @@ class World:
 
         def recording_add(*a, **kw):
             mid = add(*a, **kw)
-            self.journaled.append(mid)
+            if a[1] != "Status":  # a status may be superseded before it is sent: latest wins
+                self.journaled.append(mid)
             return mid
 
         journal.add = recording_add
@@ -115,7 +121,7 @@ class World:
         s = ch.evses[0]
         charging = s.state == "charging"
         if not self.stopped and s.state == "idle":
-            ch.tap(UID)  # (again, if a cut lost the authorization)
+            self.start(ch)  # (again, if a cut lost the authorization)
         for i, _path, body in ch.authorizations():
             ch.authorized(i, self.hub.authorize(body))
         for key, _path, body in ch.orphans():  # a cut between the hub's answer and the journal
@@ -125,7 +131,7 @@ class World:
         ch.meter(0, self.wh, 7000 if not self.stopped else 0)
         if s.state == "charging" and self.progress_seen() >= 3:
             self.stopped = True  # the driver has decided, even if the power fails mid-stop
-            ch.tap(UID)
+            self.stop(ch)
         hold = []
         while True:
             m = ch.next_message(hold)
@@ -146,14 +152,48 @@ class World:
             ch.journal.requeue()
         self.ms += _STEP
 
+    def start(self, ch):
+        ch.tap(UID)
+
+    def stop(self, ch):
+        ch.tap(UID)
+
     def done(self):
         return self.stopped and self.charger.evses[0].state == "idle" and \
             self.charger.next_message() is None and not self.charger.journal.dead
 
 
-def run(cut_at=0, tear_at=None, refuse=None, busy=None):
+EVCO = "DE-8EO-CAB123456-7"
+HSID = "0ac1f1b2-1111-2222-3333-444455556666"
+
+
+class RemoteWorld(World):
+    """The session is started and stopped from an app: the relay sends its command again until
+    it has the charger's answer (the broker redelivers what was not acknowledged), and the
+    start once more right after its "000" (a duplicate)."""
+
+    answers = None
+
+    def command(self, ch, cmd):
+        f = {"cmd": cmd, "session_id": HSID, "evse_id": "DE*ABC*E0001", "provider_id": "DE-8EO",
+             "deadline": T0 + 4 * 3600}
+        if cmd == "remote_start":
+            f.update(evco_id=EVCO, cpo_session_id=None, product_id=None)
+        got = ch.remote(f)  # a cut in here: no answer reached the relay
+        self.answers = (self.answers or []) + [(cmd, got[0])]
+
+    def start(self, ch):
+        self.command(ch, "remote_start")
+        if self.answers[-1] == ("remote_start", "000"):
+            self.command(ch, "remote_start")  # a duplicate right after the "yes"
+
+    def stop(self, ch):
+        self.command(ch, "remote_stop")
+
+
+def run(cut_at=0, tear_at=None, refuse=None, busy=None, world=World):
     """One whole session with power lost at operation `cut_at`; returns the world after it."""
-    w = World(FaultFs(cut_at, tear_at), Hub(refuse, busy))
+    w = world(FaultFs(cut_at, tear_at), Hub(refuse, busy))
     while True:
         try:
             if w.charger is None:
@@ -195,6 +235,7 @@ def check(w, label):
 
 
 def _every_cut(what, min_ops, **hub):
+    # hub: the Hub's refuse/busy, and world=RemoteWorld for a session started from an app
     base = run(**hub)
     check(base, what + ", no cut")
     total = base.fs.ops
@@ -223,6 +264,16 @@ def test_power_cut_at_every_write_while_dead_lettering_and_requeueing():
     assert len(w.hub.refused) == 1 and not w.charger.journal.dead
 
 
+def test_power_cut_at_every_write_of_a_remote_start_and_stop():
+    # A cut anywhere, also right after the "000": the session still completes once.
+    w = _every_cut("a remote session", 20, world=RemoteWorld)
+    assert ("remote_start", "000") in w.answers and ("remote_stop", "000") in w.answers
+    assert w.answers[:2] == [("remote_start", "000")] * 2  # the duplicate: the same answer
+    assert [s for s, _k in w.hub.order] == [HSID] * len(w.hub.order)
+    for b in w.hub.seen.values():
+        assert b["Identification"] == {"RemoteIdentification": {"EvcoID": EVCO}}, b
+
+
 def test_power_cut_at_every_write_of_an_attempt_count():
     w = _every_cut("an End retried", 20, busy="End")
     assert w.hub.busy is None  # the retry was answered
@@ -231,7 +282,11 @@ def test_power_cut_at_every_write_of_an_attempt_count():
 def test_flash_bytes_per_session_within_twice_the_messages():
     w = run()
     msg_bytes = sum(len(json.dumps(b, separators=(",", ":"))) for b in w.hub.seen.values())
+    status_bytes = sum(n for _m, _s, n in w.hub.statuses)
     written = w.fs.bytes_written
-    print("flash bytes written %d for %d message bytes (%.2fx)"
-          % (written, msg_bytes, written / msg_bytes))
-    assert written <= 2 * msg_bytes, (written, msg_bytes)
+    print("flash bytes written %d for %d message bytes, %d of them %d status pushes (%.2fx)"
+          % (written, msg_bytes + status_bytes, status_bytes, len(w.hub.statuses),
+             written / (msg_bytes + status_bytes)))
+    # the boot's Available was superseded by Occupied before the world sent it: latest wins
+    assert [s for _m, s, _n in w.hub.statuses] == ["Occupied", "Available"]
+    assert written <= 2 * (msg_bytes + status_bytes), (written, msg_bytes, status_bytes)

@@ -170,8 +170,76 @@ def test_stop_identification_from_hub_stops_too():
     s.tap(UID)
     s.authorized(ok_reply(stop=("A1B2C3D4",)))
     s.meter(1000, 5000)
-    assert s.tap("DEADBEEF")[0][0] == "show"  # a stranger's card does nothing
     assert kinds(s.tap("A1B2C3D4")) == ["End", "CDR", "show"]
+
+
+def not_authorized():
+    return parse_authorization('{"AuthorizationStatus":"NotAuthorized",'
+                               '"StatusCode":{"Code":"102","Description":"no"}}')
+
+
+def test_another_card_asks_authorize_stop_and_only_an_authorized_one_stops():
+    s, t, _ = charging()
+    eff = s.tap("DEADBEEF")
+    assert kinds(eff) == ["authorize", "show"]
+    path, body = eff[0][1], eff[0][2]
+    assert path.endswith("/authorize/stop") and body["SessionID"] == SID
+    assert body["Identification"] == {"RFIDMifareFamilyIdentification": {"UID": "DEADBEEF"}}
+    assert s.tap("CAFEBABE") == [("show", "busy")]  # one AuthorizeStop at a time
+    eff = s.authorized(not_authorized())
+    assert s.state == CHARGING and eff == [("show", "not stopped: 102 no")]
+    s.tap("DEADBEEF")
+    assert s.authorize_failed("hub unreachable") == [("show", "not stopped: hub unreachable")]
+    assert s.state == CHARGING
+    s.tap("DEADBEEF")
+    t.t += 15000  # the authorize timeout: the question is dropped, the session runs on
+    assert s.tick() == [("cancel",), ("show", "stop check timed out")]
+    s.tap("DEADBEEF")
+    assert kinds(s.authorized(ok_reply())) == ["End", "CDR", "show"] and s.state == IDLE
+
+
+EVCO = "DE-8EO-CAB123456-7"
+HSID = "0ac1f1b2-1111-2222-3333-444455556666"
+REMOTE = {"RemoteIdentification": {"EvcoID": EVCO}}
+
+
+def test_a_remote_start_charges_with_the_evco_id_in_every_message():
+    s, t = make()
+    eff = s.remote_start(HSID, EVCO, "DE-8EO", "cpo-7", "AC_1")
+    assert kinds(eff) == ["save", "show"] and s.state == AUTHORIZED
+    snap = eff[0][1]
+    assert (snap["sid"], snap["ev"], snap["pv"], snap["cpo"], snap["pp"], snap["uid"]) == (
+        HSID, EVCO, "DE-8EO", "cpo-7", "AC_1", None)
+    start = body_of(s.meter(10000, 3700), "Start")
+    t.t += 300000
+    prog = body_of(s.meter(11000, 3700), "Progress")
+    stop = s.remote_stop()
+    for b in (start, prog, body_of(stop, "End"), body_of(stop, "CDR")):
+        assert b["Identification"] == REMOTE and b["SessionID"] == HSID, b
+        assert b["CPOPartnerSessionID"] == "cpo-7" and b["PartnerProductID"] == "AC_1", b
+    assert s.state == IDLE and s.remote_start(HSID, EVCO, "DE-8EO") is not None
+
+
+def test_a_remote_start_whose_ev_never_comes_ends_with_an_error_and_a_0_kwh_cdr():
+    s, t = make(ev_wait_s=120)
+    s.remote_start(HSID, EVCO, "DE-8EO")
+    t.t += 120000
+    eff = s.tick()
+    assert kinds(eff) == ["Error", "CDR", "show"] and s.state == IDLE
+    err = body_of(eff, "Error")
+    assert err["ErrorType"] == "ConnectorError" and err["Identification"] == REMOTE
+    assert body_of(eff, "CDR")["ConsumedEnergy"] == 0.0
+
+
+def test_a_remote_session_survives_a_restart_with_its_evco_id():
+    s, t = make()
+    snap = s.remote_start(HSID, EVCO, "DE-8EO")[0][1]
+    s2, _ = make()
+    s2.restore(snap, 5000)
+    assert (s2.state, s2.evco, s2.provider, s2.product) == (AUTHORIZED, EVCO, "DE-8EO", None)
+    assert body_of(s2.meter(5000, 3700), "Start")["Identification"] == REMOTE
+    # a card on a remote session: only the hub can let it stop (AuthorizeStop)
+    assert kinds(s2.tap(UID)) == ["authorize", "show"]
 
 
 def test_unplug_stops_and_ev_timeout_closes_with_zero_kwh_cdr():

@@ -121,7 +121,10 @@ async def full_sessions(tmp, pki=None):
             assert s["errors"] == 0 and s["duplicates"] == 0
             assert s["cdr"]["ConsumedEnergy"] > 0
         st = rig.agent.stats()
-        assert st["delivered"] == 8 and st["failed"] == 0 and st["restarts"] == 0
+        # 8 session messages, and the EVSEs' status pushes (latest wins: some superseded)
+        pushed = [e for e in hub.exchanges if e["operation"] == "PushEvseStatus"]
+        assert len(pushed) >= 2 and {e["code"] for e in pushed} == {"000"}
+        assert st["delivered"] == 8 + len(pushed) and st["failed"] == 0 and st["restarts"] == 0
         assert not [ln for ln in rig.lines if "crashed" in ln or "link:" in ln], rig.lines
         return hub, rig
     finally:

@@ -48,7 +48,9 @@ def test_fleet_of_20_chargers_x_5_sessions_all_acknowledged(tmp_path):
     assert s["ok"] and s["chargers"] == 20 and s["chargers_done"] == 20
     assert s["sessions"] == s["sessions_planned"] == 100
     # each session: Start, 2..3 Progress, End, CDR, all delivered, none left
-    assert 100 * 5 <= s["journaled"] == s["delivered"] and s["failed"] == s["pending"] == 0
+    # (and each EVSE's status pushes: latest wins, so a superseded one is never delivered)
+    assert 100 * 5 <= s["delivered"] and s["failed"] == s["pending"] == 0
+    assert s["journaled"] == s["delivered"] + s["superseded"]
     assert s["hub"]["sessions"] == 100 and set(s["hub"]["codes"]) == {"000"}
     assert "sim [" in r.stderr  # the progress bar
 
@@ -88,7 +90,7 @@ def test_a_cdr_refused_for_good_exits_nonzero(tmp_path):
                      _scenario(tmp_path, doc)))
     assert r.returncode == 1, r.stderr[-2000:]
     assert not s["ok"] and s["sessions"] == 2 and s["failed"] == 2 and s["pending"] == 0
-    assert s["delivered"] == s["journaled"] - 2
+    assert s["delivered"] == s["journaled"] - 2 - s["superseded"]  # (statuses superseded)
     assert r.stderr == ""  # --quiet
 
 
