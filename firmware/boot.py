@@ -5,7 +5,7 @@ import sys
 print("cp-agent on %s, MicroPython %s" % (
     sys.platform, ".".join(str(v) for v in sys.implementation.version[:3])))
 try:
-    os.stat("nowdt")  # boards/mcu.py NOWDT, written by tools/deploy.py while it copies
+    os.stat("nowdt")  # cpagent/boards/mcu.py NOWDT, written by tools/deploy.py while it copies
     print("/nowdt: the watchdog stays off; 'mpremote rm :nowdt + reset' arms it again")
 except OSError:
     pass

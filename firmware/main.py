@@ -4,11 +4,11 @@ import sys
 from cpagent import app
 
 if sys.platform == "esp32":
-    from boards.esp32 import Board
+    from cpagent.boards.esp32 import Board
 elif sys.platform == "rp2":
-    from boards.rp2 import Board
+    from cpagent.boards.rp2 import Board
 elif sys.platform == "webassembly":
-    from boards.wasm import Board
+    from cpagent.boards.wasm import Board
 else:
     raise ImportError("main.py: no board for sys.platform %r" % sys.platform)
 

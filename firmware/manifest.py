@@ -16,10 +16,17 @@ metadata(
 
 options.defaults(port_manifest="$(PORT_DIR)/boards/manifest.py")
 include(options.port_manifest)
-# boards/mcu.py sets the clock with ntptime: the ESP32's manifest has it already, the rp2 port's
-# has it only in the Pico W's board manifest (bundle-networking), which this one replaces.
+# cpagent/boards/mcu.py sets the clock with ntptime: the ESP32's manifest has it already, the
+# rp2 port's has it only in the Pico W's board manifest (bundle-networking), which this one
+# replaces.
 require("ntptime")
 
-package("cpagent")
-# Both ports' board modules: each a few hundred bytes, and main.py imports only its own.
-package("boards", files=("__init__.py", "mcu.py", "esp32.py", "rp2.py"))
+# The core by name (a module added to cpagent/ is added here), the codec, uplinks and drivers
+# whole, of the board layers both ports' (each a few hundred bytes; main.py imports only its own)
+# and not host.py nor wasm.py.
+package("cpagent", files=("__init__.py", "agent.py", "app.py", "charger.py", "clock.py",
+                          "config.py", "fsio.py", "journal.py", "session.py"))
+package("cpagent/oicp")
+package("cpagent/uplink")
+package("cpagent/drivers")
+package("cpagent/boards", files=("__init__.py", "mcu.py", "esp32.py", "rp2.py"))

@@ -22,7 +22,7 @@ import tls_unix  # noqa: E402  (skipped with a line of reason unless MPY_UNIX na
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmware")]
 from cpagent import config  # noqa: E402
-from cpagent.meter_maps import MODELS, plan  # noqa: E402
+from cpagent.drivers.meter_maps import MODELS, plan  # noqa: E402
 
 BAUD = 9600
 

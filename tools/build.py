@@ -22,15 +22,15 @@ RECIPE = "manifest.py"
 
 def modules(target=None):
     """The .py files under firmware/ that an image for `target` holds (None: all), relative paths
-    in a stable order. Of firmware/boards/, an image holds its port's board modules only
-    (stubcheck.BOARDS: the port's own and the shared boards/mcu.py); host.py and wasm.py are in
-    none."""
+    in a stable order. Of firmware/cpagent/boards/, an image holds its port's board modules only
+    (stubcheck.BOARDS: the port's own and the shared boards/mcu.py); host.py and wasm.py
+    are in none."""
     found = []
     for top, dirs, files in os.walk(FIRMWARE):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
             rel = os.path.relpath(os.path.join(top, name), FIRMWARE).replace(os.sep, "/")
-            board = rel.startswith("boards/") and name != "__init__.py"
+            board = rel.startswith("cpagent/boards/") and name != "__init__.py"
             if name.endswith(".py") and rel != RECIPE and (
                     target is None or not board or rel in stubcheck.BOARDS[target]):
                 found.append(rel)

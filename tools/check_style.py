@@ -5,7 +5,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
-# Only the board layer (firmware/boards/) and main.py may touch the hardware and the network.
+# Only the board layer (cpagent/boards/) and main.py may touch the hardware and the network.
 HARDWARE = {"machine", "network", "socket", "ssl", "tls", "esp32", "rp2", "bluetooth"}
 
 
@@ -13,7 +13,7 @@ def problems(path, rel):
     with open(path, encoding="utf-8") as f:
         text = f.read()
     tree = ast.parse(text, rel)
-    board = rel.startswith("boards" + os.sep) or rel == "main.py"
+    board = rel.startswith(os.path.join("cpagent", "boards") + os.sep) or rel == "main.py"
     if not text.startswith('"""') or not text.split("\n", 1)[0].strip('"').strip():
         yield "%s:1: module needs a one-line header docstring" % rel
     for node in ast.walk(tree):

@@ -38,10 +38,12 @@ MPREMOTE = os.path.join(os.path.dirname(sys.executable), "mpremote")
 BOARDS = ("esp32", "rp2")
 RETRIES = 5
 NOWDT = "nowdt"  # boards/mcu.py NOWDT
+# The folders of the agent's modules on the flash (firmware/cpagent/ and its packages).
+PACKAGES = ("cpagent", "cpagent/oicp", "cpagent/uplink", "cpagent/drivers", "cpagent/boards")
 # Scripts run on the device; double quotes inside, so that the shell lines --dry-run prints
 # stay readable.
 _HOLD = ("import os\n"
-         "for d in (\"cpagent\", \"boards\"):\n"
+         "for d in (" + ", ".join('\"%s\"' % d for d in PACKAGES) + "):\n"
          "    try:\n"
          "        for f in os.listdir(d):\n"
          "            if f[-3:] == \".py\"%s:\n"
@@ -100,7 +102,7 @@ def load_config(path, board=None):
 
 def _board_class(board):
     """The constants of boards/<board>.py's class, read from its source (it imports machine)."""
-    with open(os.path.join(ROOT, "firmware", "boards", board + ".py")) as f:
+    with open(os.path.join(ROOT, "firmware", "cpagent", "boards", board + ".py")) as f:
         tree = ast.parse(f.read())
     found = {}
     for cls in tree.body:
@@ -111,7 +113,7 @@ def _board_class(board):
 
 
 def limits(board):
-    """(UARTS, WDT_MAX_S) of boards/<board>.py."""
+    """(UARTS, WDT_MAX_S) of cpagent/boards/<board>.py."""
     found = _board_class(board)
     return found["UARTS"], found["WDT_MAX_S"]
 
@@ -212,14 +214,14 @@ def unused(cfg):
     they cost no flash. The MQTT uplink needs the HTTP one (its reply classification)."""
     out = set()
     if cfg["uplink"]["kind"] != "mqtt":
-        out.update(("mqtt", "mqtt_client", "uplink_mqtt"))
+        out.update(("uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote"))
     reader = cfg["reader"]["type"]
-    out.update(m for t, m in (("pn532", "pn532"), ("rdm6300", "rdm6300"), ("line", "line_reader"))
-               if t != reader)
+    out.update("drivers/" + m for t, m in (
+        ("pn532", "pn532"), ("rdm6300", "rdm6300"), ("line", "line_reader")) if t != reader)
     if cfg["meter"]["model"] == "none":
-        out.update(("meter", "meter_maps", "modbus", "modbus_client"))
+        out.update("drivers/" + m for m in ("meter", "meter_maps", "modbus", "modbus_client"))
         if reader == "none":
-            out.add("tap")
+            out.add("drivers/tap")
     return out
 
 
@@ -235,8 +237,8 @@ def stage(board, config_path, certs, dist, out, cfg=None, frozen=False):
     out = os.path.join(out, board)
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(src, out)
-    for d in ("cpagent", "boards") if frozen else ():
-        shutil.rmtree(os.path.join(out, d))
+    if frozen:
+        shutil.rmtree(os.path.join(out, "cpagent"))
     for name in unused(cfg) if cfg and not frozen else ():
         path = os.path.join(out, "cpagent", name + ".mpy")
         if os.path.exists(path):

@@ -110,7 +110,7 @@ class Stream {
     return new Uint8Array(out);
   }
 
-  write(hex) { // boards/wasm.py sends bytes as hex text: see its Stream.write
+  write(hex) { // cpagent/boards/wasm.py sends bytes as hex text: see its Stream.write
     if (!this.sock.destroyed) this.sock.write(Buffer.from(hex, "hex"));
   }
 
@@ -255,7 +255,7 @@ try {
     }
     step("config dict", "from cpagent import app, config\n" +
       "with open(app.CONFIG, 'rb') as _f:\n    _cfg = config.load(_f.read())");
-    step("Board(cfg)", "from boards.wasm import Board\n_board = Board(_cfg)");
+    step("Board(cfg)", "from cpagent.boards.wasm import Board\n_board = Board(_cfg)");
     step("dropped", "_cfg = _board = _f = None");
     step("app.build", "_built = app.build(Board)\n_started = _built is not None");
     mp.runPython("_BASE = gc.mem_alloc()");

@@ -28,8 +28,9 @@ PORTS = {
             "micropython-stdlib-stubs"),
 }
 # port -> the board modules its image holds (firmware/ relative)
-BOARDS = {"esp32": ("boards/esp32.py", "boards/mcu.py"), "rp2": ("boards/rp2.py", "boards/mcu.py")}
-LOCAL = ("cpagent", "boards")  # firmware packages: checked by the tests, not here
+BOARDS = {"esp32": ("cpagent/boards/esp32.py", "cpagent/boards/mcu.py"),
+          "rp2": ("cpagent/boards/rp2.py", "cpagent/boards/mcu.py")}
+LOCAL = ("cpagent",)  # firmware packages: checked by the tests, not here
 
 
 def pins(path=PINS):

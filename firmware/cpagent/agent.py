@@ -7,7 +7,7 @@ from micropython import const
 from cpagent.charger import Charger
 from cpagent.clock import Clock
 from cpagent.journal import Journal
-from cpagent.link import Link
+from cpagent.uplink.link import Link
 
 _BOOT_POLL_S = const(10)  # the first meter poll may take this long (real s); boot goes on without
 _MINUTE = const(60000)
@@ -31,12 +31,12 @@ class Agent:
         self.charger = Charger(cfg, j, c)
         u = cfg["uplink"]
         if u["kind"] == "mqtt":  # each uplink imported only where it is used: RAM
-            from cpagent.uplink_mqtt import MqttUplink
+            from cpagent.uplink.mqtt import MqttUplink
 
             self.uplink = MqttUplink(u, cfg["charger_id"], b.connect, b.sleep_ms, b.real_ms,
                                      b.rand_hex, b.log)
         else:
-            from cpagent.uplink_http import HttpUplink
+            from cpagent.uplink.http import HttpUplink
 
             self.uplink = HttpUplink(u, b.connect, b.real_ms, b.log)
         self.link = Link(self.charger, self.uplink, b.sleep_ms, b.rand_hex, show=self._warn,
@@ -48,7 +48,7 @@ class Agent:
         self.bus = self.reader = None
         m = cfg["meter"]
         if m["model"] != "none":
-            from cpagent.meter import MeterBus
+            from cpagent.drivers.meter import MeterBus
 
             self.bus = MeterBus(b.meter_port(), m, [e["meter_address"] for e in cfg["evses"]],
                                 self, c.ms, cfg["timing"]["poll_s"], b.de, b.sleep_ms,
@@ -57,11 +57,11 @@ class Agent:
         t = r["type"]
         if t != "none":
             if t == "pn532":
-                from cpagent.pn532 import Pn532 as R
+                from cpagent.drivers.pn532 import Pn532 as R
             elif t == "rdm6300":
-                from cpagent.rdm6300 import Rdm6300 as R
+                from cpagent.drivers.rdm6300 import Rdm6300 as R
             else:
-                from cpagent.line_reader import LineReader as R
+                from cpagent.drivers.line_reader import LineReader as R
             self.reader = R(b.reader_port(), b.real_ms, r["hold_ms"], on_error=self._warn)
 
     # --- the meter's sink and the reader's callback: each event wakes the link ---------------
@@ -228,7 +228,7 @@ class Agent:
     def command(self, env):
         """A command envelope from the downlink: {"v":1,"cmd":"requeue","msg_id":null|"<id>"},
         or a remote start or stop (remote.py), answered on the up topic."""
-        from cpagent import remote  # only an MQTT charger gets commands: RAM
+        from cpagent.oicp import remote  # only an MQTT charger gets commands: RAM
 
         c = env.get("cmd")
         m = env.get("msg_id")

@@ -10,7 +10,7 @@ the flash consistent (see session.py and journal.py).
 """
 from micropython import const
 
-from cpagent import oicp
+from cpagent.oicp import build as oicp
 from cpagent.session import AUTHORIZING, IDLE, Session
 
 _MAX_SHOWN = const(16)  # recent messages for the display/log; the oldest is dropped

@@ -3,7 +3,7 @@ import json
 
 from micropython import const
 
-from cpagent.oicp_ids import FieldError, check_evse_id, check_operator_id
+from cpagent.oicp.ids import FieldError, check_evse_id, check_operator_id
 
 
 class ConfigError(ValueError):
@@ -273,7 +273,7 @@ def load(text):
 
 def check_board(c, uarts, wdt_max_s):
     """A loaded config against a MicroPython board's limits (its UART numbers, its watchdog's
-    longest timeout); boards/mcu.py at boot and tools/deploy.py before copying."""
+    longest timeout); cpagent/boards/mcu.py at boot and tools/deploy.py before copying."""
     if c["wifi"] is None:
         _need("wifi", "required on this board (ssid and password)")
     for what, used in (("reader", c["reader"]["type"] != "none"),

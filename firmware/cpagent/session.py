@@ -21,8 +21,8 @@ cumulative register and finishes a stop that a power cut interrupted.
 """
 from micropython import const
 
-from cpagent import oicp
 from cpagent.clock import unix_from_iso
+from cpagent.oicp import build as oicp
 
 IDLE = "idle"
 AUTHORIZING = "authorizing"

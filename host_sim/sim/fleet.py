@@ -13,10 +13,9 @@ import os
 import sys
 import time
 
-from boards.host import HostBoard
-
 from cpagent import config as fw_config
 from cpagent.agent import Agent
+from cpagent.boards.host import HostBoard
 from cpagent.session import AUTHORIZING, IDLE
 from host_sim.virtual.ev import EvLoad
 from host_sim.virtual.meter import VirtualMeter

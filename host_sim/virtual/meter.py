@@ -1,11 +1,11 @@
 """Virtual Modbus RTU energy meters: each model's register layout, fed by an EV or fixed values.
 
 The layouts are written here from the meter makers' maps on purpose, apart from the firmware's
-cpagent/meter_maps.py, so that tests of the firmware against these meters check its maps.
+cpagent/drivers/meter_maps.py, so that tests of the firmware against these meters check its maps.
 """
 import struct
 
-from cpagent.modbus import crc16
+from cpagent.drivers.modbus import crc16
 
 # quantity -> value from a reading (wh, w, volts, amps); "exp_wh" etc. are registers a real meter
 # has next to the ones the agent reads (export energy, frequency) so a poll may span them.

@@ -1,5 +1,5 @@
 """A virtual PN532 in HSU mode: answers the host's command frames with ACK + reply, one card."""
-from cpagent.pn532 import ACK, CHIP, FRAME, GOT_ACK, GOT_NACK, HOST, NEED, frame, scan
+from cpagent.drivers.pn532 import ACK, CHIP, FRAME, GOT_ACK, GOT_NACK, HOST, NEED, frame, scan
 
 _ERROR = b"\x00\x00\xff\x01\xff\x7f\x81\x00"  # the PN532's "syntax error" frame
 _FIRMWARE = b"\x03\x32\x01\x06\x07"  # GetFirmwareVersion reply: IC PN532, v1.6, ISO A/B + 18092

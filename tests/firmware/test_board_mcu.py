@@ -196,7 +196,7 @@ _FAKES = (("machine", Machine), ("network", Network), ("ntptime", Ntp), ("tls", 
           ("esp32", Esp32))
 for _name, _mod in _FAKES:
     sys.modules[_name] = _mod
-from boards import esp32, mcu, rp2  # noqa: E402  (after the fakes)
+from cpagent.boards import esp32, mcu, rp2  # noqa: E402  (after the fakes)
 
 for _name, _mod in _FAKES:
     del sys.modules[_name]  # the boards hold them; nothing else in this process sees them

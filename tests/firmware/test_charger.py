@@ -6,7 +6,7 @@ from faultfs import FaultFs
 from cpagent.charger import Charger
 from cpagent.clock import Clock
 from cpagent.journal import Journal
-from cpagent.oicp_replies import parse_authorization
+from cpagent.oicp.replies import parse_authorization
 
 T0 = 1795320000
 CFG = {

@@ -2,7 +2,7 @@
 import asyncio
 
 from check import arun
-from cpagent.http_client import MAX_BODY, HttpClient, HttpError
+from cpagent.uplink.http_client import MAX_BODY, HttpClient, HttpError
 
 CLOSE = "close"  # the peer closes without a reply
 HANG = "hang"  # the peer never answers

@@ -10,9 +10,14 @@ def _folder(pkg):
 
 
 def test_every_cpagent_module_imports():
-    names = sorted(n[:-3] for n in os.listdir(_folder(cpagent))
-                   if n.endswith(".py") and n != "__init__.py")
-    assert len(names) >= 25 and "agent" in names and "uplink_mqtt" in names
+    # The core at the top, the codec, uplinks and drivers in their packages (the board layers:
+    # below, each port its own).
+    names = []
+    for pkg in ("", "oicp", "uplink", "drivers"):
+        folder = _folder(cpagent) + ("/" + pkg if pkg else "")
+        names.extend((pkg + "." if pkg else "") + n[:-3] for n in sorted(os.listdir(folder))
+                     if n.endswith(".py") and n != "__init__.py")
+    assert len(names) >= 26 and "agent" in names and "uplink.mqtt" in names, names
     for name in names:
         __import__("cpagent." + name)
         assert ("cpagent." + name) in sys.modules, name
@@ -22,10 +27,10 @@ def test_this_runtimes_board_imports():
     # The ESP32 and Pico W boards import machine/network: tests/host/test_board_stubs.py checks
     # them against the ports' API stubs, tests/firmware/test_board_mcu.py runs them on fakes.
     if sys.implementation.name == "micropython":
-        from boards import wasm
+        from cpagent.boards import wasm
 
         assert wasm.Board
     else:
-        from boards import host
+        from cpagent.boards import host
 
         assert host.HostBoard

@@ -4,7 +4,7 @@ import asyncio
 from fakeport import FakePort
 
 from check import arun, raises, raises_naming, stop
-from cpagent.line_reader import LineReader, parse
+from cpagent.drivers.line_reader import LineReader, parse
 
 
 def test_plain_and_separated_uids_normalise_to_upper_hex():

@@ -3,7 +3,7 @@ Retry-After, dead letters, stop, AuthorizeStarts, answers that are not the hub's
 import asyncio
 
 from check import arun
-from cpagent.link import Link, about_the_message
+from cpagent.uplink.link import Link, about_the_message
 
 RETRY = ("retry", "hub unreachable: [Errno 111] ECONNREFUSED", 0)  # the whole link backs off
 BUSY = ("retry", "HTTP 503 hub unavailable: 500 hub busy", 0)  # about this message
@@ -396,7 +396,7 @@ def test_orphaned_authorize_starts_are_resent_after_the_taps_and_resolved():
 def test_the_classifiers_answers_go_to_the_right_scope():
     # The contract with uplink_http.classify: the hub's 503 with its error form and a 408 hold
     # one session; a proxy's HTML 404, a 429 and an unreached hub back off the whole link.
-    from cpagent.uplink_http import classify
+    from cpagent.uplink.http import classify
 
     p = "/api/oicp/notificationmgmt/v11/charging-notifications"
     fault = b'{"StatusCode":{"Code":"001","Description":"busy"}}'

@@ -4,8 +4,8 @@ import asyncio
 from fakeport import FakePort
 
 from check import arun, raises_naming, stop
-from cpagent.meter import MeterBus, MeterHealth
-from cpagent.modbus import crc16
+from cpagent.drivers.meter import MeterBus, MeterHealth
+from cpagent.drivers.modbus import crc16
 
 
 class Sink:

@@ -4,7 +4,7 @@ from test_charger import A, Box
 from test_meter import Bank, abb
 
 from check import arun
-from cpagent.meter import MeterBus
+from cpagent.drivers.meter import MeterBus
 
 CFG = {"model": "abb_b23", "baud": 9600, "timeout_ms": 20, "retries": 0, "dead_polls": 2}
 

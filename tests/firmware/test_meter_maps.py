@@ -1,6 +1,6 @@
 """Meter maps: each model decoded from literal register bytes, request plans, "not available"."""
 from check import raises_naming
-from cpagent.meter_maps import MODELS, custom, decode, plan, step
+from cpagent.drivers.meter_maps import MODELS, custom, decode, plan, step
 
 H = bytes.fromhex
 

@@ -1,6 +1,6 @@
 """Modbus RTU codec: the CRC and frame vectors of the hardware research, reply scan and resync."""
 from check import raises, raises_naming
-from cpagent.modbus import ModbusError, crc16, request, scan
+from cpagent.drivers.modbus import ModbusError, crc16, request, scan
 
 H = bytes.fromhex
 

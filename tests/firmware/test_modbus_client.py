@@ -4,8 +4,8 @@ import asyncio
 from fakeport import FakePort
 
 from check import ClosedPort, arun
-from cpagent.modbus import ModbusError
-from cpagent.modbus_client import ModbusClient
+from cpagent.drivers.modbus import ModbusError
+from cpagent.drivers.modbus_client import ModbusClient
 
 H = bytes.fromhex
 REQ = H("01040000000271CB")  # unit 1 reads V L1 (2 input registers from 0)

@@ -1,7 +1,7 @@
 """MQTT 3.1.1 codec: frames computed by hand from the spec, the stream parser and its limits."""
 from check import raises_naming
-from cpagent import mqtt
-from cpagent.mqtt import CONNACK, PINGRESP, PUBACK, PUBLISH, SUBACK, MqttError, Parser
+from cpagent.uplink import mqtt_codec as mqtt
+from cpagent.uplink.mqtt_codec import CONNACK, PINGRESP, PUBACK, PUBLISH, SUBACK, MqttError, Parser
 
 
 def parse(data, step=None):

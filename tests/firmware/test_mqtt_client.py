@@ -3,8 +3,8 @@ backoff, packet id wrap, malformed packets. Board time is a fake clock that slee
 import asyncio
 
 from check import arun, stop
-from cpagent import mqtt
-from cpagent.mqtt_client import MqttClient
+from cpagent.uplink import mqtt_codec as mqtt
+from cpagent.uplink.mqtt_client import MqttClient
 
 CFG = {"host": "broker", "port": 1883, "tls": False, "user": "cp-1", "password": "pw",
        "timeout_s": 5, "keepalive_s": 10}

@@ -2,8 +2,8 @@
 import json
 
 from check import raises, raises_naming
-from cpagent import oicp
-from cpagent.oicp_ids import FieldError
+from cpagent.oicp import build as oicp
+from cpagent.oicp.ids import FieldError
 
 OP = "DE*ABC"
 EVSE = "DE*ABC*E1234"

@@ -1,6 +1,6 @@
 """OICP ID validators: literal valid and invalid vectors, including the spec's own bad examples."""
 from check import raises, raises_naming
-from cpagent.oicp_ids import (
+from cpagent.oicp.ids import (
     FieldError,
     check_datetime,
     check_evco_id,

@@ -1,6 +1,6 @@
 """OICP reply parsers: literal hub answers in, Reply fields out; bad input only as ReplyError."""
 from check import raises, raises_naming
-from cpagent.oicp_replies import (
+from cpagent.oicp.replies import (
     STATUS,
     Reply,
     ReplyError,

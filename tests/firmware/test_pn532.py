@@ -4,7 +4,7 @@ import asyncio
 from fakeport import FakePort
 
 from check import ClosedPort, arun, raises_naming, stop
-from cpagent.pn532 import (
+from cpagent.drivers.pn532 import (
     ACK,
     BAD_DCS,
     BAD_LCS,
@@ -18,7 +18,7 @@ from cpagent.pn532 import (
     Pn532,
     frame,
 )
-from cpagent.pn532 import scan as scan_
+from cpagent.drivers.pn532 import scan as scan_
 
 # LEN = TFI + body bytes, LCS = -LEN, DCS = -(TFI + body) (all & 0xFF).
 SAM = b"\x00\x00\xff\x05\xfb\xd4\x14\x01\x14\x01\x02\x00"  # D4+14+01+14+01 = 0xFE -> DCS 02

@@ -16,7 +16,7 @@ from faultfs import FaultFs, PowerCut
 from cpagent.charger import Charger
 from cpagent.clock import Clock
 from cpagent.journal import Journal
-from cpagent.oicp_replies import parse_authorization
+from cpagent.oicp.replies import parse_authorization
 
 UID = "04A1B2C3D4E5F6"
 T0 = 1795320000

@@ -4,7 +4,7 @@ import asyncio
 from fakeport import FakePort
 
 from check import arun, raises_naming, stop
-from cpagent.rdm6300 import Rdm6300, parse
+from cpagent.drivers.rdm6300 import Rdm6300, parse
 
 # "14" version, "008EC793" tag, "CE" = 14^00^8E^C7^93 (14^8E = 9A, ^C7 = 5D, ^93 = CE)
 GOOD = b"\x02\x31\x34\x30\x30\x38\x45\x43\x37\x39\x33\x43\x45\x03"

@@ -1,6 +1,6 @@
 """The relay's remote-command envelope: fields checked by name, the answer's exact bytes."""
 from check import raises_naming
-from cpagent import remote
+from cpagent.oicp import remote
 
 EVCO = "DE-8EO-CAB123456-7"
 SID = "0ac1f1b2-1111-2222-3333-444455556666"

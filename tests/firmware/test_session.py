@@ -1,7 +1,7 @@
 """Session state machine: every path from a tap to idle, with a fake clock (both runtimes)."""
 from check import raises_naming
 from cpagent.clock import Clock
-from cpagent.oicp_replies import parse_authorization
+from cpagent.oicp.replies import parse_authorization
 from cpagent.session import AUTHORIZED, AUTHORIZING, CHARGING, IDLE, PARKED, Session
 
 OP = "DE*ABC"

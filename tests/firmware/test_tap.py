@@ -4,8 +4,8 @@ import asyncio
 from fakeport import FakePort
 
 from check import ClosedPort, arun, stop
-from cpagent.line_reader import LineReader
-from cpagent.tap import Debounce, hexu, nibble
+from cpagent.drivers.line_reader import LineReader
+from cpagent.drivers.tap import Debounce, hexu, nibble
 
 
 def _clock():

@@ -2,8 +2,8 @@
 from test_http_client import Net, ok
 
 from check import arun, raises_naming
-from cpagent import oicp
-from cpagent.uplink_http import HttpUplink, parse_url
+from cpagent.oicp import build as oicp
+from cpagent.uplink.http import HttpUplink, parse_url
 
 ACK = b'{"Result":true,"StatusCode":{"Code":"000"}}'
 SID = "b2688855-7f00-0002-6d8e-48d883f6abb6"

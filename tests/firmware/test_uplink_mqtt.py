@@ -11,10 +11,10 @@ from test_mqtt_client import CFG, Broker, until
 from test_uplink_http import ACK, AUTH, SID, ack, reply, uplink
 
 from check import arun, stop
-from cpagent import oicp
 from cpagent.agent import Agent
-from cpagent.link import Link
-from cpagent.uplink_mqtt import MqttUplink
+from cpagent.oicp import build as oicp
+from cpagent.uplink.link import Link
+from cpagent.uplink.mqtt import MqttUplink
 
 START = oicp.authorize_start("DE*ABC", "04A1B2C3D4E5F6")
 
@@ -224,10 +224,10 @@ def test_the_link_sends_journal_ids_and_retries_with_the_same_id():
 
 def test_the_agent_runs_a_session_through_the_broker_and_loads_only_its_uplink():
     async def go():
-        sys.modules.pop("cpagent.uplink_mqtt", None)
+        sys.modules.pop("cpagent.uplink.mqtt", None)
         b = Board({})
         Agent(cfg("none", "none"), b)
-        assert "cpagent.uplink_mqtt" not in sys.modules
+        assert "cpagent.uplink.mqtt" not in sys.modules
         c = cfg("none", "none")
         c["uplink"] = dict(CFG, kind="mqtt")
         b = Board({})

@@ -6,10 +6,10 @@ import os
 import time
 
 import pytest
-from boards.host import HostBoard
 
 from cpagent import config
 from cpagent.agent import Agent
+from cpagent.boards.host import HostBoard
 from host_sim import certs
 from host_sim.hub.server import Hub
 from host_sim.virtual.ev import EvLoad, RealTime
@@ -214,7 +214,7 @@ def test_host_board_time_wall_clock_rtc_log_and_ports(tmp_path):
 
 
 def test_device_port_answers_writes_and_waits_for_reads():
-    from boards.host import DevicePort
+    from cpagent.boards.host import DevicePort
 
     async def go():
         p = DevicePort(lambda data: data.upper())

@@ -54,7 +54,7 @@ def test_a_name_the_port_lacks_is_refused(stubs):
 
 def test_the_real_modules_are_checked_call_by_call(stubs):
     # A slip in boards/mcu.py itself is caught: the check follows its actual calls and objects.
-    mcu = _source("boards/mcu.py")
+    mcu = _source("cpagent/boards/mcu.py")
     for old, new, words in (
         ("self.txdone = u.txdone", "self.txdone = u.tx_done", "UART has no tx_done"),
         ("rxbuf=_RXBUF, timeout=0)", "rxbuf=_RXBUF, timeout=0, flow=0)", "UART() takes no such"),
@@ -65,15 +65,15 @@ def test_the_real_modules_are_checked_call_by_call(stubs):
     ):
         assert old in mcu, old
         for port, st in stubs.items():
-            found = stubcheck.check_source(mcu.replace(old, new), "boards/mcu.py", st)
+            found = stubcheck.check_source(mcu.replace(old, new), "cpagent/boards/mcu.py", st)
             assert found and all(words in f for f in found), (port, new, found)
 
 
 def test_each_image_holds_its_own_board_modules_only():
     for port, other in (("esp32", "rp2"), ("rp2", "esp32")):
         mods = build.modules(port)
-        assert "boards/%s.py" % port in mods and "boards/mcu.py" in mods
-        assert "boards/%s.py" % other not in mods
-        assert "boards/host.py" not in mods and "boards/wasm.py" not in mods
-        assert set(stubcheck.BOARDS[port]) == {m for m in mods if m.startswith("boards/")} - {
-            "boards/__init__.py"}
+        assert "cpagent/boards/%s.py" % port in mods and "cpagent/boards/mcu.py" in mods
+        assert "cpagent/boards/%s.py" % other not in mods
+        assert "cpagent/boards/host.py" not in mods and "cpagent/boards/wasm.py" not in mods
+        assert set(stubcheck.BOARDS[port]) == {
+            m for m in mods if m.startswith("cpagent/boards/")} - {"cpagent/boards/__init__.py"}

@@ -59,7 +59,8 @@ def _read(path, mode="rb"):
 @pytest.fixture
 def site(tmp_path, monkeypatch, pki):
     for board in ("esp32", "rp2"):
-        for rel in ("boards/__init__.mpy", "boards/mcu.mpy", "boards/%s.mpy" % board,
+        for rel in ("cpagent/boards/__init__.mpy", "cpagent/boards/mcu.mpy",
+                    "cpagent/boards/%s.mpy" % board,
                     "cpagent/agent.mpy", "main.py", "boot.py"):
             p = tmp_path / "dist" / board / rel
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,7 @@ def test_dry_run_prints_the_exact_mpremote_commands_and_touches_nothing(site):
     assert cmds == [
         [M, "connect", PORT, "exec", deploy.HOLD, "+", "reset"],
         [M, "connect", PORT, "fs", "cp", "-r"] + [
-            os.path.join(st, n) for n in ("boards", "boot.py", "certs", "config.json",
+            os.path.join(st, n) for n in ("boot.py", "certs", "config.json",
                                           "cpagent", "main.py")] + [":"],
         [M, "connect", PORT, "mip", "install", "ntptime"],
         [M, "connect", PORT, "mip", "install", "github:org/lib@v1.2"],
@@ -101,9 +102,9 @@ def test_dry_run_prints_the_exact_mpremote_commands_and_touches_nothing(site):
     # The staged tree is the device's flash: the image, config.json, the certificates.
     staged = sorted(os.path.relpath(os.path.join(d, f), st) for d, _, fs in os.walk(st)
                     for f in fs)
-    assert staged == ["boards/__init__.mpy", "boards/esp32.mpy", "boards/mcu.mpy", "boot.py",
-                      "certs/client.key", "certs/client.pem", "certs/hub-ca.pem", "config.json",
-                      "cpagent/agent.mpy", "main.py"]
+    assert staged == ["boot.py", "certs/client.key", "certs/client.pem", "certs/hub-ca.pem",
+                      "config.json", "cpagent/agent.mpy", "cpagent/boards/__init__.mpy",
+                      "cpagent/boards/esp32.mpy", "cpagent/boards/mcu.mpy", "main.py"]
     assert json.loads(open(os.path.join(st, "config.json")).read()) == site.cfg
     # The ESP32's mbedTLS parses PEM: the files go as they are.
     for name in ("hub-ca.pem", "client.pem", "client.key"):
@@ -179,7 +180,7 @@ def test_certificates_the_board_cannot_use_are_refused_naming_the_file(site, pki
 
 def test_the_hold_and_release_scripts_name_the_boards_flag():
     # The watchdog stays off while /nowdt exists (boards/mcu.py); the scripts make and remove it.
-    with open(os.path.join(ROOT, "firmware", "boards", "mcu.py")) as f:
+    with open(os.path.join(ROOT, "firmware", "cpagent", "boards", "mcu.py")) as f:
         tree = ast.parse(f.read())
     flag = [n.value.value for n in tree.body if isinstance(n, ast.Assign)
             and getattr(n.targets[0], "id", "") == "NOWDT"]
@@ -200,10 +201,10 @@ def test_for_a_frozen_image_no_module_is_copied_and_old_ones_are_deleted(site, t
     assert staged == ["boot.py", "certs/client.key", "certs/client.pem", "certs/hub-ca.pem",
                       "config.json", "main.py"]
     assert cmds[0][4] == deploy.HOLD_FROZEN
-    # The hold script, run over a flash folder: every module file of cpagent/ and boards/ goes
+    # The hold script, run over a flash folder: every module file of cpagent/ and its packages goes
     # (it would shadow the frozen module), the rest stays.
     flash = tmp_path / "flash"
-    for rel in ("cpagent/agent.mpy", "cpagent/old.py", "boards/mcu.mpy", "lib/x.mpy",
+    for rel in ("cpagent/agent.mpy", "cpagent/old.py", "cpagent/boards/mcu.mpy", "lib/x.mpy",
                 "journal/0001"):
         (flash / rel).parent.mkdir(parents=True, exist_ok=True)
         (flash / rel).write_text("x")
@@ -253,7 +254,7 @@ def test_a_deploy_runs_the_steps_retrying_a_rebooting_device(site):
     # board "all": the device said rp2 (its first answers failed: asked again 2 s later)
     assert [c[3:5] for c in dev.calls[:3]] == [["exec", "import sys; print(sys.platform)"]] * 3
     assert dev.calls[3:] == cmds and naps == [2, 2]
-    assert any(p.endswith(os.path.join("stage", "rp2", "boards")) for p in cmds[1])
+    assert any(p.endswith(os.path.join("stage", "rp2", "cpagent")) for p in cmds[1])
     dev = Device(fails=3)
     deploy.main(["--port", PORT, "--board", "esp32", "--config", _write(site, site.cfg)],
                 run=dev, sleep=naps.append, echo=lambda s: None)
@@ -277,7 +278,7 @@ def test_package_json_lists_every_module_of_both_images():
     pkg = json.loads(text)
     mods = sorted(set(build.modules("esp32")) | set(build.modules("rp2")))
     assert pkg["urls"] == [[m, m] for m in mods] and pkg["deps"] == []
-    assert "boards/host.py" not in mods and "manifest.py" not in mods
+    assert "cpagent/boards/host.py" not in mods and "manifest.py" not in mods
     assert deploy.deps(path) == []
 
 
@@ -301,17 +302,15 @@ def test_a_config_the_board_would_refuse_is_refused_here(site):
         assert words in str(e.value) and dev.calls == [], e.value
 
 
+_MQTT = {"uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote"}
+_METER = {"drivers/meter", "drivers/meter_maps", "drivers/modbus", "drivers/modbus_client"}
 CONFIGS = [  # (uplink, reader, meter model): the modules each leaves off the device
-    (("http", "pn532", "sdm630"), {"mqtt", "mqtt_client", "uplink_mqtt", "rdm6300",
-                                   "line_reader"}),
-    (("mqtt", "rdm6300", "none"), {"pn532", "line_reader", "meter", "meter_maps", "modbus",
-                                   "modbus_client"}),
-    (("http", "none", "none"), {"mqtt", "mqtt_client", "uplink_mqtt", "pn532", "rdm6300",
-                                "line_reader", "meter", "meter_maps", "modbus", "modbus_client",
-                                "tap"}),
-    (("mqtt", "line", "abb_b23"), {"pn532", "rdm6300"}),
+    (("http", "pn532", "sdm630"), _MQTT | {"drivers/rdm6300", "drivers/line_reader"}),
+    (("mqtt", "rdm6300", "none"), _METER | {"drivers/pn532", "drivers/line_reader"}),
+    (("http", "none", "none"), _MQTT | _METER | {"drivers/pn532", "drivers/rdm6300",
+                                                 "drivers/line_reader", "drivers/tap"}),
+    (("mqtt", "line", "abb_b23"), {"drivers/pn532", "drivers/rdm6300"}),
 ]
-
 
 def _variant(kind, reader, model):
     with open(os.path.join(ROOT, "firmware", "config.example.json")) as f:
@@ -329,25 +328,23 @@ def test_a_deploy_leaves_out_only_modules_the_config_never_imports(variant, left
     assert deploy.unused(config.load(json.dumps(doc))) == left_out
     # The proof: the agent builds for this config from a tree without those modules.
     fw = os.path.join(ROOT, "firmware")
-    (tmp_path / "cpagent").mkdir()
-    for name in os.listdir(os.path.join(fw, "cpagent")):
-        if name.endswith(".py") and name[:-3] not in left_out:
-            (tmp_path / "cpagent" / name).write_bytes(
-                open(os.path.join(fw, "cpagent", name), "rb").read())
+    for top, _, files in os.walk(os.path.join(fw, "cpagent")):
+        rel = os.path.relpath(top, fw)
+        (tmp_path / rel).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            mod = os.path.relpath(os.path.join(top, name), os.path.join(fw, "cpagent"))[:-3]
+            if name.endswith(".py") and mod not in left_out:
+                (tmp_path / rel / name).write_bytes(open(os.path.join(top, name), "rb").read())
     script = (
         "import json, sys\n"
         "from cpagent import config\n"
         "from cpagent.agent import Agent\n"
-        "from boards.host import HostBoard\n"
+        "from cpagent.boards.host import HostBoard\n"
         "cfg = config.load(sys.argv[1])\n"
         "dev = lambda data: b''\n"
         "Agent(cfg, HostBoard(cfg, sys.argv[2], reader_dev=dev, meter_dev=dev))\n"
-        "gone = [m for m in sys.argv[3:] if 'cpagent.' + m in sys.modules]\n"
+        "gone = [m for m in sys.argv[3:] if 'cpagent.' + m.replace('/', '.') in sys.modules]\n"
         "print('imported', gone)\n")
-    (tmp_path / "boards").mkdir()
-    for name in ("__init__.py", "host.py"):
-        (tmp_path / "boards" / name).write_bytes(open(os.path.join(fw, "boards", name),
-                                                      "rb").read())
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(tmp_path), os.path.join(ROOT, "host_sim", "pyshim")]))
     out = subprocess.run([sys.executable, "-c", script, json.dumps(doc), str(tmp_path / "st")]

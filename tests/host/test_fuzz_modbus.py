@@ -6,8 +6,8 @@ from fakeport import FakePort
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cpagent.modbus import ModbusError, crc16
-from cpagent.modbus_client import ModbusClient
+from cpagent.drivers.modbus import ModbusError, crc16
+from cpagent.drivers.modbus_client import ModbusClient
 
 UNIT, FC, START = 7, 4, 0x48
 FAST = settings(max_examples=500, deadline=None, database=None,

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from check import stop
-from cpagent.line_reader import LineReader
-from cpagent.pn532 import ACK, Pn532, frame
-from cpagent.rdm6300 import Rdm6300
+from cpagent.drivers.line_reader import LineReader
+from cpagent.drivers.pn532 import ACK, Pn532, frame
+from cpagent.drivers.rdm6300 import Rdm6300
 from host_sim.virtual.pn532 import VirtualPn532
 
 RUNS = {}

@@ -4,8 +4,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cpagent.oicp_ids import check_session_id, check_uid
-from cpagent.oicp_replies import (
+from cpagent.oicp.ids import check_session_id, check_uid
+from cpagent.oicp.replies import (
     Reply,
     ReplyError,
     hub_fault,
@@ -13,7 +13,7 @@ from cpagent.oicp_replies import (
     parse_authorization,
     parse_http_error,
 )
-from cpagent.uplink_http import classify
+from cpagent.uplink.http import classify
 
 SID = "f98efba4-02d8-4fa0-b810-9a9d50d2c527"
 RUNS = {}

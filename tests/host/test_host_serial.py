@@ -3,8 +3,8 @@ import asyncio
 import os
 
 import pytest
-from boards.host import SerialPort, SerialPortError
 
+from cpagent.boards.host import SerialPort, SerialPortError
 from host_sim.virtual.pty import NullModem, PtyDevice, open_pty
 
 

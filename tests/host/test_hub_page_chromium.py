@@ -5,7 +5,7 @@ import subprocess
 
 from test_hub_server import EVSE, OP, T0, T1, UID, post, start
 
-from cpagent import oicp
+from cpagent.oicp import build as oicp
 from host_sim.hub import HubThread
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

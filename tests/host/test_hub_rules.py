@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpagent import oicp, oicp_replies
+from cpagent.oicp import build as oicp
+from cpagent.oicp import replies as oicp_replies
 from host_sim.hub import oicp_rules
 from host_sim.hub.oicp_rules import Rules, route
 

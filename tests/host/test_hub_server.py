@@ -10,7 +10,8 @@ import urllib.parse
 
 import pytest
 
-from cpagent import oicp, oicp_replies
+from cpagent.oicp import build as oicp
+from cpagent.oicp import replies as oicp_replies
 from host_sim.hub import FaultError, HubThread
 
 OP, EVSE, UID = "DE*ABC", "DE*ABC*E1", "04A1B2C3D4E5F6"

@@ -6,7 +6,8 @@ import ssl
 
 import pytest
 
-from cpagent import oicp, oicp_replies
+from cpagent.oicp import build as oicp
+from cpagent.oicp import replies as oicp_replies
 from host_sim import certs
 from host_sim.hub import HubThread
 

@@ -12,9 +12,9 @@ from cpagent.charger import Charger
 from cpagent.clock import Clock
 from cpagent.fsio import OsFs
 from cpagent.journal import Journal
-from cpagent.link import Link
 from cpagent.session import AUTHORIZED, IDLE
-from cpagent.uplink_http import HttpUplink
+from cpagent.uplink.http import HttpUplink
+from cpagent.uplink.link import Link
 from host_sim import certs
 from host_sim.hub import Hub
 

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from check import stop
-from cpagent.mqtt import REFUSED
-from cpagent.mqtt_client import MqttClient
-from cpagent.uplink_mqtt import MqttUplink
+from cpagent.uplink.mqtt import MqttUplink
+from cpagent.uplink.mqtt_client import MqttClient
+from cpagent.uplink.mqtt_codec import REFUSED
 from host_sim.broker import Broker, BrokerClient
 
 ACK = {"Result": True, "StatusCode": {"Code": "000"}}

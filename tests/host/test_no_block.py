@@ -4,11 +4,10 @@ every tap arrives within a bound."""
 import asyncio
 import time
 
-from boards.host import SerialPort
-
-from cpagent.line_reader import LineReader
-from cpagent.meter import MeterBus
-from cpagent.pn532 import Pn532
+from cpagent.boards.host import SerialPort
+from cpagent.drivers.line_reader import LineReader
+from cpagent.drivers.meter import MeterBus
+from cpagent.drivers.pn532 import Pn532
 from host_sim.virtual.ev import Fixed
 from host_sim.virtual.meter import VirtualMeter
 from host_sim.virtual.pn532 import VirtualPn532

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from cpagent import oicp, oicp_replies
+from cpagent.oicp import build as oicp
+from cpagent.oicp import replies as oicp_replies
 from host_sim import oicp_schemas
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "oicp_examples")

@@ -4,13 +4,13 @@ import asyncio
 import struct
 
 import pytest
-from boards.host import SerialPort
 from pymodbus import FramerType
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from cpagent.meter import MeterBus
-from cpagent.modbus import ModbusError
+from cpagent.boards.host import SerialPort
+from cpagent.drivers.meter import MeterBus
+from cpagent.drivers.modbus import ModbusError
 from host_sim.virtual.pty import NullModem
 
 VOLTS = (230.0, 229.5, 231.0)

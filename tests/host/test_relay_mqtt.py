@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cpagent import oicp
+from cpagent.oicp import build as oicp
 from host_sim import certs
 from host_sim.broker import Broker, BrokerClient
 from host_sim.hub import HubThread

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpagent import oicp
+from cpagent.oicp import build as oicp
 from host_sim.relay import envelope, sessions
 from host_sim.relay.config import Config, ConfigError
 from host_sim.relay.forwarder import Hub, Unreachable

@@ -2,7 +2,7 @@
 import test_power_cut as world
 from test_session import charging, make
 
-from cpagent import oicp
+from cpagent.oicp import build as oicp
 from cpagent.session import Session
 from host_sim.oicp_schemas import validator
 

@@ -9,11 +9,11 @@ import time
 from datetime import datetime
 
 import pytest
-from boards.host import HostBoard
 from test_relay_mqtt import _window_ok, spawn_relay
 from test_sim_run import CARD, ENV, ROOT, _cmd, _run, _scenario
 
-from cpagent import mqtt
+from cpagent.boards.host import HostBoard
+from cpagent.uplink import mqtt_codec as mqtt
 from host_sim import certs
 from host_sim.broker import Broker
 from host_sim.hub import HubThread

@@ -4,8 +4,8 @@ import asyncio
 import pytest
 from fakeport import FakePort
 
-from cpagent.meter import MeterBus
-from cpagent.meter_maps import decode
+from cpagent.drivers.meter import MeterBus
+from cpagent.drivers.meter_maps import decode
 from host_sim.virtual.ev import EvLoad, Fixed
 from host_sim.virtual.meter import FAULTS, LAYOUTS, NOISE, VirtualMeter
 
@@ -113,7 +113,7 @@ def test_large_float_counter_is_within_its_resolution():
 
 def test_meter_answers_only_its_unit_and_skips_bad_crc():
     m = VirtualMeter("sdm630", unit=3, source=Fixed(wh=1000, w=0))
-    from cpagent.modbus import request
+    from cpagent.drivers.modbus import request
 
     assert m.handle(request(4, 4, 0x48, 2)) == b""
     bad = bytearray(request(3, 4, 0x48, 2))

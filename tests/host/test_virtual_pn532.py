@@ -5,7 +5,7 @@ import random
 from fakeport import FakePort
 
 from check import stop
-from cpagent.pn532 import ACK, NACK, Pn532, frame
+from cpagent.drivers.pn532 import ACK, NACK, Pn532, frame
 from host_sim.virtual.pn532 import VirtualPn532
 
 WAKE = b"\x55\x55" + bytes(15)

@@ -62,7 +62,7 @@ def _imports(name):
 def import_order():
     """What app.build imports for the test's config, leaf first (each module after all it
     imports), so that each import's heap figure is that module's own."""
-    skip = {"cpagent." + m for m in deploy.unused(config("http://127.0.0.1:1"))}
+    skip = {"cpagent." + m.replace("/", ".") for m in deploy.unused(config("http://127.0.0.1:1"))}
     order = []
 
     def visit(m):
@@ -76,7 +76,7 @@ def import_order():
                 visit(d)
         order[order.index(None)] = m
 
-    for m in ("boards.wasm", "cpagent.app"):
+    for m in ("cpagent.boards.wasm", "cpagent.app"):
         visit(m)
     return order
 

@@ -41,9 +41,11 @@ from test_agent import Board
 from test_meter import abb
 from test_pn532 import Chip
 
-from cpagent import config, oicp, oicp_replies
+from cpagent import config
 from cpagent.agent import Agent
 from cpagent.fsio import OsFs
+from cpagent.oicp import build as oicp
+from cpagent.oicp import replies as oicp_replies
 
 SAMPLE_MS = 5
 POWER = 100000  # 1 kW (0.01 W units): slow enough that the health check's frozen-register

@@ -6,12 +6,12 @@ alone (framing, CRC, scanning, decoding, debounce, asyncio switches), never the 
 import asyncio
 import time
 
-from cpagent import pn532
-from cpagent.line_reader import LineReader
-from cpagent.meter import MeterBus
-from cpagent.meter_maps import MODELS
-from cpagent.modbus import crc16
-from cpagent.rdm6300 import Rdm6300
+from cpagent.drivers import pn532
+from cpagent.drivers.line_reader import LineReader
+from cpagent.drivers.meter import MeterBus
+from cpagent.drivers.meter_maps import MODELS
+from cpagent.drivers.modbus import crc16
+from cpagent.drivers.rdm6300 import Rdm6300
 
 POLLS = 100
 TAPS = 200

@@ -32,10 +32,10 @@ for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmwar
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from boards.host import HostBoard  # noqa: E402
 from relay_throughput import cpu_s  # noqa: E402  (tools/bench: /proc CPU seconds)
 
 from cpagent.agent import Agent  # noqa: E402
+from cpagent.boards.host import HostBoard  # noqa: E402
 from host_sim.sim.fleet import Bus, charger_config  # noqa: E402
 from host_sim.virtual.ev import EvLoad, RealTime  # noqa: E402
 from host_sim.virtual.meter import VirtualMeter  # noqa: E402
@@ -240,9 +240,9 @@ def _r(x):
 
 # Each task's top coroutine: its cumulative time is the CPU the task uses while it runs (what it
 # awaits inline included); the event loop's own work (scheduling, timers) is outside all of them.
-_TASKS = (("reader task (PN532 driver + virtual PN532)", "cpagent/pn532.py", "run"),
-          ("meter task (Modbus + virtual meters)", "cpagent/meter.py", "run"),
-          ("link task (HTTP, OICP, journal)", "cpagent/link.py", "run"),
+_TASKS = (("reader task (PN532 driver + virtual PN532)", "cpagent/drivers/pn532.py", "run"),
+          ("meter task (Modbus + virtual meters)", "cpagent/drivers/meter.py", "run"),
+          ("link task (HTTP, OICP, journal)", "cpagent/uplink/link.py", "run"),
           ("ticker task", "cpagent/agent.py", "_tick"),
           ("people + probes (bench)", "fleet_capacity.py", "person"))
 

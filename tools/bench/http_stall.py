@@ -25,9 +25,9 @@ for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmwar
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from cpagent import oicp  # noqa: E402
-from cpagent.http_client import HttpClient  # noqa: E402
-from cpagent.line_reader import LineReader  # noqa: E402
+from cpagent.drivers.line_reader import LineReader  # noqa: E402
+from cpagent.oicp import build as oicp  # noqa: E402
+from cpagent.uplink.http_client import HttpClient  # noqa: E402
 from host_sim.hub.server import HubThread  # noqa: E402
 
 OP = "DE*ABC"

@@ -30,7 +30,7 @@ for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmwar
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from cpagent import oicp  # noqa: E402
+from cpagent.oicp import build as oicp  # noqa: E402
 from host_sim import certs  # noqa: E402
 from host_sim.broker import Broker  # noqa: E402
 from host_sim.relay import child  # noqa: E402

@@ -4,12 +4,13 @@ and a remote start's; the EVSE status messages among them counted apart too)."""
 import json
 import os
 
-from cpagent import config, oicp
+from cpagent import config
 from cpagent.charger import Charger
 from cpagent.clock import Clock
 from cpagent.fsio import OsFs
 from cpagent.journal import Journal
-from cpagent.oicp_replies import parse_acknowledgement, parse_authorization
+from cpagent.oicp import build as oicp
+from cpagent.oicp.replies import parse_acknowledgement, parse_authorization
 
 UIDS = ("04A1B2C3D4E5F6", "04112233445566")
 ACK = b'{"Result":true,"StatusCode":{"Code":"000"}}'

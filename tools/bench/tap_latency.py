@@ -27,10 +27,9 @@ for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmwar
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from boards.host import HostBoard  # noqa: E402
-
 from cpagent import config  # noqa: E402
 from cpagent.agent import Agent  # noqa: E402
+from cpagent.boards.host import HostBoard  # noqa: E402
 from host_sim import certs  # noqa: E402
 from host_sim.broker import Broker  # noqa: E402
 from host_sim.hub.server import HubThread  # noqa: E402

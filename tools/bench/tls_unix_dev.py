@@ -122,7 +122,7 @@ class Peak:
 
 
 async def post(agent, operator_id, out):
-    from cpagent import oicp
+    from cpagent.oicp import build as oicp
 
     path, body = oicp.authorize_start(operator_id, UID)
     before = used()
@@ -173,10 +173,9 @@ async def session(agent, card):
 def main():
     mode = sys.argv[1]
     out = {"interpreter": used()}
-    from boards.rp2 import Board
-
     from cpagent import config
     from cpagent.agent import Agent
+    from cpagent.boards.rp2 import Board
 
     class Bench(Board):
         """The Pico W board with the card reader's port replaced by the scripted card."""

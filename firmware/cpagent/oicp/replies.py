@@ -3,7 +3,7 @@ import json
 
 from micropython import const
 
-from cpagent.oicp_ids import check_provider_id, check_session_id, check_uid
+from cpagent.oicp.ids import check_provider_id, check_session_id, check_uid
 
 # Overflow policy: the first stop identifications are kept, the rest ignored.
 _MAX_STOP_UIDS = const(8)

@@ -13,8 +13,8 @@ from micropython import const
 
 from cpagent.config import ConfigError, check_board
 from cpagent.fsio import OsFs
-from cpagent.link import UP
 from cpagent.session import AUTHORIZED, CHARGING, PARKED
+from cpagent.uplink.link import UP
 
 _PARITY = {"N": None, "E": 0, "O": 1}
 _RXBUF = const(1024)  # bytes: a UART keeps ~1 s of 9600 baud while the loop is held up (TLS)
@@ -71,7 +71,8 @@ def _no_memory(e):
 
 
 class McuBoard:
-    """The board interface of cpagent.agent on MicroPython; boards/esp32.py and boards/rp2.py
+    """The board interface of cpagent.agent on MicroPython; boards/esp32.py and
+    boards/rp2.py
     give the port's defaults: UARTS (uart number -> (tx, rx) pins), DE, LED, WDT_MAX_S and
     TLS_PEM (whether the port's mbedTLS parses PEM; without, the certificate files are DER).
 

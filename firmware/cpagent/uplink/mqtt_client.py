@@ -3,7 +3,7 @@ import asyncio
 
 from micropython import const
 
-from cpagent import mqtt
+from cpagent.uplink import mqtt_codec as mqtt
 
 _MAX_FLY = const(4)  # unacknowledged publishes; publish() waits for room
 _MAX_ACKS = const(32)  # PUBACKs owed; more means the broker ignores its in-flight window

@@ -3,7 +3,7 @@ import asyncio
 
 from micropython import const
 
-from cpagent.tap import Reader, hexu, read
+from cpagent.drivers.tap import Reader, hexu, read
 
 HOST = const(0xD4)  # TFI of host -> PN532 frames
 CHIP = const(0xD5)  # TFI of PN532 -> host frames

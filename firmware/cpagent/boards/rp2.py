@@ -1,5 +1,5 @@
 """Raspberry Pi Pico W board (RP2040 and CYW43 Wi-Fi, one RS-485 transceiver) over boards.mcu."""
-from boards.mcu import McuBoard
+from cpagent.boards.mcu import McuBoard
 
 
 class Board(McuBoard):

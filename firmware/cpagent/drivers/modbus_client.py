@@ -3,8 +3,8 @@ import asyncio
 
 from micropython import const
 
-from cpagent.modbus import ModbusError, request, scan
-from cpagent.tap import read
+from cpagent.drivers.modbus import ModbusError, request, scan
+from cpagent.drivers.tap import read
 
 _CAP = const(256)  # receive buffer: the longest reply (125 registers) is 255 bytes
 _BITS = const(11)  # an RTU character: start, 8 data, parity or a 2nd stop, stop

@@ -7,7 +7,7 @@ nothing printed or stored elsewhere. Two cards differing only in that byte give 
 """
 from micropython import const
 
-from cpagent.tap import Reader, nibble
+from cpagent.drivers.tap import Reader, nibble
 
 _STX = const(2)
 _ETX = const(3)

@@ -3,7 +3,7 @@ import json
 
 from micropython import const
 
-from cpagent.oicp_ids import (
+from cpagent.oicp.ids import (
     FieldError,
     bad,
     check_datetime,

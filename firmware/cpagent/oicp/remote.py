@@ -9,7 +9,7 @@ import json
 
 from micropython import const
 
-from cpagent.oicp_ids import (
+from cpagent.oicp.ids import (
     bad,
     check_evco_id,
     check_evse_id,

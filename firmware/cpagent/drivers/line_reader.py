@@ -1,7 +1,7 @@
 """Plain serial reader: one hex UID per line, optional ':' '-' or ' ' between bytes."""
 from micropython import const
 
-from cpagent.tap import Reader, nibble
+from cpagent.drivers.tap import Reader, nibble
 
 _CAP = const(64)  # longest line kept; 20 digits with separators need 39
 _SHOW = const(24)  # bytes of a bad line quoted in the error

@@ -1,9 +1,9 @@
 """Energy meters on one Modbus bus: poll each EVSE's meter, feed the charger, report faults."""
 import asyncio
 
-from cpagent.meter_maps import MODELS, custom, decode, plan, step
-from cpagent.modbus import ModbusError
-from cpagent.modbus_client import ModbusClient
+from cpagent.drivers.meter_maps import MODELS, custom, decode, plan, step
+from cpagent.drivers.modbus import ModbusError
+from cpagent.drivers.modbus_client import ModbusClient
 
 
 async def _sleep(ms):

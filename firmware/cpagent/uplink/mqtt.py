@@ -4,9 +4,9 @@ import json
 
 from micropython import const
 
-from cpagent import oicp
-from cpagent.mqtt_client import MqttClient
-from cpagent.uplink_http import classify
+from cpagent.oicp import build as oicp
+from cpagent.uplink.http import classify
+from cpagent.uplink.mqtt_client import MqttClient
 
 _MAX_REPLIES = const(8)  # answers to remote commands waiting for the broker; the oldest goes
 

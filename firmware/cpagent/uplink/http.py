@@ -1,9 +1,10 @@
 """Direct OICP uplink: POST to the hub with HttpClient; answers sorted by whose they are."""
 from micropython import const
 
-from cpagent import oicp, oicp_replies
 from cpagent.clock import unix_from_http_date
-from cpagent.http_client import HttpClient
+from cpagent.oicp import build as oicp
+from cpagent.oicp import replies as oicp_replies
+from cpagent.uplink.http_client import HttpClient
 
 _MAX_RETRY_AFTER_S = const(3600)  # a longer Retry-After is clipped: the link must come back
 _DIGITS = "0123456789"

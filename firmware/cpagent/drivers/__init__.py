@@ -1,0 +1,1 @@
+"""The drivers (sans-IO): RFID readers, Modbus RTU, energy meters."""

@@ -1,0 +1,1 @@
+"""The uplinks: the link's supervisor, HTTP and MQTT transports, their clients."""
