@@ -62,6 +62,7 @@ def main():
     heap = mpy_bench(os.path.join(ROOT, "tools", "bench", "session_heap.py"))
     cpu = mpy_bench(os.path.join(ROOT, "tools", "bench", "drivers_cpu.py"), "mpy_async.mjs")
     live = mpy_bench(os.path.join(ROOT, "tools", "bench", "agent_heap_py.py"), "mpy_async.mjs")
+    pkg = mpy_bench(os.path.join(ROOT, "tools", "bench", "package_cost.py"))
     wire = wire_per_poll()
     results = {
         "meter_wire_per_poll_9600": wire,
@@ -71,6 +72,7 @@ def main():
         "mpy_deployed_bytes_example_config": deployed_bytes(sizes),
         "two_evse_session_heap": heap,
         "agent_heap_live_micropython": live,
+        "package_cost_micropython": pkg,
     }
     os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
     path = os.path.join(ROOT, "build", "bench.json")
@@ -85,6 +87,8 @@ def main():
           " baseline (at %s), %d B once all is delivered (target <= 16384)"
           % (live["in_send_peak_above_baseline"], live["in_send_peak_at"],
              live["end_above_baseline"]))
+    print("a sub-package of cpagent (MicroPython heap): %(package_bytes)d B over a module of"
+          " %(module_bytes)d B" % pkg)
     print("heap baseline after imports: %d B" % heap["baseline_after_imports"])
     for name, used in heap["steps"]:
         print("  %-24s %6d B above baseline" % (name, used))

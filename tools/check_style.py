@@ -1,4 +1,5 @@
-"""Checks the firmware rules that ruff cannot: board-only imports, no f-strings, no assert."""
+"""Checks the firmware rules that ruff cannot: board-only imports, the layers, no f-strings, no
+assert."""
 import ast
 import os
 import sys
@@ -7,6 +8,62 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 # Only the board layer (cpagent/boards/) and main.py may touch the hardware and the network.
 HARDWARE = {"machine", "network", "socket", "ssl", "tls", "esp32", "rp2", "bluetooth"}
+# The layers of cpagent: layer -> the layers its modules may import. The codec imports nothing of
+# the agent; drivers and uplinks do not import each other; the core uses the codec; only agent,
+# app and the board layers import across. A sub-package is a layer; agent and app are "agent",
+# clock is "clock" (the uplinks read HTTP dates with it), every other top module "core".
+LAYERS = {
+    "oicp": {"oicp"},
+    "drivers": {"drivers"},
+    "uplink": {"uplink", "oicp", "clock"},
+    "clock": {"clock"},
+    "core": {"core", "oicp", "clock"},
+    "agent": {"agent", "core", "oicp", "clock", "uplink", "drivers"},
+    "boards": {"boards", "agent", "core", "oicp", "clock", "uplink", "drivers"},
+}
+PACKAGES = ("oicp", "uplink", "drivers", "boards")
+# config checks a custom meter map against the meter's own vocabulary (host-side validation).
+EXCEPTIONS = {("cpagent.config", "cpagent.drivers.meter_maps")}
+
+
+def layer(module):
+    """"cpagent.uplink.link" -> "uplink", "cpagent.app" -> "agent", "cpagent.charger" ->
+    "core"; None outside cpagent."""
+    parts = module.split(".")
+    if parts[0] != "cpagent":
+        return None
+    name = parts[1] if len(parts) > 1 else ""
+    if name in PACKAGES or name == "clock":
+        return name
+    return "agent" if name in ("agent", "app") else "core"
+
+
+def imports(tree):
+    """(line, module) of each import; "from cpagent.oicp import ids" names cpagent.oicp.ids."""
+    pkgs = {"cpagent"} | {"cpagent." + p for p in PACKAGES}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield node.lineno, a.name
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                yield node.lineno, (node.module + "." + a.name if node.module in pkgs
+                                    else node.module)
+
+
+def layering(tree, rel):
+    """The imports of firmware/<rel> that cross its layer's bounds."""
+    if not rel.startswith("cpagent" + os.sep):
+        return
+    module = rel[:-3].replace(os.sep, ".")
+    if module.endswith(".__init__"):
+        module = module[:-9]
+    for line, name in imports(tree):
+        to = layer(name)
+        if to is not None and to not in LAYERS[layer(module)] and (
+                (module, name) not in EXCEPTIONS):
+            yield "%s:%d: %s (layer %s) imports %s (layer %s): not allowed by LAYERS" % (
+                rel, line, module, layer(module), name, to)
 
 
 def problems(path, rel):
@@ -14,6 +71,7 @@ def problems(path, rel):
         text = f.read()
     tree = ast.parse(text, rel)
     board = rel.startswith(os.path.join("cpagent", "boards") + os.sep) or rel == "main.py"
+    yield from layering(tree, rel)
     if not text.startswith('"""') or not text.split("\n", 1)[0].strip('"').strip():
         yield "%s:1: module needs a one-line header docstring" % rel
     for node in ast.walk(tree):
@@ -32,19 +90,19 @@ def problems(path, rel):
                 yield where + " time.sleep blocks the event loop"
 
 
-def main():
+def main(firmware=FIRMWARE):
     found = []
-    for top, dirs, files in os.walk(FIRMWARE):
+    for top, dirs, files in os.walk(firmware):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         for name in sorted(files):
             if name.endswith(".py"):
                 path = os.path.join(top, name)
-                found.extend(problems(path, os.path.relpath(path, FIRMWARE)))
+                found.extend(problems(path, os.path.relpath(path, firmware)))
     for p in found:
         print(p)
     if found:
         sys.exit("check_style: %d problem(s) in firmware/" % len(found))
-    print("check_style: firmware/ follows the board, f-string and assert rules")
+    print("check_style: firmware/ follows the board, layer, f-string and assert rules")
 
 
 if __name__ == "__main__":

@@ -211,10 +211,12 @@ def deps(package):
 def unused(cfg):
     """The cpagent modules this config never imports (cpagent/agent.py imports the uplink, the
     reader driver and the meter bus only where the config asks for them): left off the device,
-    they cost no flash. The MQTT uplink needs the HTTP one (its reply classification)."""
+    they cost no flash (uplink/result.py: what both uplinks share)."""
     out = set()
     if cfg["uplink"]["kind"] != "mqtt":
         out.update(("uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote"))
+    else:
+        out.update(("uplink/http", "uplink/http_client"))
     reader = cfg["reader"]["type"]
     out.update("drivers/" + m for t, m in (
         ("pn532", "pn532"), ("rdm6300", "rdm6300"), ("line", "line_reader")) if t != reader)

@@ -20,7 +20,7 @@ class Agent:
 
     Times: sessions, the meter period, the ticker and the link's backoff run on board time
     (board.ticks_ms/sleep_ms, fast in the simulator); readers' debounce and wire timeouts on
-    real time. Meter model "none": plug and power come only from charger.plug().
+    real time. Meter model "none": plug and power come only from plug().
     """
 
     def __init__(self, cfg, board):
@@ -73,6 +73,11 @@ class Agent:
     def fault(self, i, connector, info):
         self._warn(info)
         self.charger.fault(i, connector, info)
+        self.link.kick()
+
+    def plug(self, i, plugged):
+        """EVSE i's cable went in (True) or out: the board's plug pin, or a test's."""
+        self.charger.plug(i, plugged)
         self.link.kick()
 
     def tap(self, uid):

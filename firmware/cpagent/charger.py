@@ -11,7 +11,7 @@ the flash consistent (see session.py and journal.py).
 from micropython import const
 
 from cpagent.oicp import build as oicp
-from cpagent.session import AUTHORIZING, IDLE, Session
+from cpagent.session import AUTHORIZED, AUTHORIZING, CHARGING, IDLE, PARKED, Session
 
 _MAX_SHOWN = const(16)  # recent messages for the display/log; the oldest is dropped
 _MAX_REMOTE = const(8)  # answers to remote commands kept for their duplicates; the oldest goes
@@ -144,6 +144,10 @@ class Charger:
 
     def plug(self, i, plugged):
         self._apply(i, self.evses[i].plug(plugged))
+
+    def contactor(self, i):
+        """Whether EVSE i's contactor may be closed: only for an authorized session."""
+        return self.evses[i].state in (AUTHORIZED, CHARGING, PARKED)
 
     def fault(self, i, connector, info):
         if not connector:

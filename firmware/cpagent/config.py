@@ -49,10 +49,6 @@ def _url(v, p):
     _bad(p, _URL, v)
 
 
-# Quantities a custom meter map may name (units after scale): kWh, W, V, A. The first two are
-# required.
-MAP_NAMES = ("energy", "power", "voltage_l1", "voltage_l2", "voltage_l3",
-             "current_l1", "current_l2", "current_l3")
 _PATH = (_STR, None, 1, 64)  # a file on the device's flash (PEM)
 _REG = {  # one register of a custom meter map
     "addr": (_INT, _R, 0, 65535),  # register address (0-based, as sent on the wire)
@@ -237,6 +233,8 @@ def load(text):
     if (m["model"] == "custom") != (m["map"] is not None):
         _need("meter.map", "required if and only if meter.model is 'custom'")
     if m["map"] is not None:
+        from cpagent.drivers.meter_maps import MAP_NAMES  # the meter's vocabulary
+
         for n in m["map"]:
             if n not in MAP_NAMES:
                 _need("meter.map." + n, "unknown quantity (expected one of %s)"

@@ -149,8 +149,10 @@ class Journal:
         self._live = 0  # bytes of the log right after the last compaction
         self._dirty = False  # the log may end in garbage: rewrite it before appending
         self._ready = False
+        # journaled/delivered/failed: messages of this boot (the simulator's and benches' counts)
         self.stats = {"bytes_written": 0, "appends": 0, "compactions": 0,
-                      "dropped_progress": 0, "bad_records": 0, "refused_status": 0}
+                      "dropped_progress": 0, "bad_records": 0, "refused_status": 0,
+                      "journaled": 0, "delivered": 0, "failed": 0}
 
     def load(self):
         """Recover the state after boot, count bad records, drop stale tmp, persist boot + 1."""
@@ -466,6 +468,7 @@ class Journal:
         self._seq += 1
         at = self._append(rec)
         self._enqueue(self._seq, kind, tok, at, js)
+        self.stats["journaled"] += 1
         if state is not _KEEP:
             self._set(session_key, state)
         self._tidy()
@@ -495,8 +498,13 @@ class Journal:
                  str(e[5]))
         at = self._append(x)
         self._drop(e[0])
+        self.stats["failed"] += 1
         self._bury(mid, e[1], e[2], at, "damaged on flash", _NONE, len(x))
         self._export()
+
+    def count(self):
+        """How many messages are pending (cheap: no record is read)."""
+        return len(self._pend)
 
     def pending(self, limit=None):
         """[(msg_id, kind, path, body)] oldest first (the send order); `limit`: only the first."""
@@ -523,6 +531,7 @@ class Journal:
         if self._index(seq) is not None:
             self._append(_rec(_D, msg_id))
             self._drop(seq)
+            self.stats["delivered"] += 1
             self._tidy()
 
     def attempt(self, msg_id):
@@ -560,6 +569,7 @@ class Journal:
             return True
         at = self._append(x)
         self._drop(seq)
+        self.stats["failed"] += 1
         self._bury(msg_id, e[1], e[2], at, reason, _JSON if e[4] else _BYTES, len(x))
         self._export()
         self._tidy()

@@ -2,7 +2,7 @@
 import os
 import sys
 
-# The relay sorts hub answers with the firmware's own classifier (cpagent.uplink.http): its
+# The relay sorts hub answers with the firmware's own classifier (cpagent.uplink.result): its
 # modules import as on the device, `micropython` from the host shim.
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 for _p in (os.path.join(_ROOT, "firmware"), os.path.join(_ROOT, "host_sim", "pyshim")):

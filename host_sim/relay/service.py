@@ -7,7 +7,7 @@ killed at any point leaves the request with the broker, which delivers it again.
 Containment: whatever goes wrong with one message (a malformed envelope, a bug of ours) is
 answered to its charger, acknowledged, counted and logged (rate-limited), and the threads go on;
 a thread that dies anyway makes /health fail, so a supervisor restarts the relay.
-Every hub answer is sorted by the firmware's own classifier (cpagent.uplink.http.classify): one
+Every hub answer is sorted by the firmware's own classifier (cpagent.uplink.result.classify): one
 that is not the hub's (an HTML 404 of a proxy, a 502 of a gateway) reaches the charger as "not
 reached" (status 0), which it retries. Session ownership: see sessions.py.
 """
@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from cpagent.uplink.http import classify
+from cpagent.uplink.result import classify
 from host_sim.relay import envelope, sessions
 from host_sim.relay.forwarder import Hub, Reply, Unreachable
 from host_sim.relay.metrics import Metrics, Recent, Server, Throttle

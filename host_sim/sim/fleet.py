@@ -95,15 +95,11 @@ class Live:
 
     def save(self):
         self.reading()
-        e = self.ev
-        return {"p": self.params, "wh": e._wh, "soc": e.soc, "plugged": e.plugged,
-                "charging": e.charging, "on": e._on_s, "real": time.time()}
+        return dict(self.ev.save(), p=self.params, real=time.time())
 
     def load(self, d):
-        e = self.ev = EvLoad(**d["p"])
+        e = self.ev = EvLoad(**d["p"]).load(d)
         self.params = d["p"]
-        e._wh, e.soc, e.plugged, e.charging, e._on_s = d["wh"], d["soc"], d["plugged"], \
-            d["charging"], d["on"]
         # The car went on charging after the last save (and while the simulator was down): so
         # the meter never reads below what the firmware saw before a kill.
         e.advance(min(_AWAY_S, max(0.0, time.time() - d["real"]) * self.clock.speed))
@@ -189,26 +185,16 @@ class SimCharger:
         note which EVSE each authorization opened (a session may close again before anyone
         looks: an EV wait shorter than a tap at a high speed)."""
         j = self.agent.journal
-        self.counts = {"journaled": 0, "delivered": 0, "failed": 0}
-        add, delivered, failed = j.add, j.delivered, j.failed
+        self._left = 0
+        failed = j.failed
 
-        def _add(*a, **kw):
-            mid = add(*a, **kw)
-            self.counts["journaled"] += mid is not None
-            return mid
+        def _failed(mid, reason):  # the simulator's log line; the counts are the journal's
+            dead = failed(mid, reason)
+            if dead:
+                self._log("[%s] message failed for good: %s" % (self.id, reason))
+            return dead
 
-        def _delivered(mid):
-            n = len(j._pend)
-            delivered(mid)
-            self.counts["delivered"] += n - len(j._pend)
-
-        def _failed(mid, reason):
-            n = len(j._pend)
-            failed(mid, reason)
-            self.counts["failed"] += n - len(j._pend)
-            self._log("[%s] message failed for good: %s" % (self.id, reason))
-
-        j.add, j.delivered, j.failed = _add, _delivered, _failed
+        j.failed = _failed
         ch = self.agent.charger
         authorized = ch.authorized
 
@@ -221,7 +207,7 @@ class SimCharger:
         boot = ch.boot
 
         def _boot(readings):
-            self.counts["journaled"] += len(j._pend)  # left by an earlier run: still to deliver
+            self._left = j.count()  # left by an earlier run: still to deliver
             boot(readings)
             self.booted.set()
         ch.boot = _boot
@@ -255,8 +241,15 @@ class SimCharger:
     def done(self):
         return sum(c["next"] for c in self.cur["lanes"].values())
 
+    @property
+    def counts(self):
+        """What this run journaled (with what an earlier run left), delivered and failed."""
+        s = self.agent.journal.stats
+        return {"journaled": self._left + s["journaled"], "delivered": s["delivered"],
+                "failed": s["failed"]}
+
     def pending(self):
-        return len(self.agent.journal._pend)
+        return self.agent.journal.count()
 
     # --- what the charger shows -----------------------------------------------------------------
 

@@ -31,6 +31,17 @@ class EvLoad:
         self._on_s = 0.0  # seconds since charging (re)started, for the ramp
         self._wh = float(start_wh)
 
+    def save(self):
+        """The car's changing state as JSON-able data (its parameters are the caller's)."""
+        return {"wh": self._wh, "soc": self.soc, "plugged": self.plugged,
+                "charging": self.charging, "on": self._on_s}
+
+    def load(self, d):
+        """Back to a state save() gave; returns self."""
+        self._wh, self.soc, self.plugged, self.charging, self._on_s = d["wh"], d["soc"], \
+            d["plugged"], d["charging"], d["on"]
+        return self
+
     def plug(self):
         self.plugged = True
 

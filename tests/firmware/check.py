@@ -50,6 +50,34 @@ async def stop(task):
         pass
 
 
+async def until(cond, what, steps=4000, advance=None, pause=0):
+    """Let the loop run until cond(): each step advance() (e.g. board time on) if given, then a
+    sleep of `pause` s. Bounded: after `steps` an AssertionError naming `what`."""
+    import asyncio
+
+    for _ in range(steps):
+        if cond():
+            return
+        if advance is not None:
+            advance()
+        await asyncio.sleep(pause)
+    raise AssertionError("never happened: " + what)
+
+
+class Sink:
+    """A meter bus's sink: the readings and the faults it was given, in order."""
+
+    def __init__(self):
+        self.meters = []
+        self.faults = []
+
+    def meter(self, i, wh, w):
+        self.meters.append((i, wh, w))
+
+    def fault(self, i, connector, text):
+        self.faults.append((i, connector, text))
+
+
 class ClosedPort:
     """A serial port whose reads all return b"" (a closed device); writes go nowhere."""
 

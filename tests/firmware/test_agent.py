@@ -6,6 +6,7 @@ from fakeport import FakePort
 from faultfs import FaultFs
 from test_meter import Bank, abb
 
+import check
 from check import arun
 from cpagent import config
 from cpagent.agent import Agent
@@ -163,14 +164,9 @@ class Board:
         self.logs.append((level, text))
 
 
-async def until(board, cond, what, steps=2000):
+def until(board, cond, what, steps=2000):
     """Advance board time 100 ms a step (letting the loop run) until cond(); bounded."""
-    for _ in range(steps):
-        if cond():
-            return
-        board.advance(100)
-        await asyncio.sleep(0.002)
-    raise AssertionError("never happened: " + what)
+    return check.until(cond, what, steps, lambda: board.advance(100), 0.002)
 
 
 def test_a_tap_charges_stops_and_every_message_is_delivered():

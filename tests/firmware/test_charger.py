@@ -83,6 +83,20 @@ def test_taps_go_to_free_evses_and_stop_their_own_session():
     assert [m.get("Type", "CDR") for m in b.sent()] == ["Start", "End", "CDR"]
 
 
+def test_the_contactor_closes_only_for_an_authorized_session():
+    b = Box()
+    shut = lambda: [b.ch.contactor(i) for i in range(2)]  # noqa: E731
+    assert shut() == [False, False]
+    b.ch.tap(A)
+    assert shut() == [False, False]  # asked, not yet answered
+    b.authorize_all()
+    assert shut() == [True, False]
+    b.ch.plug(0, True)
+    b.ch.meter(0, 100, 4000)
+    assert shut() == [True, False]  # charging
+    b.ch.tap(A)
+    assert shut() == [False, False]  # stopped: open again
+
 def test_full_journal_refuses_new_sessions_and_drops_nothing():
     b = Box(max_messages=8)
     b.ch.tap(A)

@@ -94,6 +94,21 @@ def test_unknown_ids_are_noops_and_write_nothing():
     assert j.failures == [] and D + "/dead.jsonl" not in j._fs.files
 
 
+def test_the_counters_and_the_pending_count_follow_each_message():
+    j = _journal()
+    a = j.add("s1", "Start", P, b"start")
+    b = j.add("s1", "CDR", P, {"c": 1})
+    j.add("s2", "Start", P, b"start")
+    assert j.count() == 3 == len(j.pending())
+    j.delivered(a)
+    j.delivered(a)  # again: known no more, not counted
+    j.failed(b, "019 no")
+    j.failed("nope", "019 no")
+    s = j.stats
+    assert (s["journaled"], s["delivered"], s["failed"], j.count()) == (3, 1, 1, 1)
+    j2 = _reload(j)  # the counters are this boot's; the count is what the flash holds
+    assert (j2.stats["journaled"], j2.stats["delivered"], j2.count()) == (0, 0, 1)
+
 def test_requeue_puts_them_back_under_fresh_ids_ahead_of_their_session():
     j = _journal()
     a = j.add("s1", "Start", P, b"start")

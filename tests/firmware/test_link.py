@@ -2,7 +2,7 @@
 Retry-After, dead letters, stop, AuthorizeStarts, answers that are not the hub's."""
 import asyncio
 
-from check import arun
+from check import arun, until
 from cpagent.uplink.link import Link, about_the_message
 
 RETRY = ("retry", "hub unreachable: [Errno 111] ECONNREFUSED", 0)  # the whole link backs off
@@ -107,11 +107,7 @@ class Rig:
         self.t += ms
 
     async def until(self, cond, what):
-        for _ in range(2000):
-            if cond():
-                return
-            await asyncio.sleep(0)
-        raise AssertionError("never: " + what)
+        await until(cond, what, 2000)
 
     async def run(self, body):
         task = asyncio.create_task(self.link.run())
@@ -394,9 +390,9 @@ def test_orphaned_authorize_starts_are_resent_after_the_taps_and_resolved():
 
 
 def test_the_classifiers_answers_go_to_the_right_scope():
-    # The contract with uplink_http.classify: the hub's 503 with its error form and a 408 hold
+    # The contract with uplink/result.classify: the hub's 503 with its error form and a 408 hold
     # one session; a proxy's HTML 404, a 429 and an unreached hub back off the whole link.
-    from cpagent.uplink.http import classify
+    from cpagent.uplink.result import classify
 
     p = "/api/oicp/notificationmgmt/v11/charging-notifications"
     fault = b'{"StatusCode":{"Code":"001","Description":"busy"}}'

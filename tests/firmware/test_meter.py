@@ -3,21 +3,9 @@ import asyncio
 
 from fakeport import FakePort
 
-from check import arun, raises_naming, stop
+from check import Sink, arun, raises_naming, stop
 from cpagent.drivers.meter import MeterBus, MeterHealth
 from cpagent.drivers.modbus import crc16
-
-
-class Sink:
-    def __init__(self):
-        self.meters = []
-        self.faults = []
-
-    def meter(self, i, wh, w):
-        self.meters.append((i, wh, w))
-
-    def fault(self, i, connector, text):
-        self.faults.append((i, connector, text))
 
 
 class Bank:

@@ -2,7 +2,7 @@
 backoff, packet id wrap, malformed packets. Board time is a fake clock that sleeps advance."""
 import asyncio
 
-from check import arun, stop
+from check import arun, stop, until
 from cpagent.uplink import mqtt_codec as mqtt
 from cpagent.uplink.mqtt_client import MqttClient
 
@@ -151,14 +151,6 @@ class Rig:
     async def up(self, conns=1):
         await until(lambda: self.client.up and len(self.broker.conns) == conns
                     and len(self.sent()) >= 3, "connected")
-
-
-async def until(cond, what):
-    for _ in range(4000):
-        if cond():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("never: " + what)
 
 
 def test_connects_subscribes_and_says_online():

@@ -7,10 +7,10 @@ import sys
 from test_agent import CARD, Board, cfg
 from test_http_client import Net
 from test_link import Charger
-from test_mqtt_client import CFG, Broker, until
+from test_mqtt_client import CFG, Broker
 from test_uplink_http import ACK, AUTH, SID, ack, reply, uplink
 
-from check import arun, stop
+from check import arun, stop, until
 from cpagent.agent import Agent
 from cpagent.oicp import build as oicp
 from cpagent.uplink.link import Link

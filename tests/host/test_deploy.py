@@ -303,13 +303,14 @@ def test_a_config_the_board_would_refuse_is_refused_here(site):
 
 
 _MQTT = {"uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote"}
+_HTTP = {"uplink/http", "uplink/http_client"}
 _METER = {"drivers/meter", "drivers/meter_maps", "drivers/modbus", "drivers/modbus_client"}
 CONFIGS = [  # (uplink, reader, meter model): the modules each leaves off the device
     (("http", "pn532", "sdm630"), _MQTT | {"drivers/rdm6300", "drivers/line_reader"}),
-    (("mqtt", "rdm6300", "none"), _METER | {"drivers/pn532", "drivers/line_reader"}),
+    (("mqtt", "rdm6300", "none"), _HTTP | _METER | {"drivers/pn532", "drivers/line_reader"}),
     (("http", "none", "none"), _MQTT | _METER | {"drivers/pn532", "drivers/rdm6300",
                                                  "drivers/line_reader", "drivers/tap"}),
-    (("mqtt", "line", "abb_b23"), {"drivers/pn532", "drivers/rdm6300"}),
+    (("mqtt", "line", "abb_b23"), _HTTP | {"drivers/pn532", "drivers/rdm6300"}),
 ]
 
 def _variant(kind, reader, model):

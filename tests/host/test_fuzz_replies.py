@@ -13,7 +13,7 @@ from cpagent.oicp.replies import (
     parse_authorization,
     parse_http_error,
 )
-from cpagent.uplink.http import classify
+from cpagent.uplink.result import classify
 
 SID = "f98efba4-02d8-4fa0-b810-9a9d50d2c527"
 RUNS = {}

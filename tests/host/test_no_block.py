@@ -4,6 +4,7 @@ every tap arrives within a bound."""
 import asyncio
 import time
 
+from check import Sink
 from cpagent.boards.host import SerialPort
 from cpagent.drivers.line_reader import LineReader
 from cpagent.drivers.meter import MeterBus
@@ -23,17 +24,6 @@ class Silent:
 
     def handle(self, data):
         return b""
-
-
-class Sink:
-    def __init__(self):
-        self.meters, self.faults = [], []
-
-    def meter(self, i, wh, w):
-        self.meters.append((i, wh, w))
-
-    def fault(self, i, connector, text):
-        self.faults.append(text)
 
 
 def ms():

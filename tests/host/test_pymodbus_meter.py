@@ -8,6 +8,7 @@ from pymodbus import FramerType
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from check import Sink
 from cpagent.boards.host import SerialPort
 from cpagent.drivers.meter import MeterBus
 from cpagent.drivers.modbus import ModbusError
@@ -66,17 +67,6 @@ CASES = {
     "abb_b23": (abb_b23, 98765430, 130,
                 lambda wh: list(struct.unpack(">4H", struct.pack(">Q", wh // 10))), "N", 0x5000),
 }
-
-
-class Sink:
-    def __init__(self):
-        self.meters, self.faults = [], []
-
-    def meter(self, i, wh, w):
-        self.meters.append((i, wh, w))
-
-    def fault(self, i, connector, text):
-        self.faults.append(text)
 
 
 async def read_meter(model, server_path, agent_path):

@@ -1,9 +1,11 @@
 """Each model's VirtualMeter read by the firmware's MeterBus: values as the source says, faults."""
 import asyncio
+import json
 
 import pytest
 from fakeport import FakePort
 
+from check import Sink
 from cpagent.drivers.meter import MeterBus
 from cpagent.drivers.meter_maps import decode
 from host_sim.virtual.ev import EvLoad, Fixed
@@ -13,18 +15,6 @@ MODELS = sorted(LAYOUTS)
 # The energy register's step in Wh, per model (float32 kWh is exact to the Wh below 8192 kWh).
 STEP = {"abb_b23": 10, "em340": 100}
 PHASES = {"sdm72d": 0, "sdm120": 1}
-
-
-class Sink:
-    def __init__(self):
-        self.meters = []
-        self.faults = []
-
-    def meter(self, i, wh, w):
-        self.meters.append((i, wh, w))
-
-    def fault(self, i, connector, text):
-        self.faults.append((i, connector, text))
 
 
 class Clock:
@@ -95,6 +85,17 @@ def test_energy_rises_with_the_ev(model):
     assert seen == sorted(seen) and seen[-1] - seen[0] > 9000  # 11 kW for 50 minutes
     assert sink.faults == []
 
+
+def test_an_ev_saved_and_loaded_goes_on_as_if_never_stopped():
+    a = EvLoad(capacity_wh=20000, max_w=7400, ramp_s=5, start_wh=1234)
+    a.plug()
+    a.start()
+    a.advance(90)
+    b = EvLoad(capacity_wh=20000, max_w=7400, ramp_s=5).load(json.loads(json.dumps(a.save())))
+    assert b.reading() == a.reading() and b.energy_wh > 1234
+    a.advance(600)
+    b.advance(600)
+    assert b.reading() == a.reading() and b.soc == a.soc
 
 def test_iskra_energy_exponent_is_applied():
     m = VirtualMeter("wm3m4", source=Fixed(wh=123456789, w=0), wh_exp=1)

@@ -13,8 +13,8 @@ from micropython import const
 
 from cpagent.config import ConfigError, check_board
 from cpagent.fsio import OsFs
-from cpagent.session import AUTHORIZED, CHARGING, PARKED
 from cpagent.uplink.link import UP
+from cpagent.uplink.result import delay
 
 _PARITY = {"N": None, "E": 0, "O": 1}
 _RXBUF = const(1024)  # bytes: a UART keeps ~1 s of 9600 baud while the loop is held up (TLS)
@@ -278,13 +278,13 @@ class McuBoard:
         c = self.cfg["wifi"]
         network.hostname(self.cfg["charger_id"])
         w.active(True)
-        wait = _WIFI_MIN_MS
+        n = 0  # failed joins in a row
         while True:
             if w.isconnected():
                 if self.wifi != "up":
                     self.wifi = "up"
                     self.log(2, "wifi: up, address %s" % w.ifconfig()[0])
-                wait = _WIFI_MIN_MS
+                n = 0
                 await self.sleep_ms(1000)
                 continue
             if self.wifi == "up":
@@ -304,9 +304,10 @@ class McuBoard:
                 t += 250
             if not w.isconnected():
                 self.wifi = self._status()
+                wait = delay(n, _WIFI_MIN_MS, _WIFI_MAX_MS)
+                n = min(n + 1, 6)
                 self.log(1, "wifi: %s to %r, again in %d s" % (self.wifi, c["ssid"], wait // 1000))
                 await self.sleep_ms(wait)
-                wait = min(wait * 2, _WIFI_MAX_MS)
 
     async def _ntp(self):
         while True:
@@ -353,11 +354,10 @@ class McuBoard:
                     v = plug.value() == (0 if low else 1)
                     if v == last[i] and v != seen[i]:
                         seen[i] = v
-                        ch.plug(i, v)
-                        agent.link.kick()
+                        agent.plug(i, v)
                     last[i] = v
                 if enable:  # the contactor may close only for an authorized session
-                    enable(1 if ch.evses[i].state in (AUTHORIZED, CHARGING, PARKED) else 0)
+                    enable(1 if ch.contactor(i) else 0)
             await self.sleep_ms(_PLUG_MS)
 
     async def _watchdog(self):

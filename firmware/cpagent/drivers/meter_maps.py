@@ -2,7 +2,10 @@
 
 from micropython import const
 
-from cpagent.config import MAP_NAMES
+# Quantities a custom meter map may name (units after scale): kWh, W, V, A; the first two are
+# required (config checks a custom map against these).
+MAP_NAMES = ("energy", "power", "voltage_l1", "voltage_l2", "voltage_l3",
+             "current_l1", "current_l2", "current_l3")
 
 # Register types; 0..7 in the order of config's custom-map type names.
 _TYPES = ("u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64")

@@ -3,8 +3,8 @@ from micropython import const
 
 from cpagent.clock import unix_from_http_date
 from cpagent.oicp import build as oicp
-from cpagent.oicp import replies as oicp_replies
 from cpagent.uplink.http_client import HttpClient
+from cpagent.uplink.result import classify
 
 _MAX_RETRY_AFTER_S = const(3600)  # a longer Retry-After is clipped: the link must come back
 _DIGITS = "0123456789"
@@ -75,44 +75,6 @@ class HttpUplink:
             pass  # no usable Date: keep the last one
         return classify(path, status, data, _after(hdr.get("retry-after"), hdr.get("date")),
                         None, hdr.get("content-type"))
-
-
-def classify(path, status, data, after_ms=0, error=None, ctype=None):
-    """The answer to a POST of `path` -> Result; both uplinks and the relay sort with this.
-
-    Only the hub's own answer can refuse a message: a 2xx with an OICP body, or an HTTP error
-    whose body is the hub's error form (oicp_replies.hub_fault). Anything else (an HTML or
-    empty 404 from a proxy, a 502 from a load balancer, a redirect, a 2xx that is not OICP) is
-    ("nothub", reason, ms): the path to the hub is wrong or down, retried like a hub outage.
-    408 and 429 are retried whatever their body. From the relay: status 0 with its error text,
-    the hub was not reached or did not give its own answer (retried); a status with an error
-    text, the relay's own refusal of the envelope (4xx: a retry does not change it)."""
-    if not status:
-        return "retry", "relay: %s" % error if error else "hub not reached", after_ms
-    if error:
-        retry = status in (408, 429) or status >= 500
-        return "retry" if retry else "fail", "relay: %s" % error, after_ms if retry else 0
-    if 200 <= status < 300:
-        try:
-            r = (oicp_replies.parse_authorization if "/authorize/" in path
-                 else oicp_replies.parse_acknowledgement)(data)
-        except ValueError as e:
-            return "nothub", "not the hub's answer: HTTP %d: %s" % (status, e), 0
-        if r.ok:
-            return "ok", r, 0
-        kind = oicp_replies.classify(r.code)
-        # 000 with Result false or NotAuthorized: a plain no, which a retry does not change.
-        return "fail" if kind == "ok" else kind, "%s %s" % (r.code, r.description), 0
-    reason = oicp_replies.parse_http_error(status, data, ctype)
-    if status in (408, 429):
-        return "retry", reason, after_ms
-    code = oicp_replies.hub_fault(data)
-    if code is None:
-        return "nothub", "not the hub's answer: " + reason, after_ms
-    if status >= 500:
-        return "retry", reason, after_ms
-    kind = oicp_replies.classify(code) if code else "fail"
-    return "fail" if kind == "ok" else kind, reason, after_ms if kind == "retry" else 0
 
 
 def _after(v, date):

@@ -11,11 +11,12 @@ import asyncio
 
 from micropython import const
 
+from cpagent.uplink.result import delay
+
 _BASE_MS = const(1000)  # first backoff ceiling; doubles per retry
 _CAP_MS = const(300000)  # the ceiling stops doubling here (5 min)
 _MAX_N = const(9)  # 2**9 s > the cap: n stays small
 _IDLE_MS = const(10000)  # idle re-check, e.g. a message waiting for the wall time
-_RAND_MAX = const(65535)  # rand(2): 4 hex digits
 _MAX_HELD = const(16)  # sessions waiting for their own retry; one more backs off the whole link
 _PATH_AFTER = const(3)  # answers in a row that are not the hub's before the state says so
 
@@ -27,7 +28,7 @@ PATH = "path"  # the path to the hub is wrong: what answers is not the hub
 
 def about_the_message(reason, after_ms):
     """A retry the hub gave about this message (HTTP 408 or 5xx, no Retry-After): it holds
-    back only its session. The reason is uplink_http.classify's ("HTTP <status> ...")."""
+    back only its session. The reason is uplink/result.classify's ("HTTP <status> ...")."""
     s = reason[5:9]
     return not after_ms and reason[:5] == "HTTP " and s[3:] in ("", " ", ":") and (
         s[:3] == "408" or (s[:1] == "5" and s[:3].isdigit() and len(s) > 2))
@@ -186,7 +187,7 @@ class Link:
 
     def _jitter(self, n):
         """Full jitter: rand in [0, min(cap, base * 2**n)]."""
-        return int(self._rand(2), 16) * min(_CAP_MS, _BASE_MS << min(n, _MAX_N)) // _RAND_MAX
+        return delay(n, _BASE_MS, _CAP_MS, self._rand)
 
     async def _backoff(self, floor_ms):
         """The whole link waits the jittered time, at least floor_ms (Retry-After)."""

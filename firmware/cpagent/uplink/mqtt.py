@@ -5,8 +5,8 @@ import json
 from micropython import const
 
 from cpagent.oicp import build as oicp
-from cpagent.uplink.http import classify
 from cpagent.uplink.mqtt_client import MqttClient
+from cpagent.uplink.result import classify
 
 _MAX_REPLIES = const(8)  # answers to remote commands waiting for the broker; the oldest goes
 

@@ -4,6 +4,7 @@ import asyncio
 from micropython import const
 
 from cpagent.uplink import mqtt_codec as mqtt
+from cpagent.uplink.result import delay
 
 _MAX_FLY = const(4)  # unacknowledged publishes; publish() waits for room
 _MAX_ACKS = const(32)  # PUBACKs owed; more means the broker ignores its in-flight window
@@ -72,9 +73,9 @@ class MqttClient:
                     pass  # already dead
             if self._ms() - t0 > self._ka:  # it lived a keepalive: the next failure is new
                 n = 0
-            c = min(_CAP_MS, _BASE_MS << n)
+            wait = delay(n, _BASE_MS, _CAP_MS, self._rand, 2)
             n = min(n + 1, 6)
-            await self._sleep(c // 2 + int(self._rand(2), 16) * c // 131070)
+            await self._sleep(wait)
 
     async def _within(self, aw, what):
         try:
