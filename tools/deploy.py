@@ -212,7 +212,7 @@ def unused(cfg):
     """The cpagent modules this config never imports (cpagent/agent.py imports the uplink, the
     reader driver and the meter bus only where the config asks for them): left off the device,
     they cost no flash (uplink/result.py: what both uplinks share)."""
-    out = set()
+    out = {"config"}  # the validator: the host ran it (stage writes the checked form)
     if cfg["uplink"]["kind"] != "mqtt":
         out.update(("uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote"))
     else:
@@ -223,7 +223,7 @@ def unused(cfg):
     if cfg["meter"]["model"] == "none":
         out.update("drivers/" + m for m in ("meter", "meter_maps", "modbus", "modbus_client"))
         if reader == "none":
-            out.add("drivers/tap")
+            out.update(("drivers/tap", "drivers/__init__"))  # no driver at all
     return out
 
 
@@ -245,14 +245,15 @@ def stage(board, config_path, certs, dist, out, cfg=None, frozen=False):
         path = os.path.join(out, "cpagent", name + ".mpy")
         if os.path.exists(path):
             os.remove(path)
-    if renamed:
+    # The device loads the checked form (cpagent.loader): every default filled, a version; the
+    # validator stays on the host and off the device.
+    if cfg is None:
         with open(config_path, "rb") as f:
-            doc = json.loads(f.read())
-        doc["uplink"].update((field.split(".")[1], dev) for field, dev in renamed.items())
-        with open(os.path.join(out, "config.json"), "w") as f:
-            json.dump(doc, f, indent=1)
-    else:
-        shutil.copyfile(config_path, os.path.join(out, "config.json"))
+            cfg = config.load(f.read())
+    cfg = dict(cfg, uplink=dict(cfg["uplink"]))
+    cfg["uplink"].update((field.split(".")[1], dev) for field, dev in renamed.items())
+    with open(os.path.join(out, "config.json"), "w") as f:
+        f.write(config.checked(cfg))
     for dev, data in files:
         os.makedirs(os.path.dirname(os.path.join(out, dev)) or out, exist_ok=True)
         with open(os.path.join(out, dev), "wb") as f:

@@ -253,10 +253,10 @@ try {
     for (const m of (o["heap-imports"] || "").split(",").filter((x) => x)) {
       step("import " + m, `__import__("${m}")`); // binds no name in __main__
     }
-    step("config dict", "from cpagent import app, config\n" +
-      "with open(app.CONFIG, 'rb') as _f:\n    _cfg = config.load(_f.read())");
+    step("config dict", "from cpagent import app, loader\n" +
+      "with open(app.CONFIG, 'rb') as _f:\n    _cfg = loader.load(_f.read())");
     step("Board(cfg)", "from cpagent.boards.wasm import Board\n_board = Board(_cfg)");
-    step("dropped", "_cfg = _board = _f = None");
+    step("dropped", "_cfg = _board = _f = loader = None");
     step("app.build", "_built = app.build(Board)\n_started = _built is not None");
     mp.runPython("_BASE = gc.mem_alloc()");
     if (mp.globals.get("_started")) step("journal load", "_built[1].journal.load()");

@@ -2,7 +2,8 @@
 import asyncio
 import sys
 
-from cpagent import config
+import cpagent
+from cpagent import ConfigError
 from cpagent.agent import Agent
 
 CONFIG = "/config.json"
@@ -15,20 +16,33 @@ def build(Board, path=CONFIG):
     """(board, agent) from the config file, or None after printing what is wrong with it.
 
     A bad config (or a board that refuses it: ValueError naming the field) stops here: no
-    reset, since a reboot would only fail the same way again.
+    reset, since a reboot would only fail the same way again. The loader is boot-only: out of
+    sys.modules afterwards, the collector frees it.
     """
+    from cpagent import loader
+
     try:
         try:
             with open(path, "rb") as f:
                 text = f.read()
         except OSError as e:
-            raise config.ConfigError("config: cannot read %s (%s)" % (path, e))
-        cfg = config.load(text)
+            raise ConfigError("config: cannot read %s (%s)" % (path, e))
+        cfg = loader.load(text)
         board = Board(cfg)
         return board, Agent(cfg, board)
     except ValueError as e:
         print("config error, not starting: %s" % e)
         return None
+    finally:
+        forget("loader")
+
+
+def forget(name):
+    """Drop the boot-only module cpagent.<name> (sys.modules and its package hold it), so that
+    the collector frees it once no one else does; a later import loads it again."""
+    sys.modules.pop("cpagent." + name, None)
+    if name in dir(cpagent):
+        delattr(cpagent, name)
 
 
 async def run(board, agent):

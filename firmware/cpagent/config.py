@@ -1,14 +1,12 @@
-"""config.json: one schema table, validated at boot; every error names the field path."""
+"""config.json: one schema table, validated on the host (make deploy) and in the tests; every
+error names the field path. The device loads what checked() wrote (cpagent.loader)."""
 import json
 
 from micropython import const
 
+from cpagent import ConfigError
+from cpagent.loader import VERSION, check_board  # noqa: F401  (config.check_board: the host's)
 from cpagent.oicp.ids import FieldError, check_evse_id, check_operator_id
-
-
-class ConfigError(ValueError):
-    """config.json is wrong; the message starts with the field path (or 'config')."""
-
 
 # Row kinds. A row is (kind, default, a, b[, c]); default _R means required, None means optional
 # and filled as null. _INT/_NUM: a..b (c: why). _STR: length a..b (c: allowed chars).
@@ -220,6 +218,9 @@ def load(text):
         c = json.loads(text.decode() if isinstance(text, (bytes, bytearray)) else text)
     except (ValueError, RuntimeError) as e:  # UnicodeError is a ValueError; deep nesting
         raise ConfigError("config: expected UTF-8 JSON (%s)" % e)
+    if type(c) is dict and "checked" in c:  # a file checked() wrote: checked again, as it is
+        c = dict(c)
+        del c["checked"]
     c = _table(_SCHEMA, c, "")
     m, r, u, t = c["meter"], c["reader"], c["uplink"], c["timing"]
     for key in ("evse_id", "meter_address"):
@@ -269,16 +270,9 @@ def load(text):
     return c
 
 
-def check_board(c, uarts, wdt_max_s):
-    """A loaded config against a MicroPython board's limits (its UART numbers, its watchdog's
-    longest timeout); cpagent/boards/mcu.py at boot and tools/deploy.py before copying."""
-    if c["wifi"] is None:
-        _need("wifi", "required on this board (ssid and password)")
-    for what, used in (("reader", c["reader"]["type"] != "none"),
-                       ("meter", c["meter"]["model"] != "none")):
-        if used and c[what]["uart"] not in uarts:
-            _need(what + ".uart", "expected one of %s on this board, got %d"
-                  % (", ".join(str(k) for k in sorted(uarts)), c[what]["uart"]))
-    if c["board"]["wdt_s"] > wdt_max_s:
-        _need("board.wdt_s", "expected at most %d on this board, got %d"
-              % (wdt_max_s, c["board"]["wdt_s"]))
+def checked(c):
+    """A loaded config (load's dict) as the config.json text the device loads (cpagent.loader):
+    every field filled, and the version of this checked form."""
+    d = dict(c)
+    d["checked"] = VERSION
+    return json.dumps(d)

@@ -1,9 +1,11 @@
-"""cpagent.app: a bad config stops with the field named and no reset; a fatal error resets."""
+"""cpagent.app: a bad or unchecked config stops with the field named and no reset, the boot-only
+loader is freed after boot; a fatal error resets."""
 import asyncio
 import json
+import sys
 
 from check import arun
-from cpagent import app
+from cpagent import app, config
 
 CFG = "/tmp/cpagent_app_test.json"
 GOOD = {"charger_id": "cp-1", "operator_id": "DE*ABC", "evses": [{"evse_id": "DE*ABC*E0001*1"}],
@@ -11,9 +13,13 @@ GOOD = {"charger_id": "cp-1", "operator_id": "DE*ABC", "evses": [{"evse_id": "DE
         "uplink": {"kind": "http", "url": "http://hub.test:8080"}}
 
 
-def write(cfg):
+def write(cfg, checked=True):
+    """The config file; a dict as make deploy writes it (checked, defaults filled) unless not
+    `checked`."""
+    if not isinstance(cfg, str):
+        cfg = config.checked(config.load(json.dumps(cfg))) if checked else json.dumps(cfg)
     with open(CFG, "w") as f:
-        f.write(cfg if isinstance(cfg, str) else json.dumps(cfg))
+        f.write(cfg)
     return CFG
 
 
@@ -67,11 +73,36 @@ class Board:
 def test_a_bad_or_missing_config_or_a_refusing_board_builds_nothing():
     Board.made = []
     assert app.build(Board, write("{not json")) is None
-    assert app.build(Board, write(dict(GOOD, log_level=9))) is None
+    assert app.build(Board, write(GOOD, checked=False)) is None  # not written by make deploy
+    assert app.build(Board, write('{"checked": 1, "charger_id": "x"}')) is None  # cut short
     assert app.build(Board, "/tmp/no/such/config.json") is None
     assert app.build(Board, write(dict(GOOD, charger_id="refused"))) is None
-    assert app.main(Board, write(dict(GOOD, evses=[]))) is None  # nothing started either
+    text = config.checked(config.load(json.dumps(GOOD))).replace('"checked": 1', '"checked": 0')
+    assert app.main(Board, write(text)) is None  # an older form: nothing started either
     assert Board.made == []
+
+
+def test_the_loader_names_what_is_wrong():
+    from cpagent import loader
+
+    for text, says in (("{not json", "config: expected UTF-8 JSON"),
+                       (json.dumps(GOOD), "config.checked: expected 1, got None"),
+                       ('{"checked": 1, "charger_id": "x"}', "config.operator_id: missing")):
+        try:
+            loader.load(text)
+        except ValueError as e:
+            assert str(e).startswith(says), (e, says)
+        else:
+            raise AssertionError("loaded: " + text)
+    app.forget("loader")
+
+
+def test_the_boot_only_loader_is_gone_after_build():
+    import cpagent
+
+    board, agent = app.build(Board, write(GOOD))
+    assert agent.board is board
+    assert "cpagent.loader" not in sys.modules and "loader" not in dir(cpagent)
 
 
 def test_build_gives_the_board_and_its_agent():

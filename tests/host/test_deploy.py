@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import build  # noqa: E402
 import deploy  # noqa: E402
 
-from cpagent import config  # noqa: E402  (tools/deploy.py put firmware/ on the path)
+from cpagent import config, loader  # noqa: E402  (tools/deploy.py put firmware/ on the path)
 from host_sim import certs  # noqa: E402
 
 PORT = "/dev/fake-cp0"
@@ -105,7 +105,10 @@ def test_dry_run_prints_the_exact_mpremote_commands_and_touches_nothing(site):
     assert staged == ["boot.py", "certs/client.key", "certs/client.pem", "certs/hub-ca.pem",
                       "config.json", "cpagent/agent.mpy", "cpagent/boards/__init__.mpy",
                       "cpagent/boards/esp32.mpy", "cpagent/boards/mcu.mpy", "main.py"]
-    assert json.loads(open(os.path.join(st, "config.json")).read()) == site.cfg
+    # The device gets the checked form: every default filled, the version its loader wants.
+    text = open(os.path.join(st, "config.json")).read()
+    assert text == config.checked(config.load(json.dumps(site.cfg)))
+    assert json.loads(text)["checked"] == loader.VERSION and loader.load(text)["timing"]
     # The ESP32's mbedTLS parses PEM: the files go as they are.
     for name in ("hub-ca.pem", "client.pem", "client.key"):
         assert _read(os.path.join(st, "certs", name)) == _read(site.root / "site" / "certs" / name)
@@ -123,9 +126,10 @@ def test_for_the_pico_w_the_certificates_go_as_der_and_the_config_names_those(si
     st = site.root / "stage" / "rp2"
     assert sorted(os.listdir(st / "certs")) == ["client.der", "client.key.der", "hub-ca.der"]
     staged = json.loads(_read(st / "config.json"))
-    assert staged["uplink"] == dict(pico["uplink"], ca="certs/hub-ca.der",
+    full = config.load(json.dumps(pico))
+    assert staged["uplink"] == dict(full["uplink"], ca="certs/hub-ca.der",
                                     cert="certs/client.der", key="certs/client.key.der")
-    assert dict(staged, uplink=None) == dict(pico, uplink=None)
+    assert dict(staged, uplink=None) == dict(full, uplink=None, checked=loader.VERSION)
     # DER is what openssl reads back as the same certificate and key (not a copy of the PEM).
     for name, src in (("hub-ca.der", pki.ca), ("client.der", pki.cert)):
         der = _read(st / "certs" / name)
@@ -302,14 +306,15 @@ def test_a_config_the_board_would_refuse_is_refused_here(site):
         assert words in str(e.value) and dev.calls == [], e.value
 
 
-_MQTT = {"uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote"}
-_HTTP = {"uplink/http", "uplink/http_client"}
+_MQTT = {"config", "uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote"}
+_HTTP = {"config", "uplink/http", "uplink/http_client"}
 _METER = {"drivers/meter", "drivers/meter_maps", "drivers/modbus", "drivers/modbus_client"}
 CONFIGS = [  # (uplink, reader, meter model): the modules each leaves off the device
     (("http", "pn532", "sdm630"), _MQTT | {"drivers/rdm6300", "drivers/line_reader"}),
     (("mqtt", "rdm6300", "none"), _HTTP | _METER | {"drivers/pn532", "drivers/line_reader"}),
     (("http", "none", "none"), _MQTT | _METER | {"drivers/pn532", "drivers/rdm6300",
-                                                 "drivers/line_reader", "drivers/tap"}),
+                                                 "drivers/line_reader", "drivers/tap",
+                                                 "drivers/__init__"}),
     (("mqtt", "line", "abb_b23"), _HTTP | {"drivers/pn532", "drivers/rdm6300"}),
 ]
 
@@ -327,8 +332,10 @@ def _variant(kind, reader, model):
 def test_a_deploy_leaves_out_only_modules_the_config_never_imports(variant, left_out, tmp_path):
     doc = _variant(*variant)
     assert deploy.unused(config.load(json.dumps(doc))) == left_out
-    # The proof: the agent builds for this config from a tree without those modules.
+    # The proof: the agent builds for this config from a tree without those modules, and it
+    # imports every module that is left: none is deployed that the config does not use.
     fw = os.path.join(ROOT, "firmware")
+    kept = set()
     for top, _, files in os.walk(os.path.join(fw, "cpagent")):
         rel = os.path.relpath(top, fw)
         (tmp_path / rel).mkdir(parents=True, exist_ok=True)
@@ -336,19 +343,26 @@ def test_a_deploy_leaves_out_only_modules_the_config_never_imports(variant, left
             mod = os.path.relpath(os.path.join(top, name), os.path.join(fw, "cpagent"))[:-3]
             if name.endswith(".py") and mod not in left_out:
                 (tmp_path / rel / name).write_bytes(open(os.path.join(top, name), "rb").read())
+                kept.add(mod.replace(os.sep, "/").replace("/__init__", "").replace("__init__",
+                                                                                    ""))
     script = (
         "import json, sys\n"
-        "from cpagent import config\n"
-        "from cpagent.agent import Agent\n"
+        "from cpagent import app\n"
         "from cpagent.boards.host import HostBoard\n"
-        "cfg = config.load(sys.argv[1])\n"
         "dev = lambda data: b''\n"
-        "Agent(cfg, HostBoard(cfg, sys.argv[2], reader_dev=dev, meter_dev=dev))\n"
-        "gone = [m for m in sys.argv[3:] if 'cpagent.' + m.replace('/', '.') in sys.modules]\n"
-        "print('imported', gone)\n")
+        "assert app.build(lambda c: HostBoard(c, sys.argv[2], reader_dev=dev, meter_dev=dev),\n"
+        "                 sys.argv[1])\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'cpagent')))\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(tmp_path), os.path.join(ROOT, "host_sim", "pyshim")]))
-    out = subprocess.run([sys.executable, "-c", script, json.dumps(doc), str(tmp_path / "st")]
-                         + sorted(left_out), env=env, capture_output=True, text=True, cwd=tmp_path)
+    text = config.checked(config.load(json.dumps(doc)))  # what stage() writes
+    (tmp_path / "config.json").write_text(text)
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "config.json"),
+                          str(tmp_path / "st")],
+                         env=env, capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "imported []"
+    imported = {m[8:].replace(".", "/") for m in json.loads(out.stdout)}  # "" is cpagent itself
+    # The other boards are not this host's; remote.py comes with the first remote command; the
+    # loader is boot-only (app.build frees it).
+    lazy = {"boards/esp32", "boards/mcu", "boards/rp2", "boards/wasm", "oicp/remote", "loader"}
+    assert imported == kept - lazy, (sorted(imported), sorted(kept - lazy))

@@ -10,6 +10,7 @@ import time
 
 from test_agent_host import Bus
 
+from cpagent import config as fw_config
 from host_sim.hub.server import HubThread
 from host_sim.virtual.ev import EvLoad, RealTime
 from host_sim.virtual.pn532 import VirtualPn532
@@ -43,11 +44,12 @@ def config(url, **over):
 class Charger:
     """The Node process running the agent: start() over the flash folder, cut() = power cut."""
 
-    def __init__(self, tmp, cfg, ports=None):
+    def __init__(self, tmp, cfg, ports=None, checked=True):
         self.flash = os.path.join(tmp, "flash")
         self.cfg_path = os.path.join(tmp, "config.json")
-        with open(self.cfg_path, "w") as f:
-            json.dump(cfg, f)
+        with open(self.cfg_path, "w") as f:  # as make deploy writes it, unless not `checked`
+            f.write(fw_config.checked(fw_config.load(json.dumps(cfg))) if checked
+                    else json.dumps(cfg))
         self.args = ["node", RUNNER, "--flash", self.flash, "--config", self.cfg_path]
         for name, port in (ports or {}).items():
             self.args += ["--" + name, "127.0.0.1:%d" % port]
@@ -190,11 +192,11 @@ def what(exchange):
     return op
 
 
-def test_a_bad_config_stops_with_the_field_named_and_no_reset(tmp_path):
-    ch = Charger(str(tmp_path), config("http://127.0.0.1:9", log_level=7))
+def test_a_config_not_checked_by_deploy_stops_with_the_field_named_and_no_reset(tmp_path):
+    ch = Charger(str(tmp_path), config("http://127.0.0.1:9", log_level=7), checked=False)
     ch.start()
     assert ch.wait(30) == 2  # not started; 3 would be a reset, to be restarted
-    assert any("config error" in t and "log_level" in t for t in ch.log()), ch.text()
+    assert any("config error" in t and "config.checked" in t for t in ch.log()), ch.text()
 
 
 def test_a_fatal_error_is_logged_and_resets_the_board(tmp_path):

@@ -11,7 +11,7 @@ import ntptime
 import tls
 from micropython import const
 
-from cpagent.config import ConfigError, check_board
+from cpagent import ConfigError
 from cpagent.fsio import OsFs
 from cpagent.uplink.link import UP
 from cpagent.uplink.result import delay
@@ -87,6 +87,8 @@ class McuBoard:
     TLS_PEM = True
 
     def __init__(self, cfg):
+        from cpagent.loader import check_board  # boot-only: app frees the loader
+
         check_board(cfg, self.UARTS, self.WDT_MAX_S)
         self.cfg = cfg
         b = cfg["board"]
