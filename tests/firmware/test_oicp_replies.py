@@ -1,7 +1,7 @@
 """OICP reply parsers: literal hub answers in, Reply fields out; bad input only as ReplyError."""
 from check import raises, raises_naming
 from cpagent.oicp.replies import (
-    STATUS,
+    TABLE,
     Reply,
     ReplyError,
     classify,
@@ -120,7 +120,10 @@ def test_long_hub_text_is_capped():
 def test_status_table_is_complete():
     codes = ("000 001 002 009 017 018 019 021 022 101 102 103 105 106 110 120 121 122 200 210"
              " 300 310 320 400 501 510 601 602 603 604 700").split()
-    _eq(sorted(STATUS), codes)
+    _eq([s[:3] for s in TABLE[1:].split("|")], codes)
+    _eq(describe("700"), "EVSE out of service")  # the last one
+    _eq(describe("000"), "ok")
+    _eq(describe("00"), "unknown status 00")  # a part of a code is none
     for c in codes:
         if not describe(c) or describe(c).startswith("unknown"):
             raise AssertionError(c)
