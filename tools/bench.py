@@ -22,7 +22,7 @@ import tls_unix  # noqa: E402  (skipped with a line of reason unless MPY_UNIX na
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmware")]
 from cpagent import config  # noqa: E402
-from cpagent.drivers.meter_maps import MODELS, plan  # noqa: E402
+from cpagent.drivers.meter_maps import models, plan  # noqa: E402
 
 BAUD = 9600
 
@@ -40,8 +40,9 @@ def wire_per_poll(baud=BAUD):
     `baud`: 10 bits a byte (8N1) plus the t3.5 silences before each request and each reply
     (3.5 characters of 11 bits, as the client waits). The meter's own turnaround comes on top."""
     out = {}
-    for name in sorted(MODELS):
-        reqs = plan(MODELS[name])
+    maps = models()
+    for name in sorted(maps):
+        reqs = plan(maps[name])
         size = sum(8 + 5 + 2 * count for _fc, _start, count in reqs)
         ms = (size * 10 + len(reqs) * 2 * 3.5 * 11) * 1000 / baud
         out[name] = {"requests": len(reqs), "bytes": size, "min_poll_ms": round(ms, 1)}

@@ -30,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_sim", "pyshim")]
 
 from cpagent import config  # noqa: E402
+from cpagent.drivers.meter_maps import NAMES  # noqa: E402
 
 DIST = os.path.join(ROOT, "dist")
 STAGE = os.path.join(ROOT, "build", "deploy")
@@ -220,6 +221,8 @@ def unused(cfg):
     reader = cfg["reader"]["type"]
     out.update("drivers/" + m for t, m in (
         ("pn532", "pn532"), ("rdm6300", "rdm6300"), ("line", "line_reader")) if t != reader)
+    # Only the configured meter's register map (none for "custom": its map is in the config).
+    out.update("drivers/map_" + n for n in NAMES if n != cfg["meter"]["model"])
     if cfg["meter"]["model"] == "none":
         out.update("drivers/" + m for m in ("meter", "meter_maps", "modbus", "modbus_client"))
         if reader == "none":

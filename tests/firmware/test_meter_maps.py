@@ -1,6 +1,6 @@
 """Meter maps: each model decoded from literal register bytes, request plans, "not available"."""
 from check import raises_naming
-from cpagent.drivers.meter_maps import MODELS, custom, decode, plan, step
+from cpagent.drivers.meter_maps import NAMES, custom, decode, model, models, plan, step
 
 H = bytes.fromhex
 
@@ -29,10 +29,10 @@ def test_plans_use_as_few_requests_as_each_map_allows():
             "sdm72d_v2": [(4, 0, 54), (4, 0x48, 2)],  # 74 registers exceed its 60
             "abb_b23": [(3, 0x5000, 4), (3, 0x5B00, 22)], "em340": [(4, 0, 54)],
             "wm3m4": [(4, 107, 35), (4, 414, 6)]}
-    assert sorted(MODELS) == sorted(want)
+    assert sorted(NAMES) == sorted(want) == sorted(models())
     for m in want:
         assert plan(m) == want[m], m
-        assert plan(MODELS[m]) == want[m]
+        assert plan(model(m)) == want[m]
     tight = {"sdm630": 3, "sdm120": 4, "sdm72d": 2, "sdm72d_v2": 3, "abb_b23": 4, "em340": 4,
              "wm3m4": 4}
     for m in tight:
@@ -195,4 +195,5 @@ def test_custom_scales_are_integer_ratios_exact_beyond_a_float():
 def test_config_offers_exactly_the_models_there_are_maps_for():
     from cpagent.config import _SCHEMA
 
-    assert set(_SCHEMA["meter"][2]["model"][2]) == set(MODELS) | {"custom", "none"}
+    assert set(_SCHEMA["meter"][2]["model"][2]) == set(NAMES) | {"custom", "none"}
+    raises_naming(ValueError, "meter.model: no register map named 'sdm999'", model, "sdm999")

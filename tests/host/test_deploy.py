@@ -19,6 +19,7 @@ import build  # noqa: E402
 import deploy  # noqa: E402
 
 from cpagent import config, loader  # noqa: E402  (tools/deploy.py put firmware/ on the path)
+from cpagent.drivers.meter_maps import NAMES  # noqa: E402
 from host_sim import certs  # noqa: E402
 
 PORT = "/dev/fake-cp0"
@@ -309,13 +310,17 @@ def test_a_config_the_board_would_refuse_is_refused_here(site):
 _MQTT = {"config", "uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote"}
 _HTTP = {"config", "uplink/http", "uplink/http_client"}
 _METER = {"drivers/meter", "drivers/meter_maps", "drivers/modbus", "drivers/modbus_client"}
+_MAPS = {"drivers/map_" + n for n in NAMES}  # the meters' register maps: the configured one goes
 CONFIGS = [  # (uplink, reader, meter model): the modules each leaves off the device
-    (("http", "pn532", "sdm630"), _MQTT | {"drivers/rdm6300", "drivers/line_reader"}),
-    (("mqtt", "rdm6300", "none"), _HTTP | _METER | {"drivers/pn532", "drivers/line_reader"}),
-    (("http", "none", "none"), _MQTT | _METER | {"drivers/pn532", "drivers/rdm6300",
+    (("http", "pn532", "sdm630"), _MQTT | _MAPS - {"drivers/map_sdm630"}
+     | {"drivers/rdm6300", "drivers/line_reader"}),
+    (("mqtt", "rdm6300", "none"), _HTTP | _METER | _MAPS
+     | {"drivers/pn532", "drivers/line_reader"}),
+    (("http", "none", "none"), _MQTT | _METER | _MAPS | {"drivers/pn532", "drivers/rdm6300",
                                                  "drivers/line_reader", "drivers/tap",
                                                  "drivers/__init__"}),
-    (("mqtt", "line", "abb_b23"), _HTTP | {"drivers/pn532", "drivers/rdm6300"}),
+    (("mqtt", "line", "abb_b23"), _HTTP | _MAPS - {"drivers/map_abb_b23"}
+     | {"drivers/pn532", "drivers/rdm6300"}),
 ]
 
 def _variant(kind, reader, model):

@@ -9,7 +9,7 @@ import time
 from cpagent.drivers import pn532
 from cpagent.drivers.line_reader import LineReader
 from cpagent.drivers.meter import MeterBus
-from cpagent.drivers.meter_maps import MODELS
+from cpagent.drivers.meter_maps import NAMES
 from cpagent.drivers.modbus import crc16
 from cpagent.drivers.rdm6300 import Rdm6300
 
@@ -126,7 +126,7 @@ class Feed(Port):
 
 async def main():
     polls = {}
-    for model in sorted(MODELS):
+    for model in sorted(NAMES):
         polls[model] = await per_poll(model)
     # hold_ms=0: every UID is a tap; the real debounce logic still runs for each.
     taps = {

@@ -1,7 +1,7 @@
 """Energy meters on one Modbus bus: poll each EVSE's meter, feed the charger, report faults."""
 import asyncio
 
-from cpagent.drivers.meter_maps import MODELS, custom, decode, plan, step
+from cpagent.drivers.meter_maps import custom, decode, model, plan, step
 from cpagent.drivers.modbus import ModbusError
 from cpagent.drivers.modbus_client import ModbusClient
 
@@ -84,9 +84,8 @@ class MeterBus:
         self.client = ModbusClient(port, g("baud", 9600), g("timeout_ms", 500), g("retries", 2),
                                    de, txdone)
         name = m["model"]
-        self.model = custom(m["map"]) if name == "custom" else MODELS.get(name)
-        if not self.model:  # config.load() lets only known models through
-            raise ValueError("meter.model: no register map named %r" % (name,))
+        # config.load() lets only known models through; model() names any other
+        self.model = custom(m["map"]) if name == "custom" else model(name)
         self.plan = plan(self.model)
         self._tight = plan(self.model, False)
         self.units = addresses

@@ -7,21 +7,27 @@ from micropython import const
 MAP_NAMES = ("energy", "power", "voltage_l1", "voltage_l2", "voltage_l3",
              "current_l1", "current_l2", "current_l3")
 
-# Register types; 0..7 in the order of config's custom-map type names.
+# Register types; 0..7 in the order of config's custom-map type names. The model modules
+# (map_<name>.py) name theirs: those are public.
 _TYPES = ("u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64")
-_U32 = const(2)
-_S32 = const(3)
-_U64 = const(4)
-_F32 = const(6)
+U32 = const(2)
+S32 = const(3)
+U64 = const(4)
+F32 = const(6)
 _F64 = const(7)
-_T5 = const(8)  # Iskra: signed 8-bit decade exponent, then a 24-bit unsigned value
-_T6 = const(9)  # Iskra: the same with a 24-bit signed value
-_IE = const(10)  # Iskra energy: s16 decade exponent at addr, u32 Wh counter at addr + 4
-_LO = const(16)  # flag: the low word comes first
+T5 = const(8)  # Iskra: signed 8-bit decade exponent, then a 24-bit unsigned value
+T6 = const(9)  # Iskra: the same with a 24-bit signed value
+IE = const(10)  # Iskra energy: s16 decade exponent at addr, u32 Wh counter at addr + 4
+LO = const(16)  # flag: the low word comes first
 _SPAN = (1, 1, 2, 2, 4, 4, 2, 4, 2, 2, 6)  # registers a type spans
+# The models there are maps for, each in drivers/map_<name>.py: a charger imports (and make
+# deploy copies) only its own.
+NAMES = ("sdm630", "sdm120", "sdm72d", "sdm72d_v2", "abb_b23", "em340", "wm3m4")
 
 
-def _m(fc, most, gaps, phases, e, p, v=None, i=None):
+def make(fc, most, gaps, phases, e, p, v=None, i=None):
+    """A model from its registers (the map_<name>.py modules): energy, power and per phase
+    voltage and current as (addr, type, exponent)."""
     # A model is (max registers per request, whether a read may span unused registers, fields);
     # a field is (quantity, fc, addr, type, exponent, factor): quantity indexes MAP_NAMES; the
     # register times factor times 10**exponent is kWh, W, V or A, in integers (exact Wh).
@@ -32,18 +38,16 @@ def _m(fc, most, gaps, phases, e, p, v=None, i=None):
     return most, gaps, tuple(f)
 
 
-_SDM = (0x48, _F32, 0), (0x34, _F32, 0), (0, _F32, 0), (6, _F32, 0)
-_EM = _S32 | _LO
-MODELS = {  # addresses as sent on the wire (0-based); see docs/meters.md
-    "sdm630": _m(4, 80, 1, 3, *_SDM),
-    "sdm120": _m(4, 80, 0, 1, (0x48, _F32, 0), (0x0C, _F32, 0), (0, _F32, 0), (6, _F32, 0)),
-    "sdm72d": _m(4, 60, 1, 0, *_SDM[:2]),
-    "sdm72d_v2": _m(4, 60, 1, 3, *_SDM),
-    "abb_b23": _m(3, 125, 1, 3, (0x5000, _U64, -2), (0x5B14, _S32, -2), (0x5B00, _U32, -1),
-                  (0x5B0C, _U32, -2)),
-    "em340": _m(4, 125, 1, 3, (0x34, _EM, -1), (0x28, _EM, -1), (0, _EM, -1), (0x0C, _EM, -3)),
-    "wm3m4": _m(4, 125, 1, 3, (414, _IE, -3), (140, _T6, 0), (107, _T5, 0), (126, _T5, 0)),
-}
+def model(name):
+    """The register map of the model `name` (one of NAMES), from its module."""
+    if name not in NAMES:
+        raise ValueError("meter.model: no register map named %r" % (name,))
+    return __import__("cpagent.drivers.map_" + name, None, None, ("MODEL",)).MODEL
+
+
+def models():
+    """{name: map} of every model (the host's tools and the tests)."""
+    return {n: model(n) for n in NAMES}
 
 
 def custom(map_cfg):
@@ -64,12 +68,12 @@ def custom(map_cfg):
             m //= 10
             d -= 1
         f.append((MAP_NAMES.index(name), r.get("fc", 4), r["addr"],
-                  _TYPES.index(r["type"]) | (_LO if r.get("words") == "lo" else 0), -d, m))
+                  _TYPES.index(r["type"]) | (LO if r.get("words") == "lo" else 0), -d, m))
     return 125, 1, tuple(f)
 
 
-def _model(model):
-    return MODELS[model] if type(model) is str else model
+def _model(m):
+    return model(m) if type(m) is str else m
 
 
 def plan(model, gaps=None):
@@ -119,18 +123,18 @@ def _value(f, replies):
     d, o = _find(f, replies)
     k = t & 15
     e += 3 if q == 0 else 6 if q > 1 else 0  # kWh -> Wh; V and A in millionths until the end
-    if k == _IE:
+    if k == IE:
         x = _iskra_exp(d, o)
         if x is None:
             return None
         e += x
         o += 8
-        k = _U32
+        k = U32
     n = _SPAN[k]
-    v = _raw(d, o, n, t & _LO)
+    v = _raw(d, o, n, t & LO)
     bits = 16 * n
     s = 0  # a power of two: a float is v * 2**s
-    if k < _F32:
+    if k < F32:
         top = 1 << bits - 1
         if k & 1:  # signed: 0x8000.. and 0x7FFF.. mean "not available"
             if v == top or v == top - 1:
@@ -139,7 +143,7 @@ def _value(f, replies):
                 v -= 1 << bits
         elif v == (1 << bits) - 1:  # unsigned: all 0xFF
             return None
-    elif k < _T5:  # IEEE 754 from its bits, so single-precision boards stay exact
+    elif k < T5:  # IEEE 754 from its bits, so single-precision boards stay exact
         w = 23 if n == 2 else 52  # fraction bits
         top = (1 << bits - 1 - w) - 1  # an all-ones exponent: NaN or infinite
         x = v >> w & top
@@ -152,7 +156,7 @@ def _value(f, replies):
             return None
         e += (v >> 24) - (v >> 31 << 8)  # the signed 8-bit exponent
         v &= 0xFFFFFF
-        if k == _T6 and v >> 23:
+        if k == T6 and v >> 23:
             v -= 1 << 24
     den = 10 ** max(-e, 0) << max(-s, 0)
     v = ((v * m * 10 ** max(e, 0) << max(s, 0) + 1) + den) // (2 * den)  # half up, integers
@@ -178,9 +182,9 @@ def step(model, replies, wh):
     for f in _model(model)[2]:
         if f[0] == 0:
             k, e, m = f[3] & 15, f[4] + 3, abs(f[5])
-            if k == _F32:  # a float32's step is below value / 2**23
+            if k == F32:  # a float32's step is below value / 2**23
                 return max(1, wh >> 23)
-            if k == _IE:
+            if k == IE:
                 e += _iskra_exp(*_find(f, replies)) or 0
             return max(1, m * 10 ** e if e >= 0 else m // 10 ** -e) if k != _F64 else 1
     return 1
