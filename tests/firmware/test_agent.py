@@ -329,6 +329,8 @@ def test_a_refused_cdr_is_shown_exported_and_requeued_from_the_repl():
         a = Agent(cfg("none", "none"), b)
         task = asyncio.create_task(a.run())
         await refused_cdr_session(b, a)
+        # the EVSE's Status may still be on its way (MicroPython's timing): the rest is sent
+        await until(b, lambda: a.stats()["pending"] == 0, "the rest delivered")
         s = a.stats()
         assert s["pending"] == 0 and s["failed"] == 1
         assert s["dead_reasons"] == ["019 " + s["dead_reasons"][0][4:]]
