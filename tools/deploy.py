@@ -1,12 +1,13 @@
 """make deploy: a board's .mpy image, config.json and its certificates onto a device (mpremote).
 
-The config is validated (cpagent.config) and its certificate files checked before the device is
-touched (the `openssl` CLI parses them: dates, the key against its certificate, and what the
+The config is validated (cpagent.config; the device gets its checked form, config.checked) and
+its certificate files checked before the device is touched (the `openssl` CLI parses them:
+dates, the key against its certificate, and what the
 board's TLS can load: PEM as it is on the ESP32; on the Pico W, whose mbedTLS has no PEM parser,
 one DER certificate per file, converted here, with config.json naming the .der files). Then, each
 step one mpremote command line (--dry-run prints them and does nothing):
-1. hold: interrupt the app, delete stale .py sources in /cpagent and /boards (a .py shadows the
-   .mpy of the same name), write /nowdt, hard reset. A running watchdog stops only with a
+1. hold: interrupt the app, delete stale .py sources in /cpagent and its packages (a .py shadows
+   the .mpy of the same name), write /nowdt, hard reset. A running watchdog stops only with a
    reset, and with /nowdt the board starts none (boards/mcu.py), so the copying is not cut off;
 2. copy the staged tree (dist/<board>/ + config.json + certificates) to / (mpremote skips files
    whose hash is unchanged);

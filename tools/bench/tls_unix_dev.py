@@ -173,7 +173,7 @@ async def session(agent, card):
 def main():
     mode = sys.argv[1]
     out = {"interpreter": used()}
-    from cpagent import config
+    from cpagent import app, loader
     from cpagent.agent import Agent
     from cpagent.boards.rp2 import Board
 
@@ -185,7 +185,7 @@ def main():
             return self.card
 
     with open("config.json", "rb") as f:
-        cfg = config.load(f.read())
+        cfg = loader.load(f.read())  # the checked form make deploy wrote
     out["imports"] = used() - out["interpreter"]
     plain = dict(cfg, uplink=dict(cfg["uplink"], url="http://127.0.0.1:9"))
     b = Bench(plain)
@@ -195,6 +195,8 @@ def main():
     out["ssl_context"] = used() - without
     b.synced = True  # NTP stands in: the host's clock is right
     agent = Agent(cfg, b)
+    loader = None
+    app.forget("loader")  # boot-only, as app.build frees it
     out["baseline"] = used()
     if mode == "post":
         asyncio.run(post(agent, cfg["operator_id"], out))
