@@ -194,6 +194,9 @@ def main():
     b = Bench(cfg)
     out["ssl_context"] = used() - without
     b.synced = True  # NTP stands in: the host's clock is right
+    # The unix port's "/" is the host's: the journal goes into this run's folder (its flash),
+    # not into a /journal that every run would share (and inherit dead letters from).
+    b.journal_dir = "journal"
     agent = Agent(cfg, b)
     loader = None
     app.forget("loader")  # boot-only, as app.build frees it
