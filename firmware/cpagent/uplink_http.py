@@ -36,8 +36,9 @@ class HttpUplink:
     -> Result (msg_id: for the MQTT uplink's envelope; HTTP has no use for it).
 
     Result is (kind, value, retry_after_ms): ("ok", Reply, 0), ("retry", reason, ms),
-    ("nothub", reason, ms) (an answer that is not the hub's: see classify), ("fail", reason, 0)
-    or ("stop", reason, 0). Never raises but for cancellation.
+    ("hold", reason, 0) (a retry about this message only: see classify), ("nothub", reason, ms)
+    (an answer that is not the hub's), ("fail", reason, 0) or ("stop", reason, 0). Never raises
+    but for cancellation.
     `date_unix` is the last Date header of the hub (None before one came), `last_ms` the last
     round trip.
     """
@@ -103,13 +104,16 @@ def classify(path, status, data, after_ms=0, error=None, ctype=None):
         # 000 with Result false or NotAuthorized: a plain no, which a retry does not change.
         return "fail" if kind == "ok" else kind, "%s %s" % (r.code, r.description), 0
     reason = oicp_replies.parse_http_error(status, data, ctype)
+    # "hold": the hub's answer about this message (its 408, or a 5xx in its error form); it
+    # holds back only the message's session, unless a Retry-After asks the whole link to wait.
+    hold = "retry" if after_ms else "hold"
     if status in (408, 429):
-        return "retry", reason, after_ms
+        return hold if status == 408 else "retry", reason, after_ms
     code = oicp_replies.hub_fault(data)
     if code is None:
         return "nothub", "not the hub's answer: " + reason, after_ms
     if status >= 500:
-        return "retry", reason, after_ms
+        return hold, reason, after_ms
     kind = oicp_replies.classify(code) if code else "fail"
     return "fail" if kind == "ok" else kind, reason, after_ms if kind == "retry" else 0
 

@@ -33,7 +33,7 @@ UP = "cp/+/up"
 SYNC = "relay/sync/"
 # Hub answers that say nothing against one message but against the path to the hub: /health
 # counts them (a "fail" is the hub's own no to one message, e.g. an unknown card).
-_BAD = ("nothub", "retry", "stop", "unreachable")
+_BAD = ("nothub", "retry", "hold", "stop", "unreachable")
 
 
 class Relay:
