@@ -230,6 +230,7 @@ class Hub:
 
     def reset(self):
         self.rules.sessions.clear()
+        self.rules._by_cpo_sid.clear()
         self.rules.evse_status.clear()
         self.rules.evse_data.clear()
         self.rules.counts.clear()
