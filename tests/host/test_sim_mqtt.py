@@ -149,10 +149,16 @@ def test_relay_killed_broker_restarted_hub_down_and_a_burst_lose_and_repeat_noth
     assert sim.returncode == 0, err[-3000:] + log.read_text()[-3000:]
     s = json.loads(out.strip().splitlines()[-1])
     assert s["ok"] and s["uplink"] == "mqtt" and s["sessions"] == N
-    # Start, End, CDR per session, and the EVSEs' status pushes (latest wins)
-    pushed = [e for e in ex if e["operation"] == "PushEvseStatus" and not e["duplicate"]]
-    assert s["journaled"] == s["delivered"] + s["superseded"]
-    assert s["delivered"] == 3 * N + len(pushed)
+    # Start, End, CDR per session (checked below), and the EVSEs' statuses, latest wins: a push
+    # the hub took before a relay was killed may be superseded at the charger before its answer
+    # came, so the counts need not match; what the hub holds last for each EVSE must.
+    assert s["journaled"] == s["delivered"] + s["superseded"] and s["delivered"] > 3 * N
+    last = {}
+    for e in ex:
+        if e["operation"] == "PushEvseStatus" and e["code"] == "000":
+            for r in e["request"]["OperatorEvseStatus"]["EvseStatusRecord"]:
+                last[r["EvseID"]] = r["EvseStatus"]
+    assert last and set(last.values()) == {"Available"}, last
     assert s["failed"] == s["pending"] == 0
     # Once in effect, in order: each session has one Start and one End, then its CDR; repeats
     # (a relay killed before it acknowledged) were answered as the first, and counted.
