@@ -23,7 +23,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cpagent.uplink_http import classify
-from host_sim.relay import envelope, sessions
+from host_sim.relay import commands, envelope, sessions
+from host_sim.relay.cpo_endpoint import Endpoint
 from host_sim.relay.forwarder import Hub, Reply, Unreachable
 from host_sim.relay.metrics import Metrics, Recent, Server, Throttle
 from host_sim.relay.ratelimit import QueueFull, Scheduler
@@ -59,7 +60,11 @@ class Relay:
         self.connected = self.subscribed = False
         self.workers = []
         self.http = None
+        self.cpo = None
         self.client = self._client()
+        self.commands = commands.Commands(
+            self.client_id, cfg.chargers, cfg.cpo["command_timeout_s"] if cfg.cpo else 10.0,
+            self._send, self._own_remote, self.metrics)
         m = self.metrics
         m.gauges.update(relay_queue_depth=self.scheduler.depth,
                         relay_inflight=lambda: self.scheduler.inflight,
@@ -110,7 +115,8 @@ class Relay:
             for sid, charger in known:
                 self._send(sessions.topic(sid), sessions.record(charger), retain=True)
         self._sync = "%s-%d" % (self.client_id, self.epoch)
-        client.subscribe([(sessions.TOPIC + "+", 1), (SYNC + self.client_id, 1)])
+        client.subscribe([(sessions.TOPIC + "+", 1), (SYNC + self.client_id, 1),
+                          (commands.STATUS, 1), (commands.REPLIES + self.client_id, 1)])
         client.subscribe("$share/%s/%s" % (self.cfg.broker["group"], UP), qos=1)
         log.info("connected to %s:%d as %s (session present: %s)", self.cfg.broker["host"],
                  self.cfg.broker["port"], self.client_id, flags.session_present)
@@ -119,7 +125,7 @@ class Relay:
         if any(c.is_failure for c in codes):
             self.subscribed = False
             log.error("broker refused a subscription (records, sync or cp/+/up): %s", codes)
-        elif len(codes) == 2:
+        elif len(codes) > 1:
             # The retained records came with the SUBACK's subscription; a marker published
             # now arrives after them (one connection, in order).
             self._send(SYNC + self.client_id, self._sync.encode())
@@ -136,6 +142,9 @@ class Relay:
             if msg.topic.startswith(sessions.TOPIC):
                 self._on_record(msg)
                 self._ack([token])
+            elif msg.topic.endswith("/status") or msg.topic.startswith(commands.REPLIES):
+                self._ack([token])
+                self._on_charger_news(msg)
             elif msg.topic.startswith(SYNC):
                 self._ack([token])
                 if msg.payload == (self._sync or "").encode() and not self.owners.synced:
@@ -167,6 +176,59 @@ class Relay:
         except Exception:  # the broker connection is gone: it delivers the message again
             log.exception("answering a message that raised failed")
 
+    def _on_charger_news(self, msg):
+        """A charger's status (online, its will) or a remote command's answer passed on by
+        another relay of the group."""
+        if msg.topic.startswith(commands.REPLIES):
+            doc = envelope.loads(msg.payload.decode("utf-8"))
+            if isinstance(doc, dict):
+                self.commands.on_reply(None, doc)
+            return
+        charger = msg.topic.split("/")[1]
+        if self.commands.on_status(charger, msg.payload) and charger in self.cfg.chargers:
+            self._out_of_service(charger)
+
+    def _out_of_service(self, charger):
+        """The charger's will: its EVSEs are OutOfService at the hub until it says otherwise
+        (it pushes every status again at its reconnect). The push is the relay's own (no
+        charger waits for its answer); it merges with the operator's queued ones."""
+        c = self.cfg.chargers[charger]
+        path, body = envelope.status_push(c["operator_id"], [
+            {"EvseID": e, "EvseStatus": "OutOfService"} for e in sorted(c["evses"])])
+        r = envelope.Request(charger, None, path, body, "PushEvseStatus", "PushEvseStatus",
+                             c["operator_id"])
+        log.info("charger %s went offline (its will): %d EVSEs OutOfService", charger,
+                 len(c["evses"]))
+        try:
+            self.scheduler.put(r)
+        except QueueFull as e:
+            log.warning("charger %s offline: its OutOfService push is not queued: %s",
+                        charger, e)
+
+    def _on_reply(self, msg, token):
+        """True when msg is a charger's answer to a remote command (then taken)."""
+        if b'"reply"' not in msg.payload[:64]:
+            return False
+        try:
+            doc = envelope.loads(msg.payload.decode("utf-8"))
+        except (ValueError, RecursionError):
+            return False
+        if not isinstance(doc, dict) or "reply" not in doc or "path" in doc:
+            return False
+        self._ack([token])
+        self.commands.on_reply(envelope.charger_of(msg.topic), doc)
+        return True
+
+    def _own_remote(self, sid, charger):
+        """A remote start goes to charger: its session record is written before the command
+        (its answer may be lost while the charger runs the session: its messages still
+        pass). False when sid is another charger's."""
+        with self._lock:
+            if not self.owners.learn(sid, charger):
+                return False
+        self._send(sessions.topic(sid), sessions.record(charger), retain=True)
+        return True
+
     def _on_record(self, msg):
         sid = msg.topic[len(sessions.TOPIC):]
         try:
@@ -187,6 +249,8 @@ class Relay:
             self._ack([token])
 
     def _on_request(self, msg, token):
+        if self._on_reply(msg, token):
+            return
         try:
             r = envelope.parse(msg.topic, msg.payload, self.cfg.chargers)
         except envelope.Refused as e:
@@ -351,17 +415,17 @@ class Relay:
     def _answer(self, r, reply, cache):
         """Publishes the reply for r and for every Progress it superseded (same reply)."""
         cap = self.cfg.queue["dedupe_per_charger"]
-        for msg_id in r.ids:
+        for charger, msg_id in r.ids:
             data = envelope.down(msg_id, reply.status, reply.body, reply.retry_after,
                                  reply.error)
             with self._lock:
-                tokens = self.pending.pop((r.charger, msg_id), [])
+                tokens = self.pending.pop((charger, msg_id), [])
                 if cache:
-                    recent = self.cache.setdefault(r.charger, collections.OrderedDict())
+                    recent = self.cache.setdefault(charger, collections.OrderedDict())
                     recent[msg_id] = data
                     if len(recent) > cap:
                         recent.popitem(last=False)
-            self._publish(r.charger, data, tokens)
+            self._publish(charger, data, tokens)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -386,6 +450,8 @@ class Relay:
         h = self.cfg.http
         self.http = Server(self.metrics, self.health, h["host"], h["port"])
         self.http.start()
+        if self.cfg.cpo:
+            self.cpo = Endpoint(self.cfg.cpo, self.commands, self.metrics, self.throttle).start()
         for i in range(self.cfg.hub["connections"]):
             w = threading.Thread(target=self._work, name="relay-hub-%d" % i, daemon=True)
             w.start()
@@ -413,6 +479,8 @@ class Relay:
         self.client.disconnect()
         self.client.loop_stop()
         self.hub.close()
+        if self.cpo:
+            self.cpo.stop()
         if self.http:
             self.http.stop()
 

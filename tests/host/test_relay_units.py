@@ -246,7 +246,7 @@ def test_a_newer_progress_replaces_a_queued_one():
     assert old is not None and old.id == "m-2"
     s.done(first)
     r = s.take(timeout=0)
-    assert r.id == "m-3" and r.ids == ["m-2", "m-3"]
+    assert r.id == "m-3" and [i for _c, i in r.ids] == ["m-2", "m-3"]
     s.done(r)
     assert s.take(timeout=0) is None and s.count == 0
 
