@@ -375,8 +375,8 @@ class Hub:
         if not limit:
             return None
         now = time.monotonic()
-        q = self._calls.setdefault((op, client["cn"] or client["peer"]),
-                                   collections.deque())
+        who = client["cn"] or (client["peer"] or "").rpartition(":")[0]
+        q = self._calls.setdefault((op, who), collections.deque())
         while q and now - q[0] >= 60:
             q.popleft()
         if len(q) >= limit:
