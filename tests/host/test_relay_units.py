@@ -478,3 +478,39 @@ def test_recent_answers_judge_health_on_a_window():
     assert r.problem() == ""                                     # 10 of 13 < 80 %
     clock.t = 301
     assert r.problem() == ""                                     # all older than the window
+
+
+STATUS_CHARGERS = {"cp-1": {"operator_id": OP, "evses": frozenset(["DE*ABC*E1", "DE*ABC*E2"])},
+                   "cp-2": {"operator_id": OP, "evses": frozenset(["DE*ABC*E3"])}}
+
+
+def status(i, charger, *records, action="update"):
+    path, body = oicp.push_evse_status(OP, list(records), action)
+    return envelope.parse("cp/%s/up" % charger, env("s-%d" % i, path, body), STATUS_CHARGERS)
+
+
+def test_status_pushes_of_an_operator_merge_latest_wins_and_answer_every_charger():
+    clock = Clock()
+    s = Scheduler(LIMITS, clock=clock)
+    first = status(1, "cp-1", ("DE*ABC*E1", "Available"))
+    s.put(first)
+    clock.full()
+    assert s.take(timeout=0) is first                      # in flight: the next one waits
+    s.put(status(2, "cp-1", ("DE*ABC*E1", "Occupied"), ("DE*ABC*E2", "Available")))
+    assert s.put(status(3, "cp-2", ("DE*ABC*E3", "Occupied"))) is not None
+    assert s.put(status(4, "cp-1", ("DE*ABC*E1", "Available"))) is not None
+    assert s.take(timeout=0) is None                       # never two of one operator at once
+    s.done(first)
+    (merged,) = drain(s)
+    recs = merged.body["OperatorEvseStatus"]["EvseStatusRecord"]
+    assert [(r["EvseID"], r["EvseStatus"]) for r in recs] == [
+        ("DE*ABC*E2", "Available"), ("DE*ABC*E3", "Occupied"), ("DE*ABC*E1", "Available")]
+    assert merged.ids == [("cp-1", "s-2"), ("cp-2", "s-3"), ("cp-1", "s-4")]
+    assert json.loads(merged.data) == merged.body and merged.body["ActionType"] == "update"
+    assert s.count == 0
+
+
+def test_a_full_load_from_one_charger_is_refused_naming_the_field():
+    with pytest.raises(envelope.Refused, match="body.ActionType: a charger pushes update") as e:
+        status(1, "cp-1", ("DE*ABC*E1", "Available"), action="fullLoad")
+    assert e.value.reason == "action" and e.value.id == "s-1"
