@@ -3,6 +3,8 @@ import json
 import os
 import re
 
+from host_sim.relay import evse_data
+
 OPERATOR_RE = re.compile(r"^(([A-Za-z]{2}\*?[A-Za-z0-9]{3})|(\+?[0-9]{1,3}\*[0-9]{3}))$")
 EVSE_RE = re.compile(r"^(([A-Za-z]{2}\*?[A-Za-z0-9]{3}\*?E[A-Za-z0-9*]{1,30})"
                      r"|(\+?[0-9]{1,3}\*[0-9]{3}\*[0-9*]{1,32}))$")
@@ -60,12 +62,13 @@ def _file(v, field, base):
 
 
 class Config:
-    """The validated config: .broker, .hub, .chargers, .limits, .http, .queue, .sessions, .cpo
-    (plain dicts; .cpo None when the relay serves no CPO endpoint)."""
+    """The validated config: .broker, .hub, .chargers, .limits, .http, .queue, .sessions, .cpo,
+    .evse_data (plain dicts; .cpo None when the relay serves no CPO endpoint, .evse_data None
+    when it pushes no EVSE data: evse_data.py)."""
 
     def __init__(self, doc, base="."):
         _obj(doc, "config", ("broker", "hub", "chargers", "limits", "http", "queue", "sessions",
-                             "cpo"),
+                             "cpo", "evse_data"),
              ("broker", "hub", "chargers"))
         self.broker = self._broker(doc["broker"], base)
         self.hub = self._hub(doc["hub"], base)
@@ -89,6 +92,11 @@ class Config:
             "closed_keep_s": _int(ss.get("closed_keep_s", 7 * 86400), "sessions.closed_keep_s",
                                   60, 0xFFFFFFFE)}
         self.cpo = self._cpo(doc["cpo"], base) if "cpo" in doc else None
+        try:
+            self.evse_data = (evse_data.check(doc["evse_data"], self.chargers)
+                              if "evse_data" in doc else None)
+        except evse_data.EvseDataError as e:
+            raise ConfigError(str(e))
 
     @staticmethod
     def _cpo(c, base):

@@ -23,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cpagent.uplink_http import classify
-from host_sim.relay import commands, envelope, sessions
+from host_sim.relay import commands, envelope, evse_data, sessions
 from host_sim.relay.cpo_endpoint import Endpoint
 from host_sim.relay.forwarder import Hub, Reply, Unreachable
 from host_sim.relay.metrics import Metrics, Recent, Server, Throttle
@@ -456,6 +456,7 @@ class Relay:
             w = threading.Thread(target=self._work, name="relay-hub-%d" % i, daemon=True)
             w.start()
             self.workers.append(w)
+        self._push_data(evse_data.at_start(self.cfg.evse_data))
         b = self.cfg.broker
         self.client.connect_async(b["host"], b["port"], b["keepalive_s"], clean_start=False,
                                   properties=self._connect_props())
@@ -465,6 +466,27 @@ class Relay:
                  self.client_id, b["host"], b["port"], self.cfg.hub["url"], h["host"],
                  self.http.port)
         return self
+
+    def reload(self, cfg):
+        """A changed config (SIGHUP): its EVSE data records go to the hub as updates and
+        deletes; the rest of the config takes a restart."""
+        pushes = evse_data.changes(self.cfg.evse_data, cfg.evse_data)
+        self.cfg.evse_data = cfg.evse_data
+        self._push_data(pushes)
+        return len(pushes)
+
+    def _push_data(self, pushes):
+        """The relay's own PushEvseData requests (no charger waits for them), queued."""
+        for op, path, body in pushes:
+            n = len(body["OperatorEvseData"]["EvseDataRecord"])
+            r = envelope.Request(None, None, path, body, "PushEvseData", "PushEvseData", op)
+            try:
+                self.scheduler.put(r)
+            except QueueFull as e:
+                log.error("EVSE data %s of %s (%d records) not queued: %s",
+                          body["ActionType"], op, n, e)
+                continue
+            log.info("EVSE data: %s of %d records for %s queued", body["ActionType"], n, op)
 
     def stop(self, drain_s=5.0):
         """Lets the requests at the hub finish and their replies reach the broker; what is
