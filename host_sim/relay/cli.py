@@ -82,6 +82,8 @@ def main(argv=None):
     signal.signal(signal.SIGHUP, reload)
     # One machine-readable line for supervisors and tests: where the metrics are.
     print("relay: ready http://%s:%d" % (cfg.http["host"], relay.http.port), flush=True)
+    if relay.cpo:  # the next line: where Hubject (or the mock hub) calls
+        print("relay: cpo endpoint %s" % relay.cpo.url, flush=True)
     stop.wait()
     relay.stop()
     return 0

@@ -53,6 +53,10 @@ class Commands:
             self.online[charger] = now
         return was is not False and not now
 
+    def online_count(self):
+        with self._lock:
+            return sum(1 for v in self.online.values() if v)
+
     def on_reply(self, charger, doc):
         """An answer {"v":1,"reply":cid,...} from charger (its up topic) or passed on by another
         relay (charger None: the record says whose)."""

@@ -70,7 +70,8 @@ class Relay:
                         relay_inflight=lambda: self.scheduler.inflight,
                         relay_mqtt_connected=lambda: int(self.subscribed),
                         relay_hub_connects_total=lambda: self.hub.connects,
-                        relay_python_heap_blocks=sys.getallocatedblocks)
+                        relay_python_heap_blocks=sys.getallocatedblocks,
+                        relay_chargers_online=self.commands.online_count)
 
     # ---- MQTT -----------------------------------------------------------------------------
 
