@@ -514,3 +514,37 @@ def test_a_full_load_from_one_charger_is_refused_naming_the_field():
     with pytest.raises(envelope.Refused, match="body.ActionType: a charger pushes update") as e:
         status(1, "cp-1", ("DE*ABC*E1", "Available"), action="fullLoad")
     assert e.value.reason == "action" and e.value.id == "s-1"
+
+
+def test_a_command_answer_another_relay_got_is_passed_to_the_asking_relay():
+    from host_sim.relay import commands
+    from host_sim.relay.metrics import Metrics
+    sent = {"relay-a": [], "relay-b": []}
+    chargers = {"cp-1": {"operator_id": OP, "evses": frozenset(["DE*ABC*E1"])}}
+    a, b = (commands.Commands(n, chargers, 5.0, lambda t, p, n=n: sent[n].append((t, p)),
+                              lambda sid, c: True, Metrics()) for n in ("relay-a", "relay-b"))
+    for c in (a, b):
+        c.on_status("cp-1", b"online")
+    body = {"SessionID": uuid("s"), "ProviderID": "DE-EMP", "EvseID": "DE*ABC*E1",
+            "Identification": {"RemoteIdentification": {"EvcoID": "DE-EMP-C12345678-X"}}}
+    out = []
+    t = threading.Thread(target=lambda: out.append(b.handle("AuthorizeRemoteStart", body)))
+    t.start()
+    until = time.monotonic() + 5
+    while not sent["relay-b"] and time.monotonic() < until:
+        time.sleep(0.01)
+    (topic, payload), = sent["relay-b"]
+    cmd = json.loads(payload)
+    assert topic == "cp/cp-1/down" and cmd["cid"].startswith("relay-b~")
+    assert cmd["evco_id"] == "DE-EMP-C12345678-X" and cmd["cmd"] == "remote_start"
+    # The broker's shared subscription hands the charger's answer to relay-a:
+    a.on_reply("cp-1", {"v": 1, "reply": cmd["cid"], "code": "000", "info": "ok"})
+    (topic, payload), = sent["relay-a"]
+    assert topic == "relay/replies/relay-b"
+    b.on_reply(None, json.loads(payload))      # what relay-b reads on its replies topic
+    t.join(5)
+    assert out == [("000", "ok")]
+    # offline now: a new start is 501 at once, a repeat of the answered one is remembered
+    b.on_status("cp-1", b"offline")
+    assert b.handle("AuthorizeRemoteStart", dict(body, SessionID=uuid("t")))[0] == "501"
+    assert b.handle("AuthorizeRemoteStart", body) == ("000", "ok")   # a repeat: remembered
