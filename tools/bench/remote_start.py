@@ -5,10 +5,12 @@ charger), the relay as `python -m host_sim relay` with its CPO endpoint over mut
 CHARGERS connected chargers in one process of their own (this file, `crowd` argument): small
 asyncio MQTT 3.1.1 clients speaking the firmware's contract (docs/mqtt.md "Remote commands":
 retained online and the offline will on cp/<id>/status, the command on cp/<id>/down, the answer
-{"v":1,"reply":cid,"code":"000"} on cp/<id>/up). This process plays Hubject: remote.Cpo (the
-mock hub's client, a new mutual-TLS connection per call, as Hubject's would be) to random
-chargers' EVSEs.
-- latency: SEQUENTIAL calls one after another: p50/p99 of RemoteStart to Acknowledgement.
+{"v":1,"reply":cid,"code":"000"} on cp/<id>/up), and REAL real firmware chargers (Agent on a
+HostBoard, on the same event loop). This process plays Hubject: remote.Cpo (the mock hub's
+client, a new mutual-TLS connection per call, as Hubject's would be) to random chargers' EVSEs.
+- latency: SEQUENTIAL calls one after another to the crowd, REAL_CALLS to the real chargers
+  (the first start on each is accepted and journaled, the next ones are 602, EVSE in use: each
+  is a full round trip through the firmware): p50/p99 of RemoteStart to Acknowledgement.
 - throughput: PARALLEL callers for MEASURE_S: commands answered per second, and the CPU
   seconds the relay and the broker used meanwhile.
 """
@@ -39,6 +41,7 @@ from host_sim.relay import child  # noqa: E402
 OP, HUB_CN, EVCO = "DE*ABC", "HUBJECT", "DE-EMP-C12345678-X"
 CHARGERS = int(os.environ.get("BENCH_REMOTE_CHARGERS", "1000"))
 SEQUENTIAL = 300
+REAL, REAL_CALLS = 2, 40
 PARALLEL = 8
 MEASURE_S = 10.0
 PASSWORD = "cpw"
@@ -50,6 +53,36 @@ def cid(i):
 
 def evse(i):
     return "DE*ABC*E%04d" % i
+
+
+def real_id(k):
+    return "r-%d" % k
+
+
+def real_evse(k):
+    return "DE*ABC*E9%03d" % k
+
+
+def _real_charger(k, host, port, state_dir):
+    """A real firmware charger (imported here only: the crowd process)."""
+    from boards.host import HostBoard
+
+    from cpagent import config as fw_config
+    from cpagent.agent import Agent
+    from host_sim.virtual.ev import EvLoad, RealTime
+    from host_sim.virtual.meter import VirtualMeter
+    from host_sim.virtual.pn532 import VirtualPn532
+    cfg = fw_config.load(json.dumps({
+        "charger_id": real_id(k), "operator_id": OP,
+        "evses": [{"evse_id": real_evse(k), "meter_address": 1}],
+        "reader": {"type": "pn532"}, "meter": {"model": "sdm630"},
+        "uplink": {"kind": "mqtt", "host": host, "port": port, "user": real_id(k),
+                   "password": PASSWORD},
+        "timing": {"ev_wait_s": 3600}, "log_level": 0}))
+    board = HostBoard(cfg, os.path.join(state_dir, real_id(k)), reader_dev=VirtualPn532(),
+                      meter_dev=VirtualMeter("sdm630", 1, RealTime(EvLoad(), 1)),
+                      echo=lambda line: None)
+    return Agent(cfg, board)
 
 
 # ---- the crowd: minimal MQTT 3.1.1 chargers (a process of their own) ----------------------
@@ -121,8 +154,10 @@ async def _charger(i, host, port, ready):
                               % json.dumps(cmd["cid"])).encode(), pid))
 
 
-def crowd_main(host, port, count):
+def crowd_main(host, port, count, state_dir):
     async def go():
+        agents = [_real_charger(k, host, int(port), state_dir) for k in range(REAL)]
+        real = [asyncio.ensure_future(a.run()) for a in agents]
         left = [count]
 
         def ready():
@@ -134,7 +169,7 @@ def crowd_main(host, port, count):
             tasks.append(asyncio.ensure_future(_charger(i, host, port, ready)))
             if i % 50 == 49:
                 await asyncio.sleep(0.05)  # a fleet comes up over time, not in one instant
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*(tasks + real))
     asyncio.run(go())
 
 
@@ -152,6 +187,7 @@ def run(chargers=CHARGERS, sequential=SEQUENTIAL, parallel=PARALLEL, measure_s=M
     tmp = tempfile.mkdtemp(prefix="bench-remote-")
     pki = certs.make_test_pki(os.path.join(tmp, "pki"), (OP, HUB_CN))
     users = dict((cid(i), PASSWORD) for i in range(chargers))
+    users.update((real_id(k), PASSWORD) for k in range(REAL))
     users["relay"] = "rpw"
     procs = []
     with HubThread() as hub, Broker(os.path.join(tmp, "mq"), users) as broker:
@@ -159,8 +195,10 @@ def run(chargers=CHARGERS, sequential=SEQUENTIAL, parallel=PARALLEL, measure_s=M
         cfg = {"broker": {"host": broker.host, "port": broker.port, "user": "relay",
                           "password": "rpw", "client_id": "relay-bench"},
                "hub": {"url": hub.url},
-               "chargers": dict((cid(i), {"operator_id": OP, "evses": [evse(i)]})
-                                for i in range(chargers)),
+               "chargers": dict([(cid(i), {"operator_id": OP, "evses": [evse(i)]})
+                                 for i in range(chargers)]
+                                + [(real_id(k), {"operator_id": OP, "evses": [real_evse(k)]})
+                                   for k in range(REAL)]),
                "http": {"port": 0},
                "cpo": {"port": 0, "ca": pki["ca"], "cert": pki["server"][0],
                        "key": pki["server"][1], "hub_cn": HUB_CN, "command_timeout_s": 10}}
@@ -174,13 +212,14 @@ def run(chargers=CHARGERS, sequential=SEQUENTIAL, parallel=PARALLEL, measure_s=M
         try:
             cpo_url = relay.stdout.readline().strip().rsplit(" ", 1)[1]
             crowd = subprocess.Popen([sys.executable, os.path.abspath(__file__), "crowd",
-                                      broker.host, str(broker.port), str(chargers)],
+                                      broker.host, str(broker.port), str(chargers),
+                                      os.path.join(tmp, "flash")],
                                      stdout=subprocess.PIPE, text=True, cwd=ROOT)
             procs.append(crowd)
             if crowd.stdout.readline().strip() != "ready":
                 raise SystemExit("the charger crowd did not come up")
             end = time.monotonic() + 60
-            while _online(port) < chargers and time.monotonic() < end:
+            while _online(port) < chargers + REAL and time.monotonic() < end:
                 time.sleep(0.2)
             online = _online(port)
             hc, hk = pki["clients"][HUB_CN]
@@ -195,6 +234,12 @@ def run(chargers=CHARGERS, sequential=SEQUENTIAL, parallel=PARALLEL, measure_s=M
                 rec = one()
                 codes[rec["code"]] = codes.get(rec["code"], 0) + 1
                 lat.append(rec["seconds"])
+            real_lat, real_codes = [], {}
+            for n in range(REAL_CALLS):
+                e = real_evse(n % REAL)
+                rec = cpo.call("start", cpo.body("start", e, "DE-EMP", EVCO))
+                real_codes[rec["code"]] = real_codes.get(rec["code"], 0) + 1
+                real_lat.append(rec["seconds"])
             done, stop = [0], time.monotonic() + measure_s
             cpu0 = (cpu_s(relay.pid), cpu_s(broker.proc.pid))
 
@@ -216,7 +261,11 @@ def run(chargers=CHARGERS, sequential=SEQUENTIAL, parallel=PARALLEL, measure_s=M
                     p.kill()
                     p.wait()
     lat.sort()
-    return {"chargers_connected": online, "sequential_calls": sequential, "codes": codes,
+    real_lat.sort()
+    return {"real_chargers": REAL, "real_calls": REAL_CALLS, "real_codes": real_codes,
+            "real_p50_ms": round(pct(real_lat, 50) * 1000, 1),
+            "real_p99_ms": round(pct(real_lat, 99) * 1000, 1),
+            "chargers_connected": online, "sequential_calls": sequential, "codes": codes,
             "p50_ms": round(pct(lat, 50) * 1000, 1), "p99_ms": round(pct(lat, 99) * 1000, 1),
             "max_ms": round(lat[-1] * 1000, 1), "parallel_callers": parallel,
             "commands_per_s": round(done[0] / wall, 1),
@@ -230,6 +279,9 @@ def lines(r):
             "(%d sequential calls, codes %s)" % (r["chargers_connected"], r["p50_ms"],
                                                   r["p99_ms"], r["max_ms"],
                                                   r["sequential_calls"], r["codes"]),
+            "same to %d real firmware chargers among them: p50 %.1f ms, p99 %.1f ms (%d calls, "
+            "codes %s)" % (r["real_chargers"], r["real_p50_ms"], r["real_p99_ms"],
+                           r["real_calls"], r["real_codes"]),
             "remote commands one relay serves: %.1f/s with %d parallel callers (relay %.2f, "
             "broker %.2f CPU s in %.1f s)" % (r["commands_per_s"], r["parallel_callers"],
                                               r["relay_cpu_s"], r["broker_cpu_s"],
@@ -238,7 +290,7 @@ def lines(r):
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["crowd"]:
-        crowd_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        crowd_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     else:
         n = int(sys.argv[1]) if len(sys.argv) > 1 else CHARGERS
         print("\n".join(lines(run(n))))
