@@ -23,6 +23,8 @@ from host_sim.relay import envelope
 
 log = logging.getLogger("relay.cpo")
 MAX_BODY = 16384
+# Connections served at once (a thread each); one more is closed at once, counted ("busy").
+MAX_CONNECTIONS = 256
 
 
 def server_context(cfg):
@@ -37,6 +39,25 @@ def server_context(cfg):
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    block_on_close = False
+    on_busy = None
+
+    def __init__(self, *a, **kw):
+        http.server.HTTPServer.__init__(self, *a, **kw)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            self.on_busy(client_address)
+            self.shutdown_request(request)
+            return
+        socketserver.ThreadingMixIn.process_request(self, request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            socketserver.ThreadingMixIn.process_request_thread(self, request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request, client_address):
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
@@ -88,6 +109,8 @@ class Endpoint:
                 pass
 
         self.server = _Server((cfg["host"], cfg["port"]), Handler, bind_and_activate=True)
+        self.server.on_busy = lambda addr: self.refused(
+            "busy", "%s: %d connections already served" % (addr[0], MAX_CONNECTIONS))
         if self.ctx is not None:
             self.server.socket = self.ctx.wrap_socket(self.server.socket, server_side=True,
                                                       do_handshake_on_connect=False)

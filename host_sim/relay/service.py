@@ -186,7 +186,8 @@ class Relay:
                 self.commands.on_reply(None, doc)
             return
         charger = msg.topic.split("/")[1]
-        if self.commands.on_status(charger, msg.payload) and charger in self.cfg.chargers:
+        # Only configured chargers are kept (the broker's users may be more).
+        if charger in self.cfg.chargers and self.commands.on_status(charger, msg.payload):
             self._out_of_service(charger)
 
     def _out_of_service(self, charger):
