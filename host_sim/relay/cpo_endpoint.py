@@ -175,7 +175,13 @@ class Endpoint:
                 "RemoteIdentification", {}):
             return self._fault(op, [("$.Identification.RemoteIdentification",
                                      "is required (the remote process carries the EvcoID)")])
-        code, info = self.commands.handle(op, doc)
+        try:
+            code, info = self.commands.handle(op, doc)
+        except Exception as e:  # a bug of ours: Hubject still gets an answer, logged once
+            self.throttle.log("cpo internal " + type(e).__name__, "%s %s: %s", op,
+                              doc["SessionID"], e, exc_info=True)
+            self.metrics.inc("relay_refused_total", reason="internal")
+            code, info = "501", "relay error: %s" % type(e).__name__
         extra = dict((k, doc[k]) for k in ("CPOPartnerSessionID", "EMPPartnerSessionID")
                      if k in doc)
         return 200, ack(code == "000", code, info, doc["SessionID"], extra).body
