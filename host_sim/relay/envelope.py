@@ -43,7 +43,7 @@ class Request:
     """One authorised request: where it goes and how the queue treats it."""
 
     __slots__ = ("charger", "id", "path", "body", "data", "op", "kind", "operator", "limit",
-                 "priority", "chain", "ids", "state", "seq", "deadline")
+                 "priority", "chain", "ids", "state", "seq", "deadline", "tries")
 
     def __init__(self, charger, msg_id, path, body, op, kind, operator):
         self.charger, self.id, self.path, self.body = charger, msg_id, path, body
@@ -63,6 +63,7 @@ class Request:
         # session, status pushes of its operator, latest wins): each gets its reply.
         self.ids = [(charger, msg_id)] if msg_id is not None else []
         self.state, self.seq, self.deadline = "new", 0, 0.0
+        self.tries = 0  # the relay's own pushes: sent again after a hub that was not reached
 
 
 def charger_of(topic):

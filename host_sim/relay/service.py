@@ -367,6 +367,8 @@ class Relay:
         self.metrics.inc("relay_hub_requests_total", status=reply.status)
         kind, parsed = self._sort(r, reply)
         self.scheduler.done(r, reply.retry_after if reply.status == 429 else None)
+        if not r.ids and kind in ("nothub", "retry", "unreachable", "stop"):
+            self._again(r)  # the relay's own push: no charger retries it
         if kind == "nothub":
             reply = Reply(0, None, None, parsed)  # the charger retries, as for a hub outage
         elif kind == "ok" and r.op == "AuthorizeStart" and parsed.session_id:
@@ -375,6 +377,23 @@ class Relay:
             self._close(r)
         # Only an answer a retry would not change is remembered for duplicates.
         self._answer(r, reply, cache=kind in ("ok", "fail"))
+
+    def _again(self, r):
+        """Queues the relay's own push r again after 2, 4, ... 60 s (a hub outage)."""
+        again = envelope.Request(r.charger, None, r.path, r.body, r.op, r.kind, r.operator)
+        again.tries = r.tries + 1
+        delay = min(2.0 ** again.tries, 60.0)
+        log.warning("%s for %s not accepted by the hub: again in %g s", r.op, r.operator, delay)
+
+        def put():
+            if not self.scheduler.closed:
+                try:
+                    self.scheduler.put(again)
+                except QueueFull as e:
+                    log.error("%s for %s dropped: %s", r.op, r.operator, e)
+        t = threading.Timer(delay, put)
+        t.daemon = True
+        t.start()
 
     def _sort(self, r, reply):
         """(kind, Reply of the hub | reason) by the firmware's classifier; counted, logged."""

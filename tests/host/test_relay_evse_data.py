@@ -86,3 +86,17 @@ def test_a_bad_record_is_a_config_error_naming_the_field_and_nothing_is_sent(
             Config(doc_with(pki, hub, broker, [record(E1, **change)]))
         assert named in str(e.value)
         assert hub.call(lambda: hub.hub.exchanges) == []
+
+
+def test_a_full_load_the_hub_did_not_take_is_sent_again(pki, tmp_path):
+    with HubThread(tls=pki["dir"]) as hub, Broker(tmp_path / "mq", USERS) as broker:
+        hub.call(hub.hub.add_fault, "5xx", match="PushEvseData")   # the first one: a 503
+        relay = Relay(Config(doc_with(pki, hub, broker, [record(E1)]))).start()
+        try:
+            until(lambda: len(data_pushes(hub)) == 2, "the full load again")
+            first, again = data_pushes(hub)
+            assert first["status"] == 503 and again["code"] == "000"
+            assert again["request"] == first["request"]
+            assert list(hub.call(lambda: hub.hub.rules.evse_data)) == [(OP, E1)]
+        finally:
+            relay.stop()
