@@ -200,10 +200,12 @@ class Rules:
     def add_card(self, token, provider_id=None):
         self.cards[token.upper()] = provider_id or self.provider_id
 
-    def add_session(self, session_id, operator_id, uid, evse_id=None, now=""):
-        """Seed an authorized session (as if AuthorizeStart had made it), e.g. after a restart."""
-        s = Session(session_id, operator_id, evse_id, "RFIDMifareFamilyIdentification",
-                    uid.upper(), self.provider_id, {}, now)
+    def add_session(self, session_id, operator_id, uid, evse_id=None, now="",
+                    kind="RFIDMifareFamilyIdentification", provider=None):
+        """Seed an authorized session (as if AuthorizeStart had made it, e.g. after a restart,
+        or a remote start: kind RemoteIdentification, uid the EvcoID)."""
+        s = Session(session_id, operator_id, evse_id, kind, uid.upper(),
+                    provider or self.provider_id, {}, now)
         self.sessions[session_id] = s
         return s
 
