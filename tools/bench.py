@@ -1,5 +1,6 @@
 """`make bench`: firmware size, heap/flash figures under MicroPython, and the host-side figures
-(HTTP client stall in a hub outage, tap latency, fleet capacity, relay throughput and soak),
+(HTTP client stall in a hub outage, tap latency, fleet capacity, relay throughput and soak,
+remote start through the relay with 1,000 chargers connected),
 mutual TLS on MicroPython's unix port when MPY_UNIX names one (tools/bench/tls_unix.py), to
 build/bench.json."""
 import json
@@ -16,6 +17,7 @@ import fleet_capacity  # noqa: E402  (tools/bench/*.py: CPython benchmarks, run(
 import http_stall  # noqa: E402
 import relay_soak  # noqa: E402
 import relay_throughput  # noqa: E402
+import remote_start  # noqa: E402
 import tap_latency  # noqa: E402
 import tls_unix  # noqa: E402  (skipped with a line of reason unless MPY_UNIX names a build)
 
@@ -118,6 +120,7 @@ def main():
     for key, mod in (("http_stall_outage", http_stall), ("tap_latency", tap_latency),
                      ("fleet_capacity", fleet_capacity), ("agent_heap_e2e", agent_heap_e2e),
                      ("relay_throughput", relay_throughput), ("relay_soak", relay_soak),
+                     ("remote_start", remote_start),
                      ("tls_unix", tls_unix)):
         results[key] = mod.run()
         print("\n".join(mod.lines(results[key])), flush=True)

@@ -8,6 +8,7 @@ import tempfile
 
 from host_sim import certs
 from host_sim.hub.faults import KINDS, FaultError
+from host_sim.hub.remote import Cpo
 from host_sim.hub.server import Hub, quiet_tls, tls_context
 
 
@@ -71,6 +72,14 @@ def _args(argv):
     p.add_argument("--log", help="append every exchange as a JSON line to this file")
     p.add_argument("--progress-interval", type=float, default=300,
                    help="minimum seconds between Progress notifications (message time)")
+    p.add_argument("--cpo", metavar="URL", help="the CPO endpoint this hub calls as Hubject "
+                   "(POST /api/remote, the page's buttons); with an https URL the hub presents "
+                   "the client certificate --cpo-cert (default: CN=HUBJECT from --certs)")
+    p.add_argument("--cpo-cert", help="client certificate toward the CPO (PEM)")
+    p.add_argument("--cpo-key", help="its key")
+    p.add_argument("--cpo-ca", help="CA of the CPO endpoint's server certificate")
+    p.add_argument("--rate-limits", action="store_true",
+                   help="answer 429 past Hubject's acceptable-use limits per operation")
     p.add_argument("--fault", action="append", default=[],
                    help="queue a fault: kind[:key=value,...]; kinds: " + ", ".join(KINDS))
     return p.parse_args(argv)
@@ -86,9 +95,17 @@ async def _serve(a):
         d = a.certs or tempfile.mkdtemp(prefix="hub-certs-")
         certs.make_test_pki(d, a.operator or ())
         tls = tls_context(d)
+    cpo = None
+    if a.cpo:
+        cert, key, ca = a.cpo_cert, a.cpo_key, a.cpo_ca
+        if a.cpo.startswith("https:") and not cert:
+            d = a.certs or (tls and d) or tempfile.mkdtemp(prefix="hub-certs-")
+            cert, key = certs.make_client(d, "HUBJECT")
+            ca = ca or certs.make_ca(d)
+        cpo = Cpo(a.cpo, cert=cert, key=key, ca=ca)
     hub = Hub(a.host, a.port, tls, cards, a.log, provider_id=a.provider_id,
               operators=a.operator, progress_interval=a.progress_interval,
-              sub_operators=_subs(a.sub_operator))
+              sub_operators=_subs(a.sub_operator), cpo=cpo, rate_limits=a.rate_limits)
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(quiet_tls)
     url = await hub.start()

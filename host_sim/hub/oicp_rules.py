@@ -22,7 +22,9 @@ sources as tagged in the project's research notes on OICP):
   notification's): 018 Inconsistent EvseID (the code S02 gives EvseIDs that do not fit the
   request; a session lives on one EVSE); one for a session of another operator: 400 (above).
 A byte-for-byte repeat of an accepted message (a retry after a lost reply) gets the first reply
-again and changes nothing; the session counts it in `duplicates`.
+again and changes nothing; the session counts it in `duplicates`. An AuthorizeStart that repeats
+the CPOPartnerSessionID of one already authorized (the operator's own id for its session, re-sent
+by a charger that lost the answer in a power cut) is answered with that session again.
 """
 import collections
 import json
@@ -190,6 +192,7 @@ class Rules:
         self.progress_interval = progress_interval
         self.progress_from_start = progress_from_start
         self.sessions = collections.OrderedDict()
+        self._by_cpo_sid = {}  # (operator, CPOPartnerSessionID) -> SessionID, as capped
         self.evse_status = {}
         self.evse_data = {}
         self.counts = collections.Counter()
@@ -197,10 +200,12 @@ class Rules:
     def add_card(self, token, provider_id=None):
         self.cards[token.upper()] = provider_id or self.provider_id
 
-    def add_session(self, session_id, operator_id, uid, evse_id=None, now=""):
-        """Seed an authorized session (as if AuthorizeStart had made it), e.g. after a restart."""
-        s = Session(session_id, operator_id, evse_id, "RFIDMifareFamilyIdentification",
-                    uid.upper(), self.provider_id, {}, now)
+    def add_session(self, session_id, operator_id, uid, evse_id=None, now="",
+                    kind="RFIDMifareFamilyIdentification", provider=None):
+        """Seed an authorized session (as if AuthorizeStart had made it, e.g. after a restart,
+        or a remote start: kind RemoteIdentification, uid the EvcoID)."""
+        s = Session(session_id, operator_id, evse_id, kind, uid.upper(),
+                    provider or self.provider_id, {}, now)
         self.sessions[session_id] = s
         return s
 
@@ -263,14 +268,23 @@ class Rules:
             return _auth(False, code, "Identification: %s %s is not authorized" % (kind, token))
         sid = doc.get("SessionID")
         s = self.sessions.get(sid)
+        cpo_sid = doc.get("CPOPartnerSessionID")
+        if s is None and cpo_sid:
+            s = self.sessions.get(self._by_cpo_sid.get((operator, cpo_sid)))
+            if s is not None and s.token == token:
+                return _auth(True, "000", session=s)  # the same request, answered the same
         if s is None or s.operator != operator or s.token != token or s.state == "closed":
             sid = str(uuid.uuid4())
             ids = dict((k, doc[k]) for k in ("CPOPartnerSessionID", "EMPPartnerSessionID")
                        if k in doc)
             s = Session(sid, operator, doc.get("EvseID"), kind, token, provider, ids, now)
             self.sessions[sid] = s
+            if cpo_sid:
+                self._by_cpo_sid[(operator, cpo_sid)] = sid
             if len(self.sessions) > MAX_SESSIONS:
-                self.sessions.popitem(last=False)
+                old = self.sessions.popitem(last=False)[1]
+                self._by_cpo_sid.pop((old.operator, old.partner_ids.get("CPOPartnerSessionID")),
+                                     None)
         return _auth(True, "000", session=s)
 
     def _AuthorizeStop(self, doc, operator, now):

@@ -5,6 +5,10 @@ td.state, td.notifications holding span.note.note-<Type>, td.cdr; #stats (from /
 table#refused with one tr.refused[data-seq] per answer a charger takes as a refusal for good
 (its dead letters: td.operation, td.session, td.reason), polled from /api/exchanges?since=;
 #updated counts successful polls; #error shows the last polling error.
+table#evses: one tr.evse[data-evse-id] per EVSE pushed (td.status from PushEvseStatus,
+td.data: whether PushEvseData gave its master data), with button.remote-start and
+button.remote-stop, which POST /api/remote (the hub calls the CPO as Hubject) with the EvcoID
+of input#evco; #remote shows the last call's answer.
 """
 
 HTML = """<!doctype html>
@@ -24,6 +28,11 @@ th{background:#f3f3f3}
 <table id="sessions"><thead><tr><th>SessionID</th><th>Operator</th><th>EVSE</th><th>Card</th>
 <th>State</th><th>Notifications</th><th>CDR</th><th>Duplicates</th></tr></thead>
 <tbody></tbody></table>
+<h2>EVSEs</h2>
+<p>Remote start/stop as Hubject (POST /api/remote): EvcoID <input id="evco"
+value="DE-EMP-C12345678-X" size="22"> <span id="remote"></span></p>
+<table id="evses"><thead><tr><th>EvseID</th><th>Operator</th><th>Status</th><th>Data</th>
+<th>Remote</th></tr></thead><tbody></tbody></table>
 <h2>Refused for good</h2>
 <p>Answers a charger keeps as dead letters (it does not retry them): the newest 200.</p>
 <table id="refused"><thead><tr><th>Time</th><th>Operation</th><th>SessionID</th><th>HTTP</th>
@@ -94,16 +103,50 @@ function refused(exchanges) {
   });
   while (body.children.length > 200) body.removeChild(body.lastChild);
 }
+function remote(op, evse) {
+  var body = {op: op, evse_id: evse};
+  if (op === "start") body.evco_id = document.getElementById("evco").value;
+  fetch("/api/remote", {method: "POST", body: JSON.stringify(body)}).then(function (r) {
+    return r.json();
+  }).then(function (d) {
+    document.getElementById("remote").textContent = d.message || (op + " " + evse + ": "
+      + (d.code || d.error || d.status) + " (" + d.seconds + " s)");
+  });
+}
+function evses(list) {
+  var body = document.querySelector("#evses tbody");
+  var rows = document.createDocumentFragment();
+  list.forEach(function (e) {
+    var tr = document.createElement("tr");
+    tr.className = "evse";
+    tr.dataset.evseId = e.EvseID;
+    cell(tr, "evse", e.EvseID);
+    cell(tr, "operator", e.OperatorID);
+    cell(tr, "status", e.EvseStatus);
+    cell(tr, "data", e.data ? "yes" : "");
+    var td = cell(tr, "remote");
+    ["start", "stop"].forEach(function (op) {
+      var b = document.createElement("button");
+      b.className = "remote-" + op;
+      b.textContent = op;
+      b.onclick = function () { remote(op, e.EvseID); };
+      td.appendChild(b);
+    });
+    rows.appendChild(tr);
+  });
+  body.replaceChildren(rows);
+}
 var polls = 0;
 function poll() {
   Promise.all([fetch("/api/sessions"), fetch("/api/stats"),
-               fetch("/api/exchanges?since=" + lastSeq)]).then(function (r) {
-    if (!r[0].ok || !r[1].ok || !r[2].ok)
-      throw new Error("HTTP " + r[0].status + "/" + r[1].status + "/" + r[2].status);
-    return Promise.all([r[0].json(), r[1].json(), r[2].json()]);
+               fetch("/api/exchanges?since=" + lastSeq), fetch("/api/evses")]).then(function (r) {
+    if (!r.every(function (x) { return x.ok; }))
+      throw new Error("HTTP " + r.map(function (x) { return x.status; }).join("/"));
+    return Promise.all(r.map(function (x) { return x.json(); }));
   }).then(function (d) {
     render(d[0]);
     refused(d[2]);
+    evses(d[3]);
     var st = d[1];
     document.getElementById("stats").textContent = st.sessions + " sessions, " + st.requests
       + " OICP requests, " + st.duplicates + " duplicates, " + st.refused

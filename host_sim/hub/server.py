@@ -9,7 +9,17 @@ compared (only the cert_mismatch fault gives 017).
 
 Control plane (never faulted): GET / (page), GET /api/sessions, /api/exchanges?since=SEQ,
 /api/stats, /api/evses, /api/faults; POST /api/faults (a rule or a list, see faults.py),
-DELETE /api/faults, POST /api/reset (forget sessions, exchanges, EVSEs and faults).
+DELETE /api/faults, POST /api/reset (forget sessions, exchanges, EVSEs and faults),
+POST /api/remote {"op": "start"|"stop", "evse_id", "evco_id", "provider_id", "session_id"}
+(the hub calls the CPO's endpoint as Hubject: remote.py; answers the call's record),
+GET /api/remote (the calls made), GET /api/evse-data (the EVSE records pushed).
+
+Hubject's rules on pushes and rates: two pushes of one operation by one operator while the first
+is still being handled are an error of the CPO (OICP: pushes "MUST never be executed in
+parallel"): the second is answered 009 (data transaction error) and counted in
+stats()["overlaps"]. rate_limits ({operation: calls per minute}, or True for Hubject's
+acceptable-use figures in AUP_LIMITS) answers 429 with Retry-After past the limit, per
+operation and client (certificate CN, else peer address), over any 60 s window; off by default.
 """
 import asyncio
 import collections
@@ -28,7 +38,11 @@ MAX_BODY = 1 << 20
 MAX_HEAD = 16 << 10
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
             408: "Request Timeout", 411: "Length Required", 413: "Content Too Large",
-            429: "Too Many Requests", 431: "Request Header Fields Too Large"}
+            409: "Conflict", 429: "Too Many Requests", 431: "Request Header Fields Too Large"}
+# Hubject's acceptable use policy, calls per minute (research notes [AUP]).
+AUP_LIMITS = {"AuthorizeStart": 200, "AuthorizeStop": 50, "ChargeDetailRecord": 350,
+              "ChargingNotifications": 100, "PushEvseStatus": 2000, "PushEvseData": 375}
+_MAX_REMOTE = 1000  # remote calls kept for the page and /api/remote; the oldest goes
 
 
 class _BadRequest(Exception):
@@ -120,7 +134,8 @@ class Hub:
     """
 
     def __init__(self, host="127.0.0.1", port=0, tls=None, cards=(), log=None,
-                 max_exchanges=100_000, idle_timeout=60.0, **rules):
+                 max_exchanges=100_000, idle_timeout=60.0, cpo=None, rate_limits=None,
+                 **rules):
         self.host, self.port = host, port
         self.ssl = tls_context(tls) if isinstance(tls, str) else tls
         self.rules = oicp_rules.Rules(cards, **rules)
@@ -138,6 +153,13 @@ class Hub:
         self._resume_task = None
         self.refusing = False
         self.url = None
+        self.cpo = cpo  # a remote.Cpo: the CPO endpoint this hub calls as Hubject
+        self.remote_calls = collections.deque(maxlen=_MAX_REMOTE)
+        self.rate_limits = AUP_LIMITS if rate_limits is True else (rate_limits or {})
+        self._calls = {}     # (operation, client) -> deque of arrival times within 60 s
+        self._pushing = set()  # (operation, OperatorID) of pushes being handled now
+        self.overlaps = collections.Counter()  # operation -> pushes that overlapped
+        self.limited = collections.Counter()   # operation -> answers 429
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -220,9 +242,43 @@ class Hub:
     def sessions(self):
         return self.rules.sessions_json()
 
+    async def remote(self, op, evse_id, evco_id=None, provider_id=None, session_id=None,
+                     operator_id=None, **extra):
+        """Calls the CPO (self.cpo) as Hubject: op "start" or "stop". A start makes a new
+        SessionID (unless given) and opens the session before the call, as Hubject does, so
+        the CPO's notifications find it; a start the CPO does not accept (code not 000) is
+        forgotten again. Returns the call's record (remote.Cpo.call). ValueError for bad
+        arguments, LookupError when no CPO endpoint is configured."""
+        if self.cpo is None:
+            raise LookupError("no CPO endpoint configured (Hub(cpo=remote.Cpo(url, ...)))")
+        provider_id = provider_id or self.rules.provider_id
+        if op == "stop" and session_id is None:
+            running = [s for s in self.rules.sessions.values() if s.evse == evse_id
+                       and s.state in ("authorized", "charging")]
+            if not running:
+                raise ValueError("session_id: none given and no session runs on %s" % evse_id)
+            session_id = running[-1].sid
+        body = self.cpo.body(op, evse_id, provider_id, evco_id, session_id, **extra)
+        sid = body["SessionID"]
+        opened = None
+        if op == "start" and sid not in self.rules.sessions:
+            operator = operator_id or "*".join(evse_id.split("*")[:2])
+            opened = self.rules.add_session(sid, operator, evco_id, evse_id, _now(),
+                                            kind="RemoteIdentification", provider=provider_id)
+        rec = await asyncio.get_running_loop().run_in_executor(None, self.cpo.call, op, body)
+        rec["time"], rec["evse_id"] = _now(), evse_id
+        if opened is not None and rec["code"] != "000":
+            self.rules.sessions.pop(sid, None)
+        elif op == "stop" and rec["code"] == "000" and sid in self.rules.sessions:
+            self.rules.sessions[sid].stopped = True
+        self.remote_calls.append(rec)
+        return rec
+
     def stats(self):
         c = self.rules.counts
-        return {"sessions": len(self.rules.sessions), "requests": c["requests"],
+        return {"overlaps": dict(self.overlaps), "rate_limited": dict(self.limited),
+                "remote_calls": len(self.remote_calls),
+                "sessions": len(self.rules.sessions), "requests": c["requests"],
                 "duplicates": c["duplicates"], "exchanges": self._seq, "refused": self.refused,
                 "faults": len(self.faults.rules), "refusing": self.refusing,
                 "codes": dict((k[5:], v) for k, v in c.items() if k.startswith("code_")),
@@ -230,6 +286,7 @@ class Hub:
 
     def reset(self):
         self.rules.sessions.clear()
+        self.rules._by_cpo_sid.clear()
         self.rules.evse_status.clear()
         self.rules.evse_data.clear()
         self.rules.counts.clear()
@@ -289,6 +346,54 @@ class Hub:
             await self._send(writer, status, out, extra, keep, ctype)
             return keep and not self.refusing
         op, path_operator = found
+        key = (op, path_operator) if op.startswith("Push") else None
+        if key is not None and key in self._pushing:
+            self.overlaps[op] += 1
+            a = oicp_rules.ack(False, "009", "a push of %s by %s is still being handled: "
+                               "pushes of one operation never run in parallel (OICP)"
+                               % (op, path_operator))
+            return await self._answer_now(op, path, body, client, a, keep, t0, writer)
+        limited = self._limited(op, client)
+        if limited is not None:
+            self.limited[op] += 1
+            a = oicp_rules.Answer(429, {"message": "rate limit: %d %s per minute"
+                                        % (self.rate_limits[op], op),
+                                        "extendedInfo": "Hubject acceptable use policy",
+                                        "validationErrors": []})
+            a.headers = (("Retry-After", "%d" % limited),)
+            return await self._answer_now(op, path, body, client, a, keep, t0, writer)
+        if key is None:
+            return await self._oicp(req, client, writer, op, path_operator, path, keep, t0)
+        self._pushing.add(key)
+        try:
+            return await self._oicp(req, client, writer, op, path_operator, path, keep, t0)
+        finally:
+            self._pushing.discard(key)
+
+    def _limited(self, op, client):
+        """None, or the seconds to wait when op's per-minute limit is used up for client."""
+        limit = self.rate_limits.get(op)
+        if not limit:
+            return None
+        now = time.monotonic()
+        who = client["cn"] or (client["peer"] or "").rpartition(":")[0]
+        q = self._calls.setdefault((op, who), collections.deque())
+        while q and now - q[0] >= 60:
+            q.popleft()
+        if len(q) >= limit:
+            return max(1, int(q[0] + 60 - now + 0.999))
+        q.append(now)
+        return None
+
+    async def _answer_now(self, op, path, body, client, a, keep, t0, writer):
+        rec = {"seq": None, "time": _now(), "peer": client["peer"], "cn": client["cn"],
+               "operation": op, "path": path, "request": _loads(body)}
+        self._record(rec, a.status, a.body, a.code, t0)
+        await self._send(writer, a.status, _json(a.body), a.headers, keep)
+        return keep
+
+    async def _oicp(self, req, client, writer, op, path_operator, path, keep, t0):
+        method, target, version, headers, body = req
         rec = {"seq": None, "time": _now(), "peer": client["peer"], "cn": client["cn"],
                "operation": op, "path": path, "request": _loads(body)}
         if method != "POST":
@@ -387,6 +492,22 @@ class Hub:
                     if f.kind == "refuse":
                         await self.refuse(f.seconds, keep=writer)
                 return self._ok(self.faults.as_json())
+        if path == "/api/remote":
+            if method == "GET":
+                return self._ok(list(self.remote_calls))
+            if method == "POST":
+                try:
+                    args = json.loads(body)
+                    if not isinstance(args, dict):
+                        raise ValueError("expected a JSON object")
+                    rec = await self.remote(**args)
+                except LookupError as e:
+                    return self._err(409, str(e))
+                except (ValueError, TypeError) as e:
+                    return self._err(400, "remote: %s" % e)
+                return self._ok(rec)
+        if method == "GET" and path == "/api/evse-data":
+            return self._ok([r for r in self.rules.evse_data.values()])
         if method == "POST" and path == "/api/reset":
             self.reset()
             return self._ok({"reset": True})

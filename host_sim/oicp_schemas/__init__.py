@@ -8,7 +8,7 @@ operation a CPO path is), `request_schema(op, body)` and `schema_errors(name, bo
 import functools
 import json
 import os
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
@@ -25,6 +25,12 @@ ROUTES = (
     ("PushEvseData", _P + "evsepush/v23/operators/", "/data-records"),
 )
 NOTIFY_PATH = _P + "notificationmgmt/v11/charging-notifications"
+# What Hubject calls at the CPO (the relay's endpoint): (operation, head, tail) around the
+# ProviderID. Kept apart from ROUTES: a charger never sends these.
+REMOTE_ROUTES = (
+    ("AuthorizeRemoteStart", _P + "charging/v21/providers/", "/authorize-remote/start"),
+    ("AuthorizeRemoteStop", _P + "charging/v21/providers/", "/authorize-remote/stop"),
+)
 NOTIFY_TYPES = ("Start", "Progress", "End", "Error")
 
 
@@ -59,7 +65,24 @@ def route(path):
     """(operation, path OperatorID or None) for a CPO path (no query), or None if none."""
     if path == NOTIFY_PATH:
         return "ChargingNotifications", None
-    for op, head, tail in ROUTES:
+    return _match(path, ROUTES)
+
+
+def remote_route(path):
+    """(operation, path ProviderID) for a path Hubject calls at the CPO, or None."""
+    return _match(path, REMOTE_ROUTES)
+
+
+def remote_path(op, provider_id):
+    """The path of a remote operation for provider_id (quoted as Hubject quotes it)."""
+    for name, head, tail in REMOTE_ROUTES:
+        if name == op:
+            return head + quote(provider_id, safe="") + tail
+    raise KeyError("no remote operation %r" % op)
+
+
+def _match(path, routes):
+    for op, head, tail in routes:
         if path.startswith(head) and path.endswith(tail):
             middle = path[len(head):len(path) - len(tail)]
             if middle and "/" not in middle:

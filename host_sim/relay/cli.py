@@ -1,4 +1,5 @@
-"""`python -m host_sim relay --config FILE [--client-id ID]`: runs until SIGTERM or Ctrl-C.
+"""`python -m host_sim relay --config FILE [--client-id ID]`: runs until SIGTERM or Ctrl-C; SIGHUP
+reloads the config's EVSE data (pushed to the hub as updates).
 `python -m host_sim relay requeue --config FILE --charger ID [--id MSG]`: asks a charger to send
 its dead letters again (all, or one), with the relay's broker credentials (docs/relay.md)."""
 import argparse
@@ -70,8 +71,19 @@ def main(argv=None):
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *a: stop.set())
     relay = Relay(cfg, args.client_id).start()
+
+    def reload(*a):
+        try:
+            n = relay.reload(load(args.config))
+        except ConfigError as e:
+            logging.getLogger("relay").error("SIGHUP: config not reloaded: %s", e)
+            return
+        logging.getLogger("relay").info("SIGHUP: config reloaded, %d EVSE data pushes", n)
+    signal.signal(signal.SIGHUP, reload)
     # One machine-readable line for supervisors and tests: where the metrics are.
     print("relay: ready http://%s:%d" % (cfg.http["host"], relay.http.port), flush=True)
+    if relay.cpo:  # the next line: where Hubject (or the mock hub) calls
+        print("relay: cpo endpoint %s" % relay.cpo.url, flush=True)
     stop.wait()
     relay.stop()
     return 0

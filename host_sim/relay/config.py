@@ -3,6 +3,8 @@ import json
 import os
 import re
 
+from host_sim.relay import evse_data
+
 OPERATOR_RE = re.compile(r"^(([A-Za-z]{2}\*?[A-Za-z0-9]{3})|(\+?[0-9]{1,3}\*[0-9]{3}))$")
 EVSE_RE = re.compile(r"^(([A-Za-z]{2}\*?[A-Za-z0-9]{3}\*?E[A-Za-z0-9*]{1,30})"
                      r"|(\+?[0-9]{1,3}\*[0-9]{3}\*[0-9*]{1,32}))$")
@@ -60,11 +62,13 @@ def _file(v, field, base):
 
 
 class Config:
-    """The validated config: .broker, .hub, .chargers, .limits, .http, .queue, .sessions (plain
-    dicts)."""
+    """The validated config: .broker, .hub, .chargers, .limits, .http, .queue, .sessions, .cpo,
+    .evse_data (plain dicts; .cpo None when the relay serves no CPO endpoint, .evse_data None
+    when it pushes no EVSE data: evse_data.py)."""
 
     def __init__(self, doc, base="."):
-        _obj(doc, "config", ("broker", "hub", "chargers", "limits", "http", "queue", "sessions"),
+        _obj(doc, "config", ("broker", "hub", "chargers", "limits", "http", "queue", "sessions",
+                             "cpo", "evse_data"),
              ("broker", "hub", "chargers"))
         self.broker = self._broker(doc["broker"], base)
         self.hub = self._hub(doc["hub"], base)
@@ -87,6 +91,35 @@ class Config:
                                    86400),
             "closed_keep_s": _int(ss.get("closed_keep_s", 7 * 86400), "sessions.closed_keep_s",
                                   60, 0xFFFFFFFE)}
+        self.cpo = self._cpo(doc["cpo"], base) if "cpo" in doc else None
+        try:
+            self.evse_data = (evse_data.check(doc["evse_data"], self.chargers)
+                              if "evse_data" in doc else None)
+        except evse_data.EvseDataError as e:
+            raise ConfigError(str(e))
+
+    @staticmethod
+    def _cpo(c, base):
+        _obj(c, "cpo", ("host", "port", "ca", "cert", "key", "hub_cn", "insecure_http",
+                        "command_timeout_s"))
+        insecure = c.get("insecure_http", False)
+        if not isinstance(insecure, bool):
+            raise ConfigError("cpo.insecure_http: expected true or false, got %r" % insecure)
+        out = {"host": _str(c.get("host", "127.0.0.1"), "cpo.host"),
+               "port": _int(c.get("port", 9443), "cpo.port", 0, 65535),
+               "insecure_http": insecure,
+               "hub_cn": None if c.get("hub_cn") is None else _str(c["hub_cn"], "cpo.hub_cn"),
+               # Hubject gives up after 60 s: the charger's answer must come well before.
+               "command_timeout_s": _num(c.get("command_timeout_s", 10),
+                                         "cpo.command_timeout_s", 0.1, 50),
+               "ca": None, "cert": None, "key": None}
+        if not insecure:
+            for k in ("ca", "cert", "key"):
+                if k not in c:
+                    raise ConfigError("cpo.%s: required (mutual TLS toward the hub; "
+                                      "cpo.insecure_http: true only for tests)" % k)
+                out[k] = _file(c[k], "cpo." + k, base)
+        return out
 
     @staticmethod
     def _broker(b, base):

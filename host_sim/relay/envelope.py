@@ -8,6 +8,7 @@ Up:   {"v": 1, "id": "...", "path": "/api/oicp/...", "body": {...}}  on cp/<char
 Down: {"v": 1, "id": "...", "status": N, "body": {...}|null, "retry_after": s, "error": "..."}
 """
 import json
+from urllib.parse import quote
 
 from host_sim import oicp_schemas
 
@@ -42,7 +43,7 @@ class Request:
     """One authorised request: where it goes and how the queue treats it."""
 
     __slots__ = ("charger", "id", "path", "body", "data", "op", "kind", "operator", "limit",
-                 "priority", "chain", "ids", "state", "seq", "deadline")
+                 "priority", "chain", "ids", "state", "seq", "deadline", "tries")
 
     def __init__(self, charger, msg_id, path, body, op, kind, operator):
         self.charger, self.id, self.path, self.body = charger, msg_id, path, body
@@ -58,8 +59,11 @@ class Request:
             self.chain = (charger, sid)
         else:
             self.chain = None
-        self.ids = [msg_id]  # this id, then the ids of Progress messages it superseded
+        # (charger, id) of this request, then of those it superseded (a Progress of its
+        # session, status pushes of its operator, latest wins): each gets its reply.
+        self.ids = [(charger, msg_id)] if msg_id is not None else []
         self.state, self.seq, self.deadline = "new", 0, 0.0
+        self.tries = 0  # the relay's own pushes: sent again after a hub that was not reached
 
 
 def charger_of(topic):
@@ -203,7 +207,37 @@ def parse(topic, payload, chargers):
         if e not in c["evses"]:
             raise Refused("%s: %s is not an EVSE of charger %s" % (f, _short(e), charger),
                           msg_id, "evse")
+    if op == "PushEvseStatus" and body["ActionType"] != "update":
+        # A fullLoad replaces every status of the operator at Hubject: one charger knows
+        # only its own EVSEs.
+        raise Refused("body.ActionType: a charger pushes update records only, got %s"
+                      % _short(body["ActionType"]), msg_id, "action")
     return Request(charger, msg_id, path, body, op, kind, mine)
+
+
+MAX_BATCH = 500  # EVSE status records in one push the relay makes of several
+
+
+def status_push(operator, records):
+    """The PushEvseStatus v2.1 path and update body for records [{"EvseID", "EvseStatus"}]."""
+    path = "/api/oicp/evsepush/v21/operators/%s/status-records" % quote(operator, safe="*")
+    return path, {"ActionType": "update", "OperatorEvseStatus": {
+        "OperatorID": operator, "EvseStatusRecord": list(records)}}
+
+
+def merge_status(old, new):
+    """new's status records over old's (latest wins per EVSE, old's order kept), as one
+    Request of new's with both requests' ids; None when the batch would exceed MAX_BATCH."""
+    recs = dict((r["EvseID"], r) for r in old.body["OperatorEvseStatus"]["EvseStatusRecord"])
+    for r in new.body["OperatorEvseStatus"]["EvseStatusRecord"]:
+        recs.pop(r["EvseID"], None)
+        recs[r["EvseID"]] = r
+    if len(recs) > MAX_BATCH:
+        return None
+    path, body = status_push(new.operator, recs.values())
+    r = Request(new.charger, None, path, body, new.op, new.kind, new.operator)
+    r.ids = old.ids + new.ids
+    return r
 
 
 def _short(v):

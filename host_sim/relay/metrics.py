@@ -19,6 +19,13 @@ _HELP = {
     "relay_mqtt_connected": "1 while connected to the broker",
     "relay_mqtt_connects_total": "connections made to the broker",
     "relay_hub_connects_total": "TCP/TLS connections opened to the hub",
+    "relay_chargers_online": "chargers whose last status (cp/<id>/status) is online",
+    "relay_remote_commands_total": "Hubject's remote starts/stops answered, by operation and "
+                                   "OICP code",
+    "relay_remote_seconds_bucket": "remote command answer time (request in to answer out), "
+                                   "cumulative buckets",
+    "relay_remote_refused_total": "requests to the CPO endpoint refused before any charger "
+                                  "(tls, certificate, schema, path, size)",
     "relay_python_heap_blocks": "memory blocks the Python allocator holds (flat: no leak, "
                                 "whatever the RSS does)",
 }

@@ -11,12 +11,16 @@ Scheduler: requests wait in chains (one per session, one per push operation of a
 none): only a chain's head is eligible, so a session's messages leave in their order. Among
 eligible requests whose bucket has a token, the lowest (priority, arrival) goes first. A Progress
 whose session still has a queued (not yet sent) Progress at the end of its chain replaces it
-(coalescing); the replaced one's ids ride on the newer request and get its reply.
+(coalescing); the replaced one's ids ride on the newer request and get its reply. A status push
+meets a queued one of its operator the same way: they merge into one push (latest wins per
+EVSE, up to envelope.MAX_BATCH records), whose answer goes to every charger in it.
 """
 import heapq
 import itertools
 import threading
 import time
+
+from host_sim.relay import envelope
 
 
 class QueueFull(Exception):
@@ -86,6 +90,16 @@ class Scheduler:
                 if len(chain) == 1:
                     self._eligible(r)
                 return old
+            if (old is not None and r.kind == "PushEvseStatus" and old.kind == r.kind
+                    and old.state == "queued"):
+                merged = envelope.merge_status(old, r)
+                if merged is not None:  # one push carries both: latest wins per EVSE
+                    old.state = "superseded"
+                    merged.seq, merged.deadline, merged.state = old.seq, old.deadline, "queued"
+                    chain[-1] = merged
+                    if len(chain) == 1:
+                        self._eligible(merged)
+                    return old
             if self.count >= self.max_items:
                 raise QueueFull("relay queue full (%d requests)" % self.max_items)
             r.seq, r.deadline, r.state = next(self._seq), self.clock() + self.max_wait_s, "queued"

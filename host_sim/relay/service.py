@@ -23,7 +23,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cpagent.uplink.result import classify
-from host_sim.relay import envelope, sessions
+from host_sim.relay import commands, envelope, evse_data, sessions
+from host_sim.relay.cpo_endpoint import Endpoint
 from host_sim.relay.forwarder import Hub, Reply, Unreachable
 from host_sim.relay.metrics import Metrics, Recent, Server, Throttle
 from host_sim.relay.ratelimit import QueueFull, Scheduler
@@ -33,7 +34,7 @@ UP = "cp/+/up"
 SYNC = "relay/sync/"
 # Hub answers that say nothing against one message but against the path to the hub: /health
 # counts them (a "fail" is the hub's own no to one message, e.g. an unknown card).
-_BAD = ("nothub", "retry", "stop", "unreachable")
+_BAD = ("nothub", "retry", "hold", "stop", "unreachable")
 
 
 class Relay:
@@ -59,13 +60,18 @@ class Relay:
         self.connected = self.subscribed = False
         self.workers = []
         self.http = None
+        self.cpo = None
         self.client = self._client()
+        self.commands = commands.Commands(
+            self.client_id, cfg.chargers, cfg.cpo["command_timeout_s"] if cfg.cpo else 10.0,
+            self._send, self._own_remote, self.metrics)
         m = self.metrics
         m.gauges.update(relay_queue_depth=self.scheduler.depth,
                         relay_inflight=lambda: self.scheduler.inflight,
                         relay_mqtt_connected=lambda: int(self.subscribed),
                         relay_hub_connects_total=lambda: self.hub.connects,
-                        relay_python_heap_blocks=sys.getallocatedblocks)
+                        relay_python_heap_blocks=sys.getallocatedblocks,
+                        relay_chargers_online=self.commands.online_count)
 
     # ---- MQTT -----------------------------------------------------------------------------
 
@@ -110,7 +116,8 @@ class Relay:
             for sid, charger in known:
                 self._send(sessions.topic(sid), sessions.record(charger), retain=True)
         self._sync = "%s-%d" % (self.client_id, self.epoch)
-        client.subscribe([(sessions.TOPIC + "+", 1), (SYNC + self.client_id, 1)])
+        client.subscribe([(sessions.TOPIC + "+", 1), (SYNC + self.client_id, 1),
+                          (commands.STATUS, 1), (commands.REPLIES + self.client_id, 1)])
         client.subscribe("$share/%s/%s" % (self.cfg.broker["group"], UP), qos=1)
         log.info("connected to %s:%d as %s (session present: %s)", self.cfg.broker["host"],
                  self.cfg.broker["port"], self.client_id, flags.session_present)
@@ -119,7 +126,7 @@ class Relay:
         if any(c.is_failure for c in codes):
             self.subscribed = False
             log.error("broker refused a subscription (records, sync or cp/+/up): %s", codes)
-        elif len(codes) == 2:
+        elif len(codes) > 1:
             # The retained records came with the SUBACK's subscription; a marker published
             # now arrives after them (one connection, in order).
             self._send(SYNC + self.client_id, self._sync.encode())
@@ -136,6 +143,9 @@ class Relay:
             if msg.topic.startswith(sessions.TOPIC):
                 self._on_record(msg)
                 self._ack([token])
+            elif msg.topic.endswith("/status") or msg.topic.startswith(commands.REPLIES):
+                self._ack([token])
+                self._on_charger_news(msg)
             elif msg.topic.startswith(SYNC):
                 self._ack([token])
                 if msg.payload == (self._sync or "").encode() and not self.owners.synced:
@@ -167,6 +177,60 @@ class Relay:
         except Exception:  # the broker connection is gone: it delivers the message again
             log.exception("answering a message that raised failed")
 
+    def _on_charger_news(self, msg):
+        """A charger's status (online, its will) or a remote command's answer passed on by
+        another relay of the group."""
+        if msg.topic.startswith(commands.REPLIES):
+            doc = envelope.loads(msg.payload.decode("utf-8"))
+            if isinstance(doc, dict):
+                self.commands.on_reply(None, doc)
+            return
+        charger = msg.topic.split("/")[1]
+        # Only configured chargers are kept (the broker's users may be more).
+        if charger in self.cfg.chargers and self.commands.on_status(charger, msg.payload):
+            self._out_of_service(charger)
+
+    def _out_of_service(self, charger):
+        """The charger's will: its EVSEs are OutOfService at the hub until it says otherwise
+        (it pushes every status again at its reconnect). The push is the relay's own (no
+        charger waits for its answer); it merges with the operator's queued ones."""
+        c = self.cfg.chargers[charger]
+        path, body = envelope.status_push(c["operator_id"], [
+            {"EvseID": e, "EvseStatus": "OutOfService"} for e in sorted(c["evses"])])
+        r = envelope.Request(charger, None, path, body, "PushEvseStatus", "PushEvseStatus",
+                             c["operator_id"])
+        log.info("charger %s went offline (its will): %d EVSEs OutOfService", charger,
+                 len(c["evses"]))
+        try:
+            self.scheduler.put(r)
+        except QueueFull as e:
+            log.warning("charger %s offline: its OutOfService push is not queued: %s",
+                        charger, e)
+
+    def _on_reply(self, msg, token):
+        """True when msg is a charger's answer to a remote command (then taken)."""
+        if b'"reply"' not in msg.payload[:64]:
+            return False
+        try:
+            doc = envelope.loads(msg.payload.decode("utf-8"))
+        except (ValueError, RecursionError):
+            return False
+        if not isinstance(doc, dict) or "reply" not in doc or "path" in doc:
+            return False
+        self._ack([token])
+        self.commands.on_reply(envelope.charger_of(msg.topic), doc)
+        return True
+
+    def _own_remote(self, sid, charger):
+        """A remote start goes to charger: its session record is written before the command
+        (its answer may be lost while the charger runs the session: its messages still
+        pass). False when sid is another charger's."""
+        with self._lock:
+            if not self.owners.learn(sid, charger):
+                return False
+        self._send(sessions.topic(sid), sessions.record(charger), retain=True)
+        return True
+
     def _on_record(self, msg):
         sid = msg.topic[len(sessions.TOPIC):]
         try:
@@ -187,6 +251,8 @@ class Relay:
             self._ack([token])
 
     def _on_request(self, msg, token):
+        if self._on_reply(msg, token):
+            return
         try:
             r = envelope.parse(msg.topic, msg.payload, self.cfg.chargers)
         except envelope.Refused as e:
@@ -301,6 +367,8 @@ class Relay:
         self.metrics.inc("relay_hub_requests_total", status=reply.status)
         kind, parsed = self._sort(r, reply)
         self.scheduler.done(r, reply.retry_after if reply.status == 429 else None)
+        if not r.ids and kind in ("nothub", "retry", "unreachable", "stop"):
+            self._again(r)  # the relay's own push: no charger retries it
         if kind == "nothub":
             reply = Reply(0, None, None, parsed)  # the charger retries, as for a hub outage
         elif kind == "ok" and r.op == "AuthorizeStart" and parsed.session_id:
@@ -309,6 +377,23 @@ class Relay:
             self._close(r)
         # Only an answer a retry would not change is remembered for duplicates.
         self._answer(r, reply, cache=kind in ("ok", "fail"))
+
+    def _again(self, r):
+        """Queues the relay's own push r again after 2, 4, ... 60 s (a hub outage)."""
+        again = envelope.Request(r.charger, None, r.path, r.body, r.op, r.kind, r.operator)
+        again.tries = r.tries + 1
+        delay = min(2.0 ** again.tries, 60.0)
+        log.warning("%s for %s not accepted by the hub: again in %g s", r.op, r.operator, delay)
+
+        def put():
+            if not self.scheduler.closed:
+                try:
+                    self.scheduler.put(again)
+                except QueueFull as e:
+                    log.error("%s for %s dropped: %s", r.op, r.operator, e)
+        t = threading.Timer(delay, put)
+        t.daemon = True
+        t.start()
 
     def _sort(self, r, reply):
         """(kind, Reply of the hub | reason) by the firmware's classifier; counted, logged."""
@@ -351,17 +436,17 @@ class Relay:
     def _answer(self, r, reply, cache):
         """Publishes the reply for r and for every Progress it superseded (same reply)."""
         cap = self.cfg.queue["dedupe_per_charger"]
-        for msg_id in r.ids:
+        for charger, msg_id in r.ids:
             data = envelope.down(msg_id, reply.status, reply.body, reply.retry_after,
                                  reply.error)
             with self._lock:
-                tokens = self.pending.pop((r.charger, msg_id), [])
+                tokens = self.pending.pop((charger, msg_id), [])
                 if cache:
-                    recent = self.cache.setdefault(r.charger, collections.OrderedDict())
+                    recent = self.cache.setdefault(charger, collections.OrderedDict())
                     recent[msg_id] = data
                     if len(recent) > cap:
                         recent.popitem(last=False)
-            self._publish(r.charger, data, tokens)
+            self._publish(charger, data, tokens)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -386,10 +471,13 @@ class Relay:
         h = self.cfg.http
         self.http = Server(self.metrics, self.health, h["host"], h["port"])
         self.http.start()
+        if self.cfg.cpo:
+            self.cpo = Endpoint(self.cfg.cpo, self.commands, self.metrics, self.throttle).start()
         for i in range(self.cfg.hub["connections"]):
             w = threading.Thread(target=self._work, name="relay-hub-%d" % i, daemon=True)
             w.start()
             self.workers.append(w)
+        self._push_data(evse_data.at_start(self.cfg.evse_data))
         b = self.cfg.broker
         self.client.connect_async(b["host"], b["port"], b["keepalive_s"], clean_start=False,
                                   properties=self._connect_props())
@@ -399,6 +487,27 @@ class Relay:
                  self.client_id, b["host"], b["port"], self.cfg.hub["url"], h["host"],
                  self.http.port)
         return self
+
+    def reload(self, cfg):
+        """A changed config (SIGHUP): its EVSE data records go to the hub as updates and
+        deletes; the rest of the config takes a restart."""
+        pushes = evse_data.changes(self.cfg.evse_data, cfg.evse_data)
+        self.cfg.evse_data = cfg.evse_data
+        self._push_data(pushes)
+        return len(pushes)
+
+    def _push_data(self, pushes):
+        """The relay's own PushEvseData requests (no charger waits for them), queued."""
+        for op, path, body in pushes:
+            n = len(body["OperatorEvseData"]["EvseDataRecord"])
+            r = envelope.Request(None, None, path, body, "PushEvseData", "PushEvseData", op)
+            try:
+                self.scheduler.put(r)
+            except QueueFull as e:
+                log.error("EVSE data %s of %s (%d records) not queued: %s",
+                          body["ActionType"], op, n, e)
+                continue
+            log.info("EVSE data: %s of %d records for %s queued", body["ActionType"], n, op)
 
     def stop(self, drain_s=5.0):
         """Lets the requests at the hub finish and their replies reach the broker; what is
@@ -413,6 +522,8 @@ class Relay:
         self.client.disconnect()
         self.client.loop_stop()
         self.hub.close()
+        if self.cpo:
+            self.cpo.stop()
         if self.http:
             self.http.stop()
 

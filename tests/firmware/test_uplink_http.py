@@ -106,9 +106,11 @@ def test_http_statuses():
         names = {500: "hub processing error", 503: "hub unavailable"}
         hub5xx = b'{"message":"down for maintenance","extendedInfo":null}'
         for st in (500, 502, 503, 599):
-            assert await one(reply(st, hub5xx)) == ("retry", "HTTP %d %s: down for maintenance"
+            assert await one(reply(st, hub5xx)) == ("hold", "HTTP %d %s: down for maintenance"
                                                      % (st, names.get(st, "error")), 0), st
-        assert await one(reply(408)) == ("retry", "HTTP 408 error", 0)
+        assert await one(reply(408)) == ("hold", "HTTP 408 error", 0)
+        assert await one(reply(408, extra="Retry-After: 2\r\n")) == ("retry", "HTTP 408 error",
+                                                                       2000)
         assert await one(reply(429, extra="Retry-After: 7\r\n")) == (
             "retry", "HTTP 429 rate limited", 7000)
         assert (await one(reply(503, hub5xx, "Retry-After: 99999\r\n")))[2] == 3600000

@@ -137,7 +137,7 @@ def test_relay_errors_retry_when_the_hub_was_not_reached_and_fail_when_the_relay
                 ({"status": 503, "body": None, "retry_after": 99999},
                  ("nothub", "not the hub's answer: HTTP 503", 3600000)),
                 ({"status": 503, "body": {"message": "x"}, "retry_after": -3},
-                 ("retry", "HTTP 503", 0)),
+                 ("hold", "HTTP 503", 0)),
                 ({"status": 503, "body": None, "error": "busy", "retry_after": 2},
                  ("retry", "relay: busy", 2000))):
             r = Rig(lambda env, down=down: dict(down))

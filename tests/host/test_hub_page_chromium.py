@@ -63,7 +63,28 @@ def render(url):
     assert out.returncode == 0, out.stderr[-2000:]
     d = Dom()
     d.feed(out.stdout)
+    d.raw = out.stdout
     return d
+
+
+def test_page_shows_pushed_evses_with_remote_start_and_stop_buttons():
+    import re
+
+    from test_hub_remote import StandIn
+
+    from host_sim.hub import Cpo
+    cpo = StandIn()
+    try:
+        with HubThread(cpo=Cpo(cpo.url)) as hub:
+            path, body = oicp.push_evse_status(OP, [(EVSE, "Occupied")])
+            assert post(hub.url, path, body)[0] == 200
+            raw = render(hub.url).raw
+    finally:
+        cpo.close()
+    row = re.search(r'<tr class="evse" data-evse-id="%s">(.*?)</tr>' % re.escape(EVSE), raw)
+    assert row, raw[-3000:]
+    assert '<td class="status">Occupied</td>' in row.group(1)
+    assert 'class="remote-start"' in row.group(1) and 'class="remote-stop"' in row.group(1)
 
 
 def test_page_shows_sessions_and_their_notifications():

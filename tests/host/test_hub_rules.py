@@ -584,3 +584,17 @@ def test_a_session_authorized_without_an_evse_takes_the_first_notifications():
     assert ack(rules, note("Start", sid)).code == "000"     # binds EVSE
     assert ack(rules, build(oicp.notification_end, OP, sid, "DE*ABC*E2", T1)).code == "018"
     assert rules.sessions[sid].evse == EVSE
+
+
+def test_a_repeated_cpo_partner_session_id_gets_the_same_session():
+    """A charger that lost the answer in a power cut re-sends its AuthorizeStart with the same
+    CPOPartnerSessionID: the hub names the session it already made, not a new one."""
+    rules = Rules(cards={UID: "DE-8EO"})
+    first = build(oicp.authorize_start, OP, UID, cpo_session_id="a:3-1200-0")
+    sid = oicp_replies.parse_authorization(json.dumps(send(rules, *first).body)).session_id
+    again = oicp_replies.parse_authorization(json.dumps(send(rules, *first).body))
+    assert (again.ok, again.session_id, len(rules.sessions)) == (True, sid, 1)
+    other = build(oicp.authorize_start, OP, UID, cpo_session_id="a:3-1300-0")
+    assert oicp_replies.parse_authorization(json.dumps(send(rules, *other).body)).session_id \
+        not in (None, sid)
+    assert len(rules.sessions) == 2

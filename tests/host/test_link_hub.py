@@ -177,7 +177,7 @@ def test_sessions_over_plain_http_then_an_outage_of_every_kind(tmp_path):
         await box.until(lambda: not box.pending(), "all delivered after the outage")
         ticking[0] = False
         await tick
-        reasons = [r[1] for r in box.up.results if r[0] in ("retry", "nothub")]
+        reasons = [r[1] for r in box.up.results if r[0] in ("retry", "hold", "nothub")]
         for what in ("hub unreachable", "no complete reply in 1000 ms", "connection closed",
                      "HTTP 503", "HTTP 429", "not the hub's answer: HTTP 200"):
             assert any(what in r for r in reasons), (what, reasons)

@@ -95,7 +95,7 @@ def test_every_request_schema_is_exercised_by_the_codec():
     assert {b[0] for b in BUILT} == requests
     assert set(oicp_schemas.NAMES) == requests | {
         "common", "ChargingNotification", "AuthorizationStart", "AuthorizationStop",
-        "Acknowledgement", "PushEvseData"}
+        "Acknowledgement", "PushEvseData", "AuthorizeRemoteStart", "AuthorizeRemoteStop"}
 
 
 def test_deferred_time_is_refused_by_the_schema_until_resolved():

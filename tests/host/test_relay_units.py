@@ -246,7 +246,7 @@ def test_a_newer_progress_replaces_a_queued_one():
     assert old is not None and old.id == "m-2"
     s.done(first)
     r = s.take(timeout=0)
-    assert r.id == "m-3" and r.ids == ["m-2", "m-3"]
+    assert r.id == "m-3" and [i for _c, i in r.ids] == ["m-2", "m-3"]
     s.done(r)
     assert s.take(timeout=0) is None and s.count == 0
 
@@ -478,3 +478,73 @@ def test_recent_answers_judge_health_on_a_window():
     assert r.problem() == ""                                     # 10 of 13 < 80 %
     clock.t = 301
     assert r.problem() == ""                                     # all older than the window
+
+
+STATUS_CHARGERS = {"cp-1": {"operator_id": OP, "evses": frozenset(["DE*ABC*E1", "DE*ABC*E2"])},
+                   "cp-2": {"operator_id": OP, "evses": frozenset(["DE*ABC*E3"])}}
+
+
+def status(i, charger, *records, action="update"):
+    path, body = oicp.push_evse_status(OP, list(records), action)
+    return envelope.parse("cp/%s/up" % charger, env("s-%d" % i, path, body), STATUS_CHARGERS)
+
+
+def test_status_pushes_of_an_operator_merge_latest_wins_and_answer_every_charger():
+    clock = Clock()
+    s = Scheduler(LIMITS, clock=clock)
+    first = status(1, "cp-1", ("DE*ABC*E1", "Available"))
+    s.put(first)
+    clock.full()
+    assert s.take(timeout=0) is first                      # in flight: the next one waits
+    s.put(status(2, "cp-1", ("DE*ABC*E1", "Occupied"), ("DE*ABC*E2", "Available")))
+    assert s.put(status(3, "cp-2", ("DE*ABC*E3", "Occupied"))) is not None
+    assert s.put(status(4, "cp-1", ("DE*ABC*E1", "Available"))) is not None
+    assert s.take(timeout=0) is None                       # never two of one operator at once
+    s.done(first)
+    (merged,) = drain(s)
+    recs = merged.body["OperatorEvseStatus"]["EvseStatusRecord"]
+    assert [(r["EvseID"], r["EvseStatus"]) for r in recs] == [
+        ("DE*ABC*E2", "Available"), ("DE*ABC*E3", "Occupied"), ("DE*ABC*E1", "Available")]
+    assert merged.ids == [("cp-1", "s-2"), ("cp-2", "s-3"), ("cp-1", "s-4")]
+    assert json.loads(merged.data) == merged.body and merged.body["ActionType"] == "update"
+    assert s.count == 0
+
+
+def test_a_full_load_from_one_charger_is_refused_naming_the_field():
+    with pytest.raises(envelope.Refused, match="body.ActionType: a charger pushes update") as e:
+        status(1, "cp-1", ("DE*ABC*E1", "Available"), action="fullLoad")
+    assert e.value.reason == "action" and e.value.id == "s-1"
+
+
+def test_a_command_answer_another_relay_got_is_passed_to_the_asking_relay():
+    from host_sim.relay import commands
+    from host_sim.relay.metrics import Metrics
+    sent = {"relay-a": [], "relay-b": []}
+    chargers = {"cp-1": {"operator_id": OP, "evses": frozenset(["DE*ABC*E1"])}}
+    a, b = (commands.Commands(n, chargers, 5.0, lambda t, p, n=n: sent[n].append((t, p)),
+                              lambda sid, c: True, Metrics()) for n in ("relay-a", "relay-b"))
+    for c in (a, b):
+        c.on_status("cp-1", b"online")
+    body = {"SessionID": uuid("s"), "ProviderID": "DE-EMP", "EvseID": "DE*ABC*E1",
+            "Identification": {"RemoteIdentification": {"EvcoID": "DE-EMP-C12345678-X"}}}
+    out = []
+    t = threading.Thread(target=lambda: out.append(b.handle("AuthorizeRemoteStart", body)))
+    t.start()
+    until = time.monotonic() + 5
+    while not sent["relay-b"] and time.monotonic() < until:
+        time.sleep(0.01)
+    (topic, payload), = sent["relay-b"]
+    cmd = json.loads(payload)
+    assert topic == "cp/cp-1/down" and cmd["cid"].startswith("relay-b~")
+    assert cmd["evco_id"] == "DE-EMP-C12345678-X" and cmd["cmd"] == "remote_start"
+    # The broker's shared subscription hands the charger's answer to relay-a:
+    a.on_reply("cp-1", {"v": 1, "reply": cmd["cid"], "code": "000", "info": "ok"})
+    (topic, payload), = sent["relay-a"]
+    assert topic == "relay/replies/relay-b"
+    b.on_reply(None, json.loads(payload))      # what relay-b reads on its replies topic
+    t.join(5)
+    assert out == [("000", "ok")]
+    # offline now: a new start is 501 at once, a repeat of the answered one is remembered
+    b.on_status("cp-1", b"offline")
+    assert b.handle("AuthorizeRemoteStart", dict(body, SessionID=uuid("t")))[0] == "501"
+    assert b.handle("AuthorizeRemoteStart", body) == ("000", "ok")   # a repeat: remembered

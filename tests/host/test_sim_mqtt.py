@@ -55,6 +55,23 @@ def _by_evse(exchanges):
     return out
 
 
+def _without_pushes(stats, exchanges):
+    """The hub's counters (requests, codes, duplicates) less its PushEvseStatus answers."""
+    out = json.loads(json.dumps(stats))
+    for e in exchanges:
+        if e["operation"] == "PushEvseStatus":
+            out["requests"] -= 1
+            if e["duplicate"]:
+                out["duplicates"] -= 1
+            elif e["code"]:
+                out["codes"][e["code"]] -= 1
+    return out
+
+
+def _records(pushes):
+    return [r for e in pushes for r in e["request"]["OperatorEvseStatus"]["EvseStatusRecord"]]
+
+
 def test_direct_https_and_through_mosquitto_and_the_relay_give_the_hub_the_same(pki, tmp_path):
     scn = _scenario(tmp_path, SAME)
     seen = {}
@@ -70,7 +87,7 @@ def test_direct_https_and_through_mosquitto_and_the_relay_give_the_hub_the_same(
             ex = _exchanges(hub)
             # the relay's client certificate speaks for DE*SIM as the chargers' own did
             assert {e["cn"] for e in ex} == {OPERATOR}
-            seen[mode] = (_by_evse(ex), s["hub"])
+            seen[mode] = (_by_evse(ex), _without_pushes(s["hub"], ex))
     direct, relayed = seen["http"][0], seen["mqtt"][0]
     assert sorted(direct) == [evse_id(k, i) for k in range(2) for i in range(2)]
     first = direct[evse_id(0, 0)][0]
@@ -79,7 +96,8 @@ def test_direct_https_and_through_mosquitto_and_the_relay_give_the_hub_the_same(
                                       ("ChargingNotifications", "End"),
                                       ("ChargeDetailRecord", None)]
     assert relayed == direct
-    assert seen["mqtt"][1] == seen["http"][1]  # the hub's counters: requests, codes, duplicates
+    # the hub's counters but for the status pushes, which the relay merges (docs/relay.md)
+    assert seen["mqtt"][1] == seen["http"][1]
 
 
 N, LIMIT = 8, 40  # 40 notifications/min: a burst of 4, then 0.6/s; 8 chargers start at once
@@ -149,10 +167,13 @@ def test_relay_killed_broker_restarted_hub_down_and_a_burst_lose_and_repeat_noth
     assert sim.returncode == 0, err[-3000:] + log.read_text()[-3000:]
     s = json.loads(out.strip().splitlines()[-1])
     assert s["ok"] and s["uplink"] == "mqtt" and s["sessions"] == N
-    # Start, End, CDR per session, and the EVSEs' status pushes (latest wins)
-    pushed = [e for e in ex if e["operation"] == "PushEvseStatus" and not e["duplicate"]]
-    assert s["journaled"] == s["delivered"] + s["superseded"]
-    assert s["delivered"] == 3 * N + len(pushed)
+    # Start, End, CDR per session (checked below), and the EVSEs' statuses, latest wins: a push
+    # the hub took before a relay was killed may be superseded at the charger before its answer
+    # came, so the counts need not match; what the hub holds last for each EVSE must.
+    assert s["journaled"] == s["delivered"] + s["superseded"] and s["delivered"] > 3 * N
+    last = dict((r["EvseID"], r["EvseStatus"]) for r in _records(
+        [e for e in ex if e["operation"] == "PushEvseStatus" and e["code"] == "000"]))
+    assert last and set(last.values()) == {"Available"}, last
     assert s["failed"] == s["pending"] == 0
     # Once in effect, in order: each session has one Start and one End, then its CDR; repeats
     # (a relay killed before it acknowledged) were answered as the first, and counted.

@@ -37,8 +37,9 @@ class HttpUplink:
     -> Result (msg_id: for the MQTT uplink's envelope; HTTP has no use for it).
 
     Result is (kind, value, retry_after_ms): ("ok", Reply, 0), ("retry", reason, ms),
-    ("nothub", reason, ms) (an answer that is not the hub's: see classify), ("fail", reason, 0)
-    or ("stop", reason, 0). Never raises but for cancellation.
+    ("hold", reason, 0) (a retry about this message only: see classify), ("nothub", reason, ms)
+    (an answer that is not the hub's), ("fail", reason, 0) or ("stop", reason, 0). Never raises
+    but for cancellation.
     `date_unix` is the last Date header of the hub (None before one came), `last_ms` the last
     round trip.
     """

@@ -1,12 +1,12 @@
 """The uplink's one supervisor: AuthorizeStarts first, then the journal in order per session."""
-# Backoff has two scopes. An answer the hub gave about one message (HTTP 408 or 5xx without
-# Retry-After) holds back only that message's session: its attempt is counted in the journal and
-# the session waits a full-jitter time from that count; every other session goes on. An answer
-# that says the path or the hub as a whole is not there (no connection, timeout, status 0, a
-# Retry-After, an answer that is not the hub's, "stop") backs off the whole link, as one
-# exponent. Answers that are not the hub's ("nothub": HTML from a proxy, a gateway's 404/502, a
-# redirect) never fail a message; _PATH_AFTER of them in a row set the state PATH until the
-# hub itself answers again.
+# Backoff has two scopes. An answer the hub gave about one message ("hold": its HTTP 408 or
+# 5xx without Retry-After, as uplink/result.classify sorts it) holds back only that message's
+# session: its attempt is counted in the journal and the session waits a full-jitter time from
+# that count; every other session goes on. An answer that says the path or the hub as a whole
+# is not there (no connection, timeout, status 0, a Retry-After, an answer that is not the
+# hub's, "stop") backs off the whole link, as one exponent. Answers that are not the hub's
+# ("nothub": HTML from a proxy, a gateway's 404/502, a redirect) never fail a message;
+# _PATH_AFTER of them in a row set the state PATH until the hub itself answers again.
 import asyncio
 
 from micropython import const
@@ -24,14 +24,6 @@ UP = "up"
 BACKOFF = "backoff"
 STOPPED = "stopped"
 PATH = "path"  # the path to the hub is wrong: what answers is not the hub
-
-
-def about_the_message(reason, after_ms):
-    """A retry the hub gave about this message (HTTP 408 or 5xx, no Retry-After): it holds
-    back only its session. The reason is uplink/result.classify's ("HTTP <status> ...")."""
-    s = reason[5:9]
-    return not after_ms and reason[:5] == "HTTP " and s[3:] in ("", " ", ":") and (
-        s[:3] == "408" or (s[:1] == "5" and s[:3].isdigit() and len(s) > 2))
 
 
 class Link:
@@ -113,8 +105,7 @@ class Link:
                 msg_id, "kept as a dead letter" if kept else "dropped (a status)", value))
         elif kind == "stop":
             self._stop(value)
-        elif kind == "retry" and self._ms and about_the_message(value, after) and (
-                key in self._held or len(self._held) < _MAX_HELD):
+        elif kind == "hold" and self._ms and (key in self._held or len(self._held) < _MAX_HELD):
             self.stats["retries"] += 1
             n = self.charger.retry(msg_id)
             self._held[key] = self._ms() + self._jitter(n - 1)

@@ -35,13 +35,16 @@ def classify(path, status, data, after_ms=0, error=None, ctype=None):
         # 000 with Result false or NotAuthorized: a plain no, which a retry does not change.
         return "fail" if kind == "ok" else kind, "%s %s" % (r.code, r.description), 0
     reason = oicp_replies.parse_http_error(status, data, ctype)
+    # "hold": the hub's answer about this message (its 408, or a 5xx in its error form); it
+    # holds back only the message's session, unless a Retry-After asks the whole link to wait.
+    hold = "retry" if after_ms else "hold"
     if status in (408, 429):
-        return "retry", reason, after_ms
+        return hold if status == 408 else "retry", reason, after_ms
     code = oicp_replies.hub_fault(data)
     if code is None:
         return "nothub", "not the hub's answer: " + reason, after_ms
     if status >= 500:
-        return "retry", reason, after_ms
+        return hold, reason, after_ms
     kind = oicp_replies.classify(code) if code else "fail"
     return "fail" if kind == "ok" else kind, reason, after_ms if kind == "retry" else 0
 
