@@ -367,7 +367,7 @@ class Relay:
         self.metrics.inc("relay_hub_requests_total", status=reply.status)
         kind, parsed = self._sort(r, reply)
         self.scheduler.done(r, reply.retry_after if reply.status == 429 else None)
-        if not r.ids and kind in ("nothub", "retry", "unreachable", "stop"):
+        if not r.ids and kind in _BAD:
             self._again(r)  # the relay's own push: no charger retries it
         if kind == "nothub":
             reply = Reply(0, None, None, parsed)  # the charger retries, as for a hub outage
