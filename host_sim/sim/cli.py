@@ -23,7 +23,7 @@ _BAR = 24
 
 
 def _args(argv):
-    p = argparse.ArgumentParser(prog="python -m host_sim run", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="cp-agent run", description=__doc__.split("\n")[0])
     p.add_argument("--hub", metavar="URL", help="hub base URL (default: an embedded mock hub)")
     p.add_argument("--chargers", type=int, default=None,
                    help="number of chargers (default: one per scenario charger entry)")

@@ -8,8 +8,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
-    os.path.join(ROOT, p) for p in ("host_sim/pyshim", "firmware", ".")))
+# host_sim finds the firmware by itself: no PYTHONPATH (a stray one must not help either)
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 CARD = "04A1B2C3D4E5F6"
 # Short sessions (3 Progress each at 300 s) so a fleet at x500 spends its time charging.
 SHORT = {"charger": {"evses": 1}, "chargers": [{"sessions": [
@@ -56,7 +56,7 @@ def test_fleet_of_20_chargers_x_5_sessions_all_acknowledged(tmp_path):
 def _make_sim_command():
     out = subprocess.run(["make", "-n", "sim"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.replace("\\\n", " ")
-    return [line for line in out.splitlines() if "host_sim run" in line][0]
+    return [line for line in out.splitlines() if "cp-agent run" in line][0]
 
 
 def test_make_sim_command_prints_a_timeline_and_the_summary():
