@@ -9,17 +9,30 @@ import asyncio
 import json
 import os
 import shutil
+import ssl
 import sys
 import tempfile
 import time
 
 from host_sim import certs as pki
-from host_sim.sim import fleet, hubs, mqtt_path, scenario, timeline
-from host_sim.sim.fleet import OPERATOR, SimCharger, VClock, evse_id, read_json, write_json
+from host_sim.sim import (
+    conform,
+    fleet,
+    hubs,
+    mqtt_path,
+    record,
+    report,
+    results,
+    scenario,
+    timeline,
+)
+from host_sim.sim.fleet import SimCharger, VClock, evse_id, read_json, write_json
 
 DEFAULT_SCENARIO = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scenarios",
                                 "default.json")
 _BAR = 24
+_SAMPLE_VS = 10  # virtual seconds between the report's power/energy samples
+_SAMPLE_MIN_S = 0.02  # real seconds at least between them (a high --speed)
 
 
 def _args(argv):
@@ -53,11 +66,28 @@ def _args(argv):
     p.add_argument("--mqtt-relay-password", metavar="PW", help="its password")
     p.add_argument("--no-relay", action="store_true",
                    help="with --mqtt HOST:PORT: a relay (forwarding to --hub) is attached there")
+    p.add_argument("--operator-id", metavar="ID",
+                   help="the chargers' OperatorID; EvseIDs are ID*E0000*1, ... (default: the "
+                        "scenario's operator_id, else %s)" % scenario.OPERATOR)
+    p.add_argument("--ca", metavar="FILE", help="with an https:// --hub: the CA (PEM) that "
+                                                "signed the hub's certificate (default: the "
+                                                "system's CA store)")
+    p.add_argument("--cert", metavar="FILE", help="with an https:// --hub: the client "
+                                                  "certificate (PEM) for mutual TLS")
+    p.add_argument("--key", metavar="FILE", help="its private key (PEM)")
     p.add_argument("--tls", action="store_true",
-                   help="mutual TLS to the hub; with --mqtt, TLS to the broker too")
+                   help="mutual TLS with the test PKI: made here for the embedded hub, or found "
+                        "in --certs DIR; with --mqtt, TLS to the broker too")
     p.add_argument("--certs", metavar="DIR", help="with --tls: ca.pem and the client certificate "
-                                                  "for %s (made here for the embedded hub)"
-                                                  % OPERATOR)
+                                                  "client-<OperatorID>.pem/.key")
+    p.add_argument("--answer-limit-ms", type=float, metavar="MS", default=conform.ANSWER_MS,
+                   help="a hub answer slower than MS real ms is reported as a non-conformance "
+                        "(default %d)" % conform.ANSWER_MS)
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when the hub answered against OICP 2.3 (default: report it)")
+    p.add_argument("--skip-hub-events", action="store_true",
+                   help="run a scenario's hub events (outages, faults) against a hub that cannot "
+                        "inject them by leaving them out")
     p.add_argument("--deadline", type=float, metavar="S", default=None,
                    help="stop after S virtual seconds (default: twice the longest charger's "
                         "waits and 5 real seconds per session, plus an hour)")
@@ -67,6 +97,8 @@ def _args(argv):
     p.add_argument("--timeline", action="store_true",
                    help="print the timeline of the OICP exchanges before the summary")
     p.add_argument("--log", metavar="FILE", help="append the chargers' log lines to FILE")
+    p.add_argument("--report", metavar="DIR", help="write DIR/report.json and DIR/report.html "
+                                                   "(plots, sessions, exchanges; docs/sim.md)")
     a = p.parse_args(argv)
     if a.speed <= 0:
         p.error("--speed: expected a number above 0")
@@ -74,8 +106,50 @@ def _args(argv):
         p.error("--chargers: expected 1..10000")
     if a.certs and not a.tls:
         p.error("--certs: only with --tls")
+    _check_tls(a, p.error)
     mqtt_path.check(a, p.error)
     return a
+
+
+def _check_tls(a, error):
+    """The TLS options together; error(text) exits 2 naming the option."""
+    given = [o for o in ("ca", "cert", "key") if getattr(a, o)]
+    if given and a.tls:
+        error("--%s: not with --tls (--tls uses the test PKI in --certs DIR)" % given[0])
+    if given and not a.hub:
+        error("--%s: only with --hub https://... (the embedded hub makes its own with --tls)"
+              % given[0])
+    if given and not a.hub.startswith("https://"):
+        error("--%s: the hub URL is %s; TLS needs an https:// URL" % (given[0], a.hub[:40]))
+    if a.tls and a.hub and not a.hub.startswith("https://"):
+        error("--tls: the hub URL is %s; TLS needs an https:// URL" % a.hub[:40])
+    if bool(a.cert) != bool(a.key):
+        error("--%s: --cert and --key go together (the client certificate and its key)"
+              % ("key" if a.cert else "cert"))
+    if a.hub and "://" not in a.hub:
+        error("--hub %s: expected a URL such as http://%s or https://..." % (a.hub, a.hub))
+
+
+def _pem(path, option, what):
+    """An absolute path to a readable PEM file, or ValueError naming the option."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as e:
+        raise ValueError("%s %s: cannot read it (%s)" % (option, path, e.strerror))
+    if b"-----BEGIN " not in head:
+        raise ValueError("%s %s: not a PEM file (expected %s between -----BEGIN and -----END "
+                         "lines, as openssl writes it)" % (option, path, what))
+    return os.path.abspath(path)
+
+
+def system_ca():
+    """The system's CA bundle file (Debian: /etc/ssl/certs/ca-certificates.crt), or None."""
+    p = ssl.get_default_verify_paths()
+    for f in (p.cafile, p.openssl_cafile):
+        if f and os.path.isfile(f):
+            return f
+    return None
 
 
 def _load_scenario(a):
@@ -94,6 +168,19 @@ def _load_scenario(a):
         raise scenario.ScenarioError("%s: %s" % (path, e))
 
 
+def _context(ca, cert, key, option):
+    """The client context the chargers' boards build, for the simulator's own calls."""
+    try:
+        ctx = ssl.create_default_context(cafile=ca)
+        if cert:
+            ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise ValueError("%s: cannot load %s (%s); expected PEM files as openssl writes them, "
+                         "the key unencrypted and matching the certificate"
+                         % (option, ", ".join(f for f in (ca, cert, key) if f), e))
+    return ctx
+
+
 def plan_length(steps_lists):
     """Virtual seconds of a charger's waits (lanes run together: the longest lane counts)."""
     lanes = {}
@@ -106,10 +193,15 @@ def plan_length(steps_lists):
 class Run:
     def __init__(self, a, scn, out=sys.stdout, err=sys.stderr):
         self.a, self.scn, self.out, self.err = a, scn, out, err
+        if a.operator_id is not None:
+            scn["operator_id"] = scenario.check_operator(a.operator_id, "--operator-id")
+        a.operator_id = self.operator = scn["operator_id"]
         self.n = a.chargers or len(scn["chargers"])
         per = a.sessions if a.random is None else None
         self.plans = [scenario.plan(scn, k, per) for k in range(self.n)]
-        self.fingerprint = scenario.fingerprint([self.plans, scn["charger"], scn["hub"]])
+        self.fingerprint = scenario.fingerprint([self.plans, scn["charger"], scn["hub"]]
+                                                + ([self.operator] if self.operator !=
+                                                   scenario.OPERATOR else []))
         # Taps take real time (about a second each, more on a busy machine): allow 5 real s per
         # session on top of twice the waits and an hour.
         longest = max(plan_length(p) + 5 * a.speed * len(p) for p in self.plans)
@@ -130,18 +222,41 @@ class Run:
         return self._tmp
 
     def _tls(self, state):
-        """(charger config TLS keys, certs dir, client SSLContext) or Nones for plain HTTP."""
-        if not self.a.tls:
+        """(charger config TLS keys, their folder, client SSLContext) or Nones for plain HTTP.
+        The chargers' config names files in one folder with short names: the user's files are
+        linked into <state>/tls/ under ca.pem, cert.pem, key.pem."""
+        a = self.a
+        if a.tls:
+            d = os.path.abspath(a.certs or os.path.join(state, "certs"))
+            if a.hub is None:
+                pki.make_test_pki(d, (self.operator,))
+            cert, key = pki.client_files(d, self.operator)
+            for f in (os.path.join(d, pki.CA), cert, key):
+                if not os.path.exists(f):
+                    raise ValueError("--certs %s: %s is missing" % (d, os.path.basename(f)))
+            files = {"ca": pki.CA, "cert": os.path.basename(cert), "key": os.path.basename(key)}
+            return files, d, _context(os.path.join(d, pki.CA), cert, key, "--certs " + d)
+        if not (a.hub or "").startswith("https://"):
             return None, None, None
-        d = os.path.abspath(self.a.certs or os.path.join(state, "certs"))
-        if self.a.hub is None:
-            pki.make_test_pki(d, (OPERATOR,))
-        cert, key = pki.client_files(d, OPERATOR)
-        for f in (os.path.join(d, pki.CA), cert, key):
-            if not os.path.exists(f):
-                raise ValueError("--certs %s: %s is missing" % (d, os.path.basename(f)))
-        files = {"ca": pki.CA, "cert": os.path.basename(cert), "key": os.path.basename(key)}
-        return files, d, hubs.client_context(d, cert, key)
+        ca = _pem(a.ca, "--ca", "the CA certificate") if a.ca else system_ca()
+        if ca is None:
+            raise ValueError("--hub %s: no system CA store found to verify it; give the hub's "
+                             "CA with --ca FILE (PEM)" % a.hub)
+        src = {"ca": ca}
+        if a.cert:
+            src["cert"] = _pem(a.cert, "--cert", "the client certificate")
+            src["key"] = _pem(a.key, "--key", "the private key")
+        d = os.path.join(state, "tls")
+        os.makedirs(d, exist_ok=True)
+        files = {}
+        for k, path in src.items():
+            files[k] = k + ".pem"
+            link = os.path.join(d, files[k])
+            if os.path.lexists(link):
+                os.remove(link)
+            os.symlink(path, link)
+        return files, d, _context(ca, src.get("cert"), src.get("key"),
+                                  "--cert/--key" if a.cert else "--ca")
 
     async def main(self):
         state = self._state()
@@ -151,6 +266,11 @@ class Run:
         else:
             hub = hubs.Embedded(scenario.cards(self.scn), certs_dir)
         url = await hub.start()
+        try:
+            self._check_hub_events(hub)
+        except ValueError:
+            await hub.stop()
+            raise
         mq = None
         fleet_path = os.path.join(state, "fleet.json")
         fl = read_json(fleet_path) if self.a.state else None
@@ -159,11 +279,17 @@ class Run:
                              "use a new directory" % state)
         fl = fl or {"plan": self.fingerprint, "vt": 0.0, "hub_next": 0}
         clock = self.clock = VClock(self.a.speed, fl["vt"])
+        self.recorder = record.Recorder(clock, conform.Checker(self.a.answer_limit_ms))
+        self.events = []  # {"t", "text", "until"} of the hub events this run applied
+        self.sampler = None
+        if self.a.report:
+            self.sampler = report.Sampler(clock, [])
         try:
             if self.a.mqtt:
                 mq = mqtt_path.MqttPath(self.a, state, certs_dir, self.log)
                 e = self.scn["charger"]["evses"]
-                await mq.start(url, dict((fleet.charger_id(k), [evse_id(k, i) for i in range(e)])
+                await mq.start(url, dict((fleet.charger_id(k), [evse_id(k, i, self.operator)
+                                                                for i in range(e)])
                                          for k in range(self.n)),
                                tls_files and dict((k, os.path.join(certs_dir, f))
                                                   for k, f in tls_files.items()))
@@ -171,12 +297,19 @@ class Run:
                                    self.fingerprint, tls_files, certs_dir,
                                    self.a.reader_port if k == 0 else None,
                                    self.a.meter_port if k == 0 else None, self.log,
-                                   mq and mq.uplink(fleet.charger_id(k)))
+                                   mq and mq.uplink(fleet.charger_id(k)), self.operator,
+                                   self.recorder)
                         for k in range(self.n)]
             self.chargers = chargers
             tasks = [asyncio.ensure_future(c.run()) for c in chargers]
-            side = [asyncio.ensure_future(self._hub_events(hub, fl, fleet_path)),
-                    asyncio.ensure_future(self._progress())]
+            side = [asyncio.ensure_future(self._progress())]
+            if self.sampler:
+                self.sampler.evses = [(ch.cfg["evses"][i]["evse_id"], live) for ch in chargers
+                                      for i, live in enumerate(ch.live)][:report.MAX_SERIES]
+                self.sampler.series = {e: [] for e, _live in self.sampler.evses}
+                side.append(asyncio.ensure_future(self._sample()))
+            if not self.skip_events:
+                side.append(asyncio.ensure_future(self._hub_events(hub, fl, fleet_path)))
             t0 = time.monotonic()
             limit = self.deadline - fl["vt"]
             timeout = limit / self.a.speed
@@ -204,6 +337,24 @@ class Run:
                 shutil.rmtree(self._tmp, ignore_errors=True)
         return result
 
+    async def _sample(self):
+        while True:
+            self.sampler.sample()
+            await asyncio.sleep(max(_SAMPLE_MIN_S, _SAMPLE_VS / self.a.speed))
+
+    def _check_hub_events(self, hub):
+        """A scenario's hub events need the mock hub's fault injection: refused at the start
+        against a hub without it, unless --skip-hub-events."""
+        events = self.scn["hub"]
+        self.skip_events = bool(events) and not hub.extras
+        if self.skip_events and not self.a.skip_hub_events:
+            raise ValueError(
+                "--hub %s: the scenario has hub events (%s), which need the mock hub's fault "
+                "injection (/api/faults); this hub has none. Run them against `cp-agent hub`, "
+                "or give --skip-hub-events to leave them out"
+                % (self.a.hub, "; ".join("hub[%d] at %g s: %s" % (i, e["at_s"], _event(e))
+                                         for i, e in enumerate(events))))
+
     async def _hub_events(self, hub, fl, path):
         """The scenario's hub outages and faults at their virtual times (once, even on resume)."""
         events = self.scn["hub"]
@@ -215,8 +366,13 @@ class Run:
                     await hub.refuse(e["refuse_s"] / self.a.speed)
                 else:
                     await hub.fault(e["fault"])
+                t = self.clock.now()
+                self.events.append({"t": t, "text": _event(e), "until": t + e["refuse_s"]
+                                    if "refuse_s" in e else None})
             except Exception as x:  # a control-plane hiccup must not end the run
                 self.log("hub event %r failed: %r" % (e, x))
+                self.events.append({"t": self.clock.now(), "until": None,
+                                    "text": _event(e) + " (failed: %s)" % x})
             fl["hub_next"] += 1
             if self.a.state:
                 fl["vt"] = self.clock.now()
@@ -255,30 +411,63 @@ class Run:
 
     async def _summary(self, hub, chargers, seconds, late):
         c = self._counts()
-        try:
-            stats = await hub.stats()
-            hub_counts = {k: stats[k] for k in ("sessions", "requests", "duplicates", "codes",
-                                                "http") if k in stats}
-            exchanges = await hub.exchanges() if self.a.timeline else []
-        except OSError as e:
-            hub_counts, exchanges = {"error": str(e)}, []
+        rows = self.recorder.rows
         total = sum(len(p) for p in self.plans)
         done = sum(ch.done for ch in chargers)
-        ok = done == total and c["failed"] == 0 and c["pending"] == 0
+        bad = results.nonconformance(self.recorder.issues)
+        expect = [e for ch in chargers for e in ch.expectations]
+        missed = [e for e in expect if not e["ok"]]
+        ok = done == total and c["failed"] == 0 and c["pending"] == 0 and not missed and not (
+            bad and self.a.strict)
+        table = results.sessions(rows)
+        for line in results.table(table) + results.nonconformance_lines(bad):
+            self.out.write(line + "\n")
+        for e in missed:
+            self.out.write("expected %s, got %s: %s at %s\n" % (e["expect"], e["got"], e["card"],
+                                                               e["charger"]))
         if self.a.timeline:
-            owner = {evse_id(ch.n, i): ch.id for ch in chargers for i in range(len(ch.live))}
-            for line in timeline.render(timeline.rows(exchanges, owner, self.clock)):
+            for line in timeline.render(timeline.rows(rows, self.events)):
                 self.out.write(line + "\n")
+        outcomes = {}
+        for r in table:
+            outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
         summary = {"ok": ok, "chargers": self.n, "chargers_done": sum(ch.finished for ch in
                                                                          chargers),
                    "sessions": done, "sessions_planned": total}
         summary.update(c)
-        summary.update(hub=hub_counts, duration_s=round(seconds, 3),
-                       virtual_s=round(self.clock.now(), 1), speed=self.a.speed,
-                       deadline=bool(late), uplink="mqtt" if self.a.mqtt else "http")
+        summary.update(exchanges=results.counts(rows), outcomes=outcomes,
+                       latency_ms=results.latency(rows), rows_dropped=self.recorder.dropped,
+                       nonconforming={"kinds": len(bad),
+                                      "replies": sum(g["count"] for g in bad)},
+                       expectations={"met": len(expect) - len(missed), "missed": len(missed)},
+                       hub_events={"applied": len(self.events),
+                                   "skipped": len(self.scn["hub"]) if self.skip_events else 0})
+        if hub.extras:
+            try:
+                stats = await hub.stats()
+                summary["hub_view"] = {k: stats[k] for k in ("sessions", "requests",
+                                                             "duplicates", "codes", "http")
+                                       if k in stats}
+            except (OSError, ValueError) as e:
+                summary["hub_view"] = {"error": str(e)}
+        summary.update(duration_s=round(seconds, 3), virtual_s=round(self.clock.now(), 1),
+                       speed=self.a.speed, deadline=bool(late),
+                       uplink="mqtt" if self.a.mqtt else "http")
+        if self.a.report:
+            doc = report.build(summary, table, rows, self.events, bad, expect, self.sampler)
+            _pj, ph = report.write(self.a.report, doc)
+            self.err.write("report: %s\n" % ph)
         self.out.write(json.dumps(summary, separators=(",", ":")) + "\n")
         self.out.flush()
         return 0 if ok else 1
+
+
+def _event(e):
+    """A hub event in words: 'refuse 240 s', 'fault 5xx x3'."""
+    if "refuse_s" in e:
+        return "refuse %g s" % e["refuse_s"]
+    f = e["fault"]
+    return "fault %s%s" % (f["kind"], " x%d" % f["count"] if "count" in f else "")
 
 
 def main(argv):

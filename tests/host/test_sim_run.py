@@ -49,7 +49,8 @@ def test_fleet_of_20_chargers_x_5_sessions_all_acknowledged(tmp_path):
     assert s["sessions"] == s["sessions_planned"] == 100
     # each session: Start, 2..3 Progress, End, CDR, all delivered, none left
     assert 100 * 5 <= s["journaled"] == s["delivered"] and s["failed"] == s["pending"] == 0
-    assert s["hub"]["sessions"] == 100 and set(s["hub"]["codes"]) == {"000"}
+    assert s["hub_view"]["sessions"] == 100 and set(s["exchanges"]["codes"]) == {"000"}
+    assert s["outcomes"] == {"done": 100} and s["exchanges"]["requests"] >= 600
     assert "sim [" in r.stderr  # the progress bar
 
 
@@ -74,9 +75,11 @@ def test_make_sim_command_prints_a_timeline_and_the_summary():
     rows = lines[head[0] + 1:-1]
     ops = " ".join(rows)
     for op in ("AuthorizeStart", "Notification Start", "Notification Progress",
-               "Notification End", "Notification Error", "ChargeDetailRecord", "(fault 5xx)"):
+               "Notification End", "Notification Error", "ChargeDetailRecord",
+               "event: refuse 240 s", "no reply (unreachable)", "event: fault 5xx x3", " 503",
+               "event: fault 429 x1", " 429"):
         assert op in ops
-    assert all(row.split()[1] in ("sim-000", "sim-001") for row in rows)
+    assert all(row.split()[1] in ("sim-000", "sim-001", "hub") for row in rows)
     times = [row.split()[0] for row in rows]
     assert times == sorted(times)  # hub order is virtual time order
 
@@ -106,7 +109,7 @@ def test_mutual_tls_with_the_embedded_hub(tmp_path):
     r, s = _run(_cmd("--chargers", 2, "--speed", 500, "--quiet", "--tls", "--certs",
                      tmp_path / "certs", "--scenario", _scenario(tmp_path, SHORT)))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert s["ok"] and s["sessions"] == 2 and s["hub"]["sessions"] == 2
+    assert s["ok"] and s["sessions"] == 2 and s["hub_view"]["sessions"] == 2
     assert (tmp_path / "certs" / "ca.pem").exists()
 
 
@@ -184,7 +187,9 @@ def test_charger_0_on_a_serial_meter_port(tmp_path):
                          "--meter-port", path, "--scenario", _scenario(tmp_path, doc)))
     assert r.returncode == 0, r.stderr[-2000:]
     assert s["ok"] and s["sessions"] == 2 and meter.requests > 3
-    rows = [line.split() for line in r.stdout.splitlines()[1:-1]]
+    out = r.stdout.splitlines()
+    head = [i for i, line in enumerate(out) if line.split()[:2] == ["virtual", "charger"]][0]
+    rows = [line.split() for line in out[head + 1:-1]]
     assert [x[3] for x in rows if x[1] == "sim-000"] == ["AuthorizeStart", "ChargeDetailRecord"]
     assert "Start" in [x[4] for x in rows if x[1] == "sim-001"]
 
