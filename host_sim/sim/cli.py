@@ -31,6 +31,11 @@ from host_sim.sim.fleet import SimCharger, VClock, evse_id, read_json, write_jso
 DEFAULT_SCENARIO = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scenarios",
                                 "default.json")
 _BAR = 24
+# Above it the charger's 120 virtual s AuthorizeStart window is under 120 real ms (a hub's answer
+# may take longer) and a 600 ms tap is 10 virtual minutes: the real-time parts outrun the run.
+MAX_SPEED = 1000
+_TICK_S = 0.25  # real s between progress ticks (--state: the virtual clock saved at each)
+_BAR_TICKS = 20  # ticks between progress lines when stderr is not a terminal (5 s)
 _SAMPLE_VS = 10  # virtual seconds between the report's power/energy samples
 _SAMPLE_MIN_S = 0.02  # real seconds at least between them (a high --speed)
 
@@ -261,24 +266,38 @@ class Run:
     async def main(self):
         state = self._state()
         tls_files, certs_dir, ctx = self._tls(state)
+        fleet_path = os.path.join(state, "fleet.json")
+        fl = read_json(fleet_path) if self.a.state else None
+        if fl and fl.get("plan") != self.fingerprint:
+            raise ValueError("--state %s: made by another scenario, --sessions or --chargers; "
+                             "use a new directory" % state)
         if self.a.hub:
             hub = hubs.Remote(self.a.hub, ctx)
+            # A resumed run may meet its hub in an outage (one the first run started, say)
+            url = await hub.start(fl.get("extras") if fl else None)
         else:
             hub = hubs.Embedded(scenario.cards(self.scn), certs_dir)
-        url = await hub.start()
+            url = await hub.start()
         try:
             self._check_hub_events(hub)
         except ValueError:
             await hub.stop()
             raise
         mq = None
-        fleet_path = os.path.join(state, "fleet.json")
-        fl = read_json(fleet_path) if self.a.state else None
-        if fl and fl.get("plan") != self.fingerprint:
-            raise ValueError("--state %s: made by another scenario, --sessions or --chargers; "
-                             "use a new directory" % state)
         fl = fl or {"plan": self.fingerprint, "vt": 0.0, "hub_next": 0}
+        fl["extras"] = hub.extras
         clock = self.clock = VClock(self.a.speed, fl["vt"])
+        if self.a.speed > MAX_SPEED:
+            self.err.write(
+                "run: warning: --speed %g outruns the real-time parts: the charger's %d virtual "
+                "s for the hub's AuthorizeStart answer are %.0f real ms, a tap holds the card up "
+                "to %d real ms (%s virtual) and the reader waits 1 real s between taps of a "
+                "card, so sessions stretch in virtual time (and may miss --deadline); at most "
+                "x%d keeps them apart\n" % (self.a.speed, fleet.AUTHORIZE_S,
+                                            fleet.AUTHORIZE_S * 1000 / self.a.speed,
+                                            self.scn["charger"]["tap_ms"],
+                                            timeline.hms(self.scn["charger"]["tap_ms"] / 1000
+                                                         * self.a.speed), MAX_SPEED))
         self.recorder = record.Recorder(clock, conform.Checker(self.a.answer_limit_ms))
         self.events = []  # {"t", "text", "until"} of the hub events this run applied
         self.sampler = None
@@ -302,7 +321,7 @@ class Run:
                         for k in range(self.n)]
             self.chargers = chargers
             tasks = [asyncio.ensure_future(c.run()) for c in chargers]
-            side = [asyncio.ensure_future(self._progress())]
+            side = [asyncio.ensure_future(self._progress(fl, fleet_path))]
             if self.sampler:
                 self.sampler.evses = [(ch.cfg["evses"][i]["evse_id"], live) for ch in chargers
                                       for i, live in enumerate(ch.live)][:report.MAX_SERIES]
@@ -403,11 +422,19 @@ class Run:
         self.err.write(("\r" + line + ("\n" if final else "")) if tty else line + "\n")
         self.err.flush()
 
-    async def _progress(self):
+    async def _progress(self, fl, path):
+        """The progress bar, and with --state the virtual clock saved (a killed run resumes
+        near where it was, not at its last hub event)."""
         tty = self.err.isatty()
+        n = 0
         while True:
-            await asyncio.sleep(0.25 if tty else 5.0)
-            self._bar()
+            await asyncio.sleep(_TICK_S)
+            n += 1
+            if tty or n % _BAR_TICKS == 0:
+                self._bar()
+            if self.a.state:
+                fl["vt"] = self.clock.now()
+                write_json(path, fl)
 
     async def _summary(self, hub, chargers, seconds, late):
         c = self._counts()

@@ -24,6 +24,7 @@ from host_sim.virtual.ev import EvLoad
 from host_sim.virtual.meter import VirtualMeter
 from host_sim.virtual.pn532 import VirtualPn532
 
+AUTHORIZE_S = 120  # virtual s a charger waits for the hub's AuthorizeStart answer
 RETRY_S = 30  # virtual seconds before a person taps again after a refused/failed start
 _SEEN_S = 1.5  # real s for a tap to show at the charger (read, then authorizing or closed)
 _PERSON_S = 30  # the same with a real reader, where a person is asked to tap
@@ -142,7 +143,7 @@ def charger_config(n, c, url=None, tls_files=None, uplink=None, operator=OPERATO
            "meter": {"model": c["meter"], "timeout_ms": 200, "retries": 1, "dead_polls": 3},
            "uplink": u,
            "timing": {"poll_s": c["poll_s"], "progress_s": c["progress_s"],
-                      "ev_wait_s": c["ev_wait_s"], "authorize_timeout_s": 120},
+                      "ev_wait_s": c["ev_wait_s"], "authorize_timeout_s": AUTHORIZE_S},
            "log_level": 1}
     return fw_config.load(json.dumps(cfg))
 

@@ -58,8 +58,8 @@ def _iso(v):
 
 
 def sessions(rows):
-    """One line per session the hub opened, and one per card left refused, in order. Taps
-    before the one the hub accepted count as that session's retries."""
+    """One line per session the hub opened (or an earlier run had opened), and one per card
+    left refused, in order. Taps before the one the hub accepted count as its retries."""
     by, refused, order = {}, {}, []
     for x in rows:
         if x.op == "AuthorizeStart":
@@ -85,6 +85,11 @@ def sessions(rows):
                                                           else no_reply_class(x.reason)))
             continue
         s = by.get(x.session)
+        if s is None and x.session:  # opened by an earlier run (--state): no AuthorizeStart here
+            s = by[x.session] = {"session": x.session, "charger": x.charger, "evse": x.evse,
+                                 "card": x.card, "auth_ms": None, "outcome": "open",
+                                 "kwh": None, "duration_s": None, "retries": 0}
+            order.append(s)
         if s is None:
             continue
         s["retries"] += x.result == "retry"

@@ -36,14 +36,18 @@ def _status(code, text):
 
 
 class MiniHub:
-    """MiniHub(cards, tls_dir=None, operator=..., quirks=(), base="") ; start() -> url; stop().
-    `received` lists (operation, body) in order; `sessions` maps SessionID to the Types of its
-    notifications and "CDR"."""
+    """MiniHub(cards, tls_dir=None, operator=..., quirks=(), mount="", client_certs=True);
+    start() -> url (scheme://host:port + mount); stop(). The endpoints are at mount + their OICP
+    path, nothing else (404). `received` lists (operation, body) in order; `sessions` maps
+    SessionID to the Types of its notifications and "CDR". With tls_dir, client_certs False is
+    server-only TLS."""
 
-    def __init__(self, cards=(), tls_dir=None, operator="DE*SIM", quirks=(), base=""):
+    def __init__(self, cards=(), tls_dir=None, operator="DE*SIM", quirks=(), mount="",
+                 client_certs=True):
         self.cards = {c.upper() for c in cards}
         self.quirks = set(quirks)
-        self.base = base
+        self.mount = mount
+        self.client_certs = client_certs
         self.received = []
         self.sessions = {}
         self.lock = threading.Lock()
@@ -81,12 +85,12 @@ class MiniHub:
             ctx.load_cert_chain(os.path.join(self.tls_dir, "server.pem"),
                                 os.path.join(self.tls_dir, "server.key"))
             ctx.load_verify_locations(os.path.join(self.tls_dir, certs.CA))
-            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.verify_mode = ssl.CERT_REQUIRED if self.client_certs else ssl.CERT_NONE
             self._srv.socket = ctx.wrap_socket(self._srv.socket, server_side=True)
             scheme = "https"
         self._thread = threading.Thread(target=self._srv.serve_forever, daemon=True)
         self._thread.start()
-        self.url = "%s://127.0.0.1:%d%s" % (scheme, self._srv.server_address[1], self.base)
+        self.url = "%s://127.0.0.1:%d%s" % (scheme, self._srv.server_address[1], self.mount)
         return self.url
 
     def stop(self):
@@ -104,8 +108,9 @@ class MiniHub:
     def answer(self, path, raw):
         """(HTTP status, reply object) for one POST."""
         path = path.split("?")[0]
-        if self.base and path.startswith(self.base + "/"):
-            path = path[len(self.base):]
+        if path[:len(self.mount) + 1] != self.mount + "/":
+            return 404, {"message": "no such OICP endpoint: %s" % path}
+        path = path[len(self.mount):]
         op = next((name for name, rx in ROUTES if rx.match(path)), None)
         if op is None:
             return 404, {"message": "no such OICP endpoint: %s" % path}

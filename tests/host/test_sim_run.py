@@ -113,6 +113,15 @@ def test_mutual_tls_with_the_embedded_hub(tmp_path):
     assert (tmp_path / "certs" / "ca.pem").exists()
 
 
+def test_a_speed_past_the_real_time_parts_is_warned_about(tmp_path):
+    r, s = _run(_cmd("--speed", 3000, "--quiet", "--deadline-real", 1, "--scenario",
+                     _scenario(tmp_path, SHORT)))
+    assert s is not None and "run: warning: --speed 3000 outruns the real-time parts" in r.stderr
+    assert "40 real ms" in r.stderr and "at most x1000" in r.stderr
+    r, s = _run(_cmd("--speed", 1000, "--quiet", "--scenario", _scenario(tmp_path, SHORT)))
+    assert r.returncode == 0 and r.stderr == ""
+
+
 def test_random_fleet_runs_to_the_end():
     r, s = _run(_cmd("--random", 42, "--chargers", 3, "--sessions", 2, "--speed", 1000,
                      "--quiet"))
@@ -154,9 +163,19 @@ def test_sigkill_mid_run_then_resume_gives_one_start_end_cdr_per_session(tmp_pat
         first.wait()
         before = _get(url + "/api/sessions")
         assert 4 <= sum(1 for x in before if x["cdr"]) < 12
-        r, s = _run(args, timeout=120)
+        r, s = _run(args + ["--timeline"], timeout=120)
         assert r.returncode == 0, r.stderr[-3000:]
         assert s["ok"] and s["sessions"] == s["sessions_planned"] == 12
+        assert s["superseded"] >= 0
+        out = r.stdout.splitlines()
+        head = [i for i, line in enumerate(out) if line.startswith("virtual ")][0]
+        times = [line.split()[0] for line in out[head + 1:-1]]
+        # this run's own records on its clock, which goes on from the killed run's
+        assert times and not any(t.startswith("-") for t in times) and times == sorted(times)
+        assert times[0] >= "00:10:00"  # 4 CDRs came before the kill: ~12 virtual min
+        # the session table lists the sessions the first run opened and this one finished
+        done = [line for line in out[:head] if " done " in line]
+        assert len(done) >= 12 - sum(1 for x in before if x["cdr"])
         sessions = _get(url + "/api/sessions")
         closed = [x for x in sessions if x["cdr"]]
         assert len(closed) == 12
@@ -170,6 +189,24 @@ def test_sigkill_mid_run_then_resume_gives_one_start_end_cdr_per_session(tmp_pat
     finally:
         hub.send_signal(signal.SIGTERM)
         hub.wait(10)
+
+
+def test_resuming_after_a_deadline_counts_what_the_journal_held(tmp_path):
+    from host_sim.hub import HubThread
+
+    doc = {"charger": {"evses": 1}, "chargers": [{"sessions": [
+        {"card": CARD, "idle_s": 30, "plug_s": 10, "charge_s": 1500}]}],
+        "hub": [{"at_s": 100, "refuse_s": 1500}]}
+    with HubThread(cards=[CARD]) as hub:
+        args = _cmd("--hub", hub.url, "--speed", 300, "--quiet", "--state", tmp_path / "st",
+                    "--scenario", _scenario(tmp_path, doc))
+        r, first = _run(args + ["--deadline", "1000"])
+        assert r.returncode == 1 and first["deadline"] and first["pending"] > 0
+        r, s = _run(args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    # the journal's leftovers count as this run's (so none is "superseded" below zero)
+    assert s["ok"] and s["pending"] == 0 and s["superseded"] >= 0
+    assert s["journaled"] >= first["pending"] + 3  # + Progress, End, CDR of this run
 
 
 def test_charger_0_on_a_serial_meter_port(tmp_path):
