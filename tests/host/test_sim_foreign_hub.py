@@ -73,6 +73,16 @@ def test_default_scenario_over_mutual_tls_with_the_users_own_files(tmp_path):
     assert evses and all(e.startswith("DE*ABC*E000") for e in evses)
 
 
+def test_server_only_tls_with_the_hubs_ca(tmp_path):
+    from test_sim_check import CARD, ONE, _file
+    pki = tmp_path / "pki"
+    with MiniHub([CARD], tls_dir=str(pki), client_certs=False) as hub:
+        r, _lines, s = _run("--hub", hub.url, "--ca", pki / "ca.pem", "--scenario",
+                            _file(tmp_path, ONE), "--speed", 300, "--quiet", timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert s["ok"] and len(hub.sessions) == 1 and hub.url.startswith("https://")
+
+
 def test_hub_events_against_a_hub_without_fault_injection_are_refused_by_name():
     with MiniHub(_cards()) as hub:
         r, _lines, s = _run("--hub", hub.url, "--speed", 300, "--quiet", timeout=60)
