@@ -25,11 +25,12 @@ from host_sim.sim import (
     results,
     scenario,
     timeline,
+    workers,
 )
 from host_sim.sim.fleet import SimCharger, VClock, evse_id, read_json, write_json
+from host_sim.sim.lag import LagMeter
 
-DEFAULT_SCENARIO = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scenarios",
-                                "default.json")
+DEFAULT_SCENARIO = scenario.DEFAULT
 _BAR = 24
 # Above it the charger's 120 virtual s AuthorizeStart window is under 120 real ms (a hub's answer
 # may take longer) and a 600 ms tap is 10 virtual minutes: the real-time parts outrun the run.
@@ -102,6 +103,11 @@ def _args(argv):
     p.add_argument("--timeline", action="store_true",
                    help="print the timeline of the OICP exchanges before the summary")
     p.add_argument("--log", metavar="FILE", help="append the chargers' log lines to FILE")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="spread the chargers over N processes (charger k in worker k %% N); "
+                        "one hub and its events in this one, the summary merged (default 1)")
+    p.add_argument("--worker", metavar="K/N", help=argparse.SUPPRESS)  # a worker's share
+    p.add_argument("--worker-t0", type=float, help=argparse.SUPPRESS)  # the fleet's clock
     p.add_argument("--report", metavar="DIR", help="write DIR/report.json and DIR/report.html "
                                                    "(plots, sessions, exchanges; docs/sim.md)")
     a = p.parse_args(argv)
@@ -112,6 +118,7 @@ def _args(argv):
     if a.certs and not a.tls:
         p.error("--certs: only with --tls")
     _check_tls(a, p.error)
+    workers.check(a, p.error)
     mqtt_path.check(a, p.error)
     return a
 
@@ -202,6 +209,9 @@ class Run:
             scn["operator_id"] = scenario.check_operator(a.operator_id, "--operator-id")
         a.operator_id = self.operator = scn["operator_id"]
         self.n = a.chargers or len(scn["chargers"])
+        self.worker = workers.share(a.worker)  # (k, N) in a worker process, else None
+        self.mine = [k for k in range(self.n) if self.worker is None
+                     or k % self.worker[1] == self.worker[0]]
         per = a.sessions if a.random is None else None
         self.plans = [scenario.plan(scn, k, per) for k in range(self.n)]
         self.fingerprint = scenario.fingerprint([self.plans, scn["charger"], scn["hub"]]
@@ -264,6 +274,8 @@ class Run:
                                   "--cert/--key" if a.cert else "--ca")
 
     async def main(self):
+        if self.a.workers > 1:
+            return await workers.Parent(self).run()
         state = self._state()
         tls_files, certs_dir, ctx = self._tls(state)
         fleet_path = os.path.join(state, "fleet.json")
@@ -286,7 +298,7 @@ class Run:
         mq = None
         fl = fl or {"plan": self.fingerprint, "vt": 0.0, "hub_next": 0}
         fl["extras"] = hub.extras
-        clock = self.clock = VClock(self.a.speed, fl["vt"])
+        clock = self.clock = VClock(self.a.speed, fl["vt"], self.a.worker_t0)
         if self.a.speed > MAX_SPEED:
             self.err.write(
                 "run: warning: --speed %g outruns the real-time parts: the charger's %d virtual "
@@ -318,10 +330,12 @@ class Run:
                                    self.a.meter_port if k == 0 else None, self.log,
                                    mq and mq.uplink(fleet.charger_id(k)), self.operator,
                                    self.recorder)
-                        for k in range(self.n)]
+                        for k in self.mine]
             self.chargers = chargers
             tasks = [asyncio.ensure_future(c.run()) for c in chargers]
-            side = [asyncio.ensure_future(self._progress(fl, fleet_path))]
+            self.lag = LagMeter()
+            side = [asyncio.ensure_future(self._progress(fl, fleet_path)),
+                    asyncio.ensure_future(self.lag.run())]
             if self.sampler:
                 self.sampler.evses = [(ch.cfg["evses"][i]["evse_id"], live) for ch in chargers
                                       for i, live in enumerate(ch.live)][:report.MAX_SERIES]
@@ -366,6 +380,9 @@ class Run:
         against a hub without it, unless --skip-hub-events."""
         events = self.scn["hub"]
         self.skip_events = bool(events) and not hub.extras
+        if self.worker is not None:  # the parent process sends them
+            self.skip_events = True
+            return
         if self.skip_events and not self.a.skip_hub_events:
             raise ValueError(
                 "--hub %s: the scenario has hub events (%s), which need the mock hub's fault "
@@ -412,11 +429,11 @@ class Run:
             return
         done = sum(ch.finished for ch in self.chargers)
         sessions = sum(ch.done for ch in self.chargers)
-        total = sum(len(p) for p in self.plans)
+        total = sum(len(self.plans[k]) for k in self.mine)
         c = self._counts()
         fill = int(_BAR * sessions / total) if total else _BAR
         line = "sim [%s%s] chargers %d/%d  sessions %d/%d  acked %d/%d  %s x%g" % (
-            "#" * fill, "." * (_BAR - fill), done, self.n, sessions, total, c["delivered"],
+            "#" * fill, "." * (_BAR - fill), done, len(self.mine), sessions, total, c["delivered"],
             c["journaled"], timeline.hms(self.clock.now()), self.a.speed)
         tty = self.err.isatty()
         self.err.write(("\r" + line + ("\n" if final else "")) if tty else line + "\n")
@@ -439,14 +456,26 @@ class Run:
     async def _summary(self, hub, chargers, seconds, late):
         c = self._counts()
         rows = self.recorder.rows
-        total = sum(len(p) for p in self.plans)
+        total = sum(len(self.plans[k]) for k in self.mine)
         done = sum(ch.done for ch in chargers)
         bad = results.nonconformance(self.recorder.issues)
         expect = [e for ch in chargers for e in ch.expectations]
+        summary = {"chargers": len(chargers),
+                   "chargers_done": sum(ch.finished for ch in chargers),
+                   "sessions": done, "sessions_planned": total}
+        summary.update(c)
+        summary["rows_dropped"] = self.recorder.dropped
+        samples = self.sampler.series if self.sampler else {}
+        return await self.output(hub, summary, results.sessions(rows), rows, bad, expect,
+                                 samples, self.lag.buckets, seconds, bool(late))
+
+    async def output(self, hub, summary, table, rows, bad, expect, samples, lag, seconds,
+                     late):
+        """The session table, non-conformances, missed expectations, timeline, report and the
+        summary line (a run's, or the workers' merged); the exit status."""
         missed = [e for e in expect if not e["ok"]]
-        ok = done == total and c["failed"] == 0 and c["pending"] == 0 and not missed and not (
-            bad and self.a.strict)
-        table = results.sessions(rows)
+        ok = summary["sessions"] == summary["sessions_planned"] and summary["failed"] == 0 \
+            and summary["pending"] == 0 and not missed and not (bad and self.a.strict)
         for line in results.table(table) + results.nonconformance_lines(bad):
             self.out.write(line + "\n")
         for e in missed:
@@ -458,17 +487,17 @@ class Run:
         outcomes = {}
         for r in table:
             outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
-        summary = {"ok": ok, "chargers": self.n, "chargers_done": sum(ch.finished for ch in
-                                                                         chargers),
-                   "sessions": done, "sessions_planned": total}
-        summary.update(c)
+        meter = LagMeter()
+        meter.add(lag)
+        summary = dict({"ok": ok}, **summary)
         summary.update(exchanges=results.counts(rows), outcomes=outcomes,
-                       latency_ms=results.latency(rows), rows_dropped=self.recorder.dropped,
+                       latency_ms=results.latency(rows),
                        nonconforming={"kinds": len(bad),
                                       "replies": sum(g["count"] for g in bad)},
                        expectations={"met": len(expect) - len(missed), "missed": len(missed)},
                        hub_events={"applied": len(self.events),
-                                   "skipped": len(self.scn["hub"]) if self.skip_events else 0})
+                                   "skipped": len(self.scn["hub"]) if self.skip_events else 0},
+                       loop_lag_ms=meter.summary())
         if hub.extras:
             try:
                 stats = await hub.stats()
@@ -478,12 +507,15 @@ class Run:
             except (OSError, ValueError) as e:
                 summary["hub_view"] = {"error": str(e)}
         summary.update(duration_s=round(seconds, 3), virtual_s=round(self.clock.now(), 1),
-                       speed=self.a.speed, deadline=bool(late),
+                       speed=self.a.speed, deadline=late,
                        uplink="mqtt" if self.a.mqtt else "http")
+        if self.a.workers > 1:
+            summary["workers"] = self.a.workers
         if self.a.report:
-            doc = report.build(summary, table, rows, self.events, bad, expect, self.sampler)
+            doc = report.build(summary, table, rows, self.events, bad, expect, samples, lag)
             _pj, ph = report.write(self.a.report, doc)
-            self.err.write("report: %s\n" % ph)
+            if self.worker is None:
+                self.err.write("report: %s\n" % ph)
         self.out.write(json.dumps(summary, separators=(",", ":")) + "\n")
         self.out.flush()
         return 0 if ok else 1

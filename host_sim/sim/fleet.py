@@ -57,10 +57,12 @@ def read_json(path):
 class VClock:
     """Virtual seconds = offset + real seconds x speed (the HostBoard's rate)."""
 
-    def __init__(self, speed, offset=0.0):
+    def __init__(self, speed, offset=0.0, t0=None):
+        """t0: the monotonic instant of virtual `offset` (workers share their parent's:
+        CLOCK_MONOTONIC is the same in every process of the host)."""
         self.speed = speed
         self.offset = offset
-        self.t0 = time.monotonic()
+        self.t0 = time.monotonic() if t0 is None else t0
         self.wall0 = time.time()
 
     def now(self):

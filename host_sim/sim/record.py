@@ -48,6 +48,19 @@ class Exchange:
         return {k: getattr(self, k) for k in self.__slots__ if k not in ("raw", "body", "reply")}
 
 
+class Row:
+    """An exchange's JSON form (Exchange.row(), report.json) read back as one: what the
+    timeline, the counts and the latencies need (a worker's records in the merged run)."""
+
+    def __init__(self, d):
+        self._d = d
+        self.__dict__.update(d)
+        self.body = self.raw = self.reply = None
+
+    def row(self):
+        return self._d
+
+
 class Recorder:
     """The fleet's exchanges: rows (up to MAX_ROWS) and every later one still counted.
     check(exchange) -> list of non-conformance texts (host_sim/sim/conform.py), or None."""

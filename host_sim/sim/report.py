@@ -5,6 +5,7 @@ import html
 import json
 import os
 
+from host_sim.sim.record import Row
 from host_sim.sim.timeline import answer, hms
 
 MAX_SERIES = 16  # EVSEs sampled for the plots: the first chargers' (more would be unreadable)
@@ -114,13 +115,15 @@ text-align:left}th{background:#f3f3f3}.plot .frame{fill:none;stroke:#999}
 overflow:auto}.bad{color:#b00}"""
 
 
-def build(summary, sessions, rows, events, nonconf, expectations, sampler):
-    """The report's content as a dict (report.json)."""
+def build(summary, sessions, rows, events, nonconf, expectations, samples, lag):
+    """The report's content as a dict (report.json). samples: {EvseID: [(t, W, Wh)]}, lag: the
+    loop lag histogram {ms: wakes}."""
     return {"summary": summary, "sessions": sessions, "nonconformance": nonconf,
             "expectations": expectations, "events": events,
             "exchanges": [x.row() for x in rows],
             "samples": {e: [{"t": t, "w": w, "wh": wh} for t, w, wh in s]
-                        for e, s in (sampler.series.items() if sampler else ())}}
+                        for e, s in samples.items()},
+            "loop_lag_buckets": lag}
 
 
 def html_page(doc):
@@ -176,7 +179,7 @@ def html_page(doc):
              _table("exchanges", ("virtual", "charger", "EVSE", "message", "session", "hub",
                                   "ms", "result", "reason"),
                     [(hms(x["t"]), x["charger"], x["evse"], x["op"], x["session"],
-                      answer(_Row(x)), x["ms"], x["result"], x["reason"])
+                      answer(Row(x)), x["ms"], x["result"], x["reason"])
                      for x in doc["exchanges"][:MAX_HTML_ROWS]]),
              ("<p>... %d more exchanges in report.json</p>" % (len(doc["exchanges"])
                                                                - MAX_HTML_ROWS)
@@ -184,13 +187,6 @@ def html_page(doc):
              "<h2>Summary</h2><pre id=\"summary\">%s</pre>" % _esc(json.dumps(s, indent=1)),
              "</body></html>"]
     return "\n".join(parts)
-
-
-class _Row:
-    """A report.json exchange row read as an Exchange (for timeline.answer)."""
-
-    def __init__(self, d):
-        self.__dict__.update(d)
 
 
 def write(directory, doc):

@@ -10,10 +10,13 @@ card) of sessions, each session a list of steps. Steps are small dicts, one key 
 """
 import hashlib
 import json
+import os
 import random
 
 from host_sim.virtual.meter import FAULTS, LAYOUTS
 
+DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios",
+                       "default.json")
 OPERATOR = "DE*SIM"  # the OperatorID when neither the scenario nor --operator-id gives one
 
 EV_KEYS = ("capacity_wh", "soc", "max_w", "phases", "ramp_s", "taper_soc", "min_frac")
