@@ -491,7 +491,7 @@ class Run:
         meter.add(lag)
         summary = dict({"ok": ok}, **summary)
         summary.update(exchanges=results.counts(rows), outcomes=outcomes,
-                       latency_ms=results.latency(rows),
+                       latency_ms=results.latency(rows), sim_overhead_ms=results.overhead(rows),
                        nonconforming={"kinds": len(bad),
                                       "replies": sum(g["count"] for g in bad)},
                        expectations={"met": len(expect) - len(missed), "missed": len(missed)},

@@ -41,7 +41,7 @@ def no_reply_class(reason):
 class Exchange:
     """One send and its answer, as a charger saw it."""
     __slots__ = ("t", "charger", "evse", "op", "session", "card", "msg", "attempt", "status",
-                 "code", "result", "reason", "ms", "path", "raw", "body", "reply")
+                 "code", "result", "reason", "ms", "sim_ms", "path", "raw", "body", "reply")
 
     def row(self):
         """The JSON form (report.json): no raw bytes, no request body."""
@@ -83,7 +83,9 @@ class Recorder:
             post = http.post
 
             async def _post(path, body, headers=None):
+                t0 = time.monotonic()
                 out = await post(path, body, headers)
+                last["post_s"] = time.monotonic() - t0
                 last["status"], last["raw"] = out[0], out[2]
                 return out
             http.post = _post
@@ -100,7 +102,9 @@ class Recorder:
                     last["status"] = env.get("status")
                     b = env.get("body")
                     last["raw"] = json.dumps(b) if b is not None else ""
-            self._add(charger_id, t, ms, path, body, msg_id, result, last)
+            x = self._add(charger_id, t, ms, path, body, msg_id, result, last)
+            if "post_s" in last:  # this side's share: encoding, parsing, recording, checks
+                x.sim_ms = round((time.monotonic() - t0 - last["post_s"]) * 1000, 3)
             return result
         uplink.send = _send
 
@@ -108,6 +112,7 @@ class Recorder:
         kind, value, _after = result
         x = Exchange()
         x.t, x.charger, x.ms, x.path, x.msg = t, charger_id, round(ms, 1), path, msg_id
+        x.sim_ms = None
         x.body = body if isinstance(body, dict) else {}
         x.op = operation(path, x.body)
         x.evse = x.body.get("EvseID")
@@ -141,6 +146,7 @@ class Recorder:
         x.raw = None
         if x.op != "ChargeDetailRecord":
             x.body = None
+        return x
 
 
 def refusal_code(reason):

@@ -30,6 +30,14 @@ def latency(rows):
                  "max": max(v)} for op, v in sorted(by.items())}
 
 
+def overhead(rows):
+    """The simulator's own share of each HTTP exchange (ms): the round trip less the wire and
+    the hub (the HTTP client's post), plus recording and checking it; p50/p99/max."""
+    v = [x.sim_ms for x in rows if getattr(x, "sim_ms", None) is not None]
+    return {"n": len(v), "p50": percentile(v, 50), "p99": percentile(v, 99),
+            "max": max(v) if v else None}
+
+
 def counts(rows):
     """This run's answers: OICP codes (every reply with one, fault answers too), HTTP statuses
     that were not 2xx, sends with no answer by class, refused cards and dead letters (messages

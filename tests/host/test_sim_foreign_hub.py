@@ -44,6 +44,8 @@ def _check_complete(hub, r, lines, s):
     assert s["exchanges"]["codes"] == {"000": len(ops)}
     assert s["outcomes"] == {"done": 5}
     assert set(s["latency_ms"]) == {"AuthorizeStart", "ChargeDetailRecord", "Notification"}
+    o = s["sim_overhead_ms"]  # this side's share of every exchange, measured
+    assert o["n"] == len(ops) and 0 <= o["p50"] <= o["p99"] <= o["max"]
     # the timeline: one row per exchange, sorted, none negative; the session table: 5 done
     head = [i for i, line in enumerate(lines) if line.split()[:2] == ["virtual", "charger"]]
     rows = lines[head[0] + 1:-1]
