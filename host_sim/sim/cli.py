@@ -332,7 +332,9 @@ class Run:
                                    self.recorder)
                         for k in self.mine]
             self.chargers = chargers
-            tasks = [asyncio.ensure_future(c.run()) for c in chargers]
+            # switched on spread over one meter poll period (virtual), charger k at k/n of it
+            spread = self.scn["charger"]["poll_s"] / self.a.speed / self.n
+            tasks = [asyncio.ensure_future(c.run(c.n * spread)) for c in chargers]
             self.lag = LagMeter()
             side = [asyncio.ensure_future(self._progress(fl, fleet_path)),
                     asyncio.ensure_future(self.lag.run())]

@@ -296,7 +296,10 @@ class SimCharger:
 
     # --- the run --------------------------------------------------------------------------------
 
-    async def run(self):
+    async def run(self, delay_s=0.0):
+        """delay_s: real seconds before the charger is switched on (a fleet's chargers are
+        not switched on, nor their meters polled, all in the same instant)."""
+        await asyncio.sleep(delay_s)
         agent = asyncio.ensure_future(self.agent.run())
         try:
             await _first(self.booted.wait(), agent)
