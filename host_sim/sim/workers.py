@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from host_sim.sim import hubs, report, scenario
+from host_sim.sim import hubs, report, scenario, tls
 from host_sim.sim.fleet import VClock
 from host_sim.sim.record import Row
 
@@ -82,7 +82,7 @@ class Parent:
         r = self.r
         state = r._state()
         tmp = tempfile.mkdtemp(prefix="sim-workers-")
-        _files, certs_dir, ctx = r._tls(state)
+        _files, certs_dir, ctx = tls.files(self.a, state, r.operator)
         hub = hubs.Remote(self.a.hub, ctx) if self.a.hub else hubs.Embedded(
             scenario.cards(r.scn), certs_dir)
         url = await hub.start()
