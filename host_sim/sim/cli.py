@@ -116,6 +116,11 @@ def _args(argv):
         p.error("--chargers: expected 1..10000")
     if a.certs and not a.tls:
         p.error("--certs: only with --tls")
+    if a.report:
+        try:
+            os.makedirs(a.report, exist_ok=True)
+        except OSError as e:
+            p.error("--report %s: cannot make the folder (%s)" % (a.report, e.strerror))
     tls.check(a, p.error)
     workers.check(a, p.error)
     mqtt_path.check(a, p.error)
