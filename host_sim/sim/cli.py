@@ -242,7 +242,7 @@ class Run:
                                    self.a.reader_port if k == 0 else None,
                                    self.a.meter_port if k == 0 else None, self.log,
                                    mq and mq.uplink(fleet.charger_id(k)), self.operator,
-                                   self.recorder)
+                                   self.recorder, bool(self.a.state))
                         for k in self.mine]
             self.chargers = chargers
             # switched on spread over one meter poll period (virtual), charger k at k/n of it

@@ -156,7 +156,7 @@ class SimCharger:
 
     def __init__(self, n, sessions, chg, url, clock, state_dir, fingerprint, tls_files=None,
                  certs=None, reader_port=None, meter_port=None, log=None, uplink=None,
-                 operator=OPERATOR, recorder=None):
+                 operator=OPERATOR, recorder=None, persist=True):
         self.n = n
         self.clock = clock
         self.cfg = charger_config(n, chg, url, tls_files, uplink, operator)
@@ -188,6 +188,7 @@ class SimCharger:
         self._told = set()  # cards whose unexpected refusal stderr has shown
         self._hook()
         self.path = os.path.join(self.dir, "sim.json")
+        self.persist = persist  # False: no resume (no --state), so the cursor is not written
         self.cur = self._load_cursor(fingerprint)
         self.booted = asyncio.Event()
         self._tap_lock = asyncio.Lock()
@@ -266,7 +267,7 @@ class SimCharger:
 
     def save(self, force=True):
         now = time.monotonic()
-        if not force and now - self._saved < _SAVE_S:
+        if not self.persist or not force and now - self._saved < _SAVE_S:
             return
         self._saved = now
         self.cur["world"] = [dict(live.save(), fault=m.fault)
