@@ -34,6 +34,7 @@ _BAR = 24
 # Above it the charger's 120 virtual s AuthorizeStart window is under 120 real ms (a hub's answer
 # may take longer) and a 600 ms tap is 10 virtual minutes: the real-time parts outrun the run.
 MAX_SPEED = 1000
+_BOOT_S = 2.0  # real s after the last charger is switched on before the loop lag is measured
 _TICK_S = 0.25  # real s between progress ticks (--state: the virtual clock saved at each)
 _BAR_TICKS = 20  # ticks between progress lines when stderr is not a terminal (5 s)
 _SAMPLE_VS = 10  # virtual seconds between the report's power/energy samples
@@ -250,7 +251,7 @@ class Run:
             tasks = [asyncio.ensure_future(c.run(c.n * spread)) for c in chargers]
             self.lag = LagMeter()
             side = [asyncio.ensure_future(self._progress(fl, fleet_path)),
-                    asyncio.ensure_future(self.lag.run())]
+                    asyncio.ensure_future(self.lag.run(spread * self.n + _BOOT_S))]
             if self.sampler:
                 self.sampler.evses = [(ch.cfg["evses"][i]["evse_id"], live) for ch in chargers
                                       for i, live in enumerate(ch.live)][:report.MAX_SERIES]

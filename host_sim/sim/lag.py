@@ -12,7 +12,9 @@ class LagMeter:
     def __init__(self):
         self.buckets = {}  # whole ms late -> wakes
 
-    async def run(self):
+    async def run(self, after_s=0.0):
+        """Tick forever, measuring from after_s real seconds on (the fleet switched on)."""
+        await asyncio.sleep(after_s)
         last = time.monotonic()
         while True:
             await asyncio.sleep(TICK_S)
