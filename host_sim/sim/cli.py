@@ -1,8 +1,10 @@
-"""`python -m host_sim run`: a fleet of simulated chargers (real firmware Agents) against a hub.
+"""`cp-agent run`: a fleet of simulated chargers (real firmware Agents) against an OICP hub.
 
-Exit status: 0 when every session of the plan is done and every journaled message was
-acknowledged; 1 when not (a message failed for good, or the deadline came first); 2 for a usage,
-scenario or state error. The last line on stdout is always the JSON summary (unless exit 2).
+Exit status: 0 when every session of the plan is done, every journaled message was acknowledged
+and every scenario expectation met (with --strict: and no hub reply against OICP 2.3); 1 when
+not (a message failed for good, the deadline came first, an expectation missed); 2 for a usage,
+scenario, TLS, hub or state error. The last line on stdout is always the JSON summary (unless
+exit 2).
 """
 import argparse
 import asyncio
@@ -29,7 +31,6 @@ from host_sim.sim import (
 from host_sim.sim.fleet import SimCharger, VClock, evse_id, read_json, write_json
 from host_sim.sim.lag import LagMeter
 
-DEFAULT_SCENARIO = scenario.DEFAULT
 _BAR = 24
 # Above it the charger's 120 virtual s AuthorizeStart window is under 120 real ms (a hub's answer
 # may take longer) and a 600 ms tap is 10 virtual minutes: the real-time parts outrun the run.
@@ -132,7 +133,7 @@ def _load_scenario(a):
     if a.random is not None:
         n = a.chargers or 1
         return scenario.random_fleet(a.random, n, a.sessions if a.sessions is not None else 5)
-    path = a.scenario or DEFAULT_SCENARIO
+    path = a.scenario or scenario.DEFAULT
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -374,7 +375,7 @@ class Run:
         rows = self.recorder.rows
         total = sum(len(self.plans[k]) for k in self.mine)
         done = sum(ch.done for ch in chargers)
-        bad = results.nonconformance(self.recorder.issues)
+        bad = results.nonconformance(self.recorder.nonconformance)
         expect = [e for ch in chargers for e in ch.expectations]
         summary = {"chargers": len(chargers),
                    "chargers_done": sum(ch.finished for ch in chargers),

@@ -63,14 +63,9 @@ class VClock:
         self.speed = speed
         self.offset = offset
         self.t0 = time.monotonic() if t0 is None else t0
-        self.wall0 = time.time()
 
     def now(self):
         return self.offset + (time.monotonic() - self.t0) * self.speed
-
-    def at_wall(self, unix):
-        """The virtual time of a host wall-clock instant (hub exchange times)."""
-        return self.offset + (unix - self.wall0) * self.speed
 
     async def sleep(self, seconds):
         await asyncio.sleep(max(0.0, seconds) / self.speed)

@@ -9,6 +9,7 @@ import json
 import time
 
 MAX_ROWS = 200000  # kept for the timeline and the report; later ones only counted (rows_dropped)
+MAX_KINDS = 200  # kinds of hub non-conformance kept; later kinds count under "other kinds"
 _OPS = (("/authorize/start", "AuthorizeStart"), ("/authorize/stop", "AuthorizeStop"),
         ("/charge-detail-record", "ChargeDetailRecord"), ("/status-records", "PushEvseStatus"),
         ("/data-records", "PushEvseData"), ("/charging-notifications", "Notification"))
@@ -62,18 +63,18 @@ class Row:
 
 
 class Recorder:
-    """The fleet's exchanges: rows (up to MAX_ROWS) and every later one still counted.
-    check(exchange) -> list of non-conformance texts (host_sim/sim/conform.py), or None."""
+    """The fleet's exchanges: rows (up to MAX_ROWS) and every later one still counted, and the
+    hub's non-conformances by kind. check(exchange) -> list of non-conformance texts
+    (host_sim/sim/conform.py)."""
 
     def __init__(self, clock, check=None):
         self.clock = clock
         self.rows = []
         self.dropped = 0
-        self.total = 0
         self._check = check
-        self.issues = []  # (exchange row, text): a hub reply against the spec
+        # (operation, text) -> {"op", "issue", "count", "first": the first reply's row}
+        self.nonconformance = {}
         self._attempts = {}
-        self.listeners = []  # f(exchange) for each one, e.g. the refused-card warning
 
     def wrap(self, charger_id, uplink):
         """Record every send of this charger's uplink (HttpUplink or MqttUplink)."""
@@ -128,25 +129,35 @@ class Recorder:
         x.reason = None if kind == "ok" else str(value)
         key = msg_id or (charger_id, x.op, x.evse, x.card)
         x.attempt = self._attempts.get(key, 0) + 1
-        if kind in ("retry",):
+        if kind == "retry":
             self._attempts[key] = x.attempt
         else:
             self._attempts.pop(key, None)
-        self.total += 1
         if len(self.rows) < MAX_ROWS:
             self.rows.append(x)
         else:
             self.dropped += 1
         if self._check is not None:
-            for text in self._check(x) or ():
-                self.issues.append((x, text))
-        for f in self.listeners:
-            f(x)
+            for text in self._check(x):
+                self._nonconforming(x, text)
         # Kept for the session table: a CDR's body (energy, times); the rest is let go.
         x.raw = None
         if x.op != "ChargeDetailRecord":
             x.body = None
         return x
+
+
+    def _nonconforming(self, x, text):
+        key = (x.op, text)
+        g = self.nonconformance.get(key)
+        if g is None:
+            if len(self.nonconformance) >= MAX_KINDS:
+                key = (x.op, "other kinds (more than %d)" % MAX_KINDS)
+                g = self.nonconformance.get(key)
+            if g is None:
+                g = self.nonconformance[key] = {"op": x.op, "issue": key[1], "count": 0,
+                                                "first": x.row()}
+        g["count"] += 1
 
 
 def refusal_code(reason):

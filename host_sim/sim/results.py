@@ -132,16 +132,9 @@ def table(rows_, limit=40):
     return out
 
 
-def nonconformance(issues):
-    """The hub's non-conformances grouped by operation and rule, each with the first request it
-    answered: [{"op", "issue", "count", "first": exchange row}] in order of first sight."""
-    groups = {}
-    for x, text in issues:
-        g = groups.get((x.op, text))
-        if g is None:
-            g = groups[(x.op, text)] = {"op": x.op, "issue": text, "count": 0, "first": x.row()}
-        g["count"] += 1
-    return list(groups.values())
+def nonconformance(groups):
+    """The recorder's non-conformance groups in order of first sight."""
+    return sorted(groups.values(), key=lambda g: g["first"]["t"])
 
 
 def nonconformance_lines(groups, limit=40):

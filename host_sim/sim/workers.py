@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from host_sim.sim import hubs, report, scenario, tls
+from host_sim.sim import hubs, report, results, scenario, tls
 from host_sim.sim.fleet import VClock
 from host_sim.sim.record import Row
 
@@ -150,6 +150,6 @@ class Parent:
                     mine["first"] = g["first"]
         rows.sort(key=lambda x: x.t)
         table.sort(key=lambda x: x["charger"])
-        bad = sorted(groups.values(), key=lambda g: g["first"]["t"])
+        bad = results.nonconformance(groups)
         return await self.r.output(hub, summary, table, rows, bad, expect, samples, lag,
                                    seconds, late)
