@@ -18,6 +18,9 @@ def check(a, error):
         error("--%s: the hub URL is %s; TLS needs an https:// URL" % (given[0], a.hub[:40]))
     if a.tls and a.hub and not a.hub.startswith("https://"):
         error("--tls: the hub URL is %s; TLS needs an https:// URL" % a.hub[:40])
+    if a.mqtt and (a.hub or "").startswith("https://") and not (a.cert or a.tls):
+        error("--cert, --key: required with --mqtt and an https:// hub (the relay speaks mutual "
+              "TLS to it)")
     if bool(a.cert) != bool(a.key):
         error("--%s: --cert and --key go together (the client certificate and its key)"
               % ("key" if a.cert else "cert"))

@@ -98,6 +98,9 @@ class Parent:
                 procs.append(await asyncio.create_subprocess_exec(
                     *self._args(url, certs_dir, k, out), stdout=asyncio.subprocess.DEVNULL,
                     stdin=asyncio.subprocess.DEVNULL))
+            if not self.a.quiet:
+                r.err.write("sim: %d chargers in %d worker processes against %s\n"
+                            % (r.n, len(procs), url))
             events = None if r.skip_events else asyncio.ensure_future(
                 r._hub_events(hub, fl, None))
             limit = (r.deadline / self.a.speed if self.a.deadline_real is None

@@ -101,6 +101,7 @@ def test_hub_events_against_a_hub_without_fault_injection_are_refused_by_name():
     (("--cert", "x.pem"), "--cert: only with --hub https://"),
     (("--hub", "https://127.0.0.1:9", "--cert", "x.pem"), "--key: --cert and --key go together"),
     (("--operator-id", "DE-ABC"), "--operator-id: expected an ISO OperatorID such as DE*ABC"),
+    (("--hub", "https://127.0.0.1:9", "--mqtt", "start"), "--cert, --key: required with --mqtt"),
 ])
 def test_bad_options_say_which_and_what_to_do(args, says):
     r, _lines, _s = _run(*args, "--quiet", timeout=60)
