@@ -331,8 +331,10 @@ class SimCharger:
                     await asyncio.sleep(_TICK_S)
                 return
             end = self.clock.now() + (arg if cur["left"] is None else cur["left"])
+            # in steps of the cursor saves when it is kept (--state), else at once
+            step = _SAVE_S if self.persist else float("inf")
             while self.clock.now() < end:
-                await asyncio.sleep(min(_SAVE_S, (end - self.clock.now()) / self.clock.speed))
+                await asyncio.sleep(min(step, (end - self.clock.now()) / self.clock.speed))
                 cur["left"] = max(0.0, end - self.clock.now())
                 self.save(False)
         elif what == "tap":
