@@ -9,11 +9,13 @@ PORT   ?= /dev/ttyUSB0
 all: test
 
 # A fresh Debian may lack venv (python3-venv) or Node; install what is missing, then pin the rest.
-$(VENV)/.installed: requirements.txt
+# The host tools install editable (pyproject.toml): .venv/bin/cp-agent runs this tree's code.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 	  echo "python3-venv missing: installing it with apt-get"; \
 	  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -35,7 +37,7 @@ deps: $(VENV)/.installed node_modules/.installed system
 # make sim MODE=mqtt: the same through Mosquitto and the relay (docs/sim.md)
 sim: $(VENV)/.installed
 	$(if $(filter-out mqtt,$(MODE)),$(error MODE: expected mqtt or nothing, got '$(MODE)'))
-	PYTHONPATH=host_sim/pyshim:firmware:. $(PY) -m host_sim run --chargers 2 \
+	$(VENV)/bin/cp-agent run --chargers 2 \
 	  --scenario host_sim/scenarios/default.json --speed 300 --timeline$(if $(MODE), --mqtt start)
 
 lint: $(VENV)/.installed

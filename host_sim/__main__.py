@@ -1,4 +1,4 @@
-"""Command line of the host side: `python -m host_sim {hub,relay,run}`."""
+"""Command line of the host side: `cp-agent {hub,relay,run}` (also `python -m host_sim ...`)."""
 import sys
 
 _COMMANDS = ("hub", "relay", "run")
@@ -7,7 +7,7 @@ _COMMANDS = ("hub", "relay", "run")
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in _COMMANDS:
-        print("usage: python -m host_sim {hub,relay,run} ...", file=sys.stderr)
+        print("usage: cp-agent {hub,relay,run} ... (or python -m host_sim)", file=sys.stderr)
         return 2
     if argv[0] == "hub":
         from host_sim.hub.cli import main as hub

@@ -18,6 +18,8 @@ import socket
 import ssl
 import time
 
+from cpagent.uplink.http import join_path
+
 
 class Unreachable(Exception):
     pass
@@ -195,7 +197,7 @@ class Hub:
         """Reply from the hub, or raises Unreachable naming why."""
         conn = self.pool.get()
         try:
-            conn, reply = self._post(conn, self.cfg["prefix"] + path, data)
+            conn, reply = self._post(conn, join_path(self.cfg["prefix"], path), data)
             return reply
         except BaseException:
             conn = None  # closed by _post; the next request connects anew

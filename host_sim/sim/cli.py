@@ -1,8 +1,10 @@
-"""`python -m host_sim run`: a fleet of simulated chargers (real firmware Agents) against a hub.
+"""`cp-agent run`: a fleet of simulated chargers (real firmware Agents) against an OICP hub.
 
-Exit status: 0 when every session of the plan is done and every journaled message was
-acknowledged; 1 when not (a message failed for good, or the deadline came first); 2 for a usage,
-scenario or state error. The last line on stdout is always the JSON summary (unless exit 2).
+Exit status: 0 when every session of the plan is done, every journaled message was acknowledged
+and every scenario expectation met (with --strict: and no hub reply against OICP 2.3); 1 when
+not (a message failed for good, the deadline came first, an expectation missed); 2 for a usage,
+scenario, TLS, hub or state error. The last line on stdout is always the JSON summary (unless
+exit 2).
 """
 import argparse
 import asyncio
@@ -13,17 +15,35 @@ import sys
 import tempfile
 import time
 
-from host_sim import certs as pki
-from host_sim.sim import fleet, hubs, mqtt_path, scenario, timeline
-from host_sim.sim.fleet import OPERATOR, SimCharger, VClock, evse_id, read_json, write_json
+from host_sim.sim import (
+    conform,
+    fleet,
+    hubs,
+    mqtt_path,
+    record,
+    report,
+    results,
+    scenario,
+    timeline,
+    tls,
+    workers,
+)
+from host_sim.sim.fleet import SimCharger, VClock, evse_id, read_json, write_json
+from host_sim.sim.lag import LagMeter
 
-DEFAULT_SCENARIO = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scenarios",
-                                "default.json")
 _BAR = 24
+# Above it the charger's 120 virtual s AuthorizeStart window is under 120 real ms (a hub's answer
+# may take longer) and a 600 ms tap is 10 virtual minutes: the real-time parts outrun the run.
+MAX_SPEED = 1000
+_BOOT_S = 2.0  # real s after the last charger is switched on before the loop lag is measured
+_TICK_S = 0.25  # real s between progress ticks (--state: the virtual clock saved at each)
+_BAR_TICKS = 20  # ticks between progress lines when stderr is not a terminal (5 s)
+_SAMPLE_VS = 10  # virtual seconds between the report's power/energy samples
+_SAMPLE_MIN_S = 0.02  # real seconds at least between them (a high --speed)
 
 
 def _args(argv):
-    p = argparse.ArgumentParser(prog="python -m host_sim run", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="cp-agent run", description=__doc__.split("\n")[0])
     p.add_argument("--hub", metavar="URL", help="hub base URL (default: an embedded mock hub)")
     p.add_argument("--chargers", type=int, default=None,
                    help="number of chargers (default: one per scenario charger entry)")
@@ -53,11 +73,28 @@ def _args(argv):
     p.add_argument("--mqtt-relay-password", metavar="PW", help="its password")
     p.add_argument("--no-relay", action="store_true",
                    help="with --mqtt HOST:PORT: a relay (forwarding to --hub) is attached there")
+    p.add_argument("--operator-id", metavar="ID",
+                   help="the chargers' OperatorID; EvseIDs are ID*E0000*1, ... (default: the "
+                        "scenario's operator_id, else %s)" % scenario.OPERATOR)
+    p.add_argument("--ca", metavar="FILE", help="with an https:// --hub: the CA (PEM) that "
+                                                "signed the hub's certificate (default: the "
+                                                "system's CA store)")
+    p.add_argument("--cert", metavar="FILE", help="with an https:// --hub: the client "
+                                                  "certificate (PEM) for mutual TLS")
+    p.add_argument("--key", metavar="FILE", help="its private key (PEM)")
     p.add_argument("--tls", action="store_true",
-                   help="mutual TLS to the hub; with --mqtt, TLS to the broker too")
+                   help="mutual TLS with the test PKI: made here for the embedded hub, or found "
+                        "in --certs DIR; with --mqtt, TLS to the broker too")
     p.add_argument("--certs", metavar="DIR", help="with --tls: ca.pem and the client certificate "
-                                                  "for %s (made here for the embedded hub)"
-                                                  % OPERATOR)
+                                                  "client-<OperatorID>.pem/.key")
+    p.add_argument("--answer-limit-ms", type=float, metavar="MS", default=conform.ANSWER_MS,
+                   help="a hub answer slower than MS real ms is reported as a non-conformance "
+                        "(default %d)" % conform.ANSWER_MS)
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when the hub answered against OICP 2.3 (default: report it)")
+    p.add_argument("--skip-hub-events", action="store_true",
+                   help="run a scenario's hub events (outages, faults) against a hub that cannot "
+                        "inject them by leaving them out")
     p.add_argument("--deadline", type=float, metavar="S", default=None,
                    help="stop after S virtual seconds (default: twice the longest charger's "
                         "waits and 5 real seconds per session, plus an hour)")
@@ -67,6 +104,13 @@ def _args(argv):
     p.add_argument("--timeline", action="store_true",
                    help="print the timeline of the OICP exchanges before the summary")
     p.add_argument("--log", metavar="FILE", help="append the chargers' log lines to FILE")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="spread the chargers over N processes (charger k in worker k %% N); "
+                        "one hub and its events in this one, the summary merged (default 1)")
+    p.add_argument("--worker", metavar="K/N", help=argparse.SUPPRESS)  # a worker's share
+    p.add_argument("--worker-t0", type=float, help=argparse.SUPPRESS)  # the fleet's clock
+    p.add_argument("--report", metavar="DIR", help="write DIR/report.json and DIR/report.html "
+                                                   "(plots, sessions, exchanges; docs/sim.md)")
     a = p.parse_args(argv)
     if a.speed <= 0:
         p.error("--speed: expected a number above 0")
@@ -74,6 +118,13 @@ def _args(argv):
         p.error("--chargers: expected 1..10000")
     if a.certs and not a.tls:
         p.error("--certs: only with --tls")
+    if a.report:
+        try:
+            os.makedirs(a.report, exist_ok=True)
+        except OSError as e:
+            p.error("--report %s: cannot make the folder (%s)" % (a.report, e.strerror))
+    tls.check(a, p.error)
+    workers.check(a, p.error)
     mqtt_path.check(a, p.error)
     return a
 
@@ -82,7 +133,7 @@ def _load_scenario(a):
     if a.random is not None:
         n = a.chargers or 1
         return scenario.random_fleet(a.random, n, a.sessions if a.sessions is not None else 5)
-    path = a.scenario or DEFAULT_SCENARIO
+    path = a.scenario or scenario.DEFAULT
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -106,10 +157,18 @@ def plan_length(steps_lists):
 class Run:
     def __init__(self, a, scn, out=sys.stdout, err=sys.stderr):
         self.a, self.scn, self.out, self.err = a, scn, out, err
+        if a.operator_id is not None:
+            scn["operator_id"] = scenario.check_operator(a.operator_id, "--operator-id")
+        a.operator_id = self.operator = scn["operator_id"]
         self.n = a.chargers or len(scn["chargers"])
+        self.worker = workers.share(a.worker)  # (k, N) in a worker process, else None
+        self.mine = [k for k in range(self.n) if self.worker is None
+                     or k % self.worker[1] == self.worker[0]]
         per = a.sessions if a.random is None else None
         self.plans = [scenario.plan(scn, k, per) for k in range(self.n)]
-        self.fingerprint = scenario.fingerprint([self.plans, scn["charger"], scn["hub"]])
+        self.fingerprint = scenario.fingerprint([self.plans, scn["charger"], scn["hub"]]
+                                                + ([self.operator] if self.operator !=
+                                                   scenario.OPERATOR else []))
         # Taps take real time (about a second each, more on a busy machine): allow 5 real s per
         # session on top of twice the waits and an hour.
         longest = max(plan_length(p) + 5 * a.speed * len(p) for p in self.plans)
@@ -129,41 +188,54 @@ class Run:
         self._tmp = tempfile.mkdtemp(prefix="sim-state-")
         return self._tmp
 
-    def _tls(self, state):
-        """(charger config TLS keys, certs dir, client SSLContext) or Nones for plain HTTP."""
-        if not self.a.tls:
-            return None, None, None
-        d = os.path.abspath(self.a.certs or os.path.join(state, "certs"))
-        if self.a.hub is None:
-            pki.make_test_pki(d, (OPERATOR,))
-        cert, key = pki.client_files(d, OPERATOR)
-        for f in (os.path.join(d, pki.CA), cert, key):
-            if not os.path.exists(f):
-                raise ValueError("--certs %s: %s is missing" % (d, os.path.basename(f)))
-        files = {"ca": pki.CA, "cert": os.path.basename(cert), "key": os.path.basename(key)}
-        return files, d, hubs.client_context(d, cert, key)
-
     async def main(self):
+        if self.a.workers > 1:
+            return await workers.Parent(self).run()
         state = self._state()
-        tls_files, certs_dir, ctx = self._tls(state)
-        if self.a.hub:
-            hub = hubs.Remote(self.a.hub, ctx)
-        else:
-            hub = hubs.Embedded(scenario.cards(self.scn), certs_dir)
-        url = await hub.start()
-        mq = None
+        tls_files, certs_dir, ctx = tls.files(self.a, state, self.operator)
         fleet_path = os.path.join(state, "fleet.json")
         fl = read_json(fleet_path) if self.a.state else None
         if fl and fl.get("plan") != self.fingerprint:
             raise ValueError("--state %s: made by another scenario, --sessions or --chargers; "
                              "use a new directory" % state)
+        if self.a.hub:
+            hub = hubs.Remote(self.a.hub, ctx)
+            # A resumed run may meet its hub in an outage (one the first run started, say)
+            url = await hub.start(fl.get("extras") if fl else None)
+        else:
+            hub = hubs.Embedded(scenario.cards(self.scn), certs_dir)
+            url = await hub.start()
+        try:
+            self._check_hub_events(hub)
+        except ValueError:
+            await hub.stop()
+            raise
+        mq = None
         fl = fl or {"plan": self.fingerprint, "vt": 0.0, "hub_next": 0}
-        clock = self.clock = VClock(self.a.speed, fl["vt"])
+        fl["extras"] = hub.extras
+        clock = self.clock = VClock(self.a.speed, fl["vt"], self.a.worker_t0)
+        if self.a.speed > MAX_SPEED:
+            self.err.write(
+                "run: warning: --speed %g outruns the real-time parts: the charger's %d virtual "
+                "s for the hub's AuthorizeStart answer are %.0f real ms, a tap holds the card up "
+                "to %d real ms (%s virtual) and the reader waits 1 real s between taps of a "
+                "card, so sessions stretch in virtual time (and may miss --deadline); at most "
+                "x%d keeps them apart\n" % (self.a.speed, fleet.AUTHORIZE_S,
+                                            fleet.AUTHORIZE_S * 1000 / self.a.speed,
+                                            self.scn["charger"]["tap_ms"],
+                                            timeline.hms(self.scn["charger"]["tap_ms"] / 1000
+                                                         * self.a.speed), MAX_SPEED))
+        self.recorder = record.Recorder(clock, conform.Checker(self.a.answer_limit_ms))
+        self.events = []  # {"t", "text", "until"} of the hub events this run applied
+        self.sampler = None
+        if self.a.report:
+            self.sampler = report.Sampler(clock, [])
         try:
             if self.a.mqtt:
                 mq = mqtt_path.MqttPath(self.a, state, certs_dir, self.log)
                 e = self.scn["charger"]["evses"]
-                await mq.start(url, dict((fleet.charger_id(k), [evse_id(k, i) for i in range(e)])
+                await mq.start(url, dict((fleet.charger_id(k), [evse_id(k, i, self.operator)
+                                                                for i in range(e)])
                                          for k in range(self.n)),
                                tls_files and dict((k, os.path.join(certs_dir, f))
                                                   for k, f in tls_files.items()))
@@ -171,12 +243,23 @@ class Run:
                                    self.fingerprint, tls_files, certs_dir,
                                    self.a.reader_port if k == 0 else None,
                                    self.a.meter_port if k == 0 else None, self.log,
-                                   mq and mq.uplink(fleet.charger_id(k)))
-                        for k in range(self.n)]
+                                   mq and mq.uplink(fleet.charger_id(k)), self.operator,
+                                   self.recorder, bool(self.a.state))
+                        for k in self.mine]
             self.chargers = chargers
-            tasks = [asyncio.ensure_future(c.run()) for c in chargers]
-            side = [asyncio.ensure_future(self._hub_events(hub, fl, fleet_path)),
-                    asyncio.ensure_future(self._progress())]
+            # switched on spread over one meter poll period (virtual), charger k at k/n of it
+            spread = self.scn["charger"]["poll_s"] / self.a.speed / self.n
+            tasks = [asyncio.ensure_future(c.run(c.n * spread)) for c in chargers]
+            self.lag = LagMeter()
+            side = [asyncio.ensure_future(self._progress(fl, fleet_path)),
+                    asyncio.ensure_future(self.lag.run(spread * self.n + _BOOT_S))]
+            if self.sampler:
+                self.sampler.evses = [(ch.cfg["evses"][i]["evse_id"], live) for ch in chargers
+                                      for i, live in enumerate(ch.live)][:report.MAX_SERIES]
+                self.sampler.series = {e: [] for e, _live in self.sampler.evses}
+                side.append(asyncio.ensure_future(self._sample()))
+            if not self.skip_events:
+                side.append(asyncio.ensure_future(self._hub_events(hub, fl, fleet_path)))
             t0 = time.monotonic()
             limit = self.deadline - fl["vt"]
             timeout = limit / self.a.speed
@@ -204,6 +287,27 @@ class Run:
                 shutil.rmtree(self._tmp, ignore_errors=True)
         return result
 
+    async def _sample(self):
+        while True:
+            self.sampler.sample()
+            await asyncio.sleep(max(_SAMPLE_MIN_S, _SAMPLE_VS / self.a.speed))
+
+    def _check_hub_events(self, hub):
+        """A scenario's hub events need the mock hub's fault injection: refused at the start
+        against a hub without it, unless --skip-hub-events."""
+        events = self.scn["hub"]
+        self.skip_events = bool(events) and not hub.extras
+        if self.worker is not None:  # the parent process sends them
+            self.skip_events = True
+            return
+        if self.skip_events and not self.a.skip_hub_events:
+            raise ValueError(
+                "--hub %s: the scenario has hub events (%s), which need the mock hub's fault "
+                "injection (/api/faults); this hub has none. Run them against `cp-agent hub`, "
+                "or give --skip-hub-events to leave them out"
+                % (self.a.hub, "; ".join("hub[%d] at %g s: %s" % (i, e["at_s"], _event(e))
+                                         for i, e in enumerate(events))))
+
     async def _hub_events(self, hub, fl, path):
         """The scenario's hub outages and faults at their virtual times (once, even on resume)."""
         events = self.scn["hub"]
@@ -215,8 +319,13 @@ class Run:
                     await hub.refuse(e["refuse_s"] / self.a.speed)
                 else:
                     await hub.fault(e["fault"])
+                t = self.clock.now()
+                self.events.append({"t": t, "text": _event(e), "until": t + e["refuse_s"]
+                                    if "refuse_s" in e else None})
             except Exception as x:  # a control-plane hiccup must not end the run
                 self.log("hub event %r failed: %r" % (e, x))
+                self.events.append({"t": self.clock.now(), "until": None,
+                                    "text": _event(e) + " (failed: %s)" % x})
             fl["hub_next"] += 1
             if self.a.state:
                 fl["vt"] = self.clock.now()
@@ -237,48 +346,104 @@ class Run:
             return
         done = sum(ch.finished for ch in self.chargers)
         sessions = sum(ch.done for ch in self.chargers)
-        total = sum(len(p) for p in self.plans)
+        total = sum(len(self.plans[k]) for k in self.mine)
         c = self._counts()
         fill = int(_BAR * sessions / total) if total else _BAR
         line = "sim [%s%s] chargers %d/%d  sessions %d/%d  acked %d/%d  %s x%g" % (
-            "#" * fill, "." * (_BAR - fill), done, self.n, sessions, total, c["delivered"],
+            "#" * fill, "." * (_BAR - fill), done, len(self.mine), sessions, total, c["delivered"],
             c["journaled"], timeline.hms(self.clock.now()), self.a.speed)
         tty = self.err.isatty()
         self.err.write(("\r" + line + ("\n" if final else "")) if tty else line + "\n")
         self.err.flush()
 
-    async def _progress(self):
+    async def _progress(self, fl, path):
+        """The progress bar, and with --state the virtual clock saved (a killed run resumes
+        near where it was, not at its last hub event)."""
         tty = self.err.isatty()
+        n = 0
         while True:
-            await asyncio.sleep(0.25 if tty else 5.0)
-            self._bar()
+            await asyncio.sleep(_TICK_S)
+            n += 1
+            if tty or n % _BAR_TICKS == 0:
+                self._bar()
+            if self.a.state:
+                fl["vt"] = self.clock.now()
+                write_json(path, fl)
 
     async def _summary(self, hub, chargers, seconds, late):
         c = self._counts()
-        try:
-            stats = await hub.stats()
-            hub_counts = {k: stats[k] for k in ("sessions", "requests", "duplicates", "codes",
-                                                "http") if k in stats}
-            exchanges = await hub.exchanges() if self.a.timeline else []
-        except OSError as e:
-            hub_counts, exchanges = {"error": str(e)}, []
-        total = sum(len(p) for p in self.plans)
+        rows = self.recorder.rows
+        total = sum(len(self.plans[k]) for k in self.mine)
         done = sum(ch.done for ch in chargers)
-        ok = done == total and c["failed"] == 0 and c["pending"] == 0
-        if self.a.timeline:
-            owner = {evse_id(ch.n, i): ch.id for ch in chargers for i in range(len(ch.live))}
-            for line in timeline.render(timeline.rows(exchanges, owner, self.clock)):
-                self.out.write(line + "\n")
-        summary = {"ok": ok, "chargers": self.n, "chargers_done": sum(ch.finished for ch in
-                                                                         chargers),
+        bad = results.nonconformance(self.recorder.nonconformance)
+        expect = [e for ch in chargers for e in ch.expectations]
+        summary = {"chargers": len(chargers),
+                   "chargers_done": sum(ch.finished for ch in chargers),
                    "sessions": done, "sessions_planned": total}
         summary.update(c)
-        summary.update(hub=hub_counts, duration_s=round(seconds, 3),
-                       virtual_s=round(self.clock.now(), 1), speed=self.a.speed,
-                       deadline=bool(late), uplink="mqtt" if self.a.mqtt else "http")
+        summary["rows_dropped"] = self.recorder.dropped
+        samples = self.sampler.series if self.sampler else {}
+        return await self.output(hub, summary, results.sessions(rows), rows, bad, expect,
+                                 samples, self.lag.buckets, seconds, bool(late))
+
+    async def output(self, hub, summary, table, rows, bad, expect, samples, lag, seconds,
+                     late):
+        """The session table, non-conformances, missed expectations, timeline, report and the
+        summary line (a run's, or the workers' merged); the exit status."""
+        missed = [e for e in expect if not e["ok"]]
+        ok = summary["sessions"] == summary["sessions_planned"] and summary["failed"] == 0 \
+            and summary["pending"] == 0 and not missed and not (bad and self.a.strict)
+        for line in results.table(table) + results.nonconformance_lines(bad):
+            self.out.write(line + "\n")
+        for e in missed:
+            self.out.write("expected %s, got %s: %s at %s\n" % (e["expect"], e["got"], e["card"],
+                                                               e["charger"]))
+        if self.a.timeline:
+            for line in timeline.render(timeline.rows(rows, self.events)):
+                self.out.write(line + "\n")
+        outcomes = {}
+        for r in table:
+            outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
+        meter = LagMeter()
+        meter.add(lag)
+        summary = dict({"ok": ok}, **summary)
+        summary.update(exchanges=results.counts(rows), outcomes=outcomes,
+                       latency_ms=results.latency(rows), sim_overhead_ms=results.overhead(rows),
+                       nonconforming={"kinds": len(bad),
+                                      "replies": sum(g["count"] for g in bad)},
+                       expectations={"met": len(expect) - len(missed), "missed": len(missed)},
+                       hub_events={"applied": len(self.events),
+                                   "skipped": len(self.scn["hub"]) if self.skip_events else 0},
+                       loop_lag_ms=meter.summary())
+        if hub.extras:
+            try:
+                stats = await hub.stats()
+                summary["hub_view"] = {k: stats[k] for k in ("sessions", "requests",
+                                                             "duplicates", "codes", "http")
+                                       if k in stats}
+            except (OSError, ValueError) as e:
+                summary["hub_view"] = {"error": str(e)}
+        summary.update(duration_s=round(seconds, 3), virtual_s=round(self.clock.now(), 1),
+                       speed=self.a.speed, deadline=late,
+                       uplink="mqtt" if self.a.mqtt else "http")
+        if self.a.workers > 1:
+            summary["workers"] = self.a.workers
+        if self.a.report:
+            doc = report.build(summary, table, rows, self.events, bad, expect, samples, lag)
+            _pj, ph = report.write(self.a.report, doc)
+            if self.worker is None:
+                self.err.write("report: %s\n" % ph)
         self.out.write(json.dumps(summary, separators=(",", ":")) + "\n")
         self.out.flush()
         return 0 if ok else 1
+
+
+def _event(e):
+    """A hub event in words: 'refuse 240 s', 'fault 5xx x3'."""
+    if "refuse_s" in e:
+        return "refuse %g s" % e["refuse_s"]
+    f = e["fault"]
+    return "fault %s%s" % (f["kind"], " x%d" % f["count"] if "count" in f else "")
 
 
 def main(argv):

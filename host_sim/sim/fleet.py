@@ -17,11 +17,13 @@ from cpagent import config as fw_config
 from cpagent.agent import Agent
 from cpagent.boards.host import HostBoard
 from cpagent.session import AUTHORIZING, IDLE
+from host_sim.sim.record import refusal_code
+from host_sim.sim.scenario import OPERATOR
 from host_sim.virtual.ev import EvLoad
 from host_sim.virtual.meter import VirtualMeter
 from host_sim.virtual.pn532 import VirtualPn532
 
-OPERATOR = "DE*SIM"
+AUTHORIZE_S = 120  # virtual s a charger waits for the hub's AuthorizeStart answer
 RETRY_S = 30  # virtual seconds before a person taps again after a refused/failed start
 _SEEN_S = 1.5  # real s for a tap to show at the charger (read, then authorizing or closed)
 _PERSON_S = 30  # the same with a real reader, where a person is asked to tap
@@ -30,8 +32,9 @@ _SAVE_S = 0.2  # real seconds between cursor saves while a wait runs
 _AWAY_S = 6 * 3600  # virtual seconds a car charges on at most while the simulator is down
 
 
-def evse_id(n, i):
-    return "%s*E%04d*%d" % (OPERATOR, n, i + 1)
+def evse_id(n, i, operator=OPERATOR):
+    """EVSE i of charger n, under the run's OperatorID (ISO form: DE*ABC*E0003*1)."""
+    return "%s*E%04d*%d" % (operator, n, i + 1)
 
 
 def write_json(path, obj):
@@ -53,18 +56,15 @@ def read_json(path):
 class VClock:
     """Virtual seconds = offset + real seconds x speed (the HostBoard's rate)."""
 
-    def __init__(self, speed, offset=0.0):
+    def __init__(self, speed, offset=0.0, t0=None):
+        """t0: the monotonic instant of virtual `offset` (workers share their parent's:
+        CLOCK_MONOTONIC is the same in every process of the host)."""
         self.speed = speed
         self.offset = offset
-        self.t0 = time.monotonic()
-        self.wall0 = time.time()
+        self.t0 = time.monotonic() if t0 is None else t0
 
     def now(self):
         return self.offset + (time.monotonic() - self.t0) * self.speed
-
-    def at_wall(self, unix):
-        """The virtual time of a host wall-clock instant (hub exchange times)."""
-        return self.offset + (unix - self.wall0) * self.speed
 
     async def sleep(self, seconds):
         await asyncio.sleep(max(0.0, seconds) / self.speed)
@@ -120,21 +120,22 @@ def charger_id(n):
     return "sim-%03d" % n
 
 
-def charger_config(n, c, url=None, tls_files=None, uplink=None):
+def charger_config(n, c, url=None, tls_files=None, uplink=None, operator=OPERATOR):
     """A charger's config.json (checked by the firmware's own config.load): the HTTP(S) uplink
     to url, or the given uplink (an MQTT one)."""
     u = uplink or {"kind": "http", "url": url, "timeout_s": 20}
     if tls_files and not uplink:
         u.update(tls_files)
-    cfg = {"charger_id": charger_id(n), "operator_id": OPERATOR,
-           "evses": [{"evse_id": evse_id(n, i), "meter_address": i + 1, "connector": i + 1}
+    cfg = {"charger_id": charger_id(n), "operator_id": operator,
+           "evses": [{"evse_id": evse_id(n, i, operator), "meter_address": i + 1,
+                      "connector": i + 1}
                      for i in range(c["evses"])],
            # hold_ms: a card resting for a tap (tap_ms) is seen at every 200 ms poll; one tap
            "reader": {"type": "pn532", "hold_ms": 1000},
            "meter": {"model": c["meter"], "timeout_ms": 200, "retries": 1, "dead_polls": 3},
            "uplink": u,
            "timing": {"poll_s": c["poll_s"], "progress_s": c["progress_s"],
-                      "ev_wait_s": c["ev_wait_s"], "authorize_timeout_s": 120},
+                      "ev_wait_s": c["ev_wait_s"], "authorize_timeout_s": AUTHORIZE_S},
            "log_level": 1}
     return fw_config.load(json.dumps(cfg))
 
@@ -144,10 +145,11 @@ class SimCharger:
     (or when cancelled at the fleet's deadline)."""
 
     def __init__(self, n, sessions, chg, url, clock, state_dir, fingerprint, tls_files=None,
-                 certs=None, reader_port=None, meter_port=None, log=None, uplink=None):
+                 certs=None, reader_port=None, meter_port=None, log=None, uplink=None,
+                 operator=OPERATOR, recorder=None, persist=True):
         self.n = n
         self.clock = clock
-        self.cfg = charger_config(n, chg, url, tls_files, uplink)
+        self.cfg = charger_config(n, chg, url, tls_files, uplink, operator)
         self.id = self.cfg["charger_id"]
         self.dir = os.path.join(state_dir, self.id)
         os.makedirs(self.dir, exist_ok=True)
@@ -168,9 +170,15 @@ class SimCharger:
         self.board = HostBoard(self.cfg, self.dir, clock.speed, reader_port, meter_port,
                                self.pn, Bus(self.meters), certs, echo=self._log)
         self.agent = Agent(self.cfg, self.board)
+        if recorder is not None:
+            recorder.wrap(self.id, self.agent.uplink)
         self.opened = {}  # card -> EVSE index, set when the hub's answer opens its session
+        self.refused = {}  # card -> (OICP code, reason) of the hub's last no to it
+        self.expectations = []  # {"charger", "card", "expect", "got", "ok"} per expect checked
+        self._told = set()  # cards whose unexpected refusal stderr has shown
         self._hook()
         self.path = os.path.join(self.dir, "sim.json")
+        self.persist = persist  # False: no resume (no --state), so the cursor is not written
         self.cur = self._load_cursor(fingerprint)
         self.booted = asyncio.Event()
         self._tap_lock = asyncio.Lock()
@@ -204,6 +212,15 @@ class SimCharger:
             if s.state not in (IDLE, AUTHORIZING):
                 self.opened[s.uid] = i
         ch.authorized = _authorized
+        auth_failed = ch.authorize_failed
+
+        def _authorize_failed(i, reason):
+            uid = ch.evses[i].uid
+            auth_failed(i, reason)
+            code = refusal_code(reason)
+            if code is not None:  # the hub answered no (not: it could not be reached)
+                self.refused[uid] = (code, str(reason))
+        ch.authorize_failed = _authorize_failed
         boot = ch.boot
 
         def _boot(readings):
@@ -230,7 +247,7 @@ class SimCharger:
 
     def save(self, force=True):
         now = time.monotonic()
-        if not force and now - self._saved < _SAVE_S:
+        if not self.persist or not force and now - self._saved < _SAVE_S:
             return
         self._saved = now
         self.cur["world"] = [dict(live.save(), fault=m.fault)
@@ -267,7 +284,10 @@ class SimCharger:
 
     # --- the run --------------------------------------------------------------------------------
 
-    async def run(self):
+    async def run(self, delay_s=0.0):
+        """delay_s: real seconds before the charger is switched on (a fleet's chargers are
+        not switched on, nor their meters polled, all in the same instant)."""
+        await asyncio.sleep(delay_s)
         agent = asyncio.ensure_future(self.agent.run())
         try:
             await _first(self.booted.wait(), agent)
@@ -303,12 +323,14 @@ class SimCharger:
                     await asyncio.sleep(_TICK_S)
                 return
             end = self.clock.now() + (arg if cur["left"] is None else cur["left"])
+            # in steps of the cursor saves when it is kept (--state), else at once
+            step = _SAVE_S if self.persist else float("inf")
             while self.clock.now() < end:
-                await asyncio.sleep(min(_SAVE_S, (end - self.clock.now()) / self.clock.speed))
+                await asyncio.sleep(min(step, (end - self.clock.now()) / self.clock.speed))
                 cur["left"] = max(0.0, end - self.clock.now())
                 self.save(False)
         elif what == "tap":
-            await (self._start(card, cur) if arg == "start" else self._stop(card))
+            await (self._start(s, cur) if arg == "start" else self._stop(card))
         else:
             i = cur["evse"]
             if i is None or self.real_meter and self.n == 0:
@@ -343,25 +365,48 @@ class SimCharger:
                 self.pn.card = None
             self._last_tap = (card, time.monotonic())
 
-    async def _start(self, card, cur):
+    async def _start(self, s, cur):
         """Tap until the card's session is open (authorized or charging); a refusal or a failed
-        authorization (hub down) makes the person try again after RETRY_S."""
+        authorization (hub down) makes the person try again after RETRY_S, and a refusal is
+        said on stderr. A session that expects a refusal taps once per hub answer: a refusal
+        meets it (the session's other steps have no EVSE then), an acceptance misses it."""
+        card = s["card"]
         while True:
             i = self.open(card)
             if i is not None:
                 cur["evse"] = i
                 return
             self.opened.pop(card, None)
-            await self._tap(card, lambda: card in self.opened or self._evse(card) is not None)
+            self.refused.pop(card, None)
+            await self._tap(card, lambda: card in self.opened or card in self.refused
+                            or self._evse(card) is not None)
             t0 = time.monotonic()
-            while card not in self.opened and (
+            while card not in self.opened and card not in self.refused and (
                     self._evse(card, (AUTHORIZING,)) is not None
                     or time.monotonic() - t0 < self.seen_s):
                 await asyncio.sleep(_TICK_S)
+            ref = self.refused.get(card)
             if card in self.opened:
                 cur["evse"] = self.opened[card]
+                if s.get("expect") == "refused":
+                    self._expect(s, "accepted", False)
                 return
+            if ref is not None and s.get("expect") == "refused":
+                want = s.get("expect_code")
+                self._expect(s, "refused " + ref[0], want is None or want == ref[0])
+                return
+            if ref is not None and card not in self._told:
+                self._told.add(card)
+                print("[%s] card %s refused by the hub (%s); the scenario expects it accepted: "
+                      "tapping again every %d virtual s until the deadline (a scenario session "
+                      "with \"expect\": \"refused\" says a card must be refused)"
+                      % (self.id, card, ref[1], RETRY_S), file=sys.stderr, flush=True)
             await self.clock.sleep(RETRY_S)
+
+    def _expect(self, s, got, ok):
+        want = "refused" + (" " + s["expect_code"] if s.get("expect_code") else "")
+        self.expectations.append({"charger": self.id, "card": s["card"], "expect": want,
+                                  "got": got, "ok": ok})
 
     async def _stop(self, card):
         while self._evse(card) is not None:

@@ -18,7 +18,6 @@ from host_sim import certs as pki
 from host_sim.broker import Broker
 from host_sim.relay import Config, Relay
 from host_sim.relay.config import DEFAULT_LIMITS
-from host_sim.sim.fleet import OPERATOR
 
 START = "start"
 RELAY_USER = "relay"
@@ -146,7 +145,7 @@ class MqttPath:
         limits = dict((k, min(_MAX_PER_MIN, int(math.ceil(v * self.a.speed))))
                       for k, v in DEFAULT_LIMITS.items())
         return {"broker": broker, "hub": hub, "limits": limits, "http": {"port": 0},
-                "chargers": dict((cid, {"operator_id": OPERATOR, "evses": e})
+                "chargers": dict((cid, {"operator_id": self.a.operator_id, "evses": e})
                                  for cid, e in evses.items())}
 
     def uplink(self, cid):

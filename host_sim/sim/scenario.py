@@ -10,9 +10,14 @@ card) of sessions, each session a list of steps. Steps are small dicts, one key 
 """
 import hashlib
 import json
+import os
 import random
 
 from host_sim.virtual.meter import FAULTS, LAYOUTS
+
+DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios",
+                       "default.json")
+OPERATOR = "DE*SIM"  # the OperatorID when neither the scenario nor --operator-id gives one
 
 EV_KEYS = ("capacity_wh", "soc", "max_w", "phases", "ramp_s", "taper_soc", "min_frac")
 ENDS = ("tap", "unplug", "meter_fault", "full")
@@ -55,6 +60,19 @@ def _int(v, path, lo, hi):
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
         _bad(path, "an integer %d..%d" % (lo, hi), v)
     return v
+
+
+def check_operator(v, path):
+    """An ISO OperatorID (DE*ABC): the chargers' EvseIDs are made under it (DE*ABC*E0000*1)."""
+    from cpagent.oicp.ids import check_evse_id, check_operator_id
+    try:
+        op = check_operator_id(v, path)
+        check_evse_id(op + "*E0000*1", path)
+    except ValueError as e:
+        raise ScenarioError("%s: expected an ISO OperatorID such as DE*ABC (EvseIDs "
+                            "DE*ABC*E0000*1 are made under it), got %s"
+                            % (path, json.dumps(v)[:40])) from e
+    return op
 
 
 def check_card(v, path):
@@ -126,7 +144,8 @@ def expand(s, path):
 
 
 def check_session(s, path):
-    _obj(s, path, ("card", "lane", "steps", "idle_s", "plug_s", "charge_s", "ev", "end"))
+    _obj(s, path, ("card", "lane", "steps", "idle_s", "plug_s", "charge_s", "ev", "end",
+                   "expect", "expect_code"))
     if "card" not in s:
         raise ScenarioError("%s.card: required, a card UID of 8, 14 or 20 hex digits" % path)
     card = check_card(s["card"], path + ".card")
@@ -146,7 +165,28 @@ def check_session(s, path):
                                 % path)
     else:
         steps = expand(s, path)
-    return {"card": card, "lane": lane, "steps": steps}
+    out = {"card": card, "lane": lane, "steps": steps}
+    return dict(out, **check_expect(s, path))
+
+
+def check_expect(s, path):
+    """What the hub must answer the session's AuthorizeStart: "accepted" (the default) or
+    "refused", and with "refused" optionally the OICP code (expect_code, e.g. "102")."""
+    out = {}
+    e = s.get("expect", "accepted")
+    if e not in ("accepted", "refused"):
+        _bad(path + ".expect", "\"accepted\" or \"refused\"", e)
+    if e == "refused":
+        out["expect"] = e
+    if "expect_code" in s:
+        c = s["expect_code"]
+        if e != "refused":
+            raise ScenarioError("%s.expect_code: only with \"expect\": \"refused\"" % path)
+        if not isinstance(c, str) or len(c) != 3 or c.strip("0123456789") or c == "000":
+            _bad(path + ".expect_code", "an OICP code of 3 digits other than 000, e.g. \"102\"",
+                 c)
+        out["expect_code"] = c
+    return out
 
 
 def check_charger(c, path):
@@ -192,11 +232,12 @@ def load(text):
 
 
 def check(doc):
-    _obj(doc, "scenario", ("name", "cards", "charger", "chargers", "hub"))
+    _obj(doc, "scenario", ("name", "operator_id", "cards", "charger", "chargers", "hub"))
     cards = doc.get("cards", [])
     if not isinstance(cards, list):
         _bad("cards", "a list of card UIDs", cards)
     out = {"name": doc.get("name", "scenario"),
+           "operator_id": check_operator(doc.get("operator_id", OPERATOR), "operator_id"),
            "cards": [check_card(c, "cards[%d]" % i) for i, c in enumerate(cards)],
            "charger": check_charger(doc.get("charger", {}), "charger")}
     chargers = doc.get("chargers")
@@ -239,10 +280,12 @@ def plan(scn, n, sessions=None):
 
 
 def cards(scn):
-    """Every card the hub must authorize: the scenario's list and the cards its sessions use."""
+    """Every card the embedded hub authorizes: the scenario's list and the cards its sessions
+    use, but for those the hub must refuse ("expect": "refused") unless the list has them."""
     seen = dict.fromkeys(scn["cards"])
     for c in scn["chargers"]:
-        seen.update(dict.fromkeys(s["card"] for s in c["sessions"]))
+        seen.update(dict.fromkeys(s["card"] for s in c["sessions"]
+                                  if s.get("expect") != "refused"))
     return list(seen)
 
 

@@ -1,5 +1,5 @@
-"""A readable timeline of a run's OICP exchanges, taken from the hub's exchange log."""
-from datetime import datetime
+"""A readable timeline of a run: the chargers' own exchange records and the hub events."""
+from host_sim.sim.record import no_reply_class
 
 _HEAD = ("virtual", "charger", "EVSE", "message", "session", "hub")
 
@@ -10,45 +10,23 @@ def hms(seconds):
                                  abs(s) % 60)
 
 
-def _evse(req):
-    if not isinstance(req, dict):
-        return None
-    return req.get("EvseID") or (req.get("ChargeDetailRecord") or {}).get("EvseID")
-
-
-def _message(x):
-    req = x.get("request")
-    op = x.get("operation") or x.get("path")
-    if op == "ChargingNotifications" and isinstance(req, dict):
-        return "Notification " + str(req.get("Type"))
-    return op
-
-
-def _hub(x):
-    if x.get("status") is None:
-        return "no reply (fault %s)" % x.get("fault")
-    out = "%s" % x["status"]
-    if x.get("code"):
-        out += " " + x["code"]
-    if x.get("fault"):
-        out += " (fault %s)" % x["fault"]
-    if x.get("duplicate"):
-        out += " duplicate"
+def answer(x):
+    """The hub's answer to one exchange, short: '200 000', '503', 'no reply (timeout)'."""
+    if x.status is None:
+        out = "no reply (%s)" % no_reply_class(x.reason)
+    else:
+        out = "%s" % x.status + (" " + x.code if x.code else "")
+    if x.attempt > 1:
+        out += " (attempt %d)" % x.attempt
     return out
 
 
-def rows(exchanges, evse_charger, clock):
-    """(virtual s, charger, EvseID, message, session, hub answer) of the exchanges of our EVSEs
-    (another client's traffic at a shared hub is left out), by arrival time (the hub logs an
-    exchange when it answers: after a latency fault, later arrivals may come first)."""
-    out = []
-    for x in exchanges:
-        evse = _evse(x.get("request"))
-        if evse not in evse_charger:
-            continue
-        t = datetime.fromisoformat(x["time"]).timestamp()
-        sid = x.get("session_id") or (x.get("request") or {}).get("SessionID") or ""
-        out.append((clock.at_wall(t), evse_charger[evse], evse, _message(x), sid[:8], _hub(x)))
+def rows(exchanges, events=()):
+    """(virtual s, charger, EvseID, message, session, hub answer) of each exchange by the time
+    it was sent, with the hub events ({"t", "text"}) as rows of their own."""
+    out = [(x.t, x.charger, x.evse or "", x.op, (x.session or "")[:8], answer(x))
+           for x in exchanges]
+    out += [(e["t"], "hub", "", "event: " + e["text"], "", "") for e in events]
     out.sort(key=lambda r: r[0])
     return out
 
@@ -57,5 +35,5 @@ def render(rows_):
     """The rows as aligned text lines, headed."""
     table = [_HEAD] + [(hms(r[0]),) + r[1:] for r in rows_]
     widths = [max(len(str(r[k])) for r in table) for k in range(len(_HEAD) - 1)]
-    return ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + str(r[-1])
-            for r in table]
+    return [("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) + "  "
+             + str(r[-1])).rstrip() for r in table]

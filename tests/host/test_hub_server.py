@@ -245,12 +245,10 @@ def test_cli_prints_its_url_first_and_stops_on_sigterm(tmp_path):
     cards = tmp_path / "cards.txt"
     cards.write_text("# UID ProviderID\n%s DE-8EO\nDEADBEEF\n" % UID)
     log = tmp_path / "hub.jsonl"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.join(ROOT, "host_sim", "pyshim"), ROOT]))
     p = subprocess.Popen([sys.executable, "-m", "host_sim", "hub", "--port", "0",
                           "--host", "127.0.0.1", "--cards", str(cards), "--log", str(log),
                           "--fault", "5xx:count=1,status=500"],
-                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     try:
         url = p.stdout.readline().strip()

@@ -87,7 +87,7 @@ def test_direct_https_and_through_mosquitto_and_the_relay_give_the_hub_the_same(
             ex = _exchanges(hub)
             # the relay's client certificate speaks for DE*SIM as the chargers' own did
             assert {e["cn"] for e in ex} == {OPERATOR}
-            seen[mode] = (_by_evse(ex), _without_pushes(s["hub"], ex))
+            seen[mode] = (_by_evse(ex), _without_pushes(s["hub_view"], ex))
     direct, relayed = seen["http"][0], seen["mqtt"][0]
     assert sorted(direct) == [evse_id(k, i) for k in range(2) for i in range(2)]
     first = direct[evse_id(0, 0)][0]
@@ -189,7 +189,7 @@ def test_relay_killed_broker_restarted_hub_down_and_a_burst_lose_and_repeat_noth
                 and not e["duplicate"]]
         assert mine == [("AuthorizeStart", None), ("ChargingNotifications", "Start"),
                         ("ChargingNotifications", "End"), ("ChargeDetailRecord", None)], mine
-    print("hub: %d duplicates answered as the first" % s["hub"]["duplicates"])
+    print("hub: %d duplicates answered as the first" % s["hub_view"]["duplicates"])
     # The rate, over the whole run: a restarted relay starts with an empty bucket, so no minute
     # around the SIGKILL holds more than the limit either.
     notes = [_stamp(e) for e in ex if e["operation"] == "ChargingNotifications"]
@@ -266,5 +266,7 @@ def test_a_hub_5xx_is_retried_through_the_relay(tmp_path):
                                                 "match": "ChargingNotifications"}}])
     r, s = _run(_cmd("--chargers", 1, "--speed", 100, "--quiet", "--mqtt", "start",
                      "--timeline", "--deadline-real", 12, "--scenario", _scenario(tmp_path, doc)))
-    assert "503 (fault 5xx)" in r.stdout
+    assert "event: fault 5xx x1" in r.stdout
+    assert any(line.split()[3:5] == ["Notification", "Start"] and line.split()[-1] == "503"
+               for line in r.stdout.splitlines())
     assert r.returncode == 0 and s["ok"], s

@@ -8,8 +8,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
-    os.path.join(ROOT, p) for p in ("host_sim/pyshim", "firmware", ".")))
+# host_sim finds the firmware by itself: no PYTHONPATH (a stray one must not help either)
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 CARD = "04A1B2C3D4E5F6"
 # Short sessions (3 Progress each at 300 s) so a fleet at x500 spends its time charging.
 SHORT = {"charger": {"evses": 1}, "chargers": [{"sessions": [
@@ -51,14 +51,15 @@ def test_fleet_of_20_chargers_x_5_sessions_all_acknowledged(tmp_path):
     # (and each EVSE's status pushes: latest wins, so a superseded one is never delivered)
     assert 100 * 5 <= s["delivered"] and s["failed"] == s["pending"] == 0
     assert s["journaled"] == s["delivered"] + s["superseded"]
-    assert s["hub"]["sessions"] == 100 and set(s["hub"]["codes"]) == {"000"}
+    assert s["hub_view"]["sessions"] == 100 and set(s["exchanges"]["codes"]) == {"000"}
+    assert s["outcomes"] == {"done": 100} and s["exchanges"]["requests"] >= 600
     assert "sim [" in r.stderr  # the progress bar
 
 
 def _make_sim_command():
     out = subprocess.run(["make", "-n", "sim"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.replace("\\\n", " ")
-    return [line for line in out.splitlines() if "host_sim run" in line][0]
+    return [line for line in out.splitlines() if "cp-agent run" in line][0]
 
 
 def test_make_sim_command_prints_a_timeline_and_the_summary():
@@ -76,9 +77,11 @@ def test_make_sim_command_prints_a_timeline_and_the_summary():
     rows = lines[head[0] + 1:-1]
     ops = " ".join(rows)
     for op in ("AuthorizeStart", "Notification Start", "Notification Progress",
-               "Notification End", "Notification Error", "ChargeDetailRecord", "(fault 5xx)"):
+               "Notification End", "Notification Error", "ChargeDetailRecord",
+               "event: refuse 240 s", "no reply (unreachable)", "event: fault 5xx x3", " 503",
+               "event: fault 429 x1", " 429"):
         assert op in ops
-    assert all(row.split()[1] in ("sim-000", "sim-001") for row in rows)
+    assert all(row.split()[1] in ("sim-000", "sim-001", "hub") for row in rows)
     times = [row.split()[0] for row in rows]
     assert times == sorted(times)  # hub order is virtual time order
 
@@ -108,8 +111,17 @@ def test_mutual_tls_with_the_embedded_hub(tmp_path):
     r, s = _run(_cmd("--chargers", 2, "--speed", 500, "--quiet", "--tls", "--certs",
                      tmp_path / "certs", "--scenario", _scenario(tmp_path, SHORT)))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert s["ok"] and s["sessions"] == 2 and s["hub"]["sessions"] == 2
+    assert s["ok"] and s["sessions"] == 2 and s["hub_view"]["sessions"] == 2
     assert (tmp_path / "certs" / "ca.pem").exists()
+
+
+def test_a_speed_past_the_real_time_parts_is_warned_about(tmp_path):
+    r, s = _run(_cmd("--speed", 3000, "--quiet", "--deadline-real", 1, "--scenario",
+                     _scenario(tmp_path, SHORT)))
+    assert s is not None and "run: warning: --speed 3000 outruns the real-time parts" in r.stderr
+    assert "40 real ms" in r.stderr and "at most x1000" in r.stderr
+    r, s = _run(_cmd("--speed", 1000, "--quiet", "--scenario", _scenario(tmp_path, SHORT)))
+    assert r.returncode == 0 and r.stderr == ""
 
 
 def test_random_fleet_runs_to_the_end():
@@ -153,9 +165,19 @@ def test_sigkill_mid_run_then_resume_gives_one_start_end_cdr_per_session(tmp_pat
         first.wait()
         before = _get(url + "/api/sessions")
         assert 4 <= sum(1 for x in before if x["cdr"]) < 12
-        r, s = _run(args, timeout=120)
+        r, s = _run(args + ["--timeline"], timeout=120)
         assert r.returncode == 0, r.stderr[-3000:]
         assert s["ok"] and s["sessions"] == s["sessions_planned"] == 12
+        assert s["superseded"] >= 0
+        out = r.stdout.splitlines()
+        head = [i for i, line in enumerate(out) if line.startswith("virtual ")][0]
+        times = [line.split()[0] for line in out[head + 1:-1]]
+        # this run's own records on its clock, which goes on from the killed run's
+        assert times and not any(t.startswith("-") for t in times) and times == sorted(times)
+        assert times[0] >= "00:10:00"  # 4 CDRs came before the kill: ~12 virtual min
+        # the session table lists the sessions the first run opened and this one finished
+        done = [line for line in out[:head] if " done " in line]
+        assert len(done) >= 12 - sum(1 for x in before if x["cdr"])
         sessions = _get(url + "/api/sessions")
         closed = [x for x in sessions if x["cdr"]]
         assert len(closed) == 12
@@ -169,6 +191,24 @@ def test_sigkill_mid_run_then_resume_gives_one_start_end_cdr_per_session(tmp_pat
     finally:
         hub.send_signal(signal.SIGTERM)
         hub.wait(10)
+
+
+def test_resuming_after_a_deadline_counts_what_the_journal_held(tmp_path):
+    from host_sim.hub import HubThread
+
+    doc = {"charger": {"evses": 1}, "chargers": [{"sessions": [
+        {"card": CARD, "idle_s": 30, "plug_s": 10, "charge_s": 1500}]}],
+        "hub": [{"at_s": 100, "refuse_s": 1500}]}
+    with HubThread(cards=[CARD]) as hub:
+        args = _cmd("--hub", hub.url, "--speed", 300, "--quiet", "--state", tmp_path / "st",
+                    "--scenario", _scenario(tmp_path, doc))
+        r, first = _run(args + ["--deadline", "1000"])
+        assert r.returncode == 1 and first["deadline"] and first["pending"] > 0
+        r, s = _run(args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    # the journal's leftovers count as this run's (so none is "superseded" below zero)
+    assert s["ok"] and s["pending"] == 0 and s["superseded"] >= 0
+    assert s["journaled"] >= first["pending"] + 3  # + Progress, End, CDR of this run
 
 
 def test_charger_0_on_a_serial_meter_port(tmp_path):
@@ -186,7 +226,9 @@ def test_charger_0_on_a_serial_meter_port(tmp_path):
                          "--meter-port", path, "--scenario", _scenario(tmp_path, doc)))
     assert r.returncode == 0, r.stderr[-2000:]
     assert s["ok"] and s["sessions"] == 2 and meter.requests > 3
-    rows = [line.split() for line in r.stdout.splitlines()[1:-1]]
+    out = r.stdout.splitlines()
+    head = [i for i, line in enumerate(out) if line.split()[:2] == ["virtual", "charger"]][0]
+    rows = [line.split() for line in out[head + 1:-1]]
     assert [x[3] for x in rows if x[1] == "sim-000"] == ["AuthorizeStart", "ChargeDetailRecord"]
     assert "Start" in [x[4] for x in rows if x[1] == "sim-001"]
 

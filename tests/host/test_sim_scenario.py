@@ -58,9 +58,26 @@ def _err(doc):
     (dict(_doc(), hub=[{"at_s": 5, "fault": {"kind": "5xx", "status": 200}}]),
      "hub[0].fault.status: expected 500..599"),
     (dict(_doc(), extra=1), "scenario.extra: unknown key"),
+    (dict(_doc(), operator_id="DE-ABC"), "operator_id: expected an ISO OperatorID"),
+    (dict(_doc(), operator_id="+49*536"), "operator_id: expected an ISO OperatorID"),
+    (_doc(expect="maybe"), "chargers[0].sessions[0].expect: expected \"accepted\" or"),
+    (_doc(expect_code="102"), "chargers[0].sessions[0].expect_code: only with"),
+    (_doc(expect="refused", expect_code="000"), "chargers[0].sessions[0].expect_code: expected"),
+    (_doc(expect="refused", expect_code=102), "chargers[0].sessions[0].expect_code: expected"),
 ])
 def test_errors_name_the_field(doc, field):
     assert field in _err(doc)
+
+
+def test_a_card_that_must_be_refused_is_not_one_the_embedded_hub_knows():
+    doc = {"chargers": [{"sessions": [{"card": CARD}, {"card": "DEADBEEF", "lane": 0,
+                                                         "expect": "refused"}]}]}
+    s = scenario.check(doc)
+    assert s["operator_id"] == "DE*SIM" and s["chargers"][0]["sessions"][1]["expect"] == "refused"
+    assert scenario.cards(s) == [CARD]
+    doc["cards"] = ["DEADBEEF"]  # listed: the hub knows it (and the expectation will miss)
+    assert scenario.cards(scenario.check(doc)) == ["DEADBEEF", CARD]
+    assert scenario.check(dict(doc, operator_id="DE*ABC"))["operator_id"] == "DE*ABC"
 
 
 def test_not_json_says_so():

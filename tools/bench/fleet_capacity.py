@@ -148,8 +148,7 @@ class Charger:
 def _hub(cards_path):
     p = subprocess.Popen([sys.executable, "-m", "host_sim", "hub", "--port", "0",
                           "--cards", cards_path], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True,
-                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+                         stderr=subprocess.DEVNULL, text=True)
     url = p.stdout.readline().strip()
     if not url.startswith("http"):
         p.kill()

@@ -244,8 +244,7 @@ def rss_kb(pid):
 
 
 def _env():
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmware"), ROOT]))
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 def _spawn(args, first):

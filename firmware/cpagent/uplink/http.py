@@ -32,6 +32,20 @@ def parse_url(url):
     return tls, host, port, base
 
 
+def join_path(base, path):
+    """A hub URL's path (no trailing '/') + an OICP path, the segments they share said once:
+    '/api/oicp' + '/api/oicp/x' and '/hub/api/oicp' + '/api/oicp/x' -> ... '/api/oicp/x',
+    '/hub' + '/api/oicp/x' -> '/hub/api/oicp/x'. The one rule of the firmware, the relay and
+    the simulator."""
+    i = base.find("/")
+    while i >= 0:  # leftmost first: the longest suffix of base that path starts with
+        tail = base[i:]
+        if path == tail or path[:len(tail) + 1] == tail + "/":
+            return base[:i] + path
+        i = base.find("/", i + 1)
+    return base + path
+
+
 class HttpUplink:
     """HttpUplink(cfg["uplink"], board.connect, ms[, log]); `await send(path, body, msg_id=None)`
     -> Result (msg_id: for the MQTT uplink's envelope; HTTP has no use for it).
@@ -56,8 +70,7 @@ class HttpUplink:
                                "(a test setting: anyone on the path can read and forge traffic)")
 
     async def send(self, path, body, msg_id=None):
-        if self.base and path[:len(self.base) + 1] != self.base + "/":
-            path = self.base + path  # "https://hub/api/oicp" + "/api/oicp/..." is not doubled
+        path = join_path(self.base, path)
         try:
             body = oicp.encode(body)
         except ValueError as e:
