@@ -123,11 +123,14 @@ class MiniHub:
             return 200, self._reply(op, body)
 
     def _ack(self, sid):
+        out = {"Result": True, "StatusCode": _status("000", "Success")}
         if "unknown_code" in self.quirks:
-            return {"Result": True, "StatusCode": _status("999", "made up"), "SessionID": sid}
+            out["StatusCode"] = _status("999", "made up")
         if "no_status_code" in self.quirks:
-            return {"Result": True, "SessionID": sid}
-        return {"Result": True, "StatusCode": _status("000", "Success"), "SessionID": sid}
+            del out["StatusCode"]
+        if sid:  # an EVSE status push names no session
+            out["SessionID"] = sid
+        return out
 
     def _reply(self, op, body):
         uid = ((body.get("Identification") or {}).get("RFIDMifareFamilyIdentification")

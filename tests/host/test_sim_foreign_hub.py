@@ -43,7 +43,8 @@ def _check_complete(hub, r, lines, s):
     assert s["exchanges"]["requests"] == len(ops)
     assert s["exchanges"]["codes"] == {"000": len(ops)}
     assert s["outcomes"] == {"done": 5}
-    assert set(s["latency_ms"]) == {"AuthorizeStart", "ChargeDetailRecord", "Notification"}
+    assert set(s["latency_ms"]) == {"AuthorizeStart", "ChargeDetailRecord", "Notification",
+                                    "PushEvseStatus"}
     o = s["sim_overhead_ms"]  # this side's share of every exchange, measured
     assert o["n"] == len(ops) and 0 <= o["p50"] <= o["p99"] <= o["max"]
     # the timeline: one row per exchange, sorted, none negative; the session table: 5 done

@@ -7,7 +7,7 @@ import sys
 import sysconfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_SOURCES = ("pyproject.toml", "README.md", "host_sim", "firmware/cpagent", "firmware/boards")
+_SOURCES = ("pyproject.toml", "README.md", "host_sim", "firmware/cpagent")
 
 
 def _fresh_venv(tmp_path):
