@@ -18,7 +18,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OVERHEAD_CHARGERS = 20
-FLEETS = (1250, 2500)
+FLEETS = (2000, 2500)
 FLEET_S = 40
 LAG_BOUND_MS = 100
 CARD = "04A1B2C3D4E5F6"
