@@ -18,6 +18,7 @@ import http_stall  # noqa: E402
 import relay_soak  # noqa: E402
 import relay_throughput  # noqa: E402
 import remote_start  # noqa: E402
+import sim_load  # noqa: E402
 import tap_latency  # noqa: E402
 import tls_unix  # noqa: E402  (skipped with a line of reason unless MPY_UNIX names a build)
 
@@ -120,7 +121,7 @@ def main():
     for key, mod in (("http_stall_outage", http_stall), ("tap_latency", tap_latency),
                      ("fleet_capacity", fleet_capacity), ("agent_heap_e2e", agent_heap_e2e),
                      ("relay_throughput", relay_throughput), ("relay_soak", relay_soak),
-                     ("remote_start", remote_start),
+                     ("remote_start", remote_start), ("sim_load", sim_load),
                      ("tls_unix", tls_unix)):
         results[key] = mod.run()
         print("\n".join(mod.lines(results[key])), flush=True)
