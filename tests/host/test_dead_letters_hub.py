@@ -4,21 +4,10 @@ body as sent), and requeued once the hub is fixed it is delivered exactly once."
 import asyncio
 import json
 
-from test_link_hub import CARDS, Box, with_link
-
-from host_sim.hub import Hub
+from test_link_hub import CARDS, on_mock_hub
 
 
 def test_a_refused_cdr_is_kept_whole_and_requeued_once(tmp_path):
-    async def main():
-        hub = Hub(cards=CARDS)
-        url = await hub.start()
-        box = Box(tmp_path, url)
-        try:
-            await with_link(box, lambda: scenario(hub, box))
-        finally:
-            await hub.stop()
-
     async def scenario(hub, box):
         await hub.add_fault("code", 1, match="ChargeDetailRecord", code="022")
         await box.full_session(0, CARDS[0])  # its CDR is the one refused
@@ -54,4 +43,4 @@ def test_a_refused_cdr_is_kept_whole_and_requeued_once(tmp_path):
         assert box.link.stats["failed"] == 1
         assert not export.exists() or export.read_text() == ""
 
-    asyncio.run(main())
+    asyncio.run(on_mock_hub(tmp_path, scenario))

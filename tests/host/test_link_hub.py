@@ -132,16 +132,21 @@ async def with_link(box, body):
             await task
 
 
+async def on_mock_hub(tmp_path, scenario):
+    """scenario(hub, box) with one charger's link running against a fresh plain-HTTP mock hub."""
+    hub = Hub(cards=CARDS)
+    url = await hub.start()
+    box = Box(tmp_path, url)
+    try:
+        await with_link(box, lambda: scenario(hub, box))
+    finally:
+        await hub.stop()
+    return box
+
+
 def test_sessions_over_plain_http_then_an_outage_of_every_kind(tmp_path):
     async def main():
-        hub = Hub(cards=CARDS)
-        url = await hub.start()
-        box = Box(tmp_path, url)
-        try:
-            await with_link(box, lambda: scenario(hub, box))
-        finally:
-            await hub.stop()
-        return box
+        return await on_mock_hub(tmp_path, scenario)
 
     async def scenario(hub, box):
         await box.full_session(0, CARDS[0])
