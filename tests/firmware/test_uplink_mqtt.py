@@ -222,25 +222,35 @@ def test_the_link_sends_journal_ids_and_retries_with_the_same_id():
     return arun(go())
 
 
+def mqtt_agent(answers=None):
+    """An Agent on the MQTT uplink, its scripted relay answering from the board's hub; the
+    charger's answers to commands go into `answers` (cid -> (code, info)), unanswered."""
+    c = cfg("none", "none")
+    c["uplink"] = dict(CFG, kind="mqtt")
+    b = Board({})
+    broker = Broker()
+
+    def relay(topic, payload):
+        env = json.loads(payload)
+        if "reply" in env:
+            if answers is not None:
+                answers[env["reply"]] = (env["code"], env["info"])
+            return None
+        body = b.hub.answer(env["path"], env["body"])
+        return json.dumps({"v": 1, "id": env["id"], "status": 200,
+                           "body": json.loads(body)}).encode()
+    broker.relay = relay
+    b.connect = broker.connect
+    return Agent(c, b), b, broker
+
+
 def test_the_agent_runs_a_session_through_the_broker_and_loads_only_its_uplink():
     async def go():
         sys.modules.pop("cpagent.uplink.mqtt", None)
         b = Board({})
         Agent(cfg("none", "none"), b)
         assert "cpagent.uplink.mqtt" not in sys.modules
-        c = cfg("none", "none")
-        c["uplink"] = dict(CFG, kind="mqtt")
-        b = Board({})
-        broker = Broker()
-
-        def relay(topic, payload):
-            env = json.loads(payload)
-            body = b.hub.answer(env["path"], env["body"])
-            return json.dumps({"v": 1, "id": env["id"], "status": 200,
-                               "body": json.loads(body)}).encode()
-        broker.relay = relay
-        b.connect = broker.connect
-        a = Agent(c, b)
+        a, b, broker = mqtt_agent()
         assert type(a.uplink).__name__ == "MqttUplink"  # a fresh import: not the same class
         task = asyncio.create_task(a.run())
         ev = a.charger.evses[0]
@@ -353,23 +363,8 @@ def remote_cmd(cmd, cid, deadline, sid=HSID, evse="DE*ABC*E0001*1"):
 
 def test_remote_start_and_stop_come_down_the_broker_and_are_answered_on_up():
     async def go():
-        c = cfg("none", "none")
-        c["uplink"] = dict(CFG, kind="mqtt")
-        b = Board({})
-        broker = Broker()
         answers = {}
-
-        def relay(topic, payload):
-            env = json.loads(payload)
-            if "reply" in env:  # the charger's answer to a command: no reply to it
-                answers[env["reply"]] = (env["code"], env["info"])
-                return None
-            body = b.hub.answer(env["path"], env["body"])
-            return json.dumps({"v": 1, "id": env["id"], "status": 200,
-                               "body": json.loads(body)}).encode()
-        broker.relay = relay
-        b.connect = broker.connect
-        a = Agent(c, b)
+        a, b, broker = mqtt_agent(answers)
         task = asyncio.create_task(a.run())
         ev = a.charger.evses[0]
 
@@ -417,19 +412,7 @@ def test_remote_start_and_stop_come_down_the_broker_and_are_answered_on_up():
 
 def test_a_reconnect_reports_every_evse_status_again():
     async def go():
-        c = cfg("none", "none")
-        c["uplink"] = dict(CFG, kind="mqtt")
-        b = Board({})
-        broker = Broker()
-
-        def relay(topic, payload):
-            env = json.loads(payload)
-            body = b.hub.answer(env["path"], env["body"])
-            return json.dumps({"v": 1, "id": env["id"], "status": 200,
-                               "body": json.loads(body)}).encode()
-        broker.relay = relay
-        b.connect = broker.connect
-        a = Agent(c, b)
+        a, b, broker = mqtt_agent()
         task = asyncio.create_task(a.run())
 
         async def wait(cond, what):
