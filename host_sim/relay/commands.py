@@ -31,11 +31,15 @@ class _Call:
 
 class Commands:
     """send(topic, payload) publishes QoS 1 (the relay's _send); own(sid, charger) writes the
-    session ownership record (False: another charger's)."""
+    session ownership record (False: another charger's). deadline(charger, timeout_s) is a
+    command's deadline on the charger's wall clock (unix s); .deadline may be replaced before the
+    first command: the simulator's chargers keep a virtual wall clock (host_sim/sim/mqtt_path)."""
 
-    def __init__(self, client_id, chargers, timeout_s, send, own, metrics, clock=time.monotonic):
+    def __init__(self, client_id, chargers, timeout_s, send, own, metrics, clock=time.monotonic,
+                 deadline=None):
         self.client_id, self.timeout_s = client_id, timeout_s
         self.send, self.own, self.metrics, self.clock = send, own, metrics, clock
+        self.deadline = deadline or real_deadline
         self.evse_owner = dict((e, c) for c, v in chargers.items() for e in v["evses"])
         self.online = {}   # charger -> True/False from its retained status (absent: never seen)
         self._lock = threading.Lock()
