@@ -116,3 +116,15 @@ def test_command_deadlines_are_the_injected_clocks_and_real_time_by_default():
     _stop(c)
     assert int(t + 0.2) <= sent[0][1]["deadline"] <= int(time.time() + 0.2)
     assert c.deadline is real_deadline
+
+
+def test_the_mqtt_scenario_is_the_default_and_one_app_started_session():
+    def load(name):
+        with open(scenario.DEFAULT.replace("default.json", name)) as f:
+            return scenario.load(f.read())
+    default, mqtt = load("default.json"), load("mqtt.json")
+    extra = [s for c in mqtt["chargers"] for s in c["sessions"] if s["card"] is None]
+    assert len(extra) == 1 and scenario.remote_step(default) is None
+    for c in mqtt["chargers"]:
+        c["sessions"] = [s for s in c["sessions"] if s["card"] is not None]
+    assert dict(mqtt, name=None) == dict(default, name=None)
