@@ -169,7 +169,6 @@ class MqttPath:
             return int((time.time() if wall is None else wall) + timeout_s * speed)
         if self.relay:
             self.relay.commands.deadline = deadline
-        return deadline
 
     def uplink(self, cid):
         u = {"kind": "mqtt", "host": self.host, "port": self.port, "user": cid,
