@@ -34,11 +34,12 @@ system:
 
 deps: $(VENV)/.installed node_modules/.installed system
 
-# make sim MODE=mqtt: the same through Mosquitto and the relay (docs/sim.md)
+# make sim MODE=mqtt: the same through Mosquitto and the relay, plus an app-started session
+# (host_sim/scenarios/mqtt.json: the relay is the CPO endpoint the mock hub calls; docs/sim.md)
 sim: $(VENV)/.installed
 	$(if $(filter-out mqtt,$(MODE)),$(error MODE: expected mqtt or nothing, got '$(MODE)'))
 	$(VENV)/bin/cp-agent run --chargers 2 \
-	  --scenario host_sim/scenarios/default.json --speed 300 --timeline$(if $(MODE), --mqtt start)
+	  --scenario host_sim/scenarios/$(if $(MODE),mqtt,default).json --speed 300 --timeline$(if $(MODE), --mqtt start)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check firmware host_sim tests tools

@@ -31,11 +31,15 @@ class _Call:
 
 class Commands:
     """send(topic, payload) publishes QoS 1 (the relay's _send); own(sid, charger) writes the
-    session ownership record (False: another charger's)."""
+    session ownership record (False: another charger's). deadline(charger, timeout_s) is a
+    command's deadline on the charger's wall clock (unix s); .deadline may be replaced before the
+    first command: the simulator's chargers keep a virtual wall clock (host_sim/sim/mqtt_path)."""
 
-    def __init__(self, client_id, chargers, timeout_s, send, own, metrics, clock=time.monotonic):
+    def __init__(self, client_id, chargers, timeout_s, send, own, metrics, clock=time.monotonic,
+                 deadline=None):
         self.client_id, self.timeout_s = client_id, timeout_s
         self.send, self.own, self.metrics, self.clock = send, own, metrics, clock
+        self.deadline = deadline or real_deadline
         self.evse_owner = dict((e, c) for c, v in chargers.items() for e in v["evses"])
         self.online = {}   # charger -> True/False from its retained status (absent: never seen)
         self._lock = threading.Lock()
@@ -119,8 +123,8 @@ class Commands:
         try:
             if op == "AuthorizeRemoteStart" and not self.own(sid, charger):
                 return "400", "SessionID %s belongs to another charger" % sid
-            self.send("cp/%s/down" % charger, down(OPS[op], cid, int(time.time()
-                                                                    + self.timeout_s), body))
+            self.send("cp/%s/down" % charger, down(OPS[op], cid,
+                                                   self.deadline(charger, self.timeout_s), body))
             call.done.wait(self.timeout_s)
         finally:
             with self._lock:
@@ -137,6 +141,11 @@ class Commands:
         # Not remembered: Hubject's retry asks the charger again, which answers a command it
         # did carry out the same (docs/mqtt.md, "Repeats").
         return "501", "no answer from charger %s in %g s" % (charger, self.timeout_s)
+
+
+def real_deadline(charger, timeout_s):
+    """A production relay's: the host's clock, as the charger's (NTP-set) one."""
+    return int(time.time() + timeout_s)
 
 
 def down(cmd, cid, deadline, body):

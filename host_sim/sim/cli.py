@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 
+from host_sim.hub.remote import Cpo
 from host_sim.sim import (
     conform,
     fleet,
@@ -174,6 +175,7 @@ class Run:
         longest = max(plan_length(p) + 5 * a.speed * len(p) for p in self.plans)
         self.deadline = a.deadline if a.deadline is not None else 2 * longest + 3600
         self._tmp = None
+        self.cpo_endpoint = None  # the relay's, when the run has remote starts
         self._logf = open(a.log, "a", encoding="utf-8") if a.log else None
 
     def log(self, text):
@@ -191,6 +193,7 @@ class Run:
     async def main(self):
         if self.a.workers > 1:
             return await workers.Parent(self).run()
+        remote = self._check_remote()
         state = self._state()
         tls_files, certs_dir, ctx = tls.files(self.a, state, self.operator)
         fleet_path = os.path.join(state, "fleet.json")
@@ -238,14 +241,21 @@ class Run:
                                                                 for i in range(e)])
                                          for k in range(self.n)),
                                tls_files and dict((k, os.path.join(certs_dir, f))
-                                                  for k, f in tls_files.items()))
+                                                  for k, f in tls_files.items()), remote)
+                if mq.cpo_url:
+                    hub.hub.cpo = Cpo(mq.cpo_url)
+                    self.err.write("run: relay cpo endpoint %s\n" % mq.cpo_url)
+                    self.cpo_endpoint = mq.cpo_url
             chargers = [SimCharger(k, self.plans[k], self.scn["charger"], url, clock, state,
                                    self.fingerprint, tls_files, certs_dir,
                                    self.a.reader_port if k == 0 else None,
                                    self.a.meter_port if k == 0 else None, self.log,
                                    mq and mq.uplink(fleet.charger_id(k)), self.operator,
-                                   self.recorder, bool(self.a.state))
+                                   self.recorder, bool(self.a.state),
+                                   hub.hub.remote if remote else None)
                         for k in self.mine]
+            if mq:
+                mq.virtual_deadlines(dict((c.id, c.board) for c in chargers))
             self.chargers = chargers
             # switched on spread over one meter poll period (virtual), charger k at k/n of it
             spread = self.scn["charger"]["poll_s"] / self.a.speed / self.n
@@ -291,6 +301,16 @@ class Run:
         while True:
             self.sampler.sample()
             await asyncio.sleep(max(_SAMPLE_MIN_S, _SAMPLE_VS / self.a.speed))
+
+    def _check_remote(self):
+        """Remote starts need the embedded mock hub (it plays Hubject) and the relay's CPO
+        endpoint (--mqtt start): refused at the start otherwise, naming the step."""
+        step = scenario.remote_step(self.scn)
+        if step and (self.a.mqtt != mqtt_path.START or self.a.hub):
+            raise ValueError("%s: only with --mqtt start and the embedded hub (no --hub): the "
+                             "relay's CPO endpoint takes the hub's AuthorizeRemoteStart"
+                             % step)
+        return step is not None
 
     def _check_hub_events(self, hub):
         """A scenario's hub events need the mock hub's fault injection: refused at the start
@@ -426,6 +446,8 @@ class Run:
         summary.update(duration_s=round(seconds, 3), virtual_s=round(self.clock.now(), 1),
                        speed=self.a.speed, deadline=late,
                        uplink="mqtt" if self.a.mqtt else "http")
+        if self.cpo_endpoint:
+            summary["cpo_endpoint"] = self.cpo_endpoint
         if self.a.workers > 1:
             summary["workers"] = self.a.workers
         if self.a.report:

@@ -5,7 +5,8 @@ steps in order. The cursor (which session, which step, the wait left) and the ph
 EVSE's car and meter) are written atomically to <state>/<charger id>/sim.json, so a run killed
 at any point resumes: the Agent resumes its open sessions from the journal, and steps that a
 kill may have carried out already are checked against the charger before they act again (a start
-tap is skipped when the card's session is open, a stop tap when it is not).
+tap is skipped when the card's session is open, a stop tap when it is not; a remote start when
+the SessionID the hub made runs, a remote stop when it does not).
 """
 import asyncio
 import json
@@ -146,8 +147,11 @@ class SimCharger:
 
     def __init__(self, n, sessions, chg, url, clock, state_dir, fingerprint, tls_files=None,
                  certs=None, reader_port=None, meter_port=None, log=None, uplink=None,
-                 operator=OPERATOR, recorder=None, persist=True):
+                 operator=OPERATOR, recorder=None, persist=True, remote=None):
+        """remote: the hub's remote(op, evse_id, **kw) (host_sim/hub/server.py), which calls
+        the CPO endpoint as Hubject; needed by remote_start/remote_stop steps."""
         self.n = n
+        self.remote = remote
         self.clock = clock
         self.cfg = charger_config(n, chg, url, tls_files, uplink, operator)
         self.id = self.cfg["charger_id"]
@@ -237,7 +241,8 @@ class SimCharger:
                              % (self.dir, cur.get("plan"), fingerprint))
         if cur is None:
             return {"plan": fingerprint, "lanes": {str(L): {"next": 0, "step": 0, "left": None,
-                                                            "evse": None} for L in self.lanes},
+                                                            "evse": None, "sid": None}
+                                                   for L in self.lanes},
                     "world": None}
         if cur["world"]:
             for live, meter, w in zip(self.live, self.meters, cur["world"], strict=True):
@@ -311,7 +316,7 @@ class SimCharger:
                 cur["step"] += 1
                 cur["left"] = None
                 self.save()
-            cur.update(next=cur["next"] + 1, step=0, evse=None)
+            cur.update(next=cur["next"] + 1, step=0, evse=None, sid=None)
             self.save()
 
     async def _step(self, s, step, cur):
@@ -319,7 +324,7 @@ class SimCharger:
         card = s["card"]
         if what == "wait":
             if arg == "closed":
-                while self._evse(card) is not None:
+                while (self._evse(card) if card else self._remote_open(cur)) is not None:
                     await asyncio.sleep(_TICK_S)
                 return
             end = self.clock.now() + (arg if cur["left"] is None else cur["left"])
@@ -331,6 +336,10 @@ class SimCharger:
                 self.save(False)
         elif what == "tap":
             await (self._start(s, cur) if arg == "start" else self._stop(card))
+        elif what == "remote_start":
+            await self._remote_start(s, arg, cur)
+        elif what == "remote_stop":
+            await self._remote_stop(s, cur)
         else:
             i = cur["evse"]
             if i is None or self.real_meter and self.n == 0:
@@ -402,6 +411,50 @@ class SimCharger:
                       "with \"expect\": \"refused\" says a card must be refused)"
                       % (self.id, card, ref[1], RETRY_S), file=sys.stderr, flush=True)
             await self.clock.sleep(RETRY_S)
+
+    def _remote_open(self, cur):
+        """The EVSE of the lane's remote session (the SessionID the hub made), else None."""
+        i = cur["evse"]
+        if i is None or not cur.get("sid"):
+            return None
+        e = self.agent.charger.evses[i]
+        return i if e.state != IDLE and e.session_id == cur["sid"] else None
+
+    async def _remote(self, op, i, provider, **kw):
+        """The hub's call to the CPO endpoint for EVSE i; the code ("000" yes), said on stderr
+        when it is not a yes."""
+        ev = self.cfg["evses"][i]["evse_id"]
+        rec = await self.remote(op, ev, provider_id=provider, **kw)
+        if rec["code"] != "000":
+            text = "[%s] remote %s on %s: %s %s" % (self.id, op, ev, rec["code"] or "no answer",
+                                                    rec["error"] or rec["body"])
+            self._log(text)
+            print(text[:300], file=sys.stderr, flush=True)
+        return rec
+
+    async def _remote_start(self, s, arg, cur):
+        """The hub starts a session on the lane's EVSE from an app (no tap); asked again after
+        RETRY_S while the answer is not a yes (the relay's 501 while the charger connects)."""
+        i = s["lane"]
+        while self._remote_open(dict(cur, evse=i)) is None:
+            rec = await self._remote("start", i, arg["provider_id"], evco_id=arg["evco_id"])
+            if rec["code"] == "000":
+                cur["sid"] = rec["session_id"]
+                break
+            await self.clock.sleep(RETRY_S)
+        cur["evse"] = i
+
+    async def _remote_stop(self, s, cur):
+        """The hub stops the lane's remote session from the app, until the charger ended it."""
+        provider = next(x["remote_start"] for x in s["steps"]
+                        if "remote_start" in x)["provider_id"]
+        while self._remote_open(cur) is not None:
+            rec = await self._remote("stop", cur["evse"], provider, session_id=cur["sid"])
+            t0 = time.monotonic()
+            while self._remote_open(cur) is not None and time.monotonic() - t0 < self.seen_s:
+                await asyncio.sleep(_TICK_S)
+            if rec["code"] != "000" and self._remote_open(cur) is not None:
+                await self.clock.sleep(RETRY_S)
 
     def _expect(self, s, got, ok):
         want = "refused" + (" " + s["expect_code"] if s.get("expect_code") else "")

@@ -4,6 +4,8 @@
 password per charger and for the relay, and an in-process relay. `--mqtt HOST:PORT`: a broker
 that exists; the chargers log in as their charger id with `--mqtt-password`, and the relay started
 here with `--mqtt-relay-user/--mqtt-relay-password`, unless `--no-relay` (one is attached there).
+A scenario with remote starts gives the relay a CPO endpoint (plain HTTP on 127.0.0.1: only the
+run's own mock hub calls it) whose command deadlines are on the chargers' virtual wall clocks.
 """
 import argparse
 import asyncio
@@ -83,6 +85,7 @@ class MqttPath:
     {charger id: [EvseIDs]} (what each may speak for) and hub_tls the relay's {"ca", "cert",
     "key"} paths for an https hub; then uplink(charger id) is the charger's config.json uplink;
     `await stop()`. With certs_dir (--tls) the broker link is TLS too, verified with its ca.pem.
+    start(..., cpo=True): the relay serves a CPO endpoint too (.cpo_url), for remote starts.
     """
 
     def __init__(self, a, state, certs_dir=None, log=None):
@@ -94,8 +97,9 @@ class MqttPath:
         self.host = self.port = None
         self.passwords = {}
         self._handler = None
+        self.cpo_url = None
 
-    async def start(self, hub_url, evses, hub_tls=None):
+    async def start(self, hub_url, evses, hub_tls=None, cpo=False):
         a = self.a
         if a.mqtt == START:
             self.passwords = dict((cid, secrets.token_hex(12)) for cid in evses)
@@ -122,8 +126,13 @@ class MqttPath:
         lg.addHandler(self._handler)
         lg.setLevel(logging.WARNING)
         lg.propagate = False  # its lines go to --log, not over the progress bar
-        self.relay = Relay(Config(self._relay_doc(hub_url, evses, hub_tls, user, password)),
-                           RELAY_ID).start()
+        doc = self._relay_doc(hub_url, evses, hub_tls, user, password)
+        if cpo:
+            # Plain HTTP: the caller is this run's own mock hub on 127.0.0.1 (docs/sim.md).
+            doc["cpo"] = {"host": "127.0.0.1", "port": 0, "insecure_http": True}
+        self.relay = Relay(Config(doc), RELAY_ID).start()
+        if self.relay.cpo:
+            self.cpo_url = self.relay.cpo.url
         end = time.monotonic() + _READY_S
         while self.relay.health():
             why = self._handler.error or (time.monotonic() > end and "not subscribed within "
@@ -147,6 +156,19 @@ class MqttPath:
         return {"broker": broker, "hub": hub, "limits": limits, "http": {"port": 0},
                 "chargers": dict((cid, {"operator_id": self.a.operator_id, "evses": e})
                                  for cid, e in evses.items())}
+
+    def virtual_deadlines(self, boards):
+        """The relay's command deadlines on each charger's board wall clock ({charger id:
+        HostBoard}), which runs --speed times real time: the relay waits command_timeout_s real
+        seconds, so many virtual ones pass at the charger."""
+        speed = self.a.speed
+
+        def deadline(charger, timeout_s):
+            b = boards.get(charger)
+            wall = b.wall_unix() if b is not None else None
+            return int((time.time() if wall is None else wall) + timeout_s * speed)
+        if self.relay:
+            self.relay.commands.deadline = deadline
 
     def uplink(self, cid):
         u = {"kind": "mqtt", "host": self.host, "port": self.port, "user": cid,

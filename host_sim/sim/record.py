@@ -26,8 +26,10 @@ def operation(path, body):
 
 
 def _uid(body):
-    m = (body.get("Identification") or {}).get("RFIDMifareFamilyIdentification") or {}
-    return m.get("UID")
+    """The card's UID, or a remote start's EvcoID (the session table's card column)."""
+    ident = body.get("Identification") or {}
+    m = ident.get("RFIDMifareFamilyIdentification") or {}
+    return m.get("UID") or (ident.get("RemoteIdentification") or {}).get("EvcoID")
 
 
 def no_reply_class(reason):

@@ -7,6 +7,10 @@ card) of sessions, each session a list of steps. Steps are small dicts, one key 
   {"plug": true | {EvLoad args}}   the EV is plugged into the session's EVSE and draws power
   {"unplug": true}                 the EV is unplugged (it stops drawing)
   {"meter": fault | null}          the session's meter: one of VirtualMeter's FAULTS, or healthy
+  {"remote_start": {"evco_id", "provider_id"}}   the hub starts the session from an app (the
+                                   lane's EVSE; --mqtt start only: the relay is the CPO endpoint)
+  {"remote_stop": true}            the hub stops it from the app
+A remote session has no card: remote_start takes the place of the start tap.
 """
 import hashlib
 import json
@@ -21,6 +25,7 @@ OPERATOR = "DE*SIM"  # the OperatorID when neither the scenario nor --operator-i
 
 EV_KEYS = ("capacity_wh", "soc", "max_w", "phases", "ramp_s", "taper_soc", "min_frac")
 ENDS = ("tap", "unplug", "meter_fault", "full")
+REMOTE_ENDS = ("remote_stop", "meter_fault")
 CHARGER_DEFAULTS = {"evses": 2, "meter": "sdm630", "poll_s": 10, "progress_s": 300,
                     "ev_wait_s": 600, "tap_ms": 600}
 _CHARGER_LIMITS = {"evses": (1, 4), "poll_s": (1, 3600), "progress_s": (300, 86400),
@@ -101,9 +106,26 @@ def check_ev(v, path):
     return out
 
 
+def check_remote(v, path):
+    """A remote start's {"evco_id", "provider_id"}, checked as OICP's ids."""
+    from cpagent.oicp.ids import check_evco_id, check_provider_id
+    _obj(v, path, ("evco_id", "provider_id"))
+    for k, f in (("evco_id", check_evco_id), ("provider_id", check_provider_id)):
+        if k not in v:
+            raise ScenarioError("%s.%s: required" % (path, k))
+        try:
+            f(v[k], path + "." + k)
+        except ValueError as e:
+            raise ScenarioError(str(e)) from e
+    return dict(v)
+
+
+_STEPS = "wait, tap, plug, unplug, meter, remote_start or remote_stop"
+
+
 def check_step(v, path):
     if not isinstance(v, dict) or len(v) != 1:
-        _bad(path, "an object with one key: wait, tap, plug, unplug or meter", v)
+        _bad(path, "an object with one key: " + _STEPS, v)
     (k, x), = v.items()
     p = path + "." + k
     if k == "wait":
@@ -120,20 +142,31 @@ def check_step(v, path):
     elif k == "meter":
         if x is not None and x not in FAULTS:
             _bad(p, "null or one of " + ", ".join(FAULTS), x)
+    elif k == "remote_start":
+        x = check_remote(x, p)
+    elif k == "remote_stop":
+        if x is not True:
+            _bad(p, "true", x)
     else:
-        raise ScenarioError("%s.%s: unknown step (expected wait, tap, plug, unplug or meter)"
-                            % (path, k))
+        raise ScenarioError("%s.%s: unknown step (expected %s)" % (path, k, _STEPS))
     return {k: x}
 
 
 def expand(s, path):
     """The steps of a session given in short form (idle_s, plug_s, charge_s, ev, end)."""
     idle, plug, charge = (_num(s.get(k, d), path + "." + k) for k, d in _SHORT.items())
-    end = s.get("end", "tap")
-    if end not in ENDS:
-        _bad(path + ".end", "one of " + ", ".join(ENDS), end)
+    remote = s.get("remote_start")
+    ends = ENDS if remote is None else REMOTE_ENDS
+    end = s.get("end", ends[0])
+    if end not in ends:
+        _bad(path + ".end", "one of " + ", ".join(ends) + (" (with remote_start)" if remote
+                                                             else ""), end)
     ev = check_ev(s.get("ev", True), path + ".ev")
-    steps = [{"wait": idle}, {"tap": "start"}, {"wait": plug}, {"plug": ev}, {"wait": charge}]
+    start = {"tap": "start"} if remote is None else {
+        "remote_start": check_remote(remote, path + ".remote_start")}
+    steps = [{"wait": idle}, start, {"wait": plug}, {"plug": ev}, {"wait": charge}]
+    if end == "remote_stop":
+        return steps + [{"remote_stop": True}, {"wait": 5}, {"unplug": True}]
     if end == "tap":
         return steps + [{"tap": "stop"}, {"wait": 5}, {"unplug": True}]
     if end == "unplug":  # the driver unplugs first, then taps to end the session
@@ -145,9 +178,15 @@ def expand(s, path):
 
 def check_session(s, path):
     _obj(s, path, ("card", "lane", "steps", "idle_s", "plug_s", "charge_s", "ev", "end",
-                   "expect", "expect_code"))
+                   "expect", "expect_code", "remote_start"))
+    remote = "remote_start" in s or any(isinstance(x, dict) and "remote_start" in x
+                                        for x in s.get("steps") or () if isinstance(
+                                            s.get("steps"), list))
+    if remote:
+        return check_remote_session(s, path)
     if "card" not in s:
-        raise ScenarioError("%s.card: required, a card UID of 8, 14 or 20 hex digits" % path)
+        raise ScenarioError("%s.card: required, a card UID of 8, 14 or 20 hex digits (or "
+                            "remote_start for a session started from an app)" % path)
     card = check_card(s["card"], path + ".card")
     lane = _int(s.get("lane", 0), path + ".lane", 0, 3)
     if "steps" in s:
@@ -167,6 +206,47 @@ def check_session(s, path):
         steps = expand(s, path)
     out = {"card": card, "lane": lane, "steps": steps}
     return dict(out, **check_expect(s, path))
+
+
+def check_remote_session(s, path):
+    """A session the hub starts from an app (remote_start, in short form or as a step): no card,
+    no taps, on the lane's EVSE; a remote_stop only after the remote_start."""
+    for k in ("card", "expect", "expect_code"):
+        if k in s:
+            raise ScenarioError("%s.%s: not with remote_start (an app starts the session, no "
+                                "card is tapped)" % (path, k))
+    lane = _int(s.get("lane", 0), path + ".lane", 0, 3)
+    if "steps" in s:
+        short = [k for k in ("idle_s", "plug_s", "charge_s", "ev", "end", "remote_start")
+                 if k in s]
+        if short:
+            raise ScenarioError("%s.%s: not with steps (give either steps or the short form)"
+                                % (path, short[0]))
+        steps = s["steps"]
+        if not 1 <= len(steps) <= MAX_STEPS:
+            _bad(path + ".steps", "a list of 1..%d steps" % MAX_STEPS, steps)
+        steps = [check_step(x, "%s.steps[%d]" % (path, i)) for i, x in enumerate(steps)]
+        kinds = [k for x in steps for k in x]
+        if "tap" in kinds:
+            raise ScenarioError("%s.steps[%d].tap: not in a remote_start session (it has no "
+                                "card)" % (path, kinds.index("tap")))
+        if kinds.count("remote_start") != 1 or "remote_stop" in kinds[:kinds.index(
+                "remote_start")]:
+            raise ScenarioError("%s.steps: expected one {\"remote_start\": ...} before any "
+                                "remote_stop" % path)
+    else:
+        steps = expand(s, path)
+    return {"card": None, "lane": lane, "steps": steps}
+
+
+def remote_step(scn):
+    """The path of the scenario's first remote_start step (None: it has none)."""
+    for i, c in enumerate(scn["chargers"]):
+        for j, s in enumerate(c["sessions"]):
+            for k, x in enumerate(s["steps"]):
+                if "remote_start" in x:
+                    return "chargers[%d].sessions[%d].steps[%d].remote_start" % (i, j, k)
+    return None
 
 
 def check_expect(s, path):
@@ -253,7 +333,7 @@ def check(doc):
         ss = [check_session(s, "%s.sessions[%d]" % (p, j)) for j, s in enumerate(ss)]
         lanes = {}
         for j, s in enumerate(ss):
-            if lanes.setdefault(s["card"], s["lane"]) != s["lane"]:
+            if s["card"] is not None and lanes.setdefault(s["card"], s["lane"]) != s["lane"]:
                 raise ScenarioError("%s.sessions[%d].card: %s is already lane %d's card (a card "
                                     "at the same charger would stop the other lane's session)"
                                     % (p, j, s["card"], lanes[s["card"]]))
@@ -285,7 +365,7 @@ def cards(scn):
     seen = dict.fromkeys(scn["cards"])
     for c in scn["chargers"]:
         seen.update(dict.fromkeys(s["card"] for s in c["sessions"]
-                                  if s.get("expect") != "refused"))
+                                  if s.get("expect") != "refused" and s["card"] is not None))
     return list(seen)
 
 

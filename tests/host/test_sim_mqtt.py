@@ -224,14 +224,16 @@ def test_a_relay_login_the_broker_refuses_exits_2_naming_the_option(tmp_path):
     assert "refused the connection: Not authorized" in r.stderr
 
 
-def test_make_sim_mode_mqtt_adds_only_the_mqtt_option():
+def test_make_sim_mode_mqtt_adds_only_the_mqtt_option_and_its_app_started_session():
     def line(*args):
         # (under `make test` a sub-make prints its directory unless told not to)
         out = subprocess.run(["make", "--no-print-directory", "-n", "sim", *args], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout
         return " ".join(out.replace("\\\n", " ").split())
     plain, relayed = line(), line("MODE=mqtt")
-    assert "--mqtt" not in plain and relayed == plain + " --mqtt start"
+    # MODE=mqtt plays default.json and one app-started session (the relay is the CPO endpoint)
+    assert "--mqtt" not in plain and "scenarios/default.json" in plain
+    assert relayed == plain.replace("/default.json", "/mqtt.json") + " --mqtt start"
     bad = subprocess.run(["make", "-n", "sim", "MODE=x"], cwd=ROOT, capture_output=True,
                          text=True)
     assert bad.returncode and "MODE: expected mqtt" in bad.stderr
