@@ -318,13 +318,8 @@ def test_the_status_topic_tells_the_dead_letters_and_requeue_comes_down_the_brok
         a = Agent(c, b)
         task = asyncio.create_task(a.run())
 
-        async def wait(cond, what):
-            for _ in range(3000):
-                if cond():
-                    return
-                b.advance(100)
-                await asyncio.sleep(0)
-            raise AssertionError("never: " + what)
+        def wait(cond, what):
+            return until(cond, what, 3000, lambda: b.advance(100))
 
         def status():
             return [json.loads(p) for t, p, _f, _i in broker.got
@@ -368,13 +363,8 @@ def test_remote_start_and_stop_come_down_the_broker_and_are_answered_on_up():
         task = asyncio.create_task(a.run())
         ev = a.charger.evses[0]
 
-        async def wait(cond, what):
-            for _ in range(3000):
-                if cond():
-                    return
-                b.advance(100)
-                await asyncio.sleep(0)
-            raise AssertionError("never: " + what)
+        def wait(cond, what):
+            return until(cond, what, 3000, lambda: b.advance(100))
 
         def down(payload):
             broker.conns[-1].feed(broker.down(payload))
@@ -415,13 +405,8 @@ def test_a_reconnect_reports_every_evse_status_again():
         a, b, broker = mqtt_agent()
         task = asyncio.create_task(a.run())
 
-        async def wait(cond, what):
-            for _ in range(3000):
-                if cond():
-                    return
-                b.advance(100)
-                await asyncio.sleep(0)
-            raise AssertionError("never: " + what)
+        def wait(cond, what):
+            return until(cond, what, 3000, lambda: b.advance(100))
         await wait(lambda: b.hub.statuses, "the boot's status")
         assert b.hub.statuses == [("DE*ABC*E0001*1", "Available")]
         broker.conns[-1].hangup()  # the broker drops the charger; it reconnects
