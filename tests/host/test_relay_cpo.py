@@ -103,9 +103,16 @@ class ChargerThread:
     def kill(self):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
-        for t in asyncio.all_tasks(self.loop):
+        tasks = asyncio.all_tasks(self.loop)
+        for t in tasks:
             t.cancel()
-        self.loop.run_until_complete(asyncio.sleep(0))  # sockets close: the will fires
+        # Every task must have unwound and each closed transport run its connection_lost
+        # (one more loop turn) before the broker sees the socket go: then the will fires at
+        # once, not 1.5 keepalives later.
+        self.loop.run_until_complete(asyncio.wait_for(
+            asyncio.gather(*tasks, return_exceptions=True), 5))
+        for _ in range(3):
+            self.loop.run_until_complete(asyncio.sleep(0))
         self.loop.close()
 
     def freeze(self, seconds):
