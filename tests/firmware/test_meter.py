@@ -162,6 +162,11 @@ def test_health_frozen_when_power_implies_more_than_the_limit():
     assert h.reading(3660000, 5000, -7000) is None  # export is not import
     assert h.reading(3710000, 5000, 14000) is None  # (0 + 14 kW) / 2 for 50 s: 97 Wh
     assert h.active == [] and h.reading(3712000, 5000, 0) is not None  # + 7 kW for 2 s
+    # No power since the last reading (the session over): nothing contradicts a still
+    # register any more, the EVSE may serve the next driver (who finds out anew).
+    assert h.active == ["frozen"] and h.reading(3722000, 5000, 0) is None and h.active == []
+    assert h.reading(3782000, 5000, 7000) is None  # 58 Wh: counted afresh
+    assert h.reading(3812000, 5000, 7000) is not None and h.active == ["frozen"]
 
 
 def test_health_dead_after_n_failures_once():

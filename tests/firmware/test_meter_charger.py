@@ -85,3 +85,49 @@ def test_an_evse_with_a_broken_meter_starts_nothing_until_the_meter_is_good_agai
         b.authorize_all()
         assert b.ch.evses[0].state == "authorized"
     return arun(go())
+
+
+def test_a_frozen_register_does_not_keep_the_evse_out_of_order_once_no_power_flows():
+    async def go():
+        b, bank, bus = _charging({1: abb(100000, 1100000), 2: abb(0, 0)})
+        await bus.poll()
+        b.now += 600000
+        await bus.poll()  # frozen: Error, the session ends, the EVSE is out of order
+        assert "frozen" in b.ch.broken[0] and b.ch.evses[0].state == "idle"
+        bank.units[1].update(abb(100000, 0))  # contactor open: no power, the register still
+        b.now += 10000
+        await bus.poll()  # the last interval still had power: out of order
+        assert b.ch.broken[0]
+        b.now += 10000
+        await bus.poll()  # no power since the last reading: nothing says frozen any more
+        assert b.ch.broken[0] is None
+        b.ch.tap("11223344", evse=0)
+        b.authorize_all()
+        assert b.ch.evses[0].state == "authorized"
+    return arun(go())
+
+
+class LatePort(FakePort):
+    """A reply the event loop gets to only `lag` ms after the meter sent it (a busy loop)."""
+
+    def __init__(self, device, box, lag):
+        super().__init__(device)
+        self.box, self.lag = box, lag
+
+    async def read(self, n):
+        self.box.now += self.lag
+        return await super().read(n)
+
+
+def test_a_reply_read_late_is_stamped_when_the_meter_was_asked():
+    async def go():
+        b = Box()
+        bank = Bank({1: abb(100000, 1100000), 2: abb(0, 0)})
+        port = LatePort(bank, b, 0)
+        bus = MeterBus(port, CFG, [1, 2], b.ch, lambda: b.now)
+        await bus.poll()
+        port.lag = 200000  # each reply waits 200 s: 11 kW x 200 s would be 611 Wh
+        await bus.poll()  # asked right after the last (an overrun): the register stood still
+        assert b.ch.broken == [None, None], b.ch.broken
+        assert bus.health[0].active == [] and bus.health[0].implied < 100 * 3600000
+    return arun(go())

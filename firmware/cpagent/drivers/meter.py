@@ -55,7 +55,11 @@ class MeterHealth:
                                % (last, wh))
         self._clear("backwards")
         text = None
-        if last is None or wh > last:
+        # A moving register, or no power through the meter since the last reading (the session
+        # over, the contactor open), leaves nothing the still register contradicts: a "frozen"
+        # that outlived its session would keep the EVSE out of order for good, since only a
+        # session could show the register moving again.
+        if last is None or wh > last or w <= 0 and self.w <= 0:
             self.implied = 0
             self._clear("frozen")
         else:
@@ -117,6 +121,9 @@ class MeterBus:
         for i, unit in enumerate(self.units):
             h = self.health[i]
             r = None
+            # The meter samples its registers when asked: stamped then, a reply that waited in
+            # a busy event loop does not look like time in which the energy stood still.
+            t = self.ms()
             try:
                 rep = await self._replies(unit)
                 r = decode(self.model, rep)
@@ -126,7 +133,7 @@ class MeterBus:
             except (ValueError, OSError) as e:  # ModbusError is a ValueError
                 why = str(e) or repr(e)
             if r:
-                text = h.reading(self.ms(), r[0], r[1], step(self.model, rep, r[0]))
+                text = h.reading(t, r[0], r[1], step(self.model, rep, r[0]))
                 if h.active:  # backwards or frozen: the bill stays at the last good value
                     r = None
                 else:
