@@ -59,10 +59,12 @@ def _imports(name):
     return out
 
 
-def import_order():
-    """What app.build imports for the test's config, leaf first (each module after all it
-    imports), so that each import's heap figure is that module's own."""
-    skip = {"cpagent." + m.replace("/", ".") for m in deploy.unused(config("http://127.0.0.1:1"))}
+def import_order(cfg=None, roots=("cpagent.boards.wasm", "cpagent.app")):
+    """What app.build imports for cfg (the test's config by default) on the board module of
+    roots, leaf first (each module after all it imports), so that each import's heap figure is
+    that module's own."""
+    cfg = cfg or config("http://127.0.0.1:1")
+    skip = {"cpagent." + m.replace("/", ".") for m in deploy.unused(cfg)}
     order = []
 
     def visit(m):
@@ -76,8 +78,12 @@ def import_order():
                 visit(d)
         order[order.index(None)] = m
 
-    for m in ("cpagent.boards.wasm", "cpagent.app"):
+    for m in roots:
         visit(m)
+    # The meter's own map, which meter_maps.model() imports by name at build: after its form.
+    name = "cpagent.drivers.map_" + cfg["meter"]["model"]
+    if name in _FIRMWARE and "cpagent.drivers.meter_maps" in order:
+        order.insert(order.index("cpagent.drivers.meter_maps") + 1, name)
     return order
 
 

@@ -32,6 +32,7 @@ for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmwar
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+import agent_heap_e2e  # noqa: E402  (tools/bench/agent_heap_e2e.py: the import order)
 import build  # noqa: E402  (tools/build.py)
 import deploy  # noqa: E402  (tools/deploy.py)
 
@@ -125,12 +126,30 @@ def smallest(ok, low=LOW, high=HIGH):
     return high
 
 
+def imports(exe, folder):
+    """The example config's baseline step by step ({step: bytes}, in order): each import
+    leaf first, then the config dict, Board(cfg) with its SSL context and the Agent."""
+    with open(os.path.join(folder, "config.json")) as f:
+        cfg = json.load(f)  # the checked form make deploy wrote
+    order = agent_heap_e2e.import_order(cfg, ("cpagent.boards.rp2", "cpagent.app"))
+    with open(os.path.join(folder, "imports.txt"), "w") as f:
+        f.write("\n".join(order))
+    r = subprocess.run([exe, "tls_unix_dev.py", "imports", "imports.txt"], cwd=folder,
+                       capture_output=True, text=True, timeout=POST_S)
+    res = _result(r.stdout)
+    if not res:
+        raise RuntimeError("tls_unix: the import steps failed:\n%s" % (r.stdout + r.stderr))
+    return dict(res["steps"])
+
+
 def measure(exe, tmp, dist, pki, hub, frozen=False):
     out = {}
     keys = (("p256", pki["clients"][OP]), ("rsa2048", pki["rsa"]))
     for name, (cert, key) in keys:
         fold = stage(tmp, name, hub.url, pki["ca"], cert, key, dist, False, frozen)
         sess = stage(tmp, name + "-session", hub.url, pki["ca"], cert, key, dist, True, frozen)
+        if name == "p256":
+            out["steps"] = imports(exe, fold)
         res, text = post(exe, fold)
         if not res or not res.get("ok"):
             raise RuntimeError("tls_unix: the POST over mutual TLS (%s) failed:\n%s"
@@ -184,7 +203,14 @@ def lines(r):
            "certificate %s), the Pico W board, example config:"
            % ("refused, as on the Pico W" if r["pem_refused"] else "LOADED (not the rp2 config)")]
     for build_name in ("mpy", "frozen"):
-        for key, x in sorted(r.get(build_name, {}).items()):
+        steps = r.get(build_name, {}).get("steps")
+        if steps:
+            out.append("  %-6s the P-256 baseline step by step (B; imports of the port's own "
+                       "modules left out): %s" % (build_name, ", ".join(
+                           "%s %d" % (k.replace("import cpagent.", ""), v)
+                           for k, v in steps.items()
+                           if not k.startswith("import ") or k.startswith("import cpagent"))))
+        for key, x in sorted((k, v) for k, v in r.get(build_name, {}).items() if k != "steps"):
             out.append(
                 "  %-6s %-7s baseline %6d B (imports %d B, SSL context %d B), first POST peak "
                 "%5d B above it, open connection holds %5d B; smallest heap: build + POST %s B, "

@@ -2,9 +2,12 @@
 (tools/bench/tls_unix.py): the rp2 board over stand-in machine, network and ntptime modules,
 the agent built from config.json, then mutual TLS to the hub through the agent's own uplink.
 
-argv: "post" (one AuthorizeStart) or "session" (a card, the plug, then unplug: a whole
-session, its CDR delivered; tls_unix.py watches the hub for it). Prints one line "RESULT {json}"
-with the heap figures (gc.mem_alloc after gc.collect, bytes)."""
+argv: "post" (one AuthorizeStart), "session" (a card, the plug, then unplug: a whole
+session, its CDR delivered; tls_unix.py watches the hub for it) or "imports FILE" (the
+baseline step by step: each module FILE names, one a line, imported in that order, leaf first,
+then the config dict, the board and the agent; a file, since an argument of a few hundred bytes
+crashes the unix port at startup). Prints one line "RESULT {json}" with the heap figures
+(gc.mem_alloc after gc.collect, bytes)."""
 import asyncio
 import gc
 import json
@@ -170,9 +173,47 @@ async def session(agent, card):
         print("USED", used())
 
 
+BUILD = ("config dict", "Board(cfg)", "Agent(cfg, board)", "loader dropped")
+
+
+def steps(order):
+    """[(step, bytes it added)]: each import of order, then the build's parts (BUILD). The
+    marks are small ints in a list made beforehand: measuring allocates nothing."""
+    marks = [0] * (len(order) + len(BUILD) + 1)
+    marks[0] = used()
+    for i, m in enumerate(order):
+        __import__(m)
+        marks[i + 1] = used()
+    from cpagent import app, loader
+    from cpagent.agent import Agent
+    from cpagent.boards.rp2 import Board
+
+    n = len(order)
+    with open("config.json", "rb") as f:
+        cfg = loader.load(f.read())
+    marks[n + 1] = used()
+    b = Board(cfg)
+    marks[n + 2] = used()
+    b.synced = True
+    b.journal_dir = "journal"
+    agent = Agent(cfg, b)
+    marks[n + 3] = used()
+    loader = None
+    app.forget("loader")
+    marks[n + 4] = used()
+    names = ["import " + m for m in order] + list(BUILD)
+    return [(names[i], marks[i + 1] - marks[i]) for i in range(len(names))], agent
+
+
 def main():
     mode = sys.argv[1]
     out = {"interpreter": used()}
+    if mode == "imports":
+        with open(sys.argv[2]) as f:
+            out["steps"] = steps(f.read().split())[0]
+        out["baseline"] = used()
+        print("RESULT " + json.dumps(out))
+        return
     from cpagent import app, loader
     from cpagent.agent import Agent
     from cpagent.boards.rp2 import Board
