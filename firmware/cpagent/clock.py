@@ -155,7 +155,8 @@ class Clock:
         self.source = source
         return True
 
-    def _now_ms(self):
+    def wall_ms(self):
+        """Wall time in unix ms, as the next stamp gives it; None while unknown."""
         # A re-sync may move the anchor back (NTP after a coarse HTTP Date); stamps hold still
         # until real time passes the highest one given, so a boot's stamps never go backwards
         # (SessionEnd before SessionStart, or Progress "sooner" than 5 min, would be refused).
@@ -166,12 +167,12 @@ class Clock:
 
     def now_unix(self):
         """Wall time in whole unix seconds, or None while unknown."""
-        ms = self._now_ms()
+        ms = self.wall_ms()
         return None if ms is None else ms // 1000
 
     def stamp(self):
         """ISO 8601 UTC with ms once known; before that the token '@<boot>:<ms since boot>'."""
-        ms = self._now_ms()
+        ms = self.wall_ms()
         if ms is None:
             return "@%d:%d" % (self.boot, self.ms())
         return iso_from_ms(ms)

@@ -82,6 +82,7 @@ class Session:
         self.between = []
         self._since = self.clock.ms()  # when the current state's timer started
         self._last_progress = self._since
+        self._last_wall = None  # the wall ms of that ChargingStart or Progress stamp, if real
         self._cs_ticks = None  # ChargingStart in this boot's ticks, for ChargingDuration
 
     # --- events -------------------------------------------------------------------------------
@@ -165,7 +166,12 @@ class Session:
         effects = self._flow(watts) if watts is not None else []
         if effects:
             return effects
-        if self.state == CHARGING and (self.clock.ms() - self._last_progress) >= self._progress_ms:
+        # Due by the ticks, and by the stamps once they are wall time: a re-sync that moved the
+        # clock back holds stamps still (clock.py), and the hub measures 5 min between stamps.
+        w = self.clock.wall_ms()
+        last = self._last_wall
+        if self.state == CHARGING and self.clock.ms() - self._last_progress >= self._progress_ms \
+                and (w is None or last is None or w - last >= self._progress_ms):
             return self._progress()
         if self._saved_wh is None or wh - self._saved_wh >= self._save_wh:
             return [("save", self.snapshot())]  # bounds what a restart with a dead meter loses
@@ -248,6 +254,7 @@ class Session:
     def _start(self):
         self.state = CHARGING
         self.charging_start = self.clock.stamp()
+        self._last_wall = self.clock.wall_ms()
         self._cs_ticks = self._last_progress = self.clock.ms()
         self.meter_start = self.wh
         path, body = oicp.notification_start(
@@ -270,13 +277,15 @@ class Session:
 
     def _progress(self):
         self._last_progress = self.clock.ms()
+        now = self.clock.stamp()
+        self._last_wall = self.clock.wall_ms()  # taken after the stamp: never below it
         if self.wh is not None:
             self.between.append(self.wh)
             if len(self.between) > _MAX_BETWEEN:
                 self.between.pop(0)
         path, body = oicp.notification_progress(
             self.operator_id, self.session_id, self.evse_id, self.charging_start,
-            self.clock.stamp(), duration_ms=self._duration_ms(), consumed=self._consumed(self.wh),
+            now, duration_ms=self._duration_ms(), consumed=self._consumed(self.wh),
             uid=self.uid, session_start=self.session_start, meter_start=_kwh(self.meter_start),
             meter_values=_kwhs(self.between), product_id=self.product, evco_id=self.evco,
             cpo_session_id=self.cpo)

@@ -1,6 +1,6 @@
 """Session state machine: every path from a tap to idle, with a fake clock (both runtimes)."""
 from check import raises_naming
-from cpagent.clock import Clock
+from cpagent.clock import Clock, unix_from_iso
 from cpagent.oicp.replies import parse_authorization
 from cpagent.session import AUTHORIZED, AUTHORIZING, CHARGING, IDLE, PARKED, Session
 
@@ -131,6 +131,22 @@ def test_progress_never_sooner_than_interval():
     assert b["MeterValueInBetween"] == {"meterValues": [11.5]}
     t.t += 100000
     assert s.meter(12000, 3700) == []  # the interval restarts at each Progress
+
+
+def test_progress_waits_for_its_stamp_when_a_resync_held_the_clock_back():
+    s, t, eff = charging()
+    start = body_of(eff, "Start")["ChargingStart"]
+    t.t += 100000
+    s.clock.set_unix(T0 + 99)  # an RTC in whole seconds: the anchor moves back by 1 s
+    t.t += 200000
+    assert s.meter(11000, 3700) == []  # 300 s of ticks, but the stamps only 299 s apart
+    t.t += 999
+    assert s.meter(11000, 3700) == []
+    t.t += 1
+    b = body_of(s.meter(11500, 3700), "Progress")
+    assert unix_from_iso(b["EventOccurred"]) - unix_from_iso(start) == 300
+    t.t += 300000  # the next one is due by both clocks again
+    assert kinds(s.meter(12000, 3700)) == ["Progress"]
 
 
 def test_progress_interval_below_five_minutes_is_refused():
