@@ -7,7 +7,7 @@ from cpagent.uplink.http_client import HttpClient
 from cpagent.uplink.result import classify
 
 _MAX_RETRY_AFTER_S = const(3600)  # a longer Retry-After is clipped: the link must come back
-_DIGITS = "0123456789"
+_DIGITS = const("0123456789")
 
 
 def parse_url(url):
