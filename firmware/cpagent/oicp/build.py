@@ -42,10 +42,6 @@ def _ident(uid, evco_id=None):
     return {"RFIDMifareFamilyIdentification": {"UID": ids.check_uid(uid)}}
 
 
-def _cpo_sid(v, field):
-    return ids.check_str(v, field, 250, 1)
-
-
 def _ms(v, field):
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         ids.bad(field, "milliseconds as an integer >= 0", v)
@@ -71,7 +67,7 @@ def _note(kind, operator_id, session_id, evse_id, uid, cpo_session_id, evco_id):
          "SessionID": ids.check_session_id(session_id), "EvseID": ids.check_evse_id(evse_id)}
     if uid is not None or evco_id is not None:
         b["Identification"] = _ident(uid, evco_id)
-    return NOTIFY_PATH, _opt(b, ("CPOPartnerSessionID", cpo_session_id, _cpo_sid))
+    return NOTIFY_PATH, _opt(b, ("CPOPartnerSessionID", cpo_session_id, ids.check_cpo_session_id))
 
 
 def authorize_start(operator_id, uid, evse_id=None, session_id=None, cpo_session_id=None,
@@ -80,7 +76,7 @@ def authorize_start(operator_id, uid, evse_id=None, session_id=None, cpo_session
     return path, _opt({"OperatorID": operator_id, "Identification": _ident(uid)},
                       ("EvseID", evse_id, ids.check_evse_id),
                       ("SessionID", session_id, ids.check_session_id),
-                      ("CPOPartnerSessionID", cpo_session_id, _cpo_sid),
+                      ("CPOPartnerSessionID", cpo_session_id, ids.check_cpo_session_id),
                       ("PartnerProductID", product_id, ids.check_product_id))
 
 
@@ -89,7 +85,7 @@ def authorize_stop(operator_id, session_id, uid, evse_id=None, cpo_session_id=No
     return path, _opt({"OperatorID": operator_id, "SessionID": ids.check_session_id(session_id),
                        "Identification": _ident(uid)},
                       ("EvseID", evse_id, ids.check_evse_id),
-                      ("CPOPartnerSessionID", cpo_session_id, _cpo_sid))
+                      ("CPOPartnerSessionID", cpo_session_id, ids.check_cpo_session_id))
 
 
 def notification_start(operator_id, session_id, evse_id, charging_start, uid=None,
@@ -159,7 +155,7 @@ def charge_detail_record(operator_id, session_id, evse_id, uid, session_start, s
                       ("MeterValueEnd", meter_end, ids.check_kwh),
                       ("MeterValueInBetween", meter_values, _meter),
                       ("PartnerProductID", product_id, ids.check_product_id),
-                      ("CPOPartnerSessionID", cpo_session_id, _cpo_sid))
+                      ("CPOPartnerSessionID", cpo_session_id, ids.check_cpo_session_id))
 
 
 def push_evse_status(operator_id, records, action="update"):

@@ -114,6 +114,10 @@ def check_product_id(v, field="PartnerProductID"):
     return check_str(v, field, 50, 1)
 
 
+def check_cpo_session_id(v, field="CPOPartnerSessionID"):
+    return check_str(v, field, 250, 1)
+
+
 def check_kwh(v, field):
     # v - v is nan for inf and nan alike; bool is an int subclass and never an energy.
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v - v != 0:
