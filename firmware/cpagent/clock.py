@@ -48,7 +48,7 @@ def iso_from_ms(ms):
 
 def _num(s, i, n, lo, hi, what):
     t = s[i:i + n]
-    if len(t) != n or [c for c in t if c not in _DIGITS]:
+    if len(t) != n or t.strip(_DIGITS):
         raise ValueError("time: expected %d digits of %s at %d in %r" % (n, what, i, s))
     v = int(t)
     if not lo <= v <= hi:
@@ -168,7 +168,7 @@ class Clock:
         earlier boot -> None (the caller's policy); anything malformed -> ValueError."""
         if isinstance(v, str) and v[:1] == "@":
             p = v[1:].split(":")
-            if len(p) == 2 and p[0] and p[1] and not [c for c in p[0] + p[1] if c not in _DIGITS]:
+            if len(p) == 2 and p[0] and p[1] and not (p[0] + p[1]).strip(_DIGITS):
                 if int(p[0]) != self.boot or self._off0 is None:
                     return None
                 ms = int(p[1])

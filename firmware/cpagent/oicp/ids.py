@@ -38,14 +38,10 @@ class FieldError(ValueError):
         self.field = field
 
 
-def _got(v):
-    r = repr(v)
-    return r if len(r) <= 40 else r[:37] + "..."
-
-
 def bad(field, what, v):
     """Raise FieldError for field: 'expected <what>, got <short repr of v>'."""
-    raise FieldError(field, "expected %s, got %s" % (what, _got(v)))
+    r = repr(v)
+    raise FieldError(field, "expected %s, got %s" % (what, r if len(r) <= 40 else r[:37] + "..."))
 
 
 def _run(v, pat):
