@@ -1,9 +1,10 @@
-"""Wall clock from monotonic ticks: ISO 8601 UTC with ms, epochs, deferred '@boot:ms' stamps."""
-EPOCH_2000 = 946684800  # 2000-01-01 minus 1970-01-01 in seconds (ESP32's time.time() epoch)
-_MIN_REAL = 1577836800  # 2020-01-01: anything earlier is a reset RTC, not a time
-_MAX_REAL = 4102444800  # 2100-01-01: anything later is a garbled reply
-_MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec"
-_DIGITS = "0123456789"
+"""Wall clock from monotonic ticks: ISO 8601 UTC with ms, deferred '@boot:ms' stamps."""
+from micropython import const
+
+_MIN_REAL = const(1577836800)  # 2020-01-01: anything earlier is a reset RTC, not a time
+_MAX_REAL = const(4102444800)  # 2100-01-01: anything later is a garbled reply
+_MONTHS = const("JanFebMarAprMayJunJulAugSepOctNovDec")
+_DIGITS = const("0123456789")
 
 
 def _civil(z):
@@ -45,14 +46,9 @@ def iso_from_ms(ms):
     return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (y, m, d, s // 3600, s // 60 % 60, s % 60, ms)
 
 
-def iso_from_unix(unix_s):
-    """Unix seconds (int, or float rounded half up to the ms) -> ISO 8601 UTC with ms."""
-    return iso_from_ms(_ms(unix_s))
-
-
 def _num(s, i, n, lo, hi, what):
     t = s[i:i + n]
-    if len(t) != n or [c for c in t if c not in _DIGITS]:
+    if len(t) != n or t.strip(_DIGITS):
         raise ValueError("time: expected %d digits of %s at %d in %r" % (n, what, i, s))
     v = int(t)
     if not lo <= v <= hi:
@@ -104,15 +100,6 @@ def unix_from_http_date(s):
     return _unix(_num(p[3], 0, 4, 0, 9999, "year"), _MONTHS.find(p[2]) // 3 + 1,
                  _num(p[1], 0, 2, 1, 31, "day"), _num(c, 0, 2, 0, 23, "hour"),
                  _num(c, 3, 2, 0, 59, "minute"), _num(c, 6, 2, 0, 59, "second"), s)
-
-
-def unix_from_device(t, epoch_year):
-    """A port's time.time() -> unix s; epoch_year is time.gmtime(0)[0] (1970, or 2000 on ESP32)."""
-    if epoch_year == 1970:
-        return t
-    if epoch_year == 2000:
-        return t + EPOCH_2000
-    raise ValueError("epoch_year: expected 1970 or 2000, got %r" % (epoch_year,))
 
 
 class Clock:
@@ -182,7 +169,7 @@ class Clock:
         earlier boot -> None (the caller's policy); anything malformed -> ValueError."""
         if isinstance(v, str) and v[:1] == "@":
             p = v[1:].split(":")
-            if len(p) == 2 and p[0] and p[1] and not [c for c in p[0] + p[1] if c not in _DIGITS]:
+            if len(p) == 2 and p[0] and p[1] and not (p[0] + p[1]).strip(_DIGITS):
                 if int(p[0]) != self.boot or self._off0 is None:
                     return None
                 ms = int(p[1])
@@ -192,7 +179,3 @@ class Clock:
             raise ValueError("time token: expected '@<boot>:<ms>', got %r" % (v,))
         unix_from_iso(v)
         return v
-
-    def elapsed_ms(self, ticks_then):
-        """ms since a ticks_ms() reading, wrap-safe within half the ticks period."""
-        return self._diff(self._ticks(), ticks_then)

@@ -2,6 +2,7 @@
 from check import raises, raises_naming
 from cpagent.oicp.ids import (
     FieldError,
+    check_cpo_session_id,
     check_datetime,
     check_evco_id,
     check_evse_id,
@@ -98,6 +99,8 @@ def test_str_and_product_id():
     raises_naming(FieldError, "Info", check_str, 3, "Info", 3)
     _all_ok(check_product_id, ["AC1", "AC 1", "Standard Price", "x" * 50])
     _all_bad(check_product_id, ["", "x" * 51, None], "PartnerProductID")
+    _all_ok(check_cpo_session_id, ["c", "CPO 17/a", "x" * 250])
+    _all_bad(check_cpo_session_id, ["", "x" * 251, None, 17], "CPOPartnerSessionID")
 
 
 def _dt(v, deferred=True):

@@ -1,24 +1,34 @@
 """OICP 2.3 field validators, hand-written (no `re`): return the value or raise FieldError."""
 
-_D = "0123456789"
-_U = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_L = _U + _U.lower()
-_A = _L + _D
-_HEX = _D + "ABCDEF"
+from micropython import const
 
-# Patterns as (allowed chars, min, max) runs, matched greedily. The OpenAPI regexes need no
-# backtracking here: every variable run is followed by a char it cannot contain.
-_OP_ISO = ((_L, 2, 2), ("*", 0, 1), (_A, 3, 3))
-_OP_DIN = (("+", 0, 1), (_D, 1, 3), ("*", 1, 1), (_D, 3, 3))
-_EVSE_ISO = _OP_ISO + (("*", 0, 1), ("E", 1, 1), (_A + "*", 1, 30))
-_EVSE_DIN = _OP_DIN + (("*", 1, 1), (_D + "*", 1, 32))
-_SESSION = ((_A, 8, 8),) + (("-", 1, 1), (_A, 4, 4)) * 3 + (("-", 1, 1), (_A, 12, 12))
+_DIGITS = const("0123456789")
+
+# Patterns as flat runs of (class mask, literal chars, min, max), matched greedily. The
+# OpenAPI regexes need no backtracking here: every variable run is followed by a char it
+# cannot contain. Literal constants, so a frozen image keeps them in flash and the import
+# builds nothing (built at import from computed strings they cost 1.3 KB of heap); classes
+# are bits, not strings, because a .mpy holds a copy of a string for every tuple it is in.
+_DIG = const(1)  # 0-9
+_UP = const(2)  # A-Z
+_LOW = const(4)  # a-z
+_LET = const(6)  # A-Za-z
+_ALNUM = const(7)  # A-Za-z0-9
+_OP_ISO = const((_LET, "", 2, 2, 0, "*", 0, 1, _ALNUM, "", 3, 3))
+_OP_DIN = const((0, "+", 0, 1, _DIG, "", 1, 3, 0, "*", 1, 1, _DIG, "", 3, 3))
+_EVSE_ISO = const((_LET, "", 2, 2, 0, "*", 0, 1, _ALNUM, "", 3, 3,
+                   0, "*", 0, 1, 0, "E", 1, 1, _ALNUM, "*", 1, 30))
+_EVSE_DIN = const((0, "+", 0, 1, _DIG, "", 1, 3, 0, "*", 1, 1, _DIG, "", 3, 3,
+                   0, "*", 1, 1, _DIG, "*", 1, 32))
+_SESSION = const((_ALNUM, "", 8, 8, 0, "-", 1, 1, _ALNUM, "", 4, 4, 0, "-", 1, 1,
+                  _ALNUM, "", 4, 4, 0, "-", 1, 1, _ALNUM, "", 4, 4, 0, "-", 1, 1,
+                  _ALNUM, "", 12, 12))
 # The spec's classes [\*|-] and [\d|X] also admit a literal "|" by a regex slip; we do not.
-_PROVIDER = ((_L, 2, 2), ("*-", 0, 1), (_A, 3, 3))
-_EVCO_ISO = ((_L, 2, 2), ("-", 0, 1), (_A, 3, 3), ("-", 0, 1), ("C", 1, 1), (_A, 8, 8),
-             ("-", 0, 1), (_A, 1, 1))
-_EVCO_DIN = ((_L, 2, 2), ("*-", 0, 1), (_A, 3, 3), ("*-", 0, 1), (_A, 6, 6), ("*-", 0, 1),
-             (_D + "X", 1, 1))
+_PROVIDER = const((_LET, "", 2, 2, 0, "*-", 0, 1, _ALNUM, "", 3, 3))
+_EVCO_ISO = const((_LET, "", 2, 2, 0, "-", 0, 1, _ALNUM, "", 3, 3, 0, "-", 0, 1, 0, "C", 1, 1,
+                   _ALNUM, "", 8, 8, 0, "-", 0, 1, _ALNUM, "", 1, 1))
+_EVCO_DIN = const((_LET, "", 2, 2, 0, "*-", 0, 1, _ALNUM, "", 3, 3, 0, "*-", 0, 1,
+                   _ALNUM, "", 6, 6, 0, "*-", 0, 1, _DIG, "X", 1, 1))
 
 
 class FieldError(ValueError):
@@ -29,26 +39,32 @@ class FieldError(ValueError):
         self.field = field
 
 
-def _got(v):
-    r = repr(v)
-    return r if len(r) <= 40 else r[:37] + "..."
-
-
 def bad(field, what, v):
     """Raise FieldError for field: 'expected <what>, got <short repr of v>'."""
-    raise FieldError(field, "expected %s, got %s" % (what, _got(v)))
+    r = repr(v)
+    raise FieldError(field, "expected %s, got %s" % (what, r if len(r) <= 40 else r[:37] + "..."))
 
 
 def _run(v, pat):
     i, n = 0, len(v)
-    for cs, lo, hi in pat:
+    for j in range(0, len(pat), 4):
+        m, cs, lo, hi = pat[j:j + 4]
         k = 0
-        while k < hi and i < n and v[i] in cs:
+        while k < hi and i < n:
+            c = v[i]
+            if not (c in cs or m & _DIG and "0" <= c <= "9" or m & _UP and "A" <= c <= "Z"
+                    or m & _LOW and "a" <= c <= "z"):
+                break
             i += 1
             k += 1
         if k < lo:
             return False
     return i == n
+
+
+def _digits(s, lo, hi):
+    # strip(), not isdigit(): CPython's isdigit() also accepts digits of other scripts.
+    return lo <= len(s) <= hi and not s.strip(_DIGITS)
 
 
 def _pat(v, field, what, *pats):
@@ -86,13 +102,17 @@ def check_evco_id(v, field="EvcoID"):
 
 
 def check_uid(v, field="UID"):
-    if isinstance(v, str) and len(v) in (8, 14, 20) and _run(v, ((_HEX, 1, 20),)):
+    if isinstance(v, str) and len(v) in (8, 14, 20) and not v.strip("0123456789ABCDEF"):
         return v
     bad(field, "8, 14 or 20 upper-case hex digits", v)
 
 
 def check_product_id(v, field="PartnerProductID"):
     return check_str(v, field, 50, 1)
+
+
+def check_cpo_session_id(v, field="CPOPartnerSessionID"):
+    return check_str(v, field, 250, 1)
 
 
 def check_kwh(v, field):
@@ -104,7 +124,7 @@ def check_kwh(v, field):
 
 def _num(v, i, n, lo, hi):
     s = v[i:i + n]
-    if len(s) != n or not _run(s, ((_D, n, n),)) or not lo <= int(s) <= hi:
+    if not _digits(s, n, n) or not lo <= int(s) <= hi:
         raise ValueError
     return int(s)
 
@@ -117,7 +137,7 @@ def check_datetime(v, field, deferred=True):
             raise TypeError
         if deferred and v[0] == "@":
             b, t = v[1:].split(":")
-            if _run(b, ((_D, 1, 12),)) and _run(t, ((_D, 1, 12),)):
+            if _digits(b, 1, 12) and _digits(t, 1, 12):
                 return v
             raise ValueError
         y = _num(v, 0, 4, 2020, 9999)
@@ -132,7 +152,7 @@ def check_datetime(v, field, deferred=True):
         i = 19
         if v[i:i + 1] == ".":
             k = i + 1
-            while v[k:k + 1] and v[k] in _D and k - i <= 6:
+            while "0" <= v[k:k + 1] <= "9" and k - i <= 6:
                 k += 1
             if k == i + 1:
                 raise ValueError

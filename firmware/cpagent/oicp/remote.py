@@ -11,12 +11,12 @@ from micropython import const
 
 from cpagent.oicp.ids import (
     bad,
+    check_cpo_session_id,
     check_evco_id,
     check_evse_id,
     check_product_id,
     check_provider_id,
     check_session_id,
-    check_str,
 )
 
 COMMANDS = ("remote_start", "remote_stop")
@@ -50,14 +50,10 @@ def parse(env):
     return f
 
 
-def _cpo(v, field):
-    return check_str(v, field, 250, 1)
-
-
 _NEEDED = (("session_id", check_session_id), ("evse_id", check_evse_id),
            ("provider_id", check_provider_id))
 _START = (("evco_id", check_evco_id),)
-_OPTIONAL = (("cpo_session_id", _cpo), ("product_id", check_product_id))
+_OPTIONAL = (("cpo_session_id", check_cpo_session_id), ("product_id", check_product_id))
 
 
 def reply(cid, code, info):

@@ -27,10 +27,11 @@ TABLE = (
 # 021 generic system error on the partner side; 310 the EMP timed out.
 # Not 320: on notifications it means "EMP does not support service", which never heals, and
 # retrying it would block the session's later messages (its CDR) behind it.
-_RETRY = ("001", "002", "009", "021", "310")
-_HTTP = {400: "validation error", 401: "not authorized", 403: "forbidden", 404: "not found",
-         429: "rate limited", 500: "hub processing error", 503: "hub unavailable"}
-_FAULT_KEYS = ("message", "extendedInfo", "validationErrors")
+_RETRY = const(("001", "002", "009", "021", "310"))
+# The HTTP statuses the OICP hub documents, in the same form as TABLE.
+_HTTP = const("|400validation error|401not authorized|403forbidden|404not found|429rate limited"
+              "|500hub processing error|503hub unavailable")
+_FAULT_KEYS = const(("message", "extendedInfo", "validationErrors"))
 
 
 class ReplyError(ValueError):
@@ -51,13 +52,18 @@ class Reply:
         self.stop_uids = stop_uids
 
 
+def _look(table, code):
+    """The text of a 3-character code in a "|<code><text>..." table, or None."""
+    i = table.find("|" + code) if len(code) == 3 else -1
+    if i < 0:
+        return None
+    j = table.find("|", i + 1)
+    return table[i + 4:j if j > 0 else len(table)]
+
+
 def describe(code):
     """The short text of an OICP status code ("unknown status <code>" for one not in TABLE)."""
-    i = TABLE.find("|" + code) if isinstance(code, str) and len(code) == 3 else -1
-    if i < 0:
-        return "unknown status %s" % (code,)
-    j = TABLE.find("|", i + 1)
-    return TABLE[i + 4:j if j > 0 else len(TABLE)]
+    return (isinstance(code, str) and _look(TABLE, code)) or "unknown status %s" % (code,)
 
 
 def classify(code):
@@ -149,8 +155,8 @@ def parse_acknowledgement(data):
 def parse_http_error(status, data, ctype=None):
     """A one-line reason for a non-200 answer (FaultBody or OicpERoamingFault); never raises.
     ctype (the Content-Type) is named when given: "HTTP 404 not found (text/html): <html>..."."""
-    head = "HTTP %s %s" % (status, _HTTP.get(status, "error") if isinstance(status, int)
-                           else "error")
+    head = "HTTP %s %s" % (status, isinstance(status, int) and _look(_HTTP, str(status))
+                           or "error")
     if isinstance(ctype, str) and ctype:
         head += " (%s)" % ctype.split(";")[0].strip()[:40]
     try:

@@ -7,7 +7,7 @@ from cpagent.uplink.http_client import HttpClient
 from cpagent.uplink.result import classify
 
 _MAX_RETRY_AFTER_S = const(3600)  # a longer Retry-After is clipped: the link must come back
-_DIGITS = "0123456789"
+_DIGITS = const("0123456789")
 
 
 def parse_url(url):
@@ -66,8 +66,12 @@ class HttpUplink:
         self.last_ms = None
         if tls and cfg.get("insecure"):
             # Said at every boot, so an insecure charger cannot go unnoticed in the field.
-            (log or _print)(1, "uplink.insecure: the hub's certificate is NOT verified "
-                               "(a test setting: anyone on the path can read and forge traffic)")
+            text = ("uplink.insecure: the hub's certificate is NOT verified (a test setting: "
+                    "anyone on the path can read and forge traffic)")
+            if log:
+                log(1, text)
+            else:
+                print("WARNING " + text)
 
     async def send(self, path, body, msg_id=None):
         path = join_path(self.base, path)
@@ -103,7 +107,3 @@ def _after(v, date):
         except ValueError:
             return 0  # unreadable, or no Date to measure it from: plain backoff
     return max(0, min(s, _MAX_RETRY_AFTER_S)) * 1000
-
-
-def _print(level, text):
-    print("WARNING " + text)

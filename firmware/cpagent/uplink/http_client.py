@@ -13,10 +13,6 @@ class HttpError(ValueError):
     """The reply is not HTTP/1.x as this client reads it; the message names the part."""
 
 
-class _Closed(Exception):
-    pass
-
-
 class HttpClient:
     """One connection, owned by one task: `await post(path, body)` -> (status, headers, body).
 
@@ -63,13 +59,13 @@ class HttpClient:
             except asyncio.TimeoutError:
                 self.close()
                 raise OSError("%s: no complete reply in %d ms" % (self._host, self._t * 1000))
-            except (_Closed, OSError) as e:
+            except (EOFError, OSError) as e:
                 self.close()
                 # A kept-alive connection the server dropped while idle: send again, once,
                 # if not a byte of the reply came (a fresh connection failing is the answer).
                 if self._got or not retry:
                     raise OSError("%s: %s" % (self._host, "connection closed" if
-                                  isinstance(e, _Closed) else e))
+                                  isinstance(e, EOFError) else e))
                 retry = False
             except BaseException:  # HttpError, or cancelled: the stream's state is unknown
                 self.close()
@@ -114,7 +110,7 @@ class HttpClient:
             while True:
                 try:
                     await self._more(_CHUNK)
-                except _Closed:
+                except EOFError:
                     break
                 _cap(len(self._in))
             data, self._in = self._in, b""
@@ -124,8 +120,8 @@ class HttpClient:
 
     async def _more(self, n):
         b = await self._r.read(n)
-        if not b:
-            raise _Closed()
+        if not b:  # the peer closed: EOFError, a builtin, so no class of our own
+            raise EOFError()
         self._got = True
         self._in += b
 

@@ -108,7 +108,7 @@ class Link:
         elif kind == "hold" and self._ms and (key in self._held or len(self._held) < _MAX_HELD):
             self.stats["retries"] += 1
             n = self.charger.retry(msg_id)
-            self._held[key] = self._ms() + self._jitter(n - 1)
+            self._held[key] = self._ms() + delay(n - 1, _BASE_MS, _CAP_MS, self._rand)
             self._heard()
             self._error("message %s will retry (try %d), its session waits: %s"
                         % (msg_id, n, value))
@@ -176,13 +176,9 @@ class Link:
         self.stats["last_error"] = text
         self._show(text)
 
-    def _jitter(self, n):
-        """Full jitter: rand in [0, min(cap, base * 2**n)]."""
-        return delay(n, _BASE_MS, _CAP_MS, self._rand)
-
     async def _backoff(self, floor_ms):
         """The whole link waits the jittered time, at least floor_ms (Retry-After)."""
-        ms = self._jitter(self._n)
+        ms = delay(self._n, _BASE_MS, _CAP_MS, self._rand)  # full jitter
         self._n = min(self._n + 1, _MAX_N)
         if self.state == UP:
             self.state = BACKOFF

@@ -13,8 +13,9 @@ DISCONNECT = b"\xe0\x00"
 # CONNACK return codes 0..5 (MQTT 3.1.1 3.2.2.3)
 REFUSED = ("accepted", "unacceptable protocol version", "identifier rejected",
            "server unavailable", "bad user name or password", "not authorized")
-# Remaining length (after the fixed header) each broker packet must have; PUBLISH varies.
-_SIZE = {CONNACK: 2, PUBACK: 2, SUBACK: 3, PINGRESP: 0}
+# (type, remaining length after the fixed header) of each broker packet; PUBLISH varies.
+# A const tuple, not a dict: kept in flash when frozen, nothing built at import.
+_SIZES = const(((CONNACK, 2), (PUBACK, 2), (SUBACK, 3), (PINGRESP, 0)))
 
 
 class MqttError(ValueError):
@@ -138,7 +139,7 @@ class Parser:
             if q > 1 or k > x or q and not pid:
                 raise MqttError("PUBLISH: expected QoS 0/1, topic, id 1..65535 (flags %d)" % f)
             return PUBLISH, body[2:k], body[k + (2 if q else 0):], q, pid, f & 1
-        if _SIZE.get(t) != x or f:
+        if (t, x) not in _SIZES or f:
             raise MqttError("packet type %d: unexpected (%d bytes, flags %d)" % (t, x, f))
         if t == CONNACK:
             return t, body[0] & 1, body[1]
