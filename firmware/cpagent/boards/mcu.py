@@ -16,7 +16,6 @@ from cpagent.fsio import OsFs
 from cpagent.uplink.link import UP
 from cpagent.uplink.result import delay
 
-_PARITY = {"N": None, "E": 0, "O": 1}
 _RXBUF = const(1024)  # bytes: a UART keeps ~1 s of 9600 baud while the loop is held up (TLS)
 _WIFI_MIN_MS = const(2000)  # Wi-Fi rejoin backoff, doubling up to the cap
 _WIFI_MAX_MS = const(60000)
@@ -149,10 +148,11 @@ class McuBoard:
                 raise ConfigError("%s: a UART needs both its pins" % f)
             self._claim(f, v)
             pins.append(v)
+        par = None if parity == "N" else "EO".index(parity)  # machine.UART: 0 even, 1 odd
         try:
             # timeout=0: asyncio streams poll the UART; the reads themselves never wait.
-            u = machine.UART(n, baudrate=baud, bits=8, parity=_PARITY[parity], stop=1,
-                             tx=pins[0], rx=pins[1], rxbuf=_RXBUF, timeout=0)
+            u = machine.UART(n, baudrate=baud, bits=8, parity=par, stop=1, tx=pins[0],
+                             rx=pins[1], rxbuf=_RXBUF, timeout=0)
         except (ValueError, OSError) as e:
             raise ConfigError("board.%s_tx: UART %d on pins %r, %r: %s" % (what, n, pins[0],
                                                                           pins[1], e))
