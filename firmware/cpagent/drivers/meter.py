@@ -81,11 +81,11 @@ class MeterBus:
                  txdone=None, on_error=None):
         m = meter_cfg
         g = m.get
-        self.client = ModbusClient(port, g("baud", 9600), g("timeout_ms", 500), g("retries", 2),
-                                   de, txdone)
         name = m["model"]
         # config.load() lets only known models through; model() names any other
         self.model = custom(m["map"]) if name == "custom" else model(name)
+        self.client = ModbusClient(port, g("baud", 9600), g("timeout_ms", 500), g("retries", 2),
+                                   de, txdone, self.model[0])
         self.plan = plan(self.model)  # one read per block (gaps=False) only if a meter wants it
         self.units = addresses
         self.sink = sink
