@@ -61,17 +61,17 @@ def board_pins(c, uarts, de, led):
 
     ports = []
     meter = c["meter"]["model"] != "none"
-    for what, on, parity in (("reader", c["reader"]["type"] != "none", "N"),
-                             ("meter", meter, c["meter"]["parity"])):
+    for what, on in (("reader", c["reader"]["type"] != "none"), ("meter", meter)):
         if on:
-            n = c[what]["uart"]
+            r = c[what]
             tx_rx = []
             for k, end in enumerate(("tx", "rx")):
                 f = "board.%s_%s" % (what, end)
                 if b[what + "_" + end] is False:
                     _need(f, "a UART needs both its pins")
-                tx_rx.append(take(f, b[what + "_" + end], uarts[n][k]))
-            ports.append((what, n, c[what]["baud"], parity) + tuple(tx_rx))
+                tx_rx.append(take(f, b[what + "_" + end], uarts[r["uart"]][k]))
+            # the readers talk 8N1; a meter's parity is in its config
+            ports.append((what, r["uart"], r["baud"], r.get("parity", "N")) + tuple(tx_rx))
     pins = [("board.de_pin", take("board.de_pin", b["de_pin"], de) if meter else None, 1),
             ("board.led_pin", take("board.led_pin", b["led_pin"], led), 1)]
     for i, e in enumerate(b["evse_pins"] or ()):
