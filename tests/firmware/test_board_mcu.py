@@ -258,6 +258,17 @@ def test_what_the_board_cannot_do_is_refused_naming_the_field():
     Pin.bad = ()
 
 
+def test_gpio_0_is_a_pin_like_any_other():
+    # The Pico W's UART0 sits on GP0/GP1: a pin number 0 is taken, claimed and built.
+    UART.made.clear()
+    b = rp2.Board(cfg(meter={"model": "sdm630", "uart": 0}, reader={"type": "none"},
+                      board={"evse_pins": [{"enable": 3, "plug": None}]}))
+    assert [(u.n, u.kw["tx"], u.kw["rx"]) for u in UART.made] == [(0, 0, 1)]
+    assert b.de.id == 2 and b.evse[0][0].id == 3 and b.evse[0][1] is None
+    raises_naming(ValueError, "board.evse_pins[0].enable: pin 0 is already board.meter_tx",
+                  rp2.Board, cfg(meter={"model": "sdm630", "uart": 0}, reader={"type": "none"},
+                                 board={"evse_pins": [{"enable": 0, "plug": None}]}))
+
 def _files(contents):
     """Writes {name: bytes} to a fresh folder; returns {name: path}."""
     d = "/" if sys.implementation.name == "micropython" else __import__("tempfile").mkdtemp()

@@ -127,6 +127,23 @@ def test_a_flood_beyond_the_buffer_keeps_the_reply_and_a_busy_line_fails():
     return arun(go())
 
 
+
+def test_a_buffer_sized_to_the_longest_read_takes_it_through_noise_and_refuses_longer():
+    async def go():
+        # most=2: a 10-byte buffer, the 9-byte reply and a byte; noise before it is shifted out.
+        port = FakePort(script(b"\x01\x04\x55" * 40 + REPLY, REPLY))
+        c = ModbusClient(port, most=2)
+        assert len(c._buf) == 10 and await c.read(1, 4, 0, 2) == H("43663334")
+        assert c.stats["bad_frames"] == 0 and c.stats["rx_bytes"] == 129
+        try:
+            await c.read(1, 4, 0, 3)
+        except ValueError as e:
+            assert "expected at most 2 (the client's most), got 3" in str(e), e
+        else:
+            raise AssertionError("a read longer than the buffer was not refused")
+        assert len(port.sent) == 1  # refused before anything was sent
+    return arun(go())
+
 class DePort(FakePort):
     """Logs the DE pin, writes and drains in order."""
 

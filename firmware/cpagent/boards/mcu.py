@@ -16,7 +16,6 @@ from cpagent.fsio import OsFs
 from cpagent.uplink.link import UP
 from cpagent.uplink.result import delay
 
-_PARITY = {"N": None, "E": 0, "O": 1}
 _RXBUF = const(1024)  # bytes: a UART keeps ~1 s of 9600 baud while the loop is held up (TLS)
 _WIFI_MIN_MS = const(2000)  # Wi-Fi rejoin backoff, doubling up to the cap
 _WIFI_MAX_MS = const(60000)
@@ -37,18 +36,6 @@ def _exists(path):
         return True
     except OSError:
         return False
-
-
-def _read(field, path, pem):
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ConfigError("%s: cannot read %s (%r)" % (field, path, e))
-    if not pem and data[:11] == b"-----BEGIN ":
-        raise ConfigError("%s: %s is PEM, which this port's TLS cannot parse: it loads DER "
-                          "(make deploy converts the files)" % (field, path))
-    return data
 
 
 def _largest(top):
@@ -87,29 +74,22 @@ class McuBoard:
     TLS_PEM = True
 
     def __init__(self, cfg):
-        from cpagent.loader import check_board  # boot-only: app frees the loader
+        from cpagent.loader import board_pins, check_board, tls_files  # boot-only: app frees it
 
         check_board(cfg, self.UARTS, self.WDT_MAX_S)
         self.cfg = cfg
-        b = cfg["board"]
         self.fs = OsFs()
         self.journal_dir = "/journal"
-        self._used = {}  # pin -> the field that took it
         self._uarts = {}
         self.de = self.txdone = None
-        r, m = cfg["reader"], cfg["meter"]
-        if r["type"] != "none":
-            self._uart("reader", r["uart"], r["baud"], "N")
-        if m["model"] != "none":
-            self._uart("meter", m["uart"], m["baud"], m["parity"])
-            self.de = self._pin("board.de_pin", b["de_pin"], self.DE, machine.Pin.OUT)
-        self.led = self._pin("board.led_pin", b["led_pin"], self.LED, machine.Pin.OUT)
-        self.evse = []  # (enable output or None, plug input or None) per EVSE
-        for i, e in enumerate(b["evse_pins"] or ()):
-            f = "board.evse_pins[%d]." % i
-            self.evse.append((self._pin(f + "enable", e["enable"], None, machine.Pin.OUT),
-                              self._pin(f + "plug", e["plug"], None, machine.Pin.IN)))
-        self.tls = self._context(cfg["uplink"])
+        ports, pins = board_pins(cfg, self.UARTS, self.DE, self.LED)
+        for p in ports:
+            self._uart(*p)
+        made = [self._pin(*p) for p in pins]
+        self.de, self.led = made[0], made[1]
+        # (enable output or None, plug input or None) per EVSE
+        self.evse = [(made[k], made[k + 1]) for k in range(2, len(made), 2)]
+        self.tls = self._context(cfg["uplink"], tls_files(cfg["uplink"], self.TLS_PEM))
         self.wlan = network.WLAN(network.STA_IF)
         self.wifi = "down"  # the last Wi-Fi status name, for the log and the LED
         self.synced = False  # the RTC was set by NTP in this boot
@@ -119,64 +99,48 @@ class McuBoard:
         # Seconds from 1970 to the port's epoch: the ESP32 counts from 2000, the rp2 from 1970.
         self._epoch = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
-    # --- construction: every refusal names the config field -----------------------------------
+    # --- construction (cpagent.loader resolved the pins and read the files): every refusal
+    # names the config field
 
-    def _claim(self, field, v):
-        if v in self._used:
-            raise ConfigError("%s: pin %r is already %s" % (field, v, self._used[v]))
-        self._used[v] = field
-
-    def _pin(self, field, v, default, mode):
-        v = default if v is None else v
-        if v is None or v is False:
+    @staticmethod
+    def _pin(field, v, out):
+        if v is None:
             return None
-        self._claim(field, v)
         try:
-            if mode == machine.Pin.IN:
-                return machine.Pin(v, mode, machine.Pin.PULL_UP)
-            return machine.Pin(v, mode, value=0)
+            if out:
+                return machine.Pin(v, machine.Pin.OUT, value=0)
+            return machine.Pin(v, machine.Pin.IN, machine.Pin.PULL_UP)
         except (ValueError, TypeError) as e:
             raise ConfigError("%s: pin %r cannot be used on this board (%s)" % (field, v, e))
 
-    def _uart(self, what, n, baud, parity):
-        b = self.cfg["board"]
-        pins = []
-        for k, end in enumerate(("tx", "rx")):
-            default = self.UARTS[n][k]
-            f = "board.%s_%s" % (what, end)
-            v = default if b[what + "_" + end] is None else b[what + "_" + end]
-            if v is False:
-                raise ConfigError("%s: a UART needs both its pins" % f)
-            self._claim(f, v)
-            pins.append(v)
+    def _uart(self, what, n, baud, parity, tx, rx):
+        par = None if parity == "N" else "EO".index(parity)  # machine.UART: 0 even, 1 odd
         try:
             # timeout=0: asyncio streams poll the UART; the reads themselves never wait.
-            u = machine.UART(n, baudrate=baud, bits=8, parity=_PARITY[parity], stop=1,
-                             tx=pins[0], rx=pins[1], rxbuf=_RXBUF, timeout=0)
+            u = machine.UART(n, baudrate=baud, bits=8, parity=par, stop=1, tx=tx, rx=rx,
+                             rxbuf=_RXBUF, timeout=0)
         except (ValueError, OSError) as e:
-            raise ConfigError("board.%s_tx: UART %d on pins %r, %r: %s" % (what, n, pins[0],
-                                                                          pins[1], e))
+            raise ConfigError("board.%s_tx: UART %d on pins %r, %r: %s" % (what, n, tx, rx, e))
         self._uarts[what] = u
         if what == "meter":
             self.txdone = u.txdone  # DE drops once the last stop bit is out, not at drain()
 
-    def _context(self, u):
-        if not (u["url"][:6] == "https:" if u["kind"] == "http" else u["tls"]):
+    @staticmethod
+    def _context(u, files):
+        if files is None:
             return None
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         # mbedtls checks nothing below CERT_REQUIRED; insecure is for test hubs only.
         ctx.verify_mode = tls.CERT_NONE if u.get("insecure") else tls.CERT_REQUIRED
-        field, pem = "uplink.ca", self.TLS_PEM
+        ca, cert, key = files
+        field = "uplink.ca"
         try:
-            if u["ca"] and not u.get("insecure"):
-                ctx.load_verify_locations(_read(field, u["ca"], pem))
-            if u.get("cert"):
+            if ca:
+                ctx.load_verify_locations(ca)
+            if cert:
                 field = "uplink.cert"
-                ctx.load_cert_chain(_read(field, u["cert"], pem),
-                                    _read("uplink.key", u["key"], pem))
-        except ValueError as e:  # mbedtls refused the file (ConfigError is one too: kept)
-            if isinstance(e, ConfigError):
-                raise
+                ctx.load_cert_chain(cert, key)
+        except ValueError as e:  # mbedtls refused the file
             raise ConfigError("%s: not a certificate or key this port's TLS can load (%s)"
                               % (field, e))
         return ctx

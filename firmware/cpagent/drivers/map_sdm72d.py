@@ -1,4 +1,9 @@
 """Eastron SDM72D (three-phase, energy and power only): its register map (meter_maps' form)."""
-from cpagent.drivers.meter_maps import F32, make
+from micropython import const
 
-MODEL = make(4, 60, 1, 0, (0x48, F32, 0), (0x34, F32, 0))
+# meter_maps' type codes. MODEL is all literals, so a frozen image keeps it in flash.
+_F32 = const(6)
+MODEL = (60, 1, (
+    (0, 4, 0x48, _F32, 0, 1),  # energy
+    (1, 4, 0x34, _F32, 0, 1),  # power
+))

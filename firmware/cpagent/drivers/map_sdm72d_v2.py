@@ -1,4 +1,15 @@
 """Eastron SDM72D-M v2 (three-phase): its register map (meter_maps' form)."""
-from cpagent.drivers.meter_maps import F32, make
+from micropython import const
 
-MODEL = make(4, 60, 1, 3, (0x48, F32, 0), (0x34, F32, 0), (0, F32, 0), (6, F32, 0))
+# meter_maps' type codes. MODEL is all literals, so a frozen image keeps it in flash.
+_F32 = const(6)
+MODEL = (60, 1, (
+    (0, 4, 0x48, _F32, 0, 1),  # energy
+    (1, 4, 0x34, _F32, 0, 1),  # power
+    (2, 4, 0, _F32, 0, 1),  # voltage L1
+    (3, 4, 2, _F32, 0, 1),  # voltage L2
+    (4, 4, 4, _F32, 0, 1),  # voltage L3
+    (5, 4, 6, _F32, 0, 1),  # current L1
+    (6, 4, 8, _F32, 0, 1),  # current L2
+    (7, 4, 0x0A, _F32, 0, 1),  # current L3
+))

@@ -85,13 +85,12 @@ class MeterBus:
                  txdone=None, on_error=None):
         m = meter_cfg
         g = m.get
-        self.client = ModbusClient(port, g("baud", 9600), g("timeout_ms", 500), g("retries", 2),
-                                   de, txdone)
         name = m["model"]
         # config.load() lets only known models through; model() names any other
         self.model = custom(m["map"]) if name == "custom" else model(name)
-        self.plan = plan(self.model)
-        self._tight = plan(self.model, False)
+        self.client = ModbusClient(port, g("baud", 9600), g("timeout_ms", 500), g("retries", 2),
+                                   de, txdone, self.model[0])
+        self.plan = plan(self.model)  # one read per block (gaps=False) only if a meter wants it
         self.units = addresses
         self.sink = sink
         self.ms = ms
@@ -111,9 +110,10 @@ class MeterBus:
                 return out
             except ModbusError as e:
                 # A meter that refuses reads spanning unused registers gets one read per block.
-                if e.code not in (2, 3) or self.plan == self._tight:
+                tight = e.code in (2, 3) and plan(self.model, False)
+                if not tight or self.plan == tight:
                     raise
-                self.plan = self._tight
+                self.plan = tight
 
     async def poll(self):
         """Reads every meter once, in turn; returns a Reading or None per EVSE."""

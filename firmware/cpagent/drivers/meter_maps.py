@@ -7,35 +7,24 @@ from micropython import const
 MAP_NAMES = ("energy", "power", "voltage_l1", "voltage_l2", "voltage_l3",
              "current_l1", "current_l2", "current_l3")
 
-# Register types; 0..7 in the order of config's custom-map type names. The model modules
-# (map_<name>.py) name theirs: those are public.
-_TYPES = ("u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64")
-U32 = const(2)
-S32 = const(3)
-U64 = const(4)
-F32 = const(6)
-_F64 = const(7)
-T5 = const(8)  # Iskra: signed 8-bit decade exponent, then a 24-bit unsigned value
-T6 = const(9)  # Iskra: the same with a 24-bit signed value
-IE = const(10)  # Iskra energy: s16 decade exponent at addr, u32 Wh counter at addr + 4
-LO = const(16)  # flag: the low word comes first
-_SPAN = (1, 1, 2, 2, 4, 4, 2, 4, 2, 2, 6)  # registers a type spans
-# The models there are maps for, each in drivers/map_<name>.py: a charger imports (and make
-# deploy copies) only its own.
+# A model is (max registers per request, whether a read may span unused registers, fields); a
+# field is (quantity, fc, addr, type, exponent, factor): quantity indexes MAP_NAMES; the register
+# times factor times 10**exponent is kWh, W, V or A, in integers (exact Wh). The models there are
+# maps for are literals in drivers/map_<name>.py: a charger imports (and make deploy copies) only
+# its own, and a frozen image keeps it in flash.
 NAMES = ("sdm630", "sdm120", "sdm72d", "sdm72d_v2", "abb_b23", "em340", "wm3m4")
 
-
-def make(fc, most, gaps, phases, e, p, v=None, i=None):
-    """A model from its registers (the map_<name>.py modules): energy, power and per phase
-    voltage and current as (addr, type, exponent)."""
-    # A model is (max registers per request, whether a read may span unused registers, fields);
-    # a field is (quantity, fc, addr, type, exponent, factor): quantity indexes MAP_NAMES; the
-    # register times factor times 10**exponent is kWh, W, V or A, in integers (exact Wh).
-    f = [(0, fc) + e + (1,), (1, fc) + p + (1,)]
-    for k in range(phases):
-        f.append((2 + k, fc, v[0] + 2 * k) + v[1:] + (1,))
-        f.append((5 + k, fc, i[0] + 2 * k) + i[1:] + (1,))
-    return most, gaps, tuple(f)
+# Register types, as the map modules write them; 0..7 in the order of config's custom-map type
+# names.
+_TYPES = ("u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64")
+_U32 = const(2)
+_F32 = const(6)
+_F64 = const(7)
+_T5 = const(8)  # Iskra: signed 8-bit decade exponent, then a 24-bit unsigned value
+_T6 = const(9)  # Iskra: the same with a 24-bit signed value
+_IE = const(10)  # Iskra energy: s16 decade exponent at addr, u32 Wh counter at addr + 4
+_LO = const(16)  # flag: the low word comes first
+_SPAN = (1, 1, 2, 2, 4, 4, 2, 4, 2, 2, 6)  # registers a type spans
 
 
 def model(name):
@@ -68,7 +57,7 @@ def custom(map_cfg):
             m //= 10
             d -= 1
         f.append((MAP_NAMES.index(name), r.get("fc", 4), r["addr"],
-                  _TYPES.index(r["type"]) | (LO if r.get("words") == "lo" else 0), -d, m))
+                  _TYPES.index(r["type"]) | (_LO if r.get("words") == "lo" else 0), -d, m))
     return 125, 1, tuple(f)
 
 
@@ -123,18 +112,18 @@ def _value(f, replies):
     d, o = _find(f, replies)
     k = t & 15
     e += 3 if q == 0 else 6 if q > 1 else 0  # kWh -> Wh; V and A in millionths until the end
-    if k == IE:
+    if k == _IE:
         x = _iskra_exp(d, o)
         if x is None:
             return None
         e += x
         o += 8
-        k = U32
+        k = _U32
     n = _SPAN[k]
-    v = _raw(d, o, n, t & LO)
+    v = _raw(d, o, n, t & _LO)
     bits = 16 * n
     s = 0  # a power of two: a float is v * 2**s
-    if k < F32:
+    if k < _F32:
         top = 1 << bits - 1
         if k & 1:  # signed: 0x8000.. and 0x7FFF.. mean "not available"
             if v == top or v == top - 1:
@@ -143,7 +132,7 @@ def _value(f, replies):
                 v -= 1 << bits
         elif v == (1 << bits) - 1:  # unsigned: all 0xFF
             return None
-    elif k < T5:  # IEEE 754 from its bits, so single-precision boards stay exact
+    elif k < _T5:  # IEEE 754 from its bits, so single-precision boards stay exact
         w = 23 if n == 2 else 52  # fraction bits
         top = (1 << bits - 1 - w) - 1  # an all-ones exponent: NaN or infinite
         x = v >> w & top
@@ -156,7 +145,7 @@ def _value(f, replies):
             return None
         e += (v >> 24) - (v >> 31 << 8)  # the signed 8-bit exponent
         v &= 0xFFFFFF
-        if k == T6 and v >> 23:
+        if k == _T6 and v >> 23:
             v -= 1 << 24
     den = 10 ** max(-e, 0) << max(-s, 0)
     v = ((v * m * 10 ** max(e, 0) << max(s, 0) + 1) + den) // (2 * den)  # half up, integers
@@ -182,9 +171,9 @@ def step(model, replies, wh):
     for f in _model(model)[2]:
         if f[0] == 0:
             k, e, m = f[3] & 15, f[4] + 3, abs(f[5])
-            if k == F32:  # a float32's step is below value / 2**23
+            if k == _F32:  # a float32's step is below value / 2**23
                 return max(1, wh >> 23)
-            if k == IE:
+            if k == _IE:
                 e += _iskra_exp(*_find(f, replies)) or 0
             return max(1, m * 10 ** e if e >= 0 else m // 10 ** -e) if k != _F64 else 1
     return 1

@@ -1,8 +1,9 @@
 """Modbus RTU frames, sans-IO: CRC-16/MODBUS, FC 03/04 read requests, reply scan with resync."""
-# Exception codes 1..11 by name ("" where the spec defines none): one string is smaller.
+# Exception codes 1..11 by name ("" where the spec defines none), split only to name one: a
+# literal stays in flash when frozen, a list would be built in RAM at import.
 _EXC = ("illegal function,illegal data address,illegal data value,server device failure,"
         "acknowledge,server device busy,,memory parity error,,gateway path unavailable,"
-        "gateway target failed to respond").split(",")
+        "gateway target failed to respond")
 
 
 class ModbusError(ValueError):
@@ -57,6 +58,6 @@ def scan(buf, n, unit, fc, count, addr=0, first=0):
                 return i
         elif f == fc | 0x80 and not crc16(mv[i:i + 5]):
             c = buf[i + 2]
-            why = 0 < c < 12 and _EXC[c - 1] or "unknown"
+            why = 0 < c < 12 and _EXC.split(",")[c - 1] or "unknown"
             raise ModbusError(unit, fc, addr, "exception %02X %s" % (c, why), c)
     return -1

@@ -6,7 +6,7 @@ from micropython import const
 from cpagent.drivers.modbus import ModbusError, request, scan
 from cpagent.drivers.tap import read
 
-_CAP = const(256)  # receive buffer: the longest reply (125 registers) is 255 bytes
+_CAP = const(256)  # bytes a quiet wait may drop: the longest reply (125 registers) is 255
 _BITS = const(11)  # an RTU character: start, 8 data, parity or a 2nd stop, stop
 
 
@@ -21,11 +21,13 @@ class ModbusClient:
     de: optional de(1)/de(0) for the RS-485 driver-enable pin; txdone: optional txdone() -> True
     once the UART has shifted out its last bit (machine.UART.txdone), else DE waits the request's
     wire time. timeout_ms: the meter's reaction time; the reply's own wire time comes on top.
+    most: the most registers one read asks for (its reply and a byte size the receive buffer).
     stats counts requests, retries, timeouts, bad_frames (bytes came but no valid reply),
     tx_bytes and rx_bytes.
     """
 
-    def __init__(self, port, baud=9600, timeout_ms=500, retries=2, de=None, txdone=None):
+    def __init__(self, port, baud=9600, timeout_ms=500, retries=2, de=None, txdone=None,
+                 most=125):
         self.port = port
         self.de = de
         self.txdone = txdone
@@ -35,7 +37,7 @@ class ModbusClient:
         # early. t3.5 silence ends a frame; the spec fixes it at 1.75 ms above 19200 baud.
         self._t35 = _ms(7, baud) if baud <= 19200 else 3
         self.baud = baud
-        self._buf = bytearray(_CAP)
+        self._buf = bytearray(6 + 2 * most)
         self._n = 0
         self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "bad_frames": 0,
                       "tx_bytes": 0, "rx_bytes": 0}
@@ -43,6 +45,9 @@ class ModbusClient:
     async def read(self, unit, fc, start, count):
         """The 2*count data bytes of registers start.. (fc 3 or 4); raises ModbusError."""
         req = request(unit, fc, start, count)
+        if 6 + 2 * count > len(self._buf):
+            raise ValueError("modbus registers: expected at most %d (the client's most), got %d"
+                             % ((len(self._buf) - 6) // 2, count))
         st = self.stats
         st["requests"] += 1
         for attempt in range(self.retries + 1):
@@ -94,13 +99,14 @@ class ModbusClient:
 
     async def _rx(self, unit, fc, start, count):
         b = self._buf
+        cap = len(b)
         keep = 4 + 2 * count  # a full buffer keeps only what may begin a reply still arriving
         while True:
             n = self._n
-            if n == _CAP:
-                b[:keep] = b[_CAP - keep:]
+            if n == cap:
+                b[:keep] = b[cap - keep:]
                 n = self._n = keep
-            d = await read(self.port, _CAP - n)
+            d = await read(self.port, cap - n)
             self.stats["rx_bytes"] += len(d)
             b[n:n + len(d)] = d
             self._n += len(d)

@@ -25,7 +25,8 @@ _CAP = const(64)
 _ACK_MS = const(100)
 _REPLY_MS = const(500)  # InListPassiveTarget with 2 tries answers well within this
 # Wake-up from power-down/low-battery mode: 55 55 and zeros, then SAMConfiguration (UM0701).
-_WAKE = b"\x55\x55" + bytes(15)
+# It and the command frames below are literals, not built at import: frozen, they stay in flash.
+_WAKE = b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
 
 def frame(body, tfi=HOST):
@@ -73,11 +74,13 @@ def scan(b, n):
     return NEED, i, i
 
 
-_SAM = frame(b"\x14\x01\x14\x01")  # SAMConfiguration: normal mode, 1 s timeout, use IRQ
-# RFConfiguration MaxRetries: ATR default, PSL 1, passive activation 1 retry (not 0xFF = forever),
-# so InListPassiveTarget answers NbTg=0 when no card is there.
-_RETRIES = frame(b"\x32\x05\xff\x01\x01")
-_LIST = frame(b"\x4a\x01\x00")  # InListPassiveTarget: 1 target, 106 kbps type A
+# frame() of: SAMConfiguration 14 01 14 01 (normal mode, 1 s timeout, use IRQ);
+_SAM = b"\x00\x00\xff\x05\xfb\xd4\x14\x01\x14\x01\x02\x00"
+# RFConfiguration MaxRetries 32 05 FF 01 01: ATR default, PSL 1, passive activation 1 retry (not
+# 0xFF = forever), so InListPassiveTarget answers NbTg=0 when no card is there;
+_RETRIES = b"\x00\x00\xff\x06\xfa\xd4\x32\x05\xff\x01\x01\xf4\x00"
+# InListPassiveTarget 4A 01 00: 1 target, 106 kbps type A.
+_LIST = b"\x00\x00\xff\x04\xfc\xd4\x4a\x01\x00\xe1\x00"
 
 
 class Pn532Error(ValueError):
