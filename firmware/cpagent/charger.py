@@ -54,25 +54,14 @@ class Charger:
         self._remote = []  # ((cmd, SessionID, EvseID), code, info) of recent remote commands
 
     def boot(self, readings):
-        """Recover the journal and resume open sessions; readings: import Wh per EVSE or None."""
-        self.journal.load()
-        asked = {}
-        for key, snap in self.journal.sessions().items():
-            if isinstance(key, str) and key[:len(_AUTH)] == _AUTH:
-                asked[key] = snap
-                continue
-            i = self._index(snap.get("e"))
-            if i is None:
-                continue  # an EVSE removed from the config: its messages still drain
-            self._apply(i, self.evses[i].restore(snap, readings[i]))
-        for key, snap in asked.items():
-            i = self._index(snap["b"].get("EvseID"))
-            if i is not None and self.evses[i].state != IDLE:
-                self.journal.put_session(key, None)  # its session was journaled: resolved
-            else:
-                self._orphans[key] = (snap["p"], snap["b"])
-        for i in range(len(self.evses)):
-            self._status(i)  # each EVSE's status once: the far end may not know it
+        """Recover the journal and resume open sessions; readings: import Wh per EVSE or None
+        (boot-only code: cpagent/replay.py, dropped again once it is done)."""
+        from cpagent import forget, replay
+
+        try:
+            replay.boot(self, readings)
+        finally:
+            forget("replay")
 
     def push_status(self):
         """Journal every EVSE's status again (boot, a reconnect: the far end may have lost it)."""

@@ -38,21 +38,21 @@
 # letter without its body and key ("damaged on flash").
 # session_key names one charging session (e.g. its SessionID), str or int. A body is bytes (str
 # is encoded) or a JSON value (stored as compact JSON, decoded by pending()). A message record
-# is at most 8 KB (its dead-letter copy up to _MAX_REC), which also bounds RAM while load()
-# scans the log.
+# is at most 8 KB (its dead-letter copy up to MAX_REC), which also bounds RAM while load()
+# scans the log. load() is boot-only code: cpagent/replay.py, dropped again once it is done.
 import json
 import struct
-from binascii import crc32, hexlify
+from binascii import crc32
 
 from micropython import const
 
-_MAGIC = const(0xA5)
-_HDR = const(7)
+MAGIC = const(0xA5)
+HDR = const(7)
 _MAX_LOG = const(8192)
 _IDLE_LOG = const(1024)
 _RESERVE = const(4)
 _MAX_ADD = const(8192)  # a message record; its dead-letter copy adds reason, time, attempts
-_MAX_REC = const(8448)  # bounds RAM at boot even if a length field is corrupt
+MAX_REC = const(8448)  # bounds RAM at boot even if a length field is corrupt
 _DEAD_CAP = const(8)  # dead letters before new sessions are refused
 _DEAD_BYTES = const(16384)  # ... or their records' bytes
 _REASON = const(120)  # characters of a refusal's reason kept
@@ -60,7 +60,7 @@ _A = const(65)  # "A" message added: id, key, kind, path, body[, session state a
 _J = const(74)  # "J" the same with a JSON body
 _B = const(66)  # "B" boot: boot count, id epoch, id sequence
 _D = const(68)  # "D" delivered (or a dead letter discarded): id
-_F = const(70)  # "F" failed: id, kind, reason (older firmware: read as a dead letter, no body)
+# "F" failed: id, kind, reason (older firmware; replay.py reads it as a dead letter, no body)
 _S = const(83)  # "S" session snapshot: key, state JSON ("" = closed)
 _T = const(84)  # "T" tried: id, attempts so far
 _X = const(88)  # "X" dead letter: id, key, kind, path, body, "1" if JSON, reason, time, attempts
@@ -69,22 +69,7 @@ KINDS = ("Start", "Progress", "End", "Error", "CDR", "Status")
 _LATEST = ("Progress", "Status")
 _DROP_REFUSED = ("Status",)
 _KEEP = object()
-_NONE = const(0)  # a dead letter's body: not kept (damaged on flash), bytes, JSON
-_BYTES = const(1)
-_JSON = const(2)
 DEAD_FILE = "dead.jsonl"
-
-
-def _rand_hex():
-    try:
-        from os import urandom
-
-        r = urandom(4)
-    except ImportError:  # the webassembly port has no os.urandom
-        from random import getrandbits
-
-        r = getrandbits(32).to_bytes(4, "big")
-    return hexlify(r).decode()
 
 
 def _dumps(x):
@@ -110,26 +95,27 @@ def _token(key_json):
 
 
 def _rec(op, *fields):
-    b = bytearray(_HDR + 1)
-    b[_HDR] = op
+    b = bytearray(HDR + 1)
+    b[HDR] = op
     for x in fields:
         if isinstance(x, str):
             x = x.encode()
-        if len(b) + len(x) > _MAX_REC - 2:
+        if len(b) + len(x) > MAX_REC - 2:
             raise ValueError("journal record over %d bytes: body or session state too big"
-                             % _MAX_REC)
+                             % MAX_REC)
         b += struct.pack("<H", len(x))
         b += x
-    struct.pack_into("<BHI", b, 0, _MAGIC, len(b) - _HDR, crc32(memoryview(b)[_HDR:]))
+    struct.pack_into("<BHI", b, 0, MAGIC, len(b) - HDR, crc32(memoryview(b)[HDR:]))
     return b
 
 
 class Journal:
     """Durable outbox over an injected fs; call load() once after construction (a new Journal
     if it raised). `stamp()` gives the time a refusal is recorded with (the charger sets it to
-    its clock's; "" when unset)."""
+    its clock's; "" when unset). rand_hex() gives a new journal its id epoch (None: os.urandom's
+    or random's)."""
 
-    def __init__(self, fs, directory, max_messages=200, rand_hex=_rand_hex):
+    def __init__(self, fs, directory, max_messages=200, rand_hex=None):
         self._fs = fs
         self._dir = directory
         self._log = directory + "/log"
@@ -142,7 +128,7 @@ class Journal:
         # (seq, kind, session token, offset in log, body is JSON, attempts), send order
         self._pend = []
         # (msg id, kind, session token, offset of its X record or None, reason, body kept:
-        # _NONE/_BYTES/_JSON, record bytes), oldest first
+        # None if not kept (damaged on flash) else whether it is JSON, record bytes), oldest first
         self.dead = []
         self._sess = {}  # key -> state as JSON text (a copy the caller cannot mutate)
         self._size = 0
@@ -156,113 +142,14 @@ class Journal:
 
     def load(self):
         """Recover the state after boot, count bad records, drop stale tmp, persist boot + 1."""
-        if self._ready:
-            return self
-        fs = self._fs
-        fs.mkdir(self._dir)
-        names = fs.listdir(self._dir)
-        for n in names:
-            if n.endswith(".tmp"):  # a rewrite cut before its rename: the old file is intact
-                fs.remove(self._dir + "/" + n)
-        if "log" in names:
-            with fs.open(self._log, "rb") as f:
-                self._scan(f)
-        else:
-            self._dirty = True
-        self.boot += 1
-        if self._epoch is None:
-            self._epoch = self._rand()
-        for d in self.dead:  # older firmware's failures: rewritten as X records below
-            if d[3] is None:
-                self._dirty = True
-        if self._dirty:
-            self._compact()
-        else:
-            self._append(self._boot_rec())
-            self._tidy()
-        if self.dead or DEAD_FILE in names:
-            self._export()  # a cut may have come between an X record and the file
-        self._ready = True
+        if not self._ready:
+            from cpagent import forget, replay
+
+            try:
+                replay.load(self)
+            finally:
+                forget("replay")
         return self
-
-    def _scan(self, f):
-        # Streams the log: RAM peaks at one record plus a chunk, not the whole file.
-        buf = b""
-        bad = False
-        while True:
-            buf = self._fill(f, buf, _HDR)
-            if not buf:
-                return
-            at = self._size - len(buf)  # this record's offset in the file
-            if buf[0] == _MAGIC and len(buf) >= _HDR:
-                _, e, crc = struct.unpack_from("<BHI", buf)
-                e += _HDR
-                if e <= _MAX_REC:
-                    buf = self._fill(f, buf, e)
-                    if len(buf) >= e and crc32(memoryview(buf)[_HDR:e]) == crc:
-                        try:
-                            self._apply(buf[_HDR:e], at, e)
-                        except (ValueError, IndexError, KeyError, TypeError):
-                            self.stats["bad_records"] += 1
-                            self._dirty = True
-                        buf = buf[e:]
-                        bad = False
-                        continue
-            if not bad:
-                self.stats["bad_records"] += 1
-                self._dirty = bad = True
-            e = buf.find(b"\xa5", 1)  # resync at the next magic byte
-            buf = buf[e:] if e > 0 else b""
-
-    def _fill(self, f, buf, k):
-        while len(buf) < k:
-            c = f.read(256)
-            if not c:
-                break
-            self._size += len(c)
-            buf += c
-        return buf
-
-    def _apply(self, p, at, size):
-        f = _fields(p)
-        op = p[0]
-        if op == _A or op == _J:
-            mid = f[0].decode()
-            if self._epoch is None:  # the boot record was lost: keep the ids the hub has seen
-                self._epoch = mid[:mid.rfind("-")]
-            seq = self._seqof(mid, True)
-            self._seq = max(self._seq, seq)
-            kind = KINDS[KINDS.index(f[2].decode())]
-            self._enqueue(seq, kind, _token(f[1]), at, op == _J)
-            if len(f) > 5:
-                self._set(json.loads(f[1]), f[5].decode() or None)
-        elif op == _D:
-            self._forget(f[0].decode())
-        elif op == _T:
-            i = self._index(self._seqof(f[0].decode()))
-            if i is not None:
-                self._pend[i] = self._pend[i][:5] + (int(f[1]),)
-        elif op == _X:
-            mid = f[0].decode()
-            self._drop(self._seqof(mid))
-            self._bury(mid, f[2].decode(), _token(f[1]), at, f[6].decode(),
-                       _NONE if not f[3] else _JSON if f[5] == b"1" else _BYTES, size)
-        elif op == _R:
-            self._revive(f)
-        elif op == _F:
-            mid = f[0].decode()
-            i = self._index(self._seqof(mid))
-            key = None if i is None else self._pend[i][2]
-            self._drop(self._seqof(mid))
-            self._bury(mid, f[1].decode(), key, None, f[2].decode(), _NONE, 0)
-        elif op == _S:
-            self._set(json.loads(f[0]), f[1].decode() or None)
-        elif op == _B:
-            self.boot = int(f[0])
-            self._epoch = f[1].decode()
-            self._seq = max(self._seq, int(f[2]))
-        else:
-            raise ValueError("journal record op")
 
     def _boot_rec(self):
         return _rec(_B, str(self.boot), self._epoch, str(self._seq))
@@ -298,8 +185,8 @@ class Journal:
         if at is not None:
             with self._fs.open(self._log, "rb") as f:
                 f.seek(at)
-                h = f.read(_HDR)
-                if len(h) == _HDR and h[0] == _MAGIC:
+                h = f.read(HDR)
+                if len(h) == HDR and h[0] == MAGIC:
                     _, n, crc = struct.unpack_from("<BHI", h)
                     p = f.read(n)
                     if len(p) == n and crc32(p) == crc and p[0] in ops:
@@ -313,7 +200,7 @@ class Journal:
         except ValueError:
             r = "damaged on flash" if d[3] is not None else d[4]
             x = _rec(_X, d[0], "null", d[1], "", "", "", r, "", "0")
-            return x, (d[0], d[1], d[2], None, r, _NONE, len(x))
+            return x, (d[0], d[1], d[2], None, r, None, len(x))
 
     def _compact(self):
         # Live state only: boot, sessions, dead letters, then each pending message copied from
@@ -341,7 +228,7 @@ class Journal:
                     fl = self._read(e[3])
                     recs = [_rec(_J if e[4] else _A, mid, *fl[1:5])]
                 except ValueError:
-                    bad.append((mid, e[1], e[2], None, "damaged on flash", _NONE, 0))
+                    bad.append((mid, e[1], e[2], None, "damaged on flash", None, 0))
                     continue
                 if e[5]:
                     recs.append(_rec(_T, mid, str(e[5])))
@@ -426,7 +313,7 @@ class Journal:
                 continue
             seq = self._seqof(new, True)
             self._seq = max(self._seq, seq)
-            e = (seq, d[1], d[2], d[3], d[5] == _JSON, 0)
+            e = (seq, d[1], d[2], d[3], d[5] is True, 0)
             i = 0
             while i < len(self._pend) and self._pend[i][2] != d[2]:
                 i += 1
@@ -499,7 +386,7 @@ class Journal:
         at = self._append(x)
         self._drop(e[0])
         self.stats["failed"] += 1
-        self._bury(mid, e[1], e[2], at, "damaged on flash", _NONE, len(x))
+        self._bury(mid, e[1], e[2], at, "damaged on flash", None, len(x))
         self._export()
 
     def count(self):
@@ -570,7 +457,7 @@ class Journal:
         at = self._append(x)
         self._drop(seq)
         self.stats["failed"] += 1
-        self._bury(msg_id, e[1], e[2], at, reason, _JSON if e[4] else _BYTES, len(x))
+        self._bury(msg_id, e[1], e[2], at, reason, e[4], len(x))
         self._export()
         self._tidy()
         return True
@@ -581,7 +468,7 @@ class Journal:
         new ids; one kept without its body stays a dead letter."""
         f = []
         for d in self.dead:
-            if d[5] and (msg_id is None or d[0] == msg_id):
+            if d[5] is not None and (msg_id is None or d[0] == msg_id):
                 f.append(d[0])
                 f.append(self._mid(self._seq + 1 + len(f) // 2))
         if not f:
@@ -621,8 +508,8 @@ class Journal:
         for d in self.dead:
             try:
                 x = self._read(d[3], (_X,))
-                body = (x[4].decode() if d[5] == _JSON else _dumps(x[4].decode())
-                        if d[5] == _BYTES else "null")
+                body = ("null" if d[5] is None else x[4].decode() if d[5]
+                        else _dumps(x[4].decode()))
                 path, key, t, n = x[3].decode(), x[1].decode(), x[7].decode(), int(x[8])
             except ValueError:
                 path, key, t, n, body = "", "null", "", 0, "null"

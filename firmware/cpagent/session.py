@@ -16,8 +16,8 @@ Every event method returns a list of effects (tuples) that the agent carries out
   ("save", state)                      journal the snapshot alone
   ("cancel",)                          drop the AuthorizeStart still waiting for an answer
   ("show", text)                       tell the driver (display, log)
-A snapshot holds what a reboot needs to carry on: restore() resumes from it with the meter's
-cumulative register and finishes a stop that a power cut interrupted.
+A snapshot holds what a reboot needs to carry on: replay.restore() (boot-only) resumes from it
+with the meter's cumulative register and finishes a stop that a power cut interrupted.
 """
 from micropython import const
 
@@ -35,7 +35,7 @@ _FAULTED = "faulted"
 
 _MS = const(1000)
 _MIN_PROGRESS_S = const(300)  # OICP: Progress at most every 5 minutes; the hub refuses sooner
-_MAX_BETWEEN = const(10)  # MeterValueInBetween cap: the most recent readings are kept
+MAX_BETWEEN = const(10)  # MeterValueInBetween cap: the most recent readings are kept
 _MAX_STOP_UIDS = const(8)  # AuthorizationStopIdentifications kept; more are ignored
 _LIVE = (AUTHORIZED, CHARGING, PARKED)  # authorized at the hub: a tap or unplug ends it
 
@@ -272,7 +272,7 @@ class Session:
         self._last_progress = self.clock.ms()
         if self.wh is not None:
             self.between.append(self.wh)
-            if len(self.between) > _MAX_BETWEEN:
+            if len(self.between) > MAX_BETWEEN:
                 self.between.pop(0)
         path, body = oicp.notification_progress(
             self.operator_id, self.session_id, self.evse_id, self.charging_start,
@@ -341,45 +341,6 @@ class Session:
             if v is not None and v != []:
                 snap[k] = v
         return snap
-
-    def restore(self, snap, wh):
-        """Resume after a reboot from a snapshot and the meter's cumulative register now (Wh)."""
-        self._clear()
-        # Never bill below a reading already journaled (Start, Progress, a saved one): a dead
-        # meter at boot, or one that restarted its count, leaves the latest of those.
-        mv = snap.get("mv") or ()
-        known = [v for v in (snap.get("w"), snap.get("me"), snap.get("ms"),
-                             mv[-1] if mv else None) if v is not None]
-        last = max(known) if known else None
-        self.wh = wh if last is None or (wh is not None and wh >= last) else last
-        self.session_id = snap["sid"]
-        self.uid = snap["uid"]
-        self.evco = snap.get("ev")
-        self.provider = snap.get("pv")
-        self.cpo = snap.get("cpo")
-        self.product = snap.get("pp", self.product_id)
-        self.stop_uids = tuple(snap.get("stop") or ())
-        self.session_start = snap["ss"]
-        self.charging_start = snap.get("cs")
-        self.charging_end = snap.get("ce")
-        self.meter_start = snap.get("ms")
-        self.between = list(snap.get("mv") or ())[-_MAX_BETWEEN:]
-        phase = snap["p"]
-        if phase == _STOPPING:
-            # End is journaled; only the charge detail record is missing.
-            self.state = CHARGING
-            effects = self._cdr(snap["ce"], snap["ce"], snap.get("me"))
-            self._clear()
-            return effects + [("show", "session closed after restart")]
-        if phase == _FAULTED:
-            # Close with what was known at the fault, not with readings taken after the reboot.
-            self.state = (PARKED if snap.get("ed") else CHARGING) if self.charging_start \
-                else AUTHORIZED
-            if snap.get("me") is not None:
-                self.wh = snap["me"]
-            return self._stop("fault before restart", snap.get("fe"))
-        self.state = phase if phase in (CHARGING, PARKED) else AUTHORIZED
-        return [("show", "session resumed")]
 
     def _restored_duration_ms(self):
         """ChargingDuration after a reboot, from the wall clock when both ends are known."""

@@ -369,5 +369,6 @@ def test_a_deploy_leaves_out_only_modules_the_config_never_imports(variant, left
     imported = {m[8:].replace(".", "/") for m in json.loads(out.stdout)}  # "" is cpagent itself
     # The other boards are not this host's; remote.py comes with the first remote command; the
     # loader is boot-only (app.build frees it).
-    lazy = {"boards/esp32", "boards/mcu", "boards/rp2", "boards/wasm", "oicp/remote", "loader"}
+    lazy = {"boards/esp32", "boards/mcu", "boards/rp2", "boards/wasm", "oicp/remote", "loader",
+            "replay"}
     assert imported == kept - lazy, (sorted(imported), sorted(kept - lazy))
