@@ -233,31 +233,6 @@ class Agent:
     def command(self, env):
         """A command envelope from the downlink: {"v":1,"cmd":"requeue","msg_id":null|"<id>"},
         or a remote start or stop (remote.py), answered on the up topic."""
-        from cpagent.oicp import remote  # only an MQTT charger gets commands: RAM
+        from cpagent import commands  # only an MQTT charger gets commands: RAM
 
-        c = env.get("cmd")
-        m = env.get("msg_id")
-        if c in remote.COMMANDS:
-            self._remote(env, remote)
-        elif c == "requeue" and (m is None or isinstance(m, str)):
-            self.requeue(m)
-        else:
-            self._warn("downlink command ignored: expected {\"cmd\":\"requeue\",\"msg_id\":"
-                       "null or \"<id>\"}, got %s" % json.dumps(env)[:80])
-
-    def _remote(self, env, remote):
-        # Runs before the command's PUBACK: an accepted start is on flash before its "000" is
-        # queued, and a power cut before the PUBACK brings the command again (same answer).
-        cid = remote.cid(env)
-        if cid is None:
-            self._warn("remote command ignored: no usable cid, got %s" % json.dumps(env)[:80])
-            return
-        try:
-            f = remote.parse(env)
-        except ValueError as e:
-            code, info = "501", "bad command: %s" % (e,)
-        else:
-            code, info = self.charger.remote(f)
-        self.board.log(2, "%s %s: %s %s" % (env.get("cmd"), cid, code, info))
-        self.uplink.answer(remote.reply(cid, code, info))
-        self.link.kick()
+        commands.command(self, env)

@@ -14,7 +14,6 @@ from cpagent.oicp import build as oicp
 from cpagent.session import AUTHORIZED, AUTHORIZING, CHARGING, IDLE, PARKED, Session
 
 _MAX_SHOWN = const(16)  # recent messages for the display/log; the oldest is dropped
-_MAX_REMOTE = const(8)  # answers to remote commands kept for their duplicates; the oldest goes
 _ORPHAN_MS = const(60000)  # an unresolved authorization from before a restart: re-sent this often
 # Journal key prefix of an AuthorizeStart on its way: its record lives from just before the send
 # until the answer is carried out. One still there at boot whose EVSE has no session is an
@@ -51,7 +50,7 @@ class Charger:
         self.operator_id = cfg["operator_id"]
         self.shown = []
         self._said = [None] * len(self.evses)  # the status each EVSE last journaled
-        self._remote = []  # ((cmd, SessionID, EvseID), code, info) of recent remote commands
+        self._remote = []  # recent remote commands' answers (commands.py)
 
     def boot(self, readings):
         """Recover the journal and resume open sessions; readings: import Wh per EVSE or None
@@ -246,57 +245,9 @@ class Charger:
         """A remote start or stop (remote.parse's fields) -> (OICP code, short text). An
         accepted start is journaled (power-safe) before this returns; a repeat of a command
         (same SessionID and EvseID) gets the same answer and does nothing more."""
-        key = (f["cmd"], f["session_id"], f["evse_id"])
-        for k, code, info in self._remote:
-            if k == key:
-                return code, info
-        i = self._index(f["evse_id"])
-        if i is None:
-            code, info = "603", "EVSE unknown to this charger"
-        elif f["cmd"] == "remote_start":
-            code, info = self._remote_start(i, f)
-        else:
-            code, info = self._remote_stop(i, f)
-        self._remote.append((key, code, info))
-        if len(self._remote) > _MAX_REMOTE:
-            self._remote.pop(0)
-        return code, info
+        from cpagent import commands  # only an MQTT charger gets them: loaded on the first
 
-    def _running(self, sid):
-        for j, s in enumerate(self.evses):
-            if s.session_id == sid:
-                return j
-        return None
-
-    def _remote_start(self, i, f):
-        j = self._running(f["session_id"])
-        if j is not None:  # started before a restart lost the answer: the same "yes"
-            return ("000", "started") if j == i else ("602", "session runs on another EVSE")
-        now = self.clock.now_unix()
-        if now is None:
-            return "501", "wall time not known: deadline not checkable"
-        if now > f["deadline"]:
-            return "501", "deadline passed: not started late"
-        if self.broken[i]:
-            return "700", "out of order: " + self.broken[i]
-        if self.evses[i].state != IDLE:
-            return "602", "EVSE in use"
-        if not self.journal.can_open_session():
-            return "501", "dead letters full" if self.journal.dead_full() else "journal full"
-        self._apply(i, self.evses[i].remote_start(
-            f["session_id"], f["evco_id"], f["provider_id"], f["cpo_session_id"],
-            f["product_id"]))
-        return "000", "started: waiting for the EV"
-
-    def _remote_stop(self, i, f):
-        # A stop past its deadline is still carried out: the driver wants the charging ended.
-        j = self._running(f["session_id"])
-        if j is None:
-            return "400", "session unknown"
-        if j != i:
-            return "602", "session runs on another EVSE"
-        self._apply(i, self.evses[i].remote_stop())
-        return "000", "stopped"
+        return commands.carry_out(self, f)
 
     # --- effects ------------------------------------------------------------------------------
 
