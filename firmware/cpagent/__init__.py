@@ -13,3 +13,11 @@ def forget(name):
 
     sys.modules.pop("cpagent." + name, None)
     globals().pop(name, None)
+
+
+def once(name):
+    """cpagent.<name> for one use: imported and dropped again at once (forget), so that its
+    code is freed when the caller lets go of the module (boot-only and rare work)."""
+    m = __import__("cpagent." + name, None, None, (name,))
+    forget(name)
+    return m

@@ -10,6 +10,7 @@ the flash consistent (see session.py and journal.py).
 """
 from micropython import const
 
+from cpagent import once
 from cpagent.oicp import build as oicp
 from cpagent.session import AUTHORIZED, AUTHORIZING, CHARGING, IDLE, PARKED, Session
 
@@ -54,13 +55,8 @@ class Charger:
 
     def boot(self, readings):
         """Recover the journal and resume open sessions; readings: import Wh per EVSE or None
-        (boot-only code: cpagent/replay.py, dropped again once it is done)."""
-        from cpagent import forget, replay
-
-        try:
-            replay.boot(self, readings)
-        finally:
-            forget("replay")
+        (boot-only code: cpagent/resume.py, dropped again once it is done)."""
+        once("resume").boot(self, readings, _AUTH)
 
     def push_status(self):
         """Journal every EVSE's status again (boot, a reconnect: the far end may have lost it)."""

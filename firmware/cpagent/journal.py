@@ -39,12 +39,14 @@
 # session_key names one charging session (e.g. its SessionID), str or int. A body is bytes (str
 # is encoded) or a JSON value (stored as compact JSON, decoded by pending()). A message record
 # is at most 8 KB (its dead-letter copy up to MAX_REC), which also bounds RAM while load()
-# scans the log. load() is boot-only code: cpagent/replay.py, dropped again once it is done.
+# scans the log.
 import json
 import struct
 from binascii import crc32
 
 from micropython import const
+
+from cpagent import once
 
 MAGIC = const(0xA5)
 HDR = const(7)
@@ -55,19 +57,20 @@ _MAX_ADD = const(8192)  # a message record; its dead-letter copy adds reason, ti
 MAX_REC = const(8448)  # bounds RAM at boot even if a length field is corrupt
 _DEAD_CAP = const(8)  # dead letters before new sessions are refused
 _DEAD_BYTES = const(16384)  # ... or their records' bytes
-_REASON = const(120)  # characters of a refusal's reason kept
-_A = const(65)  # "A" message added: id, key, kind, path, body[, session state as in "S"]
-_J = const(74)  # "J" the same with a JSON body
-_B = const(66)  # "B" boot: boot count, id epoch, id sequence
-_D = const(68)  # "D" delivered (or a dead letter discarded): id
-# "F" failed: id, kind, reason (older firmware; replay.py reads it as a dead letter, no body)
-_S = const(83)  # "S" session snapshot: key, state JSON ("" = closed)
-_T = const(84)  # "T" tried: id, attempts so far
-_X = const(88)  # "X" dead letter: id, key, kind, path, body, "1" if JSON, reason, time, attempts
-_R = const(82)  # "R" requeued: dead id, new id[, dead id, new id ...]
+# A record's op (its payload's first byte) is a letter:
+#   "A" message added: id, key, kind, path, body[, session state as in "S"]
+#   "J" the same with a JSON body
+#   "B" boot: boot count, id epoch, id sequence
+#   "D" delivered (or a dead letter discarded): id
+#   "F" failed: id, kind, reason (older firmware; replay.py reads it as a dead letter, no body)
+#   "S" session snapshot: key, state JSON ("" = closed)
+#   "T" tried: id, attempts so far
+#   "X" dead letter: id, key, kind, path, body, "1" if JSON, reason, time, attempts
+#   "R" requeued: dead id, new id[, dead id, new id ...]
+# Boot-only code (load) is in replay.py, the dead letters' (refusal, export, requeue, discard) in
+# dead.py: each imported for one use and dropped again (cpagent.once), so it holds no heap.
 KINDS = ("Start", "Progress", "End", "Error", "CDR", "Status")
 _LATEST = ("Progress", "Status")
-_DROP_REFUSED = ("Status",)
 _KEEP = object()
 DEAD_FILE = "dead.jsonl"
 
@@ -96,7 +99,7 @@ def _token(key_json):
 
 def _rec(op, *fields):
     b = bytearray(HDR + 1)
-    b[HDR] = op
+    b[HDR] = ord(op)
     for x in fields:
         if isinstance(x, str):
             x = x.encode()
@@ -143,16 +146,11 @@ class Journal:
     def load(self):
         """Recover the state after boot, count bad records, drop stale tmp, persist boot + 1."""
         if not self._ready:
-            from cpagent import forget, replay
-
-            try:
-                replay.load(self)
-            finally:
-                forget("replay")
+            once("replay").load(self)
         return self
 
     def _boot_rec(self):
-        return _rec(_B, str(self.boot), self._epoch, str(self._seq))
+        return _rec("B", str(self.boot), self._epoch, str(self._seq))
 
     def _mid(self, seq):
         return "%s-%d" % (self._epoch, seq)
@@ -180,7 +178,7 @@ class Journal:
         self.stats["bytes_written"] += len(rec)
         return at
 
-    def _read(self, at, ops=(_A, _J, _X)):
+    def _read(self, at, ops="AJX"):
         """The fields of the record at offset `at`, CRC re-checked (flash can rot)."""
         if at is not None:
             with self._fs.open(self._log, "rb") as f:
@@ -189,17 +187,17 @@ class Journal:
                 if len(h) == HDR and h[0] == MAGIC:
                     _, n, crc = struct.unpack_from("<BHI", h)
                     p = f.read(n)
-                    if len(p) == n and crc32(p) == crc and p[0] in ops:
+                    if len(p) == n and crc32(p) == crc and chr(p[0]) in ops:
                         return _fields(p)
         raise ValueError("journal record at %s is damaged" % at)
 
     def _dead_rec(self, d):
         """The X record of dead letter d: copied from flash, or without its body if damaged."""
         try:
-            return _rec(_X, *self._read(d[3], (_X,))), d
+            return _rec("X", *self._read(d[3], "X")), d
         except ValueError:
             r = "damaged on flash" if d[3] is not None else d[4]
-            x = _rec(_X, d[0], "null", d[1], "", "", "", r, "", "0")
+            x = _rec("X", d[0], "null", d[1], "", "", "", r, "", "0")
             return x, (d[0], d[1], d[2], None, r, None, len(x))
 
     def _compact(self):
@@ -226,12 +224,12 @@ class Journal:
                 mid = self._mid(e[0])
                 try:
                     fl = self._read(e[3])
-                    recs = [_rec(_J if e[4] else _A, mid, *fl[1:5])]
+                    recs = [_rec("J" if e[4] else "A", mid, *fl[1:5])]
                 except ValueError:
                     bad.append((mid, e[1], e[2], None, "damaged on flash", None, 0))
                     continue
                 if e[5]:
-                    recs.append(_rec(_T, mid, str(e[5])))
+                    recs.append(_rec("T", mid, str(e[5])))
                 keep.append(e[:3] + (n,) + e[4:])
                 for r in recs:
                     f.write(r)
@@ -250,12 +248,12 @@ class Journal:
         self.stats["compactions"] += 1
         self.stats["bytes_written"] += n
         if bad:
-            self._export()
+            once("dead").export(self)
 
     def _head_records(self):
         yield self._boot_rec()
         for k in self._sess:
-            yield _rec(_S, _dumps(k), self._sess[k])
+            yield _rec("S", _dumps(k), self._sess[k])
 
     def _tidy(self):
         if self._pend or self._sess:
@@ -301,25 +299,6 @@ class Journal:
         self.dead = [d for d in self.dead if d[0] != mid]  # one id is one dead letter at most
         self.dead.append((mid, kind, key, at, reason, whole, size))
 
-    def _revive(self, f):
-        # Pairs (dead id, new id), applied last first: each lands before the first pending
-        # message of its session, so a batch keeps its own order ahead of the session's rest.
-        for k in range(len(f) - 2, -1, -2):
-            old, new = f[k].decode(), f[k + 1].decode()
-            for d in self.dead:
-                if d[0] == old:
-                    break
-            else:
-                continue
-            seq = self._seqof(new, True)
-            self._seq = max(self._seq, seq)
-            e = (seq, d[1], d[2], d[3], d[5] is True, 0)
-            i = 0
-            while i < len(self._pend) and self._pend[i][2] != d[2]:
-                i += 1
-            self._pend.insert(i, e)
-            self.dead.remove(d)
-
     def _set(self, key, text):
         if text is None:
             self._sess.pop(key, None)
@@ -348,7 +327,7 @@ class Journal:
         if state is not _KEEP:
             state = None if state is None else _dumps(state)
             f += (state or "",)
-        rec = _rec(_J if js else _A, *f)
+        rec = _rec("J" if js else "A", *f)
         if len(rec) > _MAX_ADD:
             raise ValueError("journal record over %d bytes: body or session state too big"
                              % _MAX_ADD)
@@ -373,21 +352,10 @@ class Journal:
             try:
                 f = self._read(e[3])
             except ValueError:
-                self._damaged(e)  # leaves _pend
+                once("dead").damaged(self, e)  # leaves _pend
                 continue
             yield e, f
             i += 1
-
-    def _damaged(self, e):
-        self.stats["bad_records"] += 1
-        mid = self._mid(e[0])
-        x = _rec(_X, mid, "null", e[1], "", "", "", "damaged on flash", self.stamp(),
-                 str(e[5]))
-        at = self._append(x)
-        self._drop(e[0])
-        self.stats["failed"] += 1
-        self._bury(mid, e[1], e[2], at, "damaged on flash", None, len(x))
-        self._export()
 
     def count(self):
         """How many messages are pending (cheap: no record is read)."""
@@ -416,7 +384,7 @@ class Journal:
         """The hub acknowledged msg_id: durably forget it (unknown id: no-op)."""
         seq = self._seqof(msg_id)
         if self._index(seq) is not None:
-            self._append(_rec(_D, msg_id))
+            self._append(_rec("D", msg_id))
             self._drop(seq)
             self.stats["delivered"] += 1
             self._tidy()
@@ -428,7 +396,7 @@ class Journal:
         if i is None:
             return 0
         e = self._pend[i]
-        self._append(_rec(_T, msg_id, str(e[5] + 1)))
+        self._append(_rec("T", msg_id, str(e[5] + 1)))
         self._pend[i] = e[:5] + (e[5] + 1,)
         self._tidy()
         return e[5] + 1
@@ -437,58 +405,17 @@ class Journal:
         """The hub refused msg_id for good: durably move it whole to the dead letters, with the
         reason, the time and its attempts (this one included); a Status is dropped instead.
         True if it became a dead letter (unknown id: no-op, False)."""
-        seq = self._seqof(msg_id)
-        i = self._index(seq)
-        if i is None:
-            return False
-        e = self._pend[i]
-        if e[1] in _DROP_REFUSED:
-            self.stats["refused_status"] += 1
-            self.delivered(msg_id)
-            return False
-        reason = str(reason)[:_REASON]
-        try:
-            f = self._read(e[3])
-            x = _rec(_X, msg_id, f[1], e[1], f[3], f[4], "1" if e[4] else "", reason,
-                     self.stamp(), str(e[5] + 1))
-        except ValueError:
-            self._damaged(e)
-            return True
-        at = self._append(x)
-        self._drop(seq)
-        self.stats["failed"] += 1
-        self._bury(msg_id, e[1], e[2], at, reason, e[4], len(x))
-        self._export()
-        self._tidy()
-        return True
+        return once("dead").failed(self, msg_id, reason)
 
     def requeue(self, msg_id=None):
         """Dead letters (all, or the one msg_id) back to pending under fresh ids, attempts 0,
         ahead of their sessions' later messages; durable on return (one record). Returns the
         new ids; one kept without its body stays a dead letter."""
-        f = []
-        for d in self.dead:
-            if d[5] is not None and (msg_id is None or d[0] == msg_id):
-                f.append(d[0])
-                f.append(self._mid(self._seq + 1 + len(f) // 2))
-        if not f:
-            return []
-        self._append(_rec(_R, *f))
-        self._revive([x.encode() for x in f])
-        self._export()
-        self._tidy()
-        return f[1::2]
+        return once("dead").requeue(self, msg_id)
 
     def discard(self, msg_id):
         """Durably drop the dead letter msg_id (after exporting it); True if there was one."""
-        for d in self.dead:
-            if d[0] == msg_id:
-                self._append(_rec(_D, msg_id))
-                self._forget(msg_id)
-                self._export()
-                self._tidy()
-                return True
-        return False
+        return once("dead").discard(self, msg_id)
 
     @property
     def failures(self):
@@ -505,39 +432,14 @@ class Journal:
     def dead_lines(self):
         """Each dead letter as one line of JSON text: id, kind, path, key, reason, time,
         attempts, body (null if it was not kept); read from flash one at a time."""
-        for d in self.dead:
-            try:
-                x = self._read(d[3], (_X,))
-                body = ("null" if d[5] is None else x[4].decode() if d[5]
-                        else _dumps(x[4].decode()))
-                path, key, t, n = x[3].decode(), x[1].decode(), x[7].decode(), int(x[8])
-            except ValueError:
-                path, key, t, n, body = "", "null", "", 0, "null"
-            yield '{"id":%s,"kind":%s,"path":%s,"key":%s,"reason":%s,"time":%s,"attempts":%d,' \
-                  '"body":%s}' % (_dumps(d[0]), _dumps(d[1]), _dumps(path), key,
-                                  _dumps(d[4]), _dumps(t), n, body)
-
-    def _export(self):
-        """Rewrite <dir>/dead.jsonl from the dead letters (tmp + rename); none: remove it."""
-        fs = self._fs
-        path = self._dir + "/" + DEAD_FILE
-        if not self.dead:
-            if DEAD_FILE in fs.listdir(self._dir):
-                fs.remove(path)
-            return
-        with fs.open(path + ".tmp", "wb") as f:
-            for line in self.dead_lines():
-                b = line.encode() + b"\n"
-                f.write(b)
-                self.stats["bytes_written"] += len(b)
-        fs.rename(path + ".tmp", path)
+        return once("dead").lines(self)
 
     def put_session(self, key, state):
         """Durably snapshot an open session's small dict; None closes it."""
         text = None if state is None else _dumps(state)
         if self._sess.get(key) == text:
             return
-        self._append(_rec(_S, _dumps(key), text or ""))
+        self._append(_rec("S", _dumps(key), text or ""))
         self._set(key, text)
         self._tidy()
 

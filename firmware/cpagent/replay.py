@@ -1,15 +1,13 @@
-"""Boot-only: the journal's log read back into its state, the charger's sessions resumed."""
-# Journal.load() and Charger.boot() import this module and drop it again when done
-# (cpagent.forget): code that runs once per boot holds no heap for the agent's life (from .mpy
-# its bytecode, frozen its function objects). The record format is journal.py's; the ops are
-# compared as the letters it names them by.
+"""Boot-only: the journal's log read back into its state (Journal.load)."""
+# Journal.load() imports this module for one call and drops it again (cpagent.once): code that
+# runs once per boot holds no heap for the agent's life (from .mpy its bytecode, frozen its
+# function objects). The record format is journal.py's.
 import json
 import struct
 from binascii import crc32, hexlify
 
-from cpagent.charger import _AUTH
+from cpagent import once
 from cpagent.journal import DEAD_FILE, HDR, KINDS, MAGIC, MAX_REC, _fields, _token
-from cpagent.session import _FAULTED, _STOPPING, AUTHORIZED, CHARGING, IDLE, MAX_BETWEEN, PARKED
 
 
 def load(j):
@@ -37,7 +35,7 @@ def load(j):
         j._append(j._boot_rec())
         j._tidy()
     if j.dead or DEAD_FILE in names:
-        j._export()  # a cut may have come between an X record and the file
+        once("dead").export(j)  # a cut may have come between an X record and the file
     j._ready = True
 
 
@@ -118,7 +116,7 @@ def _apply(j, p, at, size):
         j._bury(mid, f[2].decode(), _token(f[1]), at, f[6].decode(),
                 None if not f[3] else f[5] == b"1", size)
     elif op == "R":
-        j._revive(f)
+        once("dead").revive(j, f)
     elif op == "F":  # older firmware's failure: id, kind, reason; a dead letter without body
         mid = f[0].decode()
         i = j._index(j._seqof(mid))
@@ -133,67 +131,3 @@ def _apply(j, p, at, size):
         j._seq = max(j._seq, int(f[2]))
     else:
         raise ValueError("journal record op")
-
-
-def boot(ch, readings):
-    """Charger.boot(): the journal loaded, its open sessions resumed (`readings`: import Wh per
-    EVSE or None), AuthorizeStarts left by a restart resolved or kept as orphans, each EVSE's
-    status journaled once."""
-    ch.journal.load()
-    asked = {}
-    for key, snap in ch.journal.sessions().items():
-        if isinstance(key, str) and key[:len(_AUTH)] == _AUTH:
-            asked[key] = snap
-            continue
-        i = ch._index(snap.get("e"))
-        if i is None:
-            continue  # an EVSE removed from the config: its messages still drain
-        ch._apply(i, restore(ch.evses[i], snap, readings[i]))
-    for key, snap in asked.items():
-        i = ch._index(snap["b"].get("EvseID"))
-        if i is not None and ch.evses[i].state != IDLE:
-            ch.journal.put_session(key, None)  # its session was journaled: resolved
-        else:
-            ch._orphans[key] = (snap["p"], snap["b"])
-    for i in range(len(ch.evses)):
-        ch._status(i)  # each EVSE's status once: the far end may not know it
-
-
-def restore(s, snap, wh):
-    """Resume Session s after a reboot from a snapshot and the meter's cumulative register now
-    (Wh); returns its effects (a stop that a power cut interrupted is finished)."""
-    s._clear()
-    # Never bill below a reading already journaled (Start, Progress, a saved one): a dead
-    # meter at boot, or one that restarted its count, leaves the latest of those.
-    mv = snap.get("mv") or ()
-    known = [v for v in (snap.get("w"), snap.get("me"), snap.get("ms"),
-                         mv[-1] if mv else None) if v is not None]
-    last = max(known) if known else None
-    s.wh = wh if last is None or (wh is not None and wh >= last) else last
-    s.session_id = snap["sid"]
-    s.uid = snap["uid"]
-    s.evco = snap.get("ev")
-    s.provider = snap.get("pv")
-    s.cpo = snap.get("cpo")
-    s.product = snap.get("pp", s.product_id)
-    s.stop_uids = tuple(snap.get("stop") or ())
-    s.session_start = snap["ss"]
-    s.charging_start = snap.get("cs")
-    s.charging_end = snap.get("ce")
-    s.meter_start = snap.get("ms")
-    s.between = list(mv)[-MAX_BETWEEN:]
-    phase = snap["p"]
-    if phase == _STOPPING:
-        # End is journaled; only the charge detail record is missing.
-        s.state = CHARGING
-        effects = s._cdr(snap["ce"], snap["ce"], snap.get("me"))
-        s._clear()
-        return effects + [("show", "session closed after restart")]
-    if phase == _FAULTED:
-        # Close with what was known at the fault, not with readings taken after the reboot.
-        s.state = (PARKED if snap.get("ed") else CHARGING) if s.charging_start else AUTHORIZED
-        if snap.get("me") is not None:
-            s.wh = snap["me"]
-        return s._stop("fault before restart", snap.get("fe"))
-    s.state = phase if phase in (CHARGING, PARKED) else AUTHORIZED
-    return [("show", "session resumed")]

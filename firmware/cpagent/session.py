@@ -16,7 +16,7 @@ Every event method returns a list of effects (tuples) that the agent carries out
   ("save", state)                      journal the snapshot alone
   ("cancel",)                          drop the AuthorizeStart still waiting for an answer
   ("show", text)                       tell the driver (display, log)
-A snapshot holds what a reboot needs to carry on: replay.restore() (boot-only) resumes from it
+A snapshot holds what a reboot needs to carry on: resume.restore() (boot-only) resumes from it
 with the meter's cumulative register and finishes a stop that a power cut interrupted.
 """
 from micropython import const

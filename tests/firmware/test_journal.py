@@ -537,7 +537,7 @@ def test_an_older_firmwares_failure_record_loads_as_a_dead_letter_without_body()
 
     j = _journal()
     a = j.add("s1", "CDR", P, b"cdr")
-    j._fs.files[D + "/log"] = _log(j) + bytes(_rec(70, a, "CDR", "019 refused"))  # "F"
+    j._fs.files[D + "/log"] = _log(j) + bytes(_rec("F", a, "CDR", "019 refused"))
     j2 = _reload(j)
     assert j2.pending() == [] and j2.failures == [(a, "CDR", "019 refused")]
     assert _dead(j2)[0]["body"] is None and j2.requeue() == []

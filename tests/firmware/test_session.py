@@ -2,7 +2,7 @@
 from check import raises_naming
 from cpagent.clock import Clock
 from cpagent.oicp.replies import parse_authorization
-from cpagent.replay import restore
+from cpagent.resume import restore
 from cpagent.session import AUTHORIZED, AUTHORIZING, CHARGING, IDLE, PARKED, Session
 
 OP = "DE*ABC"

@@ -369,8 +369,8 @@ def test_a_deploy_leaves_out_only_modules_the_config_never_imports(variant, left
     assert out.returncode == 0, out.stderr
     imported = {m[8:].replace(".", "/") for m in json.loads(out.stdout)}  # "" is cpagent itself
     # The other boards are not this host's; remote.py and commands.py come with the first
-    # remote command; the loader and replay.py are boot-only (app.build frees the loader, the
-    # agent's boot replay.py).
+    # remote command, dead.py with a refusal; the loader, replay.py and resume.py are boot-only
+    # (app.build frees the loader, the agent's boot the other two).
     lazy = {"boards/esp32", "boards/mcu", "boards/rp2", "boards/wasm", "oicp/remote", "loader",
-            "replay", "commands"}
+            "replay", "resume", "commands", "dead"}
     assert imported == kept - lazy, (sorted(imported), sorted(kept - lazy))
