@@ -217,7 +217,7 @@ def unused(cfg):
     out = {"config"}  # the validator: the host ran it (stage writes the checked form)
     if cfg["uplink"]["kind"] != "mqtt":
         out.update(("uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote",
-                    "commands"))
+                    "relay"))
     else:
         out.update(("uplink/http", "uplink/http_client"))
     reader = cfg["reader"]["type"]

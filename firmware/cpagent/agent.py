@@ -1,6 +1,5 @@
 """The agent: board, journal, clock, charger, meter, reader and link as supervised tasks."""
 import asyncio
-import json
 
 from micropython import const
 
@@ -103,8 +102,10 @@ class Agent:
         self.charger.boot(now)
         jobs = [("link", self.link.run), ("ticker", self._tick)]
         if hasattr(self.uplink, "run"):
+            from cpagent import relay  # the relay's side: only an MQTT charger, RAM
+
             jobs.append(("mqtt", self.uplink.run))  # the broker connection's one task
-            jobs.append(("status", self._publish_status))
+            jobs.append(("status", lambda: relay.publish_status(self)))
             jobs.append(("replies", self.uplink.replies))
         if self.bus:
             jobs.append(("meter", self.bus.run))
@@ -180,30 +181,6 @@ class Agent:
             self._said = now
             self.board.log(1 if now[1] or now[0] != "up" else 2, self.status())
 
-    async def _publish_status(self):
-        # A JSON copy of the status on cp/<id>/status while connected: at each connect and
-        # whenever the link state or the dead letters change (not retained: the retained
-        # value stays the client's online/offline).
-        # A reconnect after the first also journals every EVSE's status again: the relay may
-        # have turned the will into OutOfService meanwhile.
-        sent = None
-        connects = 1
-        while True:
-            up = self.uplink.client.up
-            n = self.uplink.client.connects
-            if n > connects:
-                connects = n
-                self.charger.push_status()
-                self.link.kick()
-            s = self.stats()
-            now = (self.link.state, s["dead"], up)
-            if up and now != sent:
-                await self.uplink.status('{"link":"%s","pending":%d,"dead":%d,"dead_reasons":%s}'
-                                         % (s["link"], s["pending"], s["dead"],
-                                            json.dumps(s["dead_reasons"])))
-            sent = now if up else None
-            await self.board.sleep_ms(1000)
-
     # --- a person's way out (the REPL, or the relay's downlink) ------------------------------
 
     def dead_letters(self, out=print):
@@ -233,6 +210,6 @@ class Agent:
     def command(self, env):
         """A command envelope from the downlink: {"v":1,"cmd":"requeue","msg_id":null|"<id>"},
         or a remote start or stop (remote.py), answered on the up topic."""
-        from cpagent import commands  # only an MQTT charger gets commands: RAM
+        from cpagent import relay  # only an MQTT charger gets commands: RAM
 
-        commands.command(self, env)
+        relay.command(self, env)

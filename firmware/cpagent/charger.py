@@ -51,7 +51,7 @@ class Charger:
         self.operator_id = cfg["operator_id"]
         self.shown = []
         self._said = [None] * len(self.evses)  # the status each EVSE last journaled
-        self._remote = []  # recent remote commands' answers (commands.py)
+        self._remote = []  # recent remote commands' answers (relay.py)
 
     def boot(self, readings):
         """Recover the journal and resume open sessions; readings: import Wh per EVSE or None
@@ -176,21 +176,8 @@ class Charger:
         """The hub's answer to an orphan's re-send (a Result of the uplink). Authorized: the
         session it names is closed with a 0 kWh charge detail record, in the same journal record
         that closes the orphan; refused: nothing was opened; no answer: re-sent later."""
-        if key not in self._orphans or kind not in ("ok", "fail"):
-            return
-        path, body = self._orphans.pop(key)
-        sid = value.session_id if kind == "ok" else None
-        if not sid:
-            self.journal.put_session(key, None)
-            return
-        t = self.clock.stamp()
-        p, cdr = oicp.charge_detail_record(
-            self.operator_id, sid, body["EvseID"],
-            body["Identification"]["RFIDMifareFamilyIdentification"]["UID"], t, t, t, t, 0.0,
-            cpo_session_id=body["CPOPartnerSessionID"])
-        self.journal.add(key, "CDR", p, cdr, state=None)
-        self._show(self._index(body["EvseID"]),
-                   "session %s of a tap before the restart closed with 0 kWh" % sid)
+        if key in self._orphans and kind in ("ok", "fail"):
+            once("resume").resolved(self, key, kind, value)  # rare: after a restart
 
     def next_message(self, hold=()):
         """The oldest journaled message ready to send of a session not in `hold`, as
@@ -241,9 +228,9 @@ class Charger:
         """A remote start or stop (remote.parse's fields) -> (OICP code, short text). An
         accepted start is journaled (power-safe) before this returns; a repeat of a command
         (same SessionID and EvseID) gets the same answer and does nothing more."""
-        from cpagent import commands  # only an MQTT charger gets them: loaded on the first
+        from cpagent import relay  # only an MQTT charger gets them: loaded on the first
 
-        return commands.carry_out(self, f)
+        return relay.carry_out(self, f)
 
     # --- effects ------------------------------------------------------------------------------
 

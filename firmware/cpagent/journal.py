@@ -67,8 +67,10 @@ _DEAD_BYTES = const(16384)  # ... or their records' bytes
 #   "T" tried: id, attempts so far
 #   "X" dead letter: id, key, kind, path, body, "1" if JSON, reason, time, attempts
 #   "R" requeued: dead id, new id[, dead id, new id ...]
-# Boot-only code (load) is in replay.py, the dead letters' (refusal, export, requeue, discard) in
-# dead.py: each imported for one use and dropped again (cpagent.once), so it holds no heap.
+# The journal's rarer work lives beside it, each part imported for one use and dropped again
+# (cpagent.once), so that its code holds no heap meanwhile: the boot's replay of the log in
+# replay.py, compaction in compact.py, the dead letters' (refusal, export, requeue, discard) in
+# dead.py.
 KINDS = ("Start", "Progress", "End", "Error", "CDR", "Status")
 _LATEST = ("Progress", "Status")
 _KEEP = object()
@@ -191,69 +193,9 @@ class Journal:
                         return _fields(p)
         raise ValueError("journal record at %s is damaged" % at)
 
-    def _dead_rec(self, d):
-        """The X record of dead letter d: copied from flash, or without its body if damaged."""
-        try:
-            return _rec("X", *self._read(d[3], "X")), d
-        except ValueError:
-            r = "damaged on flash" if d[3] is not None else d[4]
-            x = _rec("X", d[0], "null", d[1], "", "", "", r, "", "0")
-            return x, (d[0], d[1], d[2], None, r, None, len(x))
-
     def _compact(self):
-        # Live state only: boot, sessions, dead letters, then each pending message copied from
-        # the old log under its current id, without its session-state field (the S records
-        # above are newer), and its attempts. A message whose record fails its CRC becomes a
-        # dead letter without its body after the others; RAM changes only once the rename made
-        # the new log the real one. An OSError aborts the compaction and leaves the old log.
-        tmp = self._log + ".tmp"
-        n = 0
-        keep = []
-        dead = []
-        bad = []
-        with self._fs.open(tmp, "wb") as f:
-            for r in self._head_records():
-                f.write(r)
-                n += len(r)
-            for d in self.dead:
-                r, d = self._dead_rec(d)
-                f.write(r)
-                dead.append(d[:3] + (n,) + d[4:])
-                n += len(r)
-            for e in self._pend:
-                mid = self._mid(e[0])
-                try:
-                    fl = self._read(e[3])
-                    recs = [_rec("J" if e[4] else "A", mid, *fl[1:5])]
-                except ValueError:
-                    bad.append((mid, e[1], e[2], None, "damaged on flash", None, 0))
-                    continue
-                if e[5]:
-                    recs.append(_rec("T", mid, str(e[5])))
-                keep.append(e[:3] + (n,) + e[4:])
-                for r in recs:
-                    f.write(r)
-                    n += len(r)
-            for b in bad:
-                r, b = self._dead_rec(b)
-                f.write(r)
-                dead.append(b[:3] + (n,) + b[4:])
-                n += len(r)
-        self._fs.rename(tmp, self._log)
-        self._pend = keep
-        self.dead = dead
-        self.stats["bad_records"] += len(bad)
-        self._size = self._live = n
-        self._dirty = False
-        self.stats["compactions"] += 1
-        self.stats["bytes_written"] += n
-        if bad:
-            once("dead").export(self)
-
-    def _head_records(self):
-        yield self._boot_rec()
-        for k in self._sess:
-            yield _rec("S", _dumps(k), self._sess[k])
+        """Rewrite the log as its live state (compact.py: imported for each compaction)."""
+        once("compact").compact(self)
 
     def _tidy(self):
         if self._pend or self._sess:

@@ -1,6 +1,8 @@
-"""Boot-only: the charger's open sessions resumed from the journal, orphans kept (Charger.boot)."""
-# Charger.boot() imports this module for one call and drops it again (cpagent.once), as
-# Journal.load() does replay.py: code that runs once per boot holds no heap afterwards.
+"""After a restart: the charger's open sessions resumed from the journal, its orphans resolved."""
+# Charger.boot() and Charger.resolved() import this module for one call and drop it again
+# (cpagent.once), as Journal.load() does replay.py: code that runs once per boot (and per
+# orphan) holds no heap afterwards.
+from cpagent.oicp import build as oicp
 from cpagent.session import _FAULTED, _STOPPING, AUTHORIZED, CHARGING, IDLE, MAX_BETWEEN, PARKED
 
 
@@ -26,6 +28,23 @@ def boot(ch, readings, auth):
             ch._orphans[key] = (snap["p"], snap["b"])
     for i in range(len(ch.evses)):
         ch._status(i)  # each EVSE's status once: the far end may not know it
+
+
+def resolved(ch, key, kind, value):
+    """Charger.resolved() for an orphan's answer ("ok" or "fail")."""
+    body = ch._orphans.pop(key)[1]
+    sid = value.session_id if kind == "ok" else None
+    if not sid:
+        ch.journal.put_session(key, None)
+        return
+    t = ch.clock.stamp()
+    p, cdr = oicp.charge_detail_record(
+        ch.operator_id, sid, body["EvseID"],
+        body["Identification"]["RFIDMifareFamilyIdentification"]["UID"], t, t, t, t, 0.0,
+        cpo_session_id=body["CPOPartnerSessionID"])
+    ch.journal.add(key, "CDR", p, cdr, state=None)
+    ch._show(ch._index(body["EvseID"]),
+             "session %s of a tap before the restart closed with 0 kWh" % sid)
 
 
 def restore(s, snap, wh):

@@ -1,6 +1,6 @@
-"""The relay's downlink commands carried out: requeue, remote start and remote stop."""
-# Only an MQTT charger gets commands: Agent.command() and Charger.remote() import this module
-# with the first one, so an HTTP charger never holds its code (from .mpy about 2 KB).
+"""The charger's side of the MQTT relay: downlink commands carried out, status published."""
+# Only an MQTT charger imports this module (Agent.run for the status task, Agent.command() and
+# Charger.remote() with the first command), so an HTTP charger never holds its code.
 import json
 
 from micropython import const
@@ -9,6 +9,32 @@ from cpagent.oicp import remote
 from cpagent.session import IDLE
 
 _MAX_REMOTE = const(8)  # answers to remote commands kept for their duplicates; the oldest goes
+
+
+async def publish_status(agent):
+    """Agent.run's status task."""
+    # A JSON copy of the status on cp/<id>/status while connected: at each connect and
+    # whenever the link state or the dead letters change (not retained: the retained
+    # value stays the client's online/offline).
+    # A reconnect after the first also journals every EVSE's status again: the relay may
+    # have turned the will into OutOfService meanwhile.
+    sent = None
+    connects = 1
+    while True:
+        up = agent.uplink.client.up
+        n = agent.uplink.client.connects
+        if n > connects:
+            connects = n
+            agent.charger.push_status()
+            agent.link.kick()
+        s = agent.stats()
+        now = (agent.link.state, s["dead"], up)
+        if up and now != sent:
+            await agent.uplink.status('{"link":"%s","pending":%d,"dead":%d,"dead_reasons":%s}'
+                                     % (s["link"], s["pending"], s["dead"],
+                                        json.dumps(s["dead_reasons"])))
+        sent = now if up else None
+        await agent.board.sleep_ms(1000)
 
 
 def command(agent, env):
