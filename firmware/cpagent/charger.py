@@ -30,15 +30,10 @@ class Charger:
         self.journal = journal
         self.clock = clock
         journal.stamp = clock.stamp  # the time a refusal is recorded with
-        t = cfg["timing"]
         self.evses = []
         for e in cfg["evses"]:
-            self.evses.append(Session(
-                cfg["operator_id"], e["evse_id"], clock, progress_s=t["progress_s"],
-                ev_wait_s=t["ev_wait_s"], authorize_timeout_s=t["authorize_timeout_s"],
-                start_power_w=t["start_power_w"], product_id=e.get("product_id"),
-                stop_power_w=t["stop_power_w"], stop_hold_s=t["stop_hold_s"],
-                save_wh=cfg["journal"]["save_wh"]))
+            self.evses.append(Session(cfg["operator_id"], e["evse_id"], clock, cfg["timing"],
+                                      e.get("product_id"), cfg["journal"]["save_wh"]))
         # EVSE index -> meter fault text: out of order (a session there could not be billed) until
         # the meter gives a good reading again.
         self.broken = [None] * len(self.evses)

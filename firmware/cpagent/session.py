@@ -41,24 +41,19 @@ _LIVE = (AUTHORIZED, CHARGING, PARKED)  # authorized at the hub: a tap or unplug
 
 
 class Session:
-    """The session of one EVSE."""
+    """The session of one EVSE. `timing` is the config's "timing" dict (progress_s, ev_wait_s,
+    authorize_timeout_s, start_power_w, stop_power_w, stop_hold_s), read where it is used: one
+    dict for all EVSEs, no copies in each session."""
 
-    def __init__(self, operator_id, evse_id, clock, progress_s=300, ev_wait_s=120,
-                 authorize_timeout_s=15, start_power_w=100, product_id=None, stop_power_w=50,
-                 stop_hold_s=120, save_wh=1000):
-        if progress_s < _MIN_PROGRESS_S:
+    def __init__(self, operator_id, evse_id, clock, timing, product_id=None, save_wh=1000):
+        if timing["progress_s"] < _MIN_PROGRESS_S:
             raise ValueError("progress_s: must be >= 300 (OICP 5-minute rule), got %r"
-                             % progress_s)
+                             % timing["progress_s"])
         self.operator_id = operator_id
         self.evse_id = evse_id
         self.clock = clock
         self.product_id = product_id
-        self._progress_ms = progress_s * _MS
-        self._ev_wait_ms = ev_wait_s * _MS
-        self._auth_ms = authorize_timeout_s * _MS
-        self._start_w = start_power_w
-        self._stop_w = stop_power_w
-        self._hold_ms = stop_hold_s * _MS
+        self._t = timing
         self._save_wh = save_wh
         self.wh = None  # last good cumulative import reading, integer Wh
         self._clear()
@@ -80,8 +75,9 @@ class Session:
         self._saved_wh = None  # the latest reading on flash: a restart bills at least this
         self._low = None  # (ticks, stamp, Wh) when power first fell to stop_power_w or below
         self.between = []
-        self._since = self.clock.ms()  # when the current state's timer started
-        self._last_progress = self._since
+        # When the current state's timer started: the AuthorizeStart asked, the wait for the EV
+        # begun; while charging, the last Progress.
+        self._since = self.clock.ms()
         self._cs_ticks = None  # ChargingStart in this boot's ticks, for ChargingDuration
 
     # --- events -------------------------------------------------------------------------------
@@ -158,14 +154,15 @@ class Session:
     def meter(self, wh, watts):
         """A good meter reading: cumulative import in integer Wh and active power in W."""
         self.wh = wh
-        if self.state == AUTHORIZED and watts is not None and watts >= self._start_w:
+        if self.state == AUTHORIZED and watts is not None and watts >= self._t["start_power_w"]:
             return self._start()
         if self.state not in (CHARGING, PARKED):
             return []
         effects = self._flow(watts) if watts is not None else []
         if effects:
             return effects
-        if self.state == CHARGING and (self.clock.ms() - self._last_progress) >= self._progress_ms:
+        if self.state == CHARGING and (
+                self.clock.ms() - self._since >= self._t["progress_s"] * _MS):
             return self._progress()
         if self._saved_wh is None or wh - self._saved_wh >= self._save_wh:
             return [("save", self.snapshot())]  # bounds what a restart with a dead meter loses
@@ -176,18 +173,18 @@ class Session:
         if self.state == PARKED and self.charging_end is None:
             pass  # drawing again after End: watch for the next stop
         elif self.state == PARKED:
-            if watts < self._start_w:
+            if watts < self._t["start_power_w"]:
                 return []
             self.charging_end = None
             return [("save", self.snapshot()), ("show", "EV draws again")]
-        if watts > self._stop_w:
+        if watts > self._t["stop_power_w"]:
             self._low = None
             return []
         now = self.clock.ms()
         if self._low is None:
             self._low = (now, self.clock.stamp(), self.wh)
             return []
-        if now - self._low[0] < self._hold_ms:
+        if now - self._low[0] < self._t["stop_hold_s"] * _MS:
             return []
         _t, self.charging_end, end_wh = self._low
         self._low = None
@@ -230,13 +227,14 @@ class Session:
     def tick(self):
         """Timers: the AuthorizeStart or AuthorizeStop answer and the wait for the EV."""
         now = self.clock.ms()
-        if self.state == AUTHORIZING and (now - self._since) >= self._auth_ms:
+        wait = self._t["authorize_timeout_s"] * _MS
+        if self.state == AUTHORIZING and (now - self._since) >= wait:
             self._clear()
             return [("cancel",), ("show", "authorization timed out")]
-        if self.stopper is not None and (now - self.stopper[1]) >= self._auth_ms:
+        if self.stopper is not None and (now - self.stopper[1]) >= wait:
             self.stopper = None
             return [("cancel",), ("show", "stop check timed out")]
-        if self.state == AUTHORIZED and (now - self._since) >= self._ev_wait_ms:
+        if self.state == AUTHORIZED and (now - self._since) >= self._t["ev_wait_s"] * _MS:
             if self.evco is not None:
                 # Started from an app: the Error tells the provider why nothing happened.
                 return self._error("ConnectorError", "EV did not start charging")
@@ -248,7 +246,7 @@ class Session:
     def _start(self):
         self.state = CHARGING
         self.charging_start = self.clock.stamp()
-        self._cs_ticks = self._last_progress = self.clock.ms()
+        self._cs_ticks = self._since = self.clock.ms()
         self.meter_start = self.wh
         path, body = oicp.notification_start(
             self.operator_id, self.session_id, self.evse_id, self.charging_start, uid=self.uid,
@@ -269,7 +267,7 @@ class Session:
         return self._restored_duration_ms()
 
     def _progress(self):
-        self._last_progress = self.clock.ms()
+        self._since = self.clock.ms()
         if self.wh is not None:
             self.between.append(self.wh)
             if len(self.between) > MAX_BETWEEN:

@@ -22,13 +22,20 @@ class Ticks:
         return self.t
 
 
-def make(known=True, **kw):
-    kw.setdefault("save_wh", 100000)  # the readings journaled between messages: their own tests
+# The timing these tests run with (the config's defaults); a test's keywords override them.
+TIMING = {"progress_s": 300, "ev_wait_s": 120, "authorize_timeout_s": 15, "start_power_w": 100,
+          "stop_power_w": 50, "stop_hold_s": 120}
+
+
+def make(known=True, product_id=None, save_wh=100000, **timing):
+    # save_wh: the readings journaled between messages have their own tests
     ticks = Ticks()
     clock = Clock(ticks, lambda a, b: a - b)
     if known:
         clock.set_unix(T0)
-    return Session(OP, EVSE, clock, **kw), ticks
+    t = dict(TIMING)
+    t.update(timing)
+    return Session(OP, EVSE, clock, t, product_id, save_wh), ticks
 
 
 def ok_reply(stop=()):
