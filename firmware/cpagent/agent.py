@@ -158,7 +158,7 @@ class Agent:
         (the dead letters, oldest first), link (state), restarts (of crashed tasks)."""
         d = dict(self.link.stats)
         j = self.journal
-        d.update(evses=[s.state for s in self.charger.evses], pending=len(j._pend),
+        d.update(evses=[s.state for s in self.charger.evses], pending=j.count(),
                  dead=len(j.dead), dead_reasons=[f[2] for f in j.failures],
                  link=self.link.state, restarts=self.restarts)
         return d
@@ -166,7 +166,7 @@ class Agent:
     def status(self):
         """One line for a display or the log: the link, what waits, the dead letters."""
         j = self.journal
-        t = "link %s, %d pending, %d dead letters" % (self.link.state, len(j._pend), len(j.dead))
+        t = "link %s, %d pending, %d dead letters" % (self.link.state, j.count(), len(j.dead))
         if j.dead:
             t += " (last: %s)" % j.dead[-1][4]
         if j.dead_full():
