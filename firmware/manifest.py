@@ -25,7 +25,8 @@ require("ntptime")
 # whole, of the board layers both ports' (each a few hundred bytes; main.py imports only its own)
 # and not host.py nor wasm.py.
 package("cpagent", files=("__init__.py", "agent.py", "app.py", "charger.py", "clock.py",
-                          "fsio.py", "journal.py", "loader.py", "session.py"))
+                          "compact.py", "dead.py", "fsio.py", "journal.py", "loader.py",
+                          "relay.py", "replay.py", "resume.py", "session.py"))
 package("cpagent/oicp")
 package("cpagent/uplink")
 package("cpagent/drivers")

@@ -216,7 +216,8 @@ def unused(cfg):
     they cost no flash (uplink/result.py: what both uplinks share)."""
     out = {"config"}  # the validator: the host ran it (stage writes the checked form)
     if cfg["uplink"]["kind"] != "mqtt":
-        out.update(("uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote"))
+        out.update(("uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote",
+                    "relay"))
     else:
         out.update(("uplink/http", "uplink/http_client"))
     reader = cfg["reader"]["type"]

@@ -4,3 +4,20 @@ VERSION = "0.1.0"
 
 class ConfigError(ValueError):
     """config.json is wrong; the message starts with the field path (or 'config')."""
+
+
+def forget(name):
+    """Drop the boot-only module cpagent.<name> (sys.modules and this package hold it), so that
+    the collector frees it once no one else does; a later import loads it again."""
+    import sys
+
+    sys.modules.pop("cpagent." + name, None)
+    globals().pop(name, None)
+
+
+def once(name):
+    """cpagent.<name> for one use: imported and dropped again at once (forget), so that its
+    code is freed when the caller lets go of the module (boot-only and rare work)."""
+    m = __import__("cpagent." + name, None, None, (name,))
+    forget(name)
+    return m

@@ -1,6 +1,5 @@
 """The agent: board, journal, clock, charger, meter, reader and link as supervised tasks."""
 import asyncio
-import json
 
 from micropython import const
 
@@ -103,8 +102,10 @@ class Agent:
         self.charger.boot(now)
         jobs = [("link", self.link.run), ("ticker", self._tick)]
         if hasattr(self.uplink, "run"):
+            from cpagent import relay  # the relay's side: only an MQTT charger, RAM
+
             jobs.append(("mqtt", self.uplink.run))  # the broker connection's one task
-            jobs.append(("status", self._publish_status))
+            jobs.append(("status", lambda: relay.publish_status(self)))
             jobs.append(("replies", self.uplink.replies))
         if self.bus:
             jobs.append(("meter", self.bus.run))
@@ -157,7 +158,7 @@ class Agent:
         (the dead letters, oldest first), link (state), restarts (of crashed tasks)."""
         d = dict(self.link.stats)
         j = self.journal
-        d.update(evses=[s.state for s in self.charger.evses], pending=len(j._pend),
+        d.update(evses=[s.state for s in self.charger.evses], pending=j.count(),
                  dead=len(j.dead), dead_reasons=[f[2] for f in j.failures],
                  link=self.link.state, restarts=self.restarts)
         return d
@@ -165,7 +166,7 @@ class Agent:
     def status(self):
         """One line for a display or the log: the link, what waits, the dead letters."""
         j = self.journal
-        t = "link %s, %d pending, %d dead letters" % (self.link.state, len(j._pend), len(j.dead))
+        t = "link %s, %d pending, %d dead letters" % (self.link.state, j.count(), len(j.dead))
         if j.dead:
             t += " (last: %s)" % j.dead[-1][4]
         if j.dead_full():
@@ -179,30 +180,6 @@ class Agent:
         if now != self._said:
             self._said = now
             self.board.log(1 if now[1] or now[0] != "up" else 2, self.status())
-
-    async def _publish_status(self):
-        # A JSON copy of the status on cp/<id>/status while connected: at each connect and
-        # whenever the link state or the dead letters change (not retained: the retained
-        # value stays the client's online/offline).
-        # A reconnect after the first also journals every EVSE's status again: the relay may
-        # have turned the will into OutOfService meanwhile.
-        sent = None
-        connects = 1
-        while True:
-            up = self.uplink.client.up
-            n = self.uplink.client.connects
-            if n > connects:
-                connects = n
-                self.charger.push_status()
-                self.link.kick()
-            s = self.stats()
-            now = (self.link.state, s["dead"], up)
-            if up and now != sent:
-                await self.uplink.status('{"link":"%s","pending":%d,"dead":%d,"dead_reasons":%s}'
-                                         % (s["link"], s["pending"], s["dead"],
-                                            json.dumps(s["dead_reasons"])))
-            sent = now if up else None
-            await self.board.sleep_ms(1000)
 
     # --- a person's way out (the REPL, or the relay's downlink) ------------------------------
 
@@ -233,31 +210,6 @@ class Agent:
     def command(self, env):
         """A command envelope from the downlink: {"v":1,"cmd":"requeue","msg_id":null|"<id>"},
         or a remote start or stop (remote.py), answered on the up topic."""
-        from cpagent.oicp import remote  # only an MQTT charger gets commands: RAM
+        from cpagent import relay  # only an MQTT charger gets commands: RAM
 
-        c = env.get("cmd")
-        m = env.get("msg_id")
-        if c in remote.COMMANDS:
-            self._remote(env, remote)
-        elif c == "requeue" and (m is None or isinstance(m, str)):
-            self.requeue(m)
-        else:
-            self._warn("downlink command ignored: expected {\"cmd\":\"requeue\",\"msg_id\":"
-                       "null or \"<id>\"}, got %s" % json.dumps(env)[:80])
-
-    def _remote(self, env, remote):
-        # Runs before the command's PUBACK: an accepted start is on flash before its "000" is
-        # queued, and a power cut before the PUBACK brings the command again (same answer).
-        cid = remote.cid(env)
-        if cid is None:
-            self._warn("remote command ignored: no usable cid, got %s" % json.dumps(env)[:80])
-            return
-        try:
-            f = remote.parse(env)
-        except ValueError as e:
-            code, info = "501", "bad command: %s" % (e,)
-        else:
-            code, info = self.charger.remote(f)
-        self.board.log(2, "%s %s: %s %s" % (env.get("cmd"), cid, code, info))
-        self.uplink.answer(remote.reply(cid, code, info))
-        self.link.kick()
+        relay.command(self, env)

@@ -2,8 +2,7 @@
 import asyncio
 import sys
 
-import cpagent
-from cpagent import ConfigError
+from cpagent import ConfigError, forget
 from cpagent.agent import Agent
 
 CONFIG = "/config.json"
@@ -35,14 +34,6 @@ def build(Board, path=CONFIG):
         return None
     finally:
         forget("loader")
-
-
-def forget(name):
-    """Drop the boot-only module cpagent.<name> (sys.modules and its package hold it), so that
-    the collector frees it once no one else does; a later import loads it again."""
-    sys.modules.pop("cpagent." + name, None)
-    if name in dir(cpagent):
-        delattr(cpagent, name)
 
 
 async def run(board, agent):

@@ -10,11 +10,11 @@ the flash consistent (see session.py and journal.py).
 """
 from micropython import const
 
+from cpagent import once
 from cpagent.oicp import build as oicp
 from cpagent.session import AUTHORIZED, AUTHORIZING, CHARGING, IDLE, PARKED, Session
 
 _MAX_SHOWN = const(16)  # recent messages for the display/log; the oldest is dropped
-_MAX_REMOTE = const(8)  # answers to remote commands kept for their duplicates; the oldest goes
 _ORPHAN_MS = const(60000)  # an unresolved authorization from before a restart: re-sent this often
 # Journal key prefix of an AuthorizeStart on its way: its record lives from just before the send
 # until the answer is carried out. One still there at boot whose EVSE has no session is an
@@ -30,15 +30,10 @@ class Charger:
         self.journal = journal
         self.clock = clock
         journal.stamp = clock.stamp  # the time a refusal is recorded with
-        t = cfg["timing"]
         self.evses = []
         for e in cfg["evses"]:
-            self.evses.append(Session(
-                cfg["operator_id"], e["evse_id"], clock, progress_s=t["progress_s"],
-                ev_wait_s=t["ev_wait_s"], authorize_timeout_s=t["authorize_timeout_s"],
-                start_power_w=t["start_power_w"], product_id=e.get("product_id"),
-                stop_power_w=t["stop_power_w"], stop_hold_s=t["stop_hold_s"],
-                save_wh=cfg["journal"]["save_wh"]))
+            self.evses.append(Session(cfg["operator_id"], e["evse_id"], clock, cfg["timing"],
+                                      e.get("product_id"), cfg["journal"]["save_wh"]))
         # EVSE index -> meter fault text: out of order (a session there could not be billed) until
         # the meter gives a good reading again.
         self.broken = [None] * len(self.evses)
@@ -51,28 +46,12 @@ class Charger:
         self.operator_id = cfg["operator_id"]
         self.shown = []
         self._said = [None] * len(self.evses)  # the status each EVSE last journaled
-        self._remote = []  # ((cmd, SessionID, EvseID), code, info) of recent remote commands
+        self._remote = []  # recent remote commands' answers (relay.py)
 
     def boot(self, readings):
-        """Recover the journal and resume open sessions; readings: import Wh per EVSE or None."""
-        self.journal.load()
-        asked = {}
-        for key, snap in self.journal.sessions().items():
-            if isinstance(key, str) and key[:len(_AUTH)] == _AUTH:
-                asked[key] = snap
-                continue
-            i = self._index(snap.get("e"))
-            if i is None:
-                continue  # an EVSE removed from the config: its messages still drain
-            self._apply(i, self.evses[i].restore(snap, readings[i]))
-        for key, snap in asked.items():
-            i = self._index(snap["b"].get("EvseID"))
-            if i is not None and self.evses[i].state != IDLE:
-                self.journal.put_session(key, None)  # its session was journaled: resolved
-            else:
-                self._orphans[key] = (snap["p"], snap["b"])
-        for i in range(len(self.evses)):
-            self._status(i)  # each EVSE's status once: the far end may not know it
+        """Recover the journal and resume open sessions; readings: import Wh per EVSE or None
+        (boot-only code: cpagent/resume.py, dropped again once it is done)."""
+        once("resume").boot(self, readings, _AUTH)
 
     def push_status(self):
         """Journal every EVSE's status again (boot, a reconnect: the far end may have lost it)."""
@@ -192,21 +171,8 @@ class Charger:
         """The hub's answer to an orphan's re-send (a Result of the uplink). Authorized: the
         session it names is closed with a 0 kWh charge detail record, in the same journal record
         that closes the orphan; refused: nothing was opened; no answer: re-sent later."""
-        if key not in self._orphans or kind not in ("ok", "fail"):
-            return
-        path, body = self._orphans.pop(key)
-        sid = value.session_id if kind == "ok" else None
-        if not sid:
-            self.journal.put_session(key, None)
-            return
-        t = self.clock.stamp()
-        p, cdr = oicp.charge_detail_record(
-            self.operator_id, sid, body["EvseID"],
-            body["Identification"]["RFIDMifareFamilyIdentification"]["UID"], t, t, t, t, 0.0,
-            cpo_session_id=body["CPOPartnerSessionID"])
-        self.journal.add(key, "CDR", p, cdr, state=None)
-        self._show(self._index(body["EvseID"]),
-                   "session %s of a tap before the restart closed with 0 kWh" % sid)
+        if key in self._orphans and kind in ("ok", "fail"):
+            once("resume").resolved(self, key, kind, value)  # rare: after a restart
 
     def next_message(self, hold=()):
         """The oldest journaled message ready to send of a session not in `hold`, as
@@ -257,57 +223,9 @@ class Charger:
         """A remote start or stop (remote.parse's fields) -> (OICP code, short text). An
         accepted start is journaled (power-safe) before this returns; a repeat of a command
         (same SessionID and EvseID) gets the same answer and does nothing more."""
-        key = (f["cmd"], f["session_id"], f["evse_id"])
-        for k, code, info in self._remote:
-            if k == key:
-                return code, info
-        i = self._index(f["evse_id"])
-        if i is None:
-            code, info = "603", "EVSE unknown to this charger"
-        elif f["cmd"] == "remote_start":
-            code, info = self._remote_start(i, f)
-        else:
-            code, info = self._remote_stop(i, f)
-        self._remote.append((key, code, info))
-        if len(self._remote) > _MAX_REMOTE:
-            self._remote.pop(0)
-        return code, info
+        from cpagent import relay  # only an MQTT charger gets them: loaded on the first
 
-    def _running(self, sid):
-        for j, s in enumerate(self.evses):
-            if s.session_id == sid:
-                return j
-        return None
-
-    def _remote_start(self, i, f):
-        j = self._running(f["session_id"])
-        if j is not None:  # started before a restart lost the answer: the same "yes"
-            return ("000", "started") if j == i else ("602", "session runs on another EVSE")
-        now = self.clock.now_unix()
-        if now is None:
-            return "501", "wall time not known: deadline not checkable"
-        if now > f["deadline"]:
-            return "501", "deadline passed: not started late"
-        if self.broken[i]:
-            return "700", "out of order: " + self.broken[i]
-        if self.evses[i].state != IDLE:
-            return "602", "EVSE in use"
-        if not self.journal.can_open_session():
-            return "501", "dead letters full" if self.journal.dead_full() else "journal full"
-        self._apply(i, self.evses[i].remote_start(
-            f["session_id"], f["evco_id"], f["provider_id"], f["cpo_session_id"],
-            f["product_id"]))
-        return "000", "started: waiting for the EV"
-
-    def _remote_stop(self, i, f):
-        # A stop past its deadline is still carried out: the driver wants the charging ended.
-        j = self._running(f["session_id"])
-        if j is None:
-            return "400", "session unknown"
-        if j != i:
-            return "602", "session runs on another EVSE"
-        self._apply(i, self.evses[i].remote_stop())
-        return "000", "stopped"
+        return relay.carry_out(self, f)
 
     # --- effects ------------------------------------------------------------------------------
 

@@ -38,53 +38,43 @@
 # letter without its body and key ("damaged on flash").
 # session_key names one charging session (e.g. its SessionID), str or int. A body is bytes (str
 # is encoded) or a JSON value (stored as compact JSON, decoded by pending()). A message record
-# is at most 8 KB (its dead-letter copy up to _MAX_REC), which also bounds RAM while load()
+# is at most 8 KB (its dead-letter copy up to MAX_REC), which also bounds RAM while load()
 # scans the log.
 import json
 import struct
-from binascii import crc32, hexlify
+from binascii import crc32
 
 from micropython import const
 
-_MAGIC = const(0xA5)
-_HDR = const(7)
+from cpagent import once
+
+MAGIC = const(0xA5)
+HDR = const(7)
 _MAX_LOG = const(8192)
 _IDLE_LOG = const(1024)
 _RESERVE = const(4)
 _MAX_ADD = const(8192)  # a message record; its dead-letter copy adds reason, time, attempts
-_MAX_REC = const(8448)  # bounds RAM at boot even if a length field is corrupt
+MAX_REC = const(8448)  # bounds RAM at boot even if a length field is corrupt
 _DEAD_CAP = const(8)  # dead letters before new sessions are refused
 _DEAD_BYTES = const(16384)  # ... or their records' bytes
-_REASON = const(120)  # characters of a refusal's reason kept
-_A = const(65)  # "A" message added: id, key, kind, path, body[, session state as in "S"]
-_J = const(74)  # "J" the same with a JSON body
-_B = const(66)  # "B" boot: boot count, id epoch, id sequence
-_D = const(68)  # "D" delivered (or a dead letter discarded): id
-_F = const(70)  # "F" failed: id, kind, reason (older firmware: read as a dead letter, no body)
-_S = const(83)  # "S" session snapshot: key, state JSON ("" = closed)
-_T = const(84)  # "T" tried: id, attempts so far
-_X = const(88)  # "X" dead letter: id, key, kind, path, body, "1" if JSON, reason, time, attempts
-_R = const(82)  # "R" requeued: dead id, new id[, dead id, new id ...]
+# A record's op (its payload's first byte) is a letter:
+#   "A" message added: id, key, kind, path, body[, session state as in "S"]
+#   "J" the same with a JSON body
+#   "B" boot: boot count, id epoch, id sequence
+#   "D" delivered (or a dead letter discarded): id
+#   "F" failed: id, kind, reason (older firmware; replay.py reads it as a dead letter, no body)
+#   "S" session snapshot: key, state JSON ("" = closed)
+#   "T" tried: id, attempts so far
+#   "X" dead letter: id, key, kind, path, body, "1" if JSON, reason, time, attempts
+#   "R" requeued: dead id, new id[, dead id, new id ...]
+# The journal's rarer work lives beside it, each part imported for one use and dropped again
+# (cpagent.once), so that its code holds no heap meanwhile: the boot's replay of the log in
+# replay.py, compaction in compact.py, the dead letters' (refusal, export, requeue, discard) in
+# dead.py.
 KINDS = ("Start", "Progress", "End", "Error", "CDR", "Status")
 _LATEST = ("Progress", "Status")
-_DROP_REFUSED = ("Status",)
 _KEEP = object()
-_NONE = const(0)  # a dead letter's body: not kept (damaged on flash), bytes, JSON
-_BYTES = const(1)
-_JSON = const(2)
 DEAD_FILE = "dead.jsonl"
-
-
-def _rand_hex():
-    try:
-        from os import urandom
-
-        r = urandom(4)
-    except ImportError:  # the webassembly port has no os.urandom
-        from random import getrandbits
-
-        r = getrandbits(32).to_bytes(4, "big")
-    return hexlify(r).decode()
 
 
 def _dumps(x):
@@ -110,26 +100,27 @@ def _token(key_json):
 
 
 def _rec(op, *fields):
-    b = bytearray(_HDR + 1)
-    b[_HDR] = op
+    b = bytearray(HDR + 1)
+    b[HDR] = ord(op)
     for x in fields:
         if isinstance(x, str):
             x = x.encode()
-        if len(b) + len(x) > _MAX_REC - 2:
+        if len(b) + len(x) > MAX_REC - 2:
             raise ValueError("journal record over %d bytes: body or session state too big"
-                             % _MAX_REC)
+                             % MAX_REC)
         b += struct.pack("<H", len(x))
         b += x
-    struct.pack_into("<BHI", b, 0, _MAGIC, len(b) - _HDR, crc32(memoryview(b)[_HDR:]))
+    struct.pack_into("<BHI", b, 0, MAGIC, len(b) - HDR, crc32(memoryview(b)[HDR:]))
     return b
 
 
 class Journal:
     """Durable outbox over an injected fs; call load() once after construction (a new Journal
     if it raised). `stamp()` gives the time a refusal is recorded with (the charger sets it to
-    its clock's; "" when unset)."""
+    its clock's; "" when unset). rand_hex() gives a new journal its id epoch (None: os.urandom's
+    or random's)."""
 
-    def __init__(self, fs, directory, max_messages=200, rand_hex=_rand_hex):
+    def __init__(self, fs, directory, max_messages=200, rand_hex=None):
         self._fs = fs
         self._dir = directory
         self._log = directory + "/log"
@@ -142,7 +133,7 @@ class Journal:
         # (seq, kind, session token, offset in log, body is JSON, attempts), send order
         self._pend = []
         # (msg id, kind, session token, offset of its X record or None, reason, body kept:
-        # _NONE/_BYTES/_JSON, record bytes), oldest first
+        # None if not kept (damaged on flash) else whether it is JSON, record bytes), oldest first
         self.dead = []
         self._sess = {}  # key -> state as JSON text (a copy the caller cannot mutate)
         self._size = 0
@@ -156,116 +147,12 @@ class Journal:
 
     def load(self):
         """Recover the state after boot, count bad records, drop stale tmp, persist boot + 1."""
-        if self._ready:
-            return self
-        fs = self._fs
-        fs.mkdir(self._dir)
-        names = fs.listdir(self._dir)
-        for n in names:
-            if n.endswith(".tmp"):  # a rewrite cut before its rename: the old file is intact
-                fs.remove(self._dir + "/" + n)
-        if "log" in names:
-            with fs.open(self._log, "rb") as f:
-                self._scan(f)
-        else:
-            self._dirty = True
-        self.boot += 1
-        if self._epoch is None:
-            self._epoch = self._rand()
-        for d in self.dead:  # older firmware's failures: rewritten as X records below
-            if d[3] is None:
-                self._dirty = True
-        if self._dirty:
-            self._compact()
-        else:
-            self._append(self._boot_rec())
-            self._tidy()
-        if self.dead or DEAD_FILE in names:
-            self._export()  # a cut may have come between an X record and the file
-        self._ready = True
+        if not self._ready:
+            once("replay").load(self)
         return self
 
-    def _scan(self, f):
-        # Streams the log: RAM peaks at one record plus a chunk, not the whole file.
-        buf = b""
-        bad = False
-        while True:
-            buf = self._fill(f, buf, _HDR)
-            if not buf:
-                return
-            at = self._size - len(buf)  # this record's offset in the file
-            if buf[0] == _MAGIC and len(buf) >= _HDR:
-                _, e, crc = struct.unpack_from("<BHI", buf)
-                e += _HDR
-                if e <= _MAX_REC:
-                    buf = self._fill(f, buf, e)
-                    if len(buf) >= e and crc32(memoryview(buf)[_HDR:e]) == crc:
-                        try:
-                            self._apply(buf[_HDR:e], at, e)
-                        except (ValueError, IndexError, KeyError, TypeError):
-                            self.stats["bad_records"] += 1
-                            self._dirty = True
-                        buf = buf[e:]
-                        bad = False
-                        continue
-            if not bad:
-                self.stats["bad_records"] += 1
-                self._dirty = bad = True
-            e = buf.find(b"\xa5", 1)  # resync at the next magic byte
-            buf = buf[e:] if e > 0 else b""
-
-    def _fill(self, f, buf, k):
-        while len(buf) < k:
-            c = f.read(256)
-            if not c:
-                break
-            self._size += len(c)
-            buf += c
-        return buf
-
-    def _apply(self, p, at, size):
-        f = _fields(p)
-        op = p[0]
-        if op == _A or op == _J:
-            mid = f[0].decode()
-            if self._epoch is None:  # the boot record was lost: keep the ids the hub has seen
-                self._epoch = mid[:mid.rfind("-")]
-            seq = self._seqof(mid, True)
-            self._seq = max(self._seq, seq)
-            kind = KINDS[KINDS.index(f[2].decode())]
-            self._enqueue(seq, kind, _token(f[1]), at, op == _J)
-            if len(f) > 5:
-                self._set(json.loads(f[1]), f[5].decode() or None)
-        elif op == _D:
-            self._forget(f[0].decode())
-        elif op == _T:
-            i = self._index(self._seqof(f[0].decode()))
-            if i is not None:
-                self._pend[i] = self._pend[i][:5] + (int(f[1]),)
-        elif op == _X:
-            mid = f[0].decode()
-            self._drop(self._seqof(mid))
-            self._bury(mid, f[2].decode(), _token(f[1]), at, f[6].decode(),
-                       _NONE if not f[3] else _JSON if f[5] == b"1" else _BYTES, size)
-        elif op == _R:
-            self._revive(f)
-        elif op == _F:
-            mid = f[0].decode()
-            i = self._index(self._seqof(mid))
-            key = None if i is None else self._pend[i][2]
-            self._drop(self._seqof(mid))
-            self._bury(mid, f[1].decode(), key, None, f[2].decode(), _NONE, 0)
-        elif op == _S:
-            self._set(json.loads(f[0]), f[1].decode() or None)
-        elif op == _B:
-            self.boot = int(f[0])
-            self._epoch = f[1].decode()
-            self._seq = max(self._seq, int(f[2]))
-        else:
-            raise ValueError("journal record op")
-
     def _boot_rec(self):
-        return _rec(_B, str(self.boot), self._epoch, str(self._seq))
+        return _rec("B", str(self.boot), self._epoch, str(self._seq))
 
     def _mid(self, seq):
         return "%s-%d" % (self._epoch, seq)
@@ -293,82 +180,22 @@ class Journal:
         self.stats["bytes_written"] += len(rec)
         return at
 
-    def _read(self, at, ops=(_A, _J, _X)):
+    def _read(self, at, ops="AJX"):
         """The fields of the record at offset `at`, CRC re-checked (flash can rot)."""
         if at is not None:
             with self._fs.open(self._log, "rb") as f:
                 f.seek(at)
-                h = f.read(_HDR)
-                if len(h) == _HDR and h[0] == _MAGIC:
+                h = f.read(HDR)
+                if len(h) == HDR and h[0] == MAGIC:
                     _, n, crc = struct.unpack_from("<BHI", h)
                     p = f.read(n)
-                    if len(p) == n and crc32(p) == crc and p[0] in ops:
+                    if len(p) == n and crc32(p) == crc and chr(p[0]) in ops:
                         return _fields(p)
         raise ValueError("journal record at %s is damaged" % at)
 
-    def _dead_rec(self, d):
-        """The X record of dead letter d: copied from flash, or without its body if damaged."""
-        try:
-            return _rec(_X, *self._read(d[3], (_X,))), d
-        except ValueError:
-            r = "damaged on flash" if d[3] is not None else d[4]
-            x = _rec(_X, d[0], "null", d[1], "", "", "", r, "", "0")
-            return x, (d[0], d[1], d[2], None, r, _NONE, len(x))
-
     def _compact(self):
-        # Live state only: boot, sessions, dead letters, then each pending message copied from
-        # the old log under its current id, without its session-state field (the S records
-        # above are newer), and its attempts. A message whose record fails its CRC becomes a
-        # dead letter without its body after the others; RAM changes only once the rename made
-        # the new log the real one. An OSError aborts the compaction and leaves the old log.
-        tmp = self._log + ".tmp"
-        n = 0
-        keep = []
-        dead = []
-        bad = []
-        with self._fs.open(tmp, "wb") as f:
-            for r in self._head_records():
-                f.write(r)
-                n += len(r)
-            for d in self.dead:
-                r, d = self._dead_rec(d)
-                f.write(r)
-                dead.append(d[:3] + (n,) + d[4:])
-                n += len(r)
-            for e in self._pend:
-                mid = self._mid(e[0])
-                try:
-                    fl = self._read(e[3])
-                    recs = [_rec(_J if e[4] else _A, mid, *fl[1:5])]
-                except ValueError:
-                    bad.append((mid, e[1], e[2], None, "damaged on flash", _NONE, 0))
-                    continue
-                if e[5]:
-                    recs.append(_rec(_T, mid, str(e[5])))
-                keep.append(e[:3] + (n,) + e[4:])
-                for r in recs:
-                    f.write(r)
-                    n += len(r)
-            for b in bad:
-                r, b = self._dead_rec(b)
-                f.write(r)
-                dead.append(b[:3] + (n,) + b[4:])
-                n += len(r)
-        self._fs.rename(tmp, self._log)
-        self._pend = keep
-        self.dead = dead
-        self.stats["bad_records"] += len(bad)
-        self._size = self._live = n
-        self._dirty = False
-        self.stats["compactions"] += 1
-        self.stats["bytes_written"] += n
-        if bad:
-            self._export()
-
-    def _head_records(self):
-        yield self._boot_rec()
-        for k in self._sess:
-            yield _rec(_S, _dumps(k), self._sess[k])
+        """Rewrite the log as its live state (compact.py: imported for each compaction)."""
+        once("compact").compact(self)
 
     def _tidy(self):
         if self._pend or self._sess:
@@ -414,25 +241,6 @@ class Journal:
         self.dead = [d for d in self.dead if d[0] != mid]  # one id is one dead letter at most
         self.dead.append((mid, kind, key, at, reason, whole, size))
 
-    def _revive(self, f):
-        # Pairs (dead id, new id), applied last first: each lands before the first pending
-        # message of its session, so a batch keeps its own order ahead of the session's rest.
-        for k in range(len(f) - 2, -1, -2):
-            old, new = f[k].decode(), f[k + 1].decode()
-            for d in self.dead:
-                if d[0] == old:
-                    break
-            else:
-                continue
-            seq = self._seqof(new, True)
-            self._seq = max(self._seq, seq)
-            e = (seq, d[1], d[2], d[3], d[5] == _JSON, 0)
-            i = 0
-            while i < len(self._pend) and self._pend[i][2] != d[2]:
-                i += 1
-            self._pend.insert(i, e)
-            self.dead.remove(d)
-
     def _set(self, key, text):
         if text is None:
             self._sess.pop(key, None)
@@ -461,7 +269,7 @@ class Journal:
         if state is not _KEEP:
             state = None if state is None else _dumps(state)
             f += (state or "",)
-        rec = _rec(_J if js else _A, *f)
+        rec = _rec("J" if js else "A", *f)
         if len(rec) > _MAX_ADD:
             raise ValueError("journal record over %d bytes: body or session state too big"
                              % _MAX_ADD)
@@ -486,21 +294,10 @@ class Journal:
             try:
                 f = self._read(e[3])
             except ValueError:
-                self._damaged(e)  # leaves _pend
+                once("dead").damaged(self, e)  # leaves _pend
                 continue
             yield e, f
             i += 1
-
-    def _damaged(self, e):
-        self.stats["bad_records"] += 1
-        mid = self._mid(e[0])
-        x = _rec(_X, mid, "null", e[1], "", "", "", "damaged on flash", self.stamp(),
-                 str(e[5]))
-        at = self._append(x)
-        self._drop(e[0])
-        self.stats["failed"] += 1
-        self._bury(mid, e[1], e[2], at, "damaged on flash", _NONE, len(x))
-        self._export()
 
     def count(self):
         """How many messages are pending (cheap: no record is read)."""
@@ -529,7 +326,7 @@ class Journal:
         """The hub acknowledged msg_id: durably forget it (unknown id: no-op)."""
         seq = self._seqof(msg_id)
         if self._index(seq) is not None:
-            self._append(_rec(_D, msg_id))
+            self._append(_rec("D", msg_id))
             self._drop(seq)
             self.stats["delivered"] += 1
             self._tidy()
@@ -541,7 +338,7 @@ class Journal:
         if i is None:
             return 0
         e = self._pend[i]
-        self._append(_rec(_T, msg_id, str(e[5] + 1)))
+        self._append(_rec("T", msg_id, str(e[5] + 1)))
         self._pend[i] = e[:5] + (e[5] + 1,)
         self._tidy()
         return e[5] + 1
@@ -550,58 +347,17 @@ class Journal:
         """The hub refused msg_id for good: durably move it whole to the dead letters, with the
         reason, the time and its attempts (this one included); a Status is dropped instead.
         True if it became a dead letter (unknown id: no-op, False)."""
-        seq = self._seqof(msg_id)
-        i = self._index(seq)
-        if i is None:
-            return False
-        e = self._pend[i]
-        if e[1] in _DROP_REFUSED:
-            self.stats["refused_status"] += 1
-            self.delivered(msg_id)
-            return False
-        reason = str(reason)[:_REASON]
-        try:
-            f = self._read(e[3])
-            x = _rec(_X, msg_id, f[1], e[1], f[3], f[4], "1" if e[4] else "", reason,
-                     self.stamp(), str(e[5] + 1))
-        except ValueError:
-            self._damaged(e)
-            return True
-        at = self._append(x)
-        self._drop(seq)
-        self.stats["failed"] += 1
-        self._bury(msg_id, e[1], e[2], at, reason, _JSON if e[4] else _BYTES, len(x))
-        self._export()
-        self._tidy()
-        return True
+        return once("dead").failed(self, msg_id, reason)
 
     def requeue(self, msg_id=None):
         """Dead letters (all, or the one msg_id) back to pending under fresh ids, attempts 0,
         ahead of their sessions' later messages; durable on return (one record). Returns the
         new ids; one kept without its body stays a dead letter."""
-        f = []
-        for d in self.dead:
-            if d[5] and (msg_id is None or d[0] == msg_id):
-                f.append(d[0])
-                f.append(self._mid(self._seq + 1 + len(f) // 2))
-        if not f:
-            return []
-        self._append(_rec(_R, *f))
-        self._revive([x.encode() for x in f])
-        self._export()
-        self._tidy()
-        return f[1::2]
+        return once("dead").requeue(self, msg_id)
 
     def discard(self, msg_id):
         """Durably drop the dead letter msg_id (after exporting it); True if there was one."""
-        for d in self.dead:
-            if d[0] == msg_id:
-                self._append(_rec(_D, msg_id))
-                self._forget(msg_id)
-                self._export()
-                self._tidy()
-                return True
-        return False
+        return once("dead").discard(self, msg_id)
 
     @property
     def failures(self):
@@ -618,39 +374,14 @@ class Journal:
     def dead_lines(self):
         """Each dead letter as one line of JSON text: id, kind, path, key, reason, time,
         attempts, body (null if it was not kept); read from flash one at a time."""
-        for d in self.dead:
-            try:
-                x = self._read(d[3], (_X,))
-                body = (x[4].decode() if d[5] == _JSON else _dumps(x[4].decode())
-                        if d[5] == _BYTES else "null")
-                path, key, t, n = x[3].decode(), x[1].decode(), x[7].decode(), int(x[8])
-            except ValueError:
-                path, key, t, n, body = "", "null", "", 0, "null"
-            yield '{"id":%s,"kind":%s,"path":%s,"key":%s,"reason":%s,"time":%s,"attempts":%d,' \
-                  '"body":%s}' % (_dumps(d[0]), _dumps(d[1]), _dumps(path), key,
-                                  _dumps(d[4]), _dumps(t), n, body)
-
-    def _export(self):
-        """Rewrite <dir>/dead.jsonl from the dead letters (tmp + rename); none: remove it."""
-        fs = self._fs
-        path = self._dir + "/" + DEAD_FILE
-        if not self.dead:
-            if DEAD_FILE in fs.listdir(self._dir):
-                fs.remove(path)
-            return
-        with fs.open(path + ".tmp", "wb") as f:
-            for line in self.dead_lines():
-                b = line.encode() + b"\n"
-                f.write(b)
-                self.stats["bytes_written"] += len(b)
-        fs.rename(path + ".tmp", path)
+        return once("dead").lines(self)
 
     def put_session(self, key, state):
         """Durably snapshot an open session's small dict; None closes it."""
         text = None if state is None else _dumps(state)
         if self._sess.get(key) == text:
             return
-        self._append(_rec(_S, _dumps(key), text or ""))
+        self._append(_rec("S", _dumps(key), text or ""))
         self._set(key, text)
         self._tidy()
 

@@ -16,8 +16,8 @@ Every event method returns a list of effects (tuples) that the agent carries out
   ("save", state)                      journal the snapshot alone
   ("cancel",)                          drop the AuthorizeStart still waiting for an answer
   ("show", text)                       tell the driver (display, log)
-A snapshot holds what a reboot needs to carry on: restore() resumes from it with the meter's
-cumulative register and finishes a stop that a power cut interrupted.
+A snapshot holds what a reboot needs to carry on: resume.restore() (boot-only) resumes from it
+with the meter's cumulative register and finishes a stop that a power cut interrupted.
 """
 from micropython import const
 
@@ -35,30 +35,25 @@ _FAULTED = "faulted"
 
 _MS = const(1000)
 _MIN_PROGRESS_S = const(300)  # OICP: Progress at most every 5 minutes; the hub refuses sooner
-_MAX_BETWEEN = const(10)  # MeterValueInBetween cap: the most recent readings are kept
+MAX_BETWEEN = const(10)  # MeterValueInBetween cap: the most recent readings are kept
 _MAX_STOP_UIDS = const(8)  # AuthorizationStopIdentifications kept; more are ignored
 _LIVE = (AUTHORIZED, CHARGING, PARKED)  # authorized at the hub: a tap or unplug ends it
 
 
 class Session:
-    """The session of one EVSE."""
+    """The session of one EVSE. `timing` is the config's "timing" dict (progress_s, ev_wait_s,
+    authorize_timeout_s, start_power_w, stop_power_w, stop_hold_s), read where it is used: one
+    dict for all EVSEs, no copies in each session."""
 
-    def __init__(self, operator_id, evse_id, clock, progress_s=300, ev_wait_s=120,
-                 authorize_timeout_s=15, start_power_w=100, product_id=None, stop_power_w=50,
-                 stop_hold_s=120, save_wh=1000):
-        if progress_s < _MIN_PROGRESS_S:
+    def __init__(self, operator_id, evse_id, clock, timing, product_id=None, save_wh=1000):
+        if timing["progress_s"] < _MIN_PROGRESS_S:
             raise ValueError("progress_s: must be >= 300 (OICP 5-minute rule), got %r"
-                             % progress_s)
+                             % timing["progress_s"])
         self.operator_id = operator_id
         self.evse_id = evse_id
         self.clock = clock
         self.product_id = product_id
-        self._progress_ms = progress_s * _MS
-        self._ev_wait_ms = ev_wait_s * _MS
-        self._auth_ms = authorize_timeout_s * _MS
-        self._start_w = start_power_w
-        self._stop_w = stop_power_w
-        self._hold_ms = stop_hold_s * _MS
+        self._t = timing
         self._save_wh = save_wh
         self.wh = None  # last good cumulative import reading, integer Wh
         self._clear()
@@ -80,9 +75,10 @@ class Session:
         self._saved_wh = None  # the latest reading on flash: a restart bills at least this
         self._low = None  # (ticks, stamp, Wh) when power first fell to stop_power_w or below
         self.between = []
-        self._since = self.clock.ms()  # when the current state's timer started
-        self._last_progress = self._since
-        self._last_wall = None  # the wall ms of that ChargingStart or Progress stamp, if real
+        # When the current state's timer started: the AuthorizeStart asked, the wait for the EV
+        # begun; while charging, the last Progress.
+        self._since = self.clock.ms()
+        self._last_wall = None  # the wall ms of the last ChargingStart or Progress stamp, if real
         self._cs_ticks = None  # ChargingStart in this boot's ticks, for ChargingDuration
 
     # --- events -------------------------------------------------------------------------------
@@ -159,7 +155,7 @@ class Session:
     def meter(self, wh, watts):
         """A good meter reading: cumulative import in integer Wh and active power in W."""
         self.wh = wh
-        if self.state == AUTHORIZED and watts is not None and watts >= self._start_w:
+        if self.state == AUTHORIZED and watts is not None and watts >= self._t["start_power_w"]:
             return self._start()
         if self.state not in (CHARGING, PARKED):
             return []
@@ -168,10 +164,11 @@ class Session:
             return effects
         # Due by the ticks, and by the stamps once they are wall time: a re-sync that moved the
         # clock back holds stamps still (clock.py), and the hub measures 5 min between stamps.
+        p = self._t["progress_s"] * _MS
         w = self.clock.wall_ms()
         last = self._last_wall
-        if self.state == CHARGING and self.clock.ms() - self._last_progress >= self._progress_ms \
-                and (w is None or last is None or w - last >= self._progress_ms):
+        if self.state == CHARGING and self.clock.ms() - self._since >= p \
+                and (w is None or last is None or w - last >= p):
             return self._progress()
         if self._saved_wh is None or wh - self._saved_wh >= self._save_wh:
             return [("save", self.snapshot())]  # bounds what a restart with a dead meter loses
@@ -182,18 +179,18 @@ class Session:
         if self.state == PARKED and self.charging_end is None:
             pass  # drawing again after End: watch for the next stop
         elif self.state == PARKED:
-            if watts < self._start_w:
+            if watts < self._t["start_power_w"]:
                 return []
             self.charging_end = None
             return [("save", self.snapshot()), ("show", "EV draws again")]
-        if watts > self._stop_w:
+        if watts > self._t["stop_power_w"]:
             self._low = None
             return []
         now = self.clock.ms()
         if self._low is None:
             self._low = (now, self.clock.stamp(), self.wh)
             return []
-        if now - self._low[0] < self._hold_ms:
+        if now - self._low[0] < self._t["stop_hold_s"] * _MS:
             return []
         _t, self.charging_end, end_wh = self._low
         self._low = None
@@ -236,13 +233,14 @@ class Session:
     def tick(self):
         """Timers: the AuthorizeStart or AuthorizeStop answer and the wait for the EV."""
         now = self.clock.ms()
-        if self.state == AUTHORIZING and (now - self._since) >= self._auth_ms:
+        wait = self._t["authorize_timeout_s"] * _MS
+        if self.state == AUTHORIZING and (now - self._since) >= wait:
             self._clear()
             return [("cancel",), ("show", "authorization timed out")]
-        if self.stopper is not None and (now - self.stopper[1]) >= self._auth_ms:
+        if self.stopper is not None and (now - self.stopper[1]) >= wait:
             self.stopper = None
             return [("cancel",), ("show", "stop check timed out")]
-        if self.state == AUTHORIZED and (now - self._since) >= self._ev_wait_ms:
+        if self.state == AUTHORIZED and (now - self._since) >= self._t["ev_wait_s"] * _MS:
             if self.evco is not None:
                 # Started from an app: the Error tells the provider why nothing happened.
                 return self._error("ConnectorError", "EV did not start charging")
@@ -255,7 +253,7 @@ class Session:
         self.state = CHARGING
         self.charging_start = self.clock.stamp()
         self._last_wall = self.clock.wall_ms()
-        self._cs_ticks = self._last_progress = self.clock.ms()
+        self._cs_ticks = self._since = self.clock.ms()
         self.meter_start = self.wh
         path, body = oicp.notification_start(
             self.operator_id, self.session_id, self.evse_id, self.charging_start, uid=self.uid,
@@ -276,12 +274,12 @@ class Session:
         return self._restored_duration_ms()
 
     def _progress(self):
-        self._last_progress = self.clock.ms()
+        self._since = self.clock.ms()
         now = self.clock.stamp()
         self._last_wall = self.clock.wall_ms()  # taken after the stamp: never below it
         if self.wh is not None:
             self.between.append(self.wh)
-            if len(self.between) > _MAX_BETWEEN:
+            if len(self.between) > MAX_BETWEEN:
                 self.between.pop(0)
         path, body = oicp.notification_progress(
             self.operator_id, self.session_id, self.evse_id, self.charging_start,
@@ -350,45 +348,6 @@ class Session:
             if v is not None and v != []:
                 snap[k] = v
         return snap
-
-    def restore(self, snap, wh):
-        """Resume after a reboot from a snapshot and the meter's cumulative register now (Wh)."""
-        self._clear()
-        # Never bill below a reading already journaled (Start, Progress, a saved one): a dead
-        # meter at boot, or one that restarted its count, leaves the latest of those.
-        mv = snap.get("mv") or ()
-        known = [v for v in (snap.get("w"), snap.get("me"), snap.get("ms"),
-                             mv[-1] if mv else None) if v is not None]
-        last = max(known) if known else None
-        self.wh = wh if last is None or (wh is not None and wh >= last) else last
-        self.session_id = snap["sid"]
-        self.uid = snap["uid"]
-        self.evco = snap.get("ev")
-        self.provider = snap.get("pv")
-        self.cpo = snap.get("cpo")
-        self.product = snap.get("pp", self.product_id)
-        self.stop_uids = tuple(snap.get("stop") or ())
-        self.session_start = snap["ss"]
-        self.charging_start = snap.get("cs")
-        self.charging_end = snap.get("ce")
-        self.meter_start = snap.get("ms")
-        self.between = list(snap.get("mv") or ())[-_MAX_BETWEEN:]
-        phase = snap["p"]
-        if phase == _STOPPING:
-            # End is journaled; only the charge detail record is missing.
-            self.state = CHARGING
-            effects = self._cdr(snap["ce"], snap["ce"], snap.get("me"))
-            self._clear()
-            return effects + [("show", "session closed after restart")]
-        if phase == _FAULTED:
-            # Close with what was known at the fault, not with readings taken after the reboot.
-            self.state = (PARKED if snap.get("ed") else CHARGING) if self.charging_start \
-                else AUTHORIZED
-            if snap.get("me") is not None:
-                self.wh = snap["me"]
-            return self._stop("fault before restart", snap.get("fe"))
-        self.state = phase if phase in (CHARGING, PARKED) else AUTHORIZED
-        return [("show", "session resumed")]
 
     def _restored_duration_ms(self):
         """ChargingDuration after a reboot, from the wall clock when both ends are known."""

@@ -364,3 +364,15 @@ def test_each_evse_reports_its_status_latest_wins_and_a_refused_one_blocks_nothi
     assert len(b.journal.pending()) == n + 2
     c = Box(fs=b.fs.reboot())  # and at boot
     assert [m[1] for m in c.journal.pending()] == ["Status", "Status"]
+
+
+def test_the_boot_only_code_is_dropped_after_boot():
+    # The journal's replay and the sessions' resume run once per boot: freed right after.
+    import sys
+
+    b = Box()
+    b.ch.tap(A)
+    b.authorize_all()
+    b2 = Box(fs=b.fs.reboot())
+    assert b2.ch.evses[0].state == "authorized"  # resumed from the journal
+    assert "cpagent.replay" not in sys.modules and "cpagent.resume" not in sys.modules

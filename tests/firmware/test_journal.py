@@ -537,8 +537,26 @@ def test_an_older_firmwares_failure_record_loads_as_a_dead_letter_without_body()
 
     j = _journal()
     a = j.add("s1", "CDR", P, b"cdr")
-    j._fs.files[D + "/log"] = _log(j) + bytes(_rec(70, a, "CDR", "019 refused"))  # "F"
+    j._fs.files[D + "/log"] = _log(j) + bytes(_rec("F", a, "CDR", "019 refused"))
     j2 = _reload(j)
     assert j2.pending() == [] and j2.failures == [(a, "CDR", "019 refused")]
     assert _dead(j2)[0]["body"] is None and j2.requeue() == []
     assert _reload(j2).failures == [(a, "CDR", "019 refused")] and j2.discard(a)
+
+
+def test_the_rare_parts_are_imported_for_one_use_and_dropped_again():
+    # replay.py (load), compact.py and dead.py hold no heap between uses: each is out of
+    # sys.modules and the package once its call returned, and is loaded again for the next.
+    import sys
+
+    import cpagent
+
+    j = _journal()
+    a = j.add("s1", "CDR", P, b"cdr")
+    j._compact()
+    assert j.failed(a, "019 refused") and j.failures == [(a, "CDR", "019 refused")]
+    (b,) = j.requeue()
+    for name in ("replay", "compact", "dead"):
+        assert "cpagent." + name not in sys.modules and name not in dir(cpagent), name
+    j2 = _reload(j)
+    assert j2.pending() == [(b, "CDR", P, b"cdr")] and "cpagent.replay" not in sys.modules

@@ -2,6 +2,7 @@
 from check import raises_naming
 from cpagent.clock import Clock, unix_from_iso
 from cpagent.oicp.replies import parse_authorization
+from cpagent.resume import restore
 from cpagent.session import AUTHORIZED, AUTHORIZING, CHARGING, IDLE, PARKED, Session
 
 OP = "DE*ABC"
@@ -21,13 +22,20 @@ class Ticks:
         return self.t
 
 
-def make(known=True, **kw):
-    kw.setdefault("save_wh", 100000)  # the readings journaled between messages: their own tests
+# The timing these tests run with (the config's defaults); a test's keywords override them.
+TIMING = {"progress_s": 300, "ev_wait_s": 120, "authorize_timeout_s": 15, "start_power_w": 100,
+          "stop_power_w": 50, "stop_hold_s": 120}
+
+
+def make(known=True, product_id=None, save_wh=100000, **timing):
+    # save_wh: the readings journaled between messages have their own tests
     ticks = Ticks()
     clock = Clock(ticks, lambda a, b: a - b)
     if known:
         clock.set_unix(T0)
-    return Session(OP, EVSE, clock, **kw), ticks
+    t = dict(TIMING)
+    t.update(timing)
+    return Session(OP, EVSE, clock, t, product_id, save_wh), ticks
 
 
 def ok_reply(stop=()):
@@ -251,7 +259,7 @@ def test_a_remote_session_survives_a_restart_with_its_evco_id():
     s, t = make()
     snap = s.remote_start(HSID, EVCO, "DE-8EO")[0][1]
     s2, _ = make()
-    s2.restore(snap, 5000)
+    restore(s2, snap, 5000)
     assert (s2.state, s2.evco, s2.provider, s2.product) == (AUTHORIZED, EVCO, "DE-8EO", None)
     assert body_of(s2.meter(5000, 3700), "Start")["Identification"] == REMOTE
     # a card on a remote session: only the hub can let it stop (AuthorizeStop)
@@ -294,7 +302,7 @@ def test_restore_charging_resumes_from_cumulative_register():
     s, t, eff = charging()
     snap = eff[0][4]
     s2, t2 = make()
-    assert kinds(s2.restore(snap, 14000)) == ["show"]
+    assert kinds(restore(s2, snap, 14000)) == ["show"]
     assert s2.state == CHARGING
     t2.t += 300000
     b = body_of(s2.meter(14500, 3700), "Progress")
@@ -308,7 +316,7 @@ def test_restore_finishes_an_interrupted_stop():
     eff = s.tap(UID)
     stopping = eff[0][4]  # snapshot journaled with the End
     s2, _ = make()
-    eff2 = s2.restore(stopping, 99000)
+    eff2 = restore(s2, stopping, 99000)
     assert kinds(eff2) == ["CDR", "show"] and s2.state == IDLE
     cdr = body_of(eff2, "CDR")
     assert cdr["ConsumedEnergy"] == 3.0 and cdr["MeterValueEnd"] == 13.0
@@ -319,7 +327,7 @@ def test_restore_authorized_waits_for_ev_again():
     s.tap(UID)
     eff = s.authorized(ok_reply())
     s2, t2 = make()
-    s2.restore(eff[0][1], None)
+    restore(s2, eff[0][1], None)
     assert s2.state == AUTHORIZED
     assert kinds(s2.meter(1000, 4000)) == ["Start", "show"]
 
@@ -332,7 +340,7 @@ def test_restore_after_fault_closes_with_values_from_the_fault():
     faulted = eff[0][4]  # the snapshot journaled with the Error
     s2, t2 = make()
     t2.t += 3600000  # the reboot comes an hour later, and the register has moved on
-    eff2 = s2.restore(faulted, 20000)
+    eff2 = restore(s2, faulted, 20000)
     assert kinds(eff2) == ["End", "CDR", "show"]
     end = body_of(eff2, "End")
     assert end["MeterValueEnd"] == 12.0 and end["ConsumedEnergy"] == 2.0
@@ -399,7 +407,7 @@ def test_a_parked_ev_that_draws_again_moves_charging_end_to_its_next_stop():
 def test_restore_parked_closes_with_the_cdr_only():
     s, t, eff, stopped_at = parked()
     s2, t2 = make()
-    assert kinds(s2.restore(eff[0][4], 14010)) == ["show"] and s2.state == PARKED
+    assert kinds(restore(s2, eff[0][4], 14010)) == ["show"] and s2.state == PARKED
     eff2 = s2.tap(UID)
     assert kinds(eff2) == ["CDR", "show"]
     cdr = body_of(eff2, "CDR")
@@ -412,7 +420,7 @@ def test_a_fault_while_parked_sends_error_and_cdr_but_no_second_end():
     assert kinds(eff) == ["Error", "CDR", "show"]
     assert body_of(eff, "CDR")["ChargingEnd"] == stopped_at
     s2, _ = make()
-    eff2 = s2.restore(eff[0][4], None)  # the cut came after the Error, before the CDR
+    eff2 = restore(s2, eff[0][4], None)  # the cut came after the Error, before the CDR
     assert kinds(eff2) == ["CDR", "show"] and s2.state == IDLE
     cdr = body_of(eff2, "CDR")
     assert cdr["ChargingEnd"] == stopped_at and cdr["MeterValueEnd"] == 14.002
@@ -437,12 +445,12 @@ def test_a_restart_with_a_dead_meter_bills_the_latest_journaled_reading():
     saved = s.meter(12600, 3700)  # then a saved reading
     for snap, last in ((prog[0][4], 12.0), (saved[0][1], 12.6)):
         s2, _ = make(save_wh=500)
-        s2.restore(snap, None)  # the meter is dead at boot
+        restore(s2, snap, None)  # the meter is dead at boot
         eff = s2.tap(UID)
         end, cdr = body_of(eff, "End"), body_of(eff, "CDR")
         assert end["MeterValueEnd"] == cdr["MeterValueEnd"] == last, (end, cdr)
         assert cdr["ConsumedEnergy"] == round(last - 10.0, 3)
     # A meter that restarted its count below what was reported bills the reported value.
     s3, _ = make()
-    s3.restore(prog[0][4], 500)
+    restore(s3, prog[0][4], 500)
     assert body_of(s3.tap(UID), "CDR")["MeterValueEnd"] == 12.0

@@ -307,7 +307,8 @@ def test_a_config_the_board_would_refuse_is_refused_here(site):
         assert words in str(e.value) and dev.calls == [], e.value
 
 
-_MQTT = {"config", "uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote"}
+_MQTT = {"config", "uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oicp/remote",
+         "relay"}
 _HTTP = {"config", "uplink/http", "uplink/http_client"}
 _METER = {"drivers/meter", "drivers/meter_maps", "drivers/modbus", "drivers/modbus_client"}
 _MAPS = {"drivers/map_" + n for n in NAMES}  # the meters' register maps: the configured one goes
@@ -367,7 +368,10 @@ def test_a_deploy_leaves_out_only_modules_the_config_never_imports(variant, left
                          env=env, capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     imported = {m[8:].replace(".", "/") for m in json.loads(out.stdout)}  # "" is cpagent itself
-    # The other boards are not this host's; remote.py comes with the first remote command; the
-    # loader is boot-only (app.build frees it).
-    lazy = {"boards/esp32", "boards/mcu", "boards/rp2", "boards/wasm", "oicp/remote", "loader"}
+    # The other boards are not this host's; remote.py and relay.py come with the first remote
+    # command (relay.py with the agent's run too), dead.py with a refusal, compact.py with a
+    # compaction; the loader, replay.py and resume.py are boot-only (app.build frees the loader,
+    # the agent's boot the other two).
+    lazy = {"boards/esp32", "boards/mcu", "boards/rp2", "boards/wasm", "oicp/remote", "loader",
+            "replay", "resume", "relay", "dead", "compact"}
     assert imported == kept - lazy, (sorted(imported), sorted(kept - lazy))

@@ -1,6 +1,6 @@
 """Every message a whole session journals, through the real charger core, meets the schemas."""
 import test_power_cut as world
-from test_session import charging, make
+from test_session import TIMING, charging, make
 
 from cpagent.oicp import build as oicp
 from cpagent.session import Session
@@ -36,7 +36,7 @@ def test_error_path_and_authorize_start_validate():
             validator(_schema_for(e[2], e[3])).validate(e[3])
     s2, _t2, _ = charging()
     s2.plug(False)
-    fresh = Session("DE*ABC", "DE*ABC*E0001", s2.clock)
+    fresh = Session("DE*ABC", "DE*ABC*E0001", s2.clock, TIMING)
     eff = fresh.tap("04A1B2C3D4E5F6")
     validator("AuthorizeStart").validate(eff[0][2])
 
