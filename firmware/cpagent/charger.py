@@ -44,6 +44,7 @@ class Charger:
         self._orphans = {}
         self._orphan_due = 0
         self.operator_id = cfg["operator_id"]
+        self.charger_id = cfg["charger_id"]
         self.shown = []
         self._said = [None] * len(self.evses)  # the status each EVSE last journaled
         self._remote = []  # recent remote commands' answers (relay.py)
@@ -150,7 +151,10 @@ class Charger:
         out = []
         for i, (p, b) in self._auth.items():
             if self.evses[i].state == AUTHORIZING:
-                cpo = "%d-%d-%d" % (self.journal.boot, self.clock.ms(), i)  # unique here
+                # Unique across the operator's chargers, not only here: the hub gives one
+                # session to a repeated (operator, CPOPartnerSessionID), and chargers that came
+                # back from one power cut together count the same boots and milliseconds.
+                cpo = "%s-%d-%d-%d" % (self.charger_id, self.journal.boot, self.clock.ms(), i)
                 b["CPOPartnerSessionID"] = cpo
                 self.journal.put_session(_AUTH + cpo, {"p": p, "b": b})
                 self._asking[i] = _AUTH + cpo

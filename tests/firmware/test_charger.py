@@ -10,6 +10,7 @@ from cpagent.oicp.replies import parse_authorization
 
 T0 = 1795320000
 CFG = {
+    "charger_id": "cp-1",
     "operator_id": "DE*ABC",
     "evses": [{"evse_id": "DE*ABC*E0001*1"}, {"evse_id": "DE*ABC*E0001*2"}],
     "timing": {"progress_s": 300, "ev_wait_s": 600, "authorize_timeout_s": 15,
@@ -23,14 +24,14 @@ B = "A1B2C3D4"
 class Box:
     """One charger on a FaultFs flash, rebootable, with a clock the test moves."""
 
-    def __init__(self, known=True, max_messages=200, fs=None):
+    def __init__(self, known=True, max_messages=200, fs=None, cfg=CFG):
         self.now = 0
         self.fs = fs or FaultFs()
         self.journal = Journal(self.fs, "/j", max_messages).load()
         self.clock = Clock(lambda: self.now, lambda a, b: a - b, self.journal.boot)
         if known:
             self.clock.set_unix(T0)
-        self.ch = Charger(CFG, self.journal, self.clock)
+        self.ch = Charger(cfg, self.journal, self.clock)
         self.ch.boot([None, None])
         self.n = 0
         self.statuses = []
@@ -184,6 +185,16 @@ def test_refused_messages_are_dead_letters_with_the_time_and_fill_up_to_refusing
 def _answer(sid):
     return parse_authorization('{"AuthorizationStatus":"Authorized","SessionID":"%s",'
                                '"StatusCode":{"Code":"000"}}' % sid)
+
+
+def test_two_chargers_back_from_one_power_cut_never_share_a_cpo_partner_session_id():
+    one, two = Box(), Box(cfg=dict(CFG, charger_id="cp-2"))
+    assert one.journal.boot == two.journal.boot and one.clock.ms() == two.clock.ms()
+    for b in (one, two):
+        b.ch.tap(A)
+    ids = [body["CPOPartnerSessionID"] for b in (one, two) for _i, _p, body in
+           b.ch.authorizations()]
+    assert ids[0] != ids[1] and ids[0].startswith("cp-1-") and ids[1].startswith("cp-2-"), ids
 
 
 def test_an_authorize_start_whose_answer_a_restart_lost_is_resent_and_closed_with_0_kwh():

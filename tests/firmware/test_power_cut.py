@@ -22,6 +22,7 @@ UID = "04A1B2C3D4E5F6"
 T0 = 1795320000
 _STEP = 60000  # the world moves a minute at a time
 CFG = {
+    "charger_id": "cp-1",
     "operator_id": "DE*ABC",
     "evses": [{"evse_id": "DE*ABC*E0001"}],
     "timing": {"progress_s": 300, "ev_wait_s": 600, "authorize_timeout_s": 15,
