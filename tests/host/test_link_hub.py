@@ -20,7 +20,7 @@ from host_sim.hub import Hub
 
 OP = "DE*ABC"
 CARDS = ["04A1B2C3D4E5F6", "A1B2C3D4", "11223344", "55667788"]
-CFG = {"operator_id": OP,
+CFG = {"charger_id": "cp-1", "operator_id": OP,
        "evses": [{"evse_id": "DE*ABC*E0001*%d" % i} for i in (1, 2, 3)],
        "timing": {"progress_s": 300, "ev_wait_s": 600, "authorize_timeout_s": 15,
                   "start_power_w": 100, "stop_power_w": 50, "stop_hold_s": 120},
