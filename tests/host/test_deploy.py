@@ -375,3 +375,26 @@ def test_a_deploy_leaves_out_only_modules_the_config_never_imports(variant, left
     lazy = {"boards/esp32", "boards/mcu", "boards/rp2", "boards/wasm", "oicp/remote", "loader",
             "replay", "resume", "relay", "dead", "compact"}
     assert imported == kept - lazy, (sorted(imported), sorted(kept - lazy))
+
+
+def test_the_freezing_recipe_names_every_module_of_the_images():
+    """firmware/manifest.py lists the core by name: a module added to cpagent/ and not there
+    would be missing from a frozen image, and fail only when first imported (a once-used one:
+    at the first dead letter)."""
+    frozen = set()
+
+    def package(name, files=None, **_kw):
+        top = os.path.join(ROOT, "firmware", name)
+        names = files or [f for f in os.listdir(top) if f.endswith(".py")]
+        frozen.update(name + "/" + f for f in names)
+
+    recipe = {"package": package, "metadata": lambda **kw: None, "include": lambda p: None,
+              "require": lambda n: None, "options": SimpleNamespace(
+                  defaults=lambda **kw: None, port_manifest="")}
+    with open(os.path.join(ROOT, "firmware", build.RECIPE)) as f:
+        exec(compile(f.read(), build.RECIPE, "exec"), recipe)
+    images = set(build.modules("esp32")) | set(build.modules("rp2"))
+    # main.py and boot.py stay files; config.py is the host's validator (make deploy ran it)
+    device = images - set(build.SOURCE_ONLY) - {"cpagent/config.py"}
+    assert device - frozen == set(), "add them to firmware/manifest.py"
+    assert frozen - device == set()
