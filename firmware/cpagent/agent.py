@@ -51,7 +51,7 @@ class Agent:
 
             self.bus = MeterBus(b.meter_port(), m, [e["meter_address"] for e in cfg["evses"]],
                                 self, c.ms, cfg["timing"]["poll_s"], b.de, b.sleep_ms,
-                                b.txdone, self._warn)
+                                b.txdone, self._warn, cfg["timing"]["stop_power_w"])
         r = cfg["reader"]
         t = r["type"]
         if t != "none":

@@ -205,8 +205,12 @@ class Journal:
         if over:
             try:
                 self._compact()
-            except OSError:
-                pass  # the old log is intact and complete; a later event retries
+            except (OSError, MemoryError):
+                # The old log is intact and complete (RAM changes only after the rename); a
+                # later event retries. MemoryError: no room to load compact.py (cpagent.once)
+                # or to build the new log on a fragmented heap; the record that called this
+                # is on flash already, and the caller's next effects must still be carried out.
+                pass
 
     def _index(self, seq):
         for i in range(len(self._pend)):

@@ -384,6 +384,32 @@ def test_compaction_by_size_and_when_idle():
     assert _reload(j).pending() == []
 
 
+def test_a_compaction_without_the_memory_for_it_waits_and_loses_nothing():
+    import cpagent.journal as jm
+
+    j = _journal()
+    j.put_session("s", {"st": "charging"})
+    j.add("s", "Start", P, b"s" * 100)
+    real, c0 = jm.once, j.stats["compactions"]
+
+    def no_room(name):
+        if name == "compact":
+            raise MemoryError("memory allocation failed, allocating 1024 bytes")
+        return real(name)
+
+    jm.once = no_room
+    try:
+        for i in range(30):  # the log outgrows its bound: every compaction fails for memory
+            j.add("s", "Progress", P, b"%03d" % i + b"p" * 200)
+    finally:
+        jm.once = real
+    assert j.stats["compactions"] == c0 and len(_log(j)) > 8192  # not compacted, no raise
+    assert [k for _m, k, *_ in j.pending()] == ["Start", "Progress"]
+    j.add("s", "Progress", P, b"next")  # memory again: the next append compacts
+    assert j.stats["compactions"] == c0 + 1 and len(_log(j)) < 8192
+    assert _reload(j).pending() == j.pending()
+
+
 def test_stats_count_appends_and_bytes():
     j = _journal()
     s = j.stats

@@ -167,6 +167,14 @@ def test_health_frozen_when_power_implies_more_than_the_limit():
     assert h.active == ["frozen"] and h.reading(3722000, 5000, 0) is None and h.active == []
     assert h.reading(3782000, 5000, 7000) is None  # 58 Wh: counted afresh
     assert h.reading(3812000, 5000, 7000) is not None and h.active == ["frozen"]
+    # A meter that shows standby or noise watts with the contactor open: at or below idle_w
+    # nothing draws, so the still register neither raises nor keeps the fault.
+    h = MeterHealth(3, idle_w=50)
+    h.reading(0, 5000, 7000)
+    assert h.reading(60000, 5000, 7000) is not None and h.active == ["frozen"]
+    assert h.reading(70000, 5000, 30) is None and h.active == ["frozen"]  # 7 kW until now
+    assert h.reading(80000, 5000, 12) is None and h.active == []
+    assert h.reading(86400000, 5000, 40) is None and h.active == []  # a day of 40 W noise
 
 
 def test_health_dead_after_n_failures_once():

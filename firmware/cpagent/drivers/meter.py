@@ -17,9 +17,10 @@ class MeterHealth:
     and is cleared by a reading that no longer shows it.
     """
 
-    def __init__(self, unit, dead_polls=3):
+    def __init__(self, unit, dead_polls=3, idle_w=0):
         self.unit = unit
         self.dead_polls = dead_polls
+        self.idle_w = idle_w  # power at or below it is no session's: a still register is right
         self.active = []
         self.fails = 0
         self.wh = None  # the last good energy, its time and power
@@ -59,7 +60,7 @@ class MeterHealth:
         # over, the contactor open), leaves nothing the still register contradicts: a "frozen"
         # that outlived its session would keep the EVSE out of order for good, since only a
         # session could show the register moving again.
-        if last is None or wh > last or w <= 0 and self.w <= 0:
+        if last is None or wh > last or w <= self.idle_w and self.w <= self.idle_w:
             self.implied = 0
             self._clear("frozen")
         else:
@@ -79,10 +80,12 @@ class MeterBus:
     (de, txdone: see there). sleep_ms: `await sleep_ms(ms)` between polls, on the same clock as
     `ms` (the simulator's board time); None: asyncio.sleep. Wire timeouts stay real time.
     on_error(text): an unexpected error of a poll (a sink's bug), each new text once.
+    idle_w: the power (W) at or below which no session draws (timing.stop_power_w): a meter
+    that shows a few watts of standby or noise there is no frozen register.
     """
 
     def __init__(self, port, meter_cfg, addresses, sink, ms, poll_s=10, de=None, sleep_ms=None,
-                 txdone=None, on_error=None):
+                 txdone=None, on_error=None, idle_w=0):
         m = meter_cfg
         g = m.get
         name = m["model"]
@@ -95,7 +98,7 @@ class MeterBus:
         self.sink = sink
         self.ms = ms
         self.poll_ms = poll_s * 1000
-        self.health = [MeterHealth(u, g("dead_polls", 3)) for u in addresses]
+        self.health = [MeterHealth(u, g("dead_polls", 3), idle_w) for u in addresses]
         self.last = [None] * len(addresses)
         self.error = None  # the text of the last unexpected error run() survived
         self._sleep = sleep_ms or _sleep
