@@ -158,3 +158,22 @@ def test_a_status_redelivered_after_a_newer_one_never_reaches_the_hub(pki, hub, 
         child.stop(a)
         b.stop()
         hang.close()
+
+
+def test_only_the_stale_records_of_a_push_are_taken_out():
+    from test_relay_units import doc
+
+    from host_sim.relay import Relay
+    from host_sim.relay.config import Config
+    r = Relay(Config(doc(chargers={"cp-1": {"operator_id": OP, "evses": [E1, E2]}})))
+    r.latest.learn("cp-1", E1, EPOCH + "-5")
+    both = push(EPOCH + "-4", "cp-1", (E1, "Occupied"), (E2, "Available"))
+    assert r._stale(both) == ""                            # E2's record still goes
+    assert both.body["OperatorEvseStatus"]["EvseStatusRecord"] == [
+        {"EvseID": E2, "EvseStatus": "Available"}]
+    assert json.loads(both.data) == both.body and list(both.stamps) == [E2]
+    late = push(EPOCH + "-3", "cp-1", (E1, "Occupied"))
+    assert r._stale(late).startswith("stale: status %s-3 of %s is older than %s-5" % (
+        EPOCH, E1, EPOCH))
+    assert r.metrics.get("relay_stale_status_total") == 2
+    assert r._stale(push(EPOCH + "-5", "cp-1", (E1, "Occupied"))) == ""  # a duplicate passes
