@@ -277,11 +277,6 @@ class Relay:
             # status redelivered at our start meets the newer one another relay pushed.
             self._held.append((msg, token))
             return
-        if r.stamps:
-            why = self._stale(r)
-            if why:
-                self._publish(r.charger, envelope.down(r.id, 400, error=why), [token])
-                return
         if sid is not None:
             with self._lock:
                 verdict = self.owners.check(r.charger, sid)
@@ -307,6 +302,8 @@ class Relay:
             if cached is not None:
                 self._publish(r.charger, cached, [token])
             return
+        if r.stamps and not self._fresh(r):
+            return
         self.metrics.inc("relay_up_messages_total", result="queued")
         try:
             old = self.scheduler.put(r)
@@ -317,30 +314,36 @@ class Relay:
         if old is not None:
             self.metrics.inc("relay_up_messages_total", result="superseded")
 
-    def _stale(self, r):
+    def _fresh(self, r):
         """Takes out of status push r every record older than the one the hub already took for
-        its EVSE (from any relay of the group), each counted and logged. The relay's own
-        answer (400 + error, never a hub's) when nothing is left to push, else ''. The charger
-        ignores it: its journal superseded that message before the newer one existed (a
-        Status it did hold would be dropped at a 400, as for any refused Status)."""
+        its EVSE (from any relay of the group), each counted and logged, and answers the ids
+        left with no record (they are pending): 400 + error, the relay's own answer, never one
+        that looks like the hub's. The charger ignores it: its journal superseded that message
+        before the newer one existed (a Status it did hold would be dropped at a 400, as any
+        refused Status). False when nothing is left to push."""
         keep, stale = [], []
         with self._lock:
             for x in r.body["OperatorEvseStatus"]["EvseStatusRecord"]:
                 s = r.stamps.get(x["EvseID"])
                 newer = s and self.latest.newer(s[0], x["EvseID"], s[1])
                 (stale if newer else keep).append((x, s, newer))
+        if not stale:
+            return True
         for x, s, newer in stale:
             self.metrics.inc("relay_stale_status_total")
             log.info("status %s of %s from %s not pushed: older than %s, which the hub has",
                      s[1], x["EvseID"], s[0], newer)
-        if not stale:
-            return ""
-        if keep:
+        if keep:  # the ids of a merged push whose every record was stale are answered now
             envelope.keep_status(r, [x for x, _, _ in keep])
-            return ""
+            gone = set(s for _, s, _ in stale) - set(r.stamps.values())
+        else:
+            gone = set(r.ids)
         x, s, newer = stale[0]
-        return "stale: status %s of %s is older than %s, which the hub has: not pushed" % (
+        why = "stale: status %s of %s is older than %s, which the hub has: not pushed" % (
             s[1], x["EvseID"], newer)
+        self._answer(r, Reply(400, None, None, why), False, [i for i in r.ids if i in gone])
+        r.ids = [i for i in r.ids if i not in gone]
+        return bool(keep)
 
     def _publish(self, charger, data, tokens):
         self.metrics.inc("relay_down_messages_total")
@@ -400,10 +403,8 @@ class Relay:
                           % (self.cfg.queue["max_wait_s"], r.limit))
             self._answer(r, reply, cache=False)
             return
-        why = self._stale(r) if r.stamps else ""
-        if why:  # another relay pushed a newer one while r was queued here
+        if r.stamps and not self._fresh(r):  # another relay pushed newer ones meanwhile
             self.scheduler.done(r)
-            self._answer(r, Reply(400, None, None, why), cache=False)
             return
         t0 = time.perf_counter()
         try:
@@ -492,10 +493,11 @@ class Relay:
         self._send(sessions.topic(sid), sessions.record(r.charger, closed=True), retain=True,
                    properties=p)
 
-    def _answer(self, r, reply, cache):
-        """Publishes the reply for r and for every Progress it superseded (same reply)."""
+    def _answer(self, r, reply, cache, ids=None):
+        """Publishes the reply for r and for every Progress it superseded (same reply); ids:
+        only for those."""
         cap = self.cfg.queue["dedupe_per_charger"]
-        for charger, msg_id in r.ids:
+        for charger, msg_id in r.ids if ids is None else ids:
             data = envelope.down(msg_id, reply.status, reply.body, reply.retry_after,
                                  reply.error)
             with self._lock:

@@ -160,20 +160,32 @@ def test_a_status_redelivered_after_a_newer_one_never_reaches_the_hub(pki, hub, 
         hang.close()
 
 
-def test_only_the_stale_records_of_a_push_are_taken_out():
+def test_only_the_stale_records_of_a_push_are_taken_out_and_only_their_ids_answered():
     from test_relay_units import doc
 
     from host_sim.relay import Relay
     from host_sim.relay.config import Config
-    r = Relay(Config(doc(chargers={"cp-1": {"operator_id": OP, "evses": [E1, E2]}})))
+    r = Relay(Config(doc(chargers={"cp-1": {"operator_id": OP, "evses": [E1, E2]},
+                                   "cp-2": {"operator_id": OP, "evses": [E3]}})))
+    sent = []
+    r._publish = lambda charger, data, tokens: sent.append((charger, json.loads(data)))
     r.latest.learn("cp-1", E1, EPOCH + "-5")
     both = push(EPOCH + "-4", "cp-1", (E1, "Occupied"), (E2, "Available"))
-    assert r._stale(both) == ""                            # E2's record still goes
+    assert r._fresh(both) and sent == []                   # E2's record still goes
     assert both.body["OperatorEvseStatus"]["EvseStatusRecord"] == [
         {"EvseID": E2, "EvseStatus": "Available"}]
     assert json.loads(both.data) == both.body and list(both.stamps) == [E2]
-    late = push(EPOCH + "-3", "cp-1", (E1, "Occupied"))
-    assert r._stale(late).startswith("stale: status %s-3 of %s is older than %s-5" % (
-        EPOCH, E1, EPOCH))
-    assert r.metrics.get("relay_stale_status_total") == 2
-    assert r._stale(push(EPOCH + "-5", "cp-1", (E1, "Occupied"))) == ""  # a duplicate passes
+    assert both.ids == [("cp-1", EPOCH + "-4")]
+    # A merged push: cp-1's late one is taken out and answered now, cp-2's goes on.
+    merged = envelope.merge_status(push(EPOCH + "-3", "cp-1", (E1, "Occupied")),
+                                   push("s-1", "cp-2", (E3, "Available")))
+    assert r._fresh(merged)
+    assert [x["EvseID"] for x in merged.body["OperatorEvseStatus"]["EvseStatusRecord"]] == [E3]
+    assert merged.ids == [("cp-2", "s-1")]
+    assert sent == [("cp-1", {"v": 1, "id": EPOCH + "-3", "status": 400, "body": None,
+                              "error": "stale: status %s-3 of %s is older than %s-5, which the "
+                                       "hub has: not pushed" % (EPOCH, E1, EPOCH)})]
+    late = push(EPOCH + "-2", "cp-1", (E1, "Available"))
+    assert not r._fresh(late) and sent[-1][1]["id"] == EPOCH + "-2"
+    assert r.metrics.get("relay_stale_status_total") == 3
+    assert r._fresh(push(EPOCH + "-5", "cp-1", (E1, "Occupied")))  # a duplicate passes
