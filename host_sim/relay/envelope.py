@@ -11,6 +11,7 @@ import json
 from urllib.parse import quote
 
 from host_sim import oicp_schemas
+from host_sim.relay import latest
 
 MAX_UP = 8192
 # Objects and lists nested deeper than this are refused (an OICP body is 5 deep at most): the
@@ -43,7 +44,7 @@ class Request:
     """One authorised request: where it goes and how the queue treats it."""
 
     __slots__ = ("charger", "id", "path", "body", "data", "op", "kind", "operator", "limit",
-                 "priority", "chain", "ids", "state", "seq", "deadline", "tries")
+                 "priority", "chain", "ids", "state", "seq", "deadline", "tries", "stamps")
 
     def __init__(self, charger, msg_id, path, body, op, kind, operator):
         self.charger, self.id, self.path, self.body = charger, msg_id, path, body
@@ -64,6 +65,12 @@ class Request:
         self.ids = [(charger, msg_id)] if msg_id is not None else []
         self.state, self.seq, self.deadline = "new", 0, 0.0
         self.tries = 0  # the relay's own pushes: sent again after a hub that was not reached
+        # A status push: EvseID -> (charger, id) of the message its record came from (none for
+        # the relay's own), so that an older status never overwrites a newer one (latest.py).
+        self.stamps = {}
+        if op == "PushEvseStatus" and msg_id is not None:
+            self.stamps = dict((r["EvseID"], (charger, msg_id))
+                               for r in body["OperatorEvseStatus"]["EvseStatusRecord"])
 
 
 def charger_of(topic):
@@ -226,18 +233,36 @@ def status_push(operator, records):
 
 
 def merge_status(old, new):
-    """new's status records over old's (latest wins per EVSE, old's order kept), as one
-    Request of new's with both requests' ids; None when the batch would exceed MAX_BATCH."""
+    """new's status records over old's (old's order kept) as one Request of new's with both
+    requests' ids; None when the batch would exceed MAX_BATCH. Per EVSE the newer wins: by the
+    journal's seq when both come from one charger's journal (a message redelivered late is
+    older than one that came before it), else the later to arrive."""
     recs = dict((r["EvseID"], r) for r in old.body["OperatorEvseStatus"]["EvseStatusRecord"])
+    stamps = dict(old.stamps)
     for r in new.body["OperatorEvseStatus"]["EvseStatusRecord"]:
-        recs.pop(r["EvseID"], None)
-        recs[r["EvseID"]] = r
+        e = r["EvseID"]
+        mine, had = new.stamps.get(e), stamps.get(e)
+        if mine and had and mine[0] == had[0] and latest.older(mine[1], had[1]):
+            continue
+        recs.pop(e, None)
+        recs[e] = r
+        stamps.pop(e, None)
+        if mine:
+            stamps[e] = mine
     if len(recs) > MAX_BATCH:
         return None
     path, body = status_push(new.operator, recs.values())
     r = Request(new.charger, None, path, body, new.op, new.kind, new.operator)
-    r.ids = old.ids + new.ids
+    r.ids, r.stamps = old.ids + new.ids, stamps
     return r
+
+
+def keep_status(r, records):
+    """r's status push carrying only `records` (a subset of its own)."""
+    r.path, r.body = status_push(r.operator, records)
+    r.data = json.dumps(r.body, separators=(",", ":")).encode()
+    evses = set(x["EvseID"] for x in records)
+    r.stamps = dict((e, s) for e, s in r.stamps.items() if e in evses)
 
 
 def _short(v):

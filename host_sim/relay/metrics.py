@@ -14,6 +14,8 @@ _HELP = {
     "relay_hub_requests_total": "requests sent to the hub, by HTTP status (0: unreachable)",
     "relay_hub_seconds_total": "time spent waiting for the hub",
     "relay_down_messages_total": "replies published to chargers",
+    "relay_stale_status_total": "EVSE status records not pushed: older than one the hub took "
+                                "for that EVSE (same charger journal, lower seq)",
     "relay_queue_depth": "requests waiting in the queue (rate limits, priority)",
     "relay_inflight": "requests at the hub now",
     "relay_mqtt_connected": "1 while connected to the broker",

@@ -12,8 +12,9 @@ none): only a chain's head is eligible, so a session's messages leave in their o
 eligible requests whose bucket has a token, the lowest (priority, arrival) goes first. A Progress
 whose session still has a queued (not yet sent) Progress at the end of its chain replaces it
 (coalescing); the replaced one's ids ride on the newer request and get its reply. A status push
-meets a queued one of its operator the same way: they merge into one push (latest wins per
-EVSE, up to envelope.MAX_BATCH records), whose answer goes to every charger in it.
+meets a queued one of its operator the same way: they merge into one push (per EVSE the newer
+by the charger journal's seq, else the later to arrive; up to envelope.MAX_BATCH records), whose
+answer goes to every charger in it.
 """
 import heapq
 import itertools
@@ -93,7 +94,7 @@ class Scheduler:
             if (old is not None and r.kind == "PushEvseStatus" and old.kind == r.kind
                     and old.state == "queued"):
                 merged = envelope.merge_status(old, r)
-                if merged is not None:  # one push carries both: latest wins per EVSE
+                if merged is not None:  # one push carries both: the newer per EVSE
                     old.state = "superseded"
                     merged.seq, merged.deadline, merged.state = old.seq, old.deadline, "queued"
                     chain[-1] = merged

@@ -9,7 +9,8 @@ answered to its charger, acknowledged, counted and logged (rate-limited), and th
 a thread that dies anyway makes /health fail, so a supervisor restarts the relay.
 Every hub answer is sorted by the firmware's own classifier (cpagent.uplink.result.classify): one
 that is not the hub's (an HTML 404 of a proxy, a 502 of a gateway) reaches the charger as "not
-reached" (status 0), which it retries. Session ownership: see sessions.py.
+reached" (status 0), which it retries. Session ownership: see sessions.py; a status older than
+one the hub already took for its EVSE is never pushed: see latest.py.
 """
 import collections
 import logging
@@ -23,7 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cpagent.uplink.result import classify
-from host_sim.relay import commands, envelope, evse_data, sessions
+from host_sim.relay import commands, envelope, evse_data, latest, sessions
 from host_sim.relay.cpo_endpoint import Endpoint
 from host_sim.relay.forwarder import Hub, Reply, Unreachable
 from host_sim.relay.metrics import Metrics, Recent, Server, Throttle
@@ -46,10 +47,11 @@ class Relay:
         self.hub = Hub(cfg.hub)
         ss = cfg.sessions
         self.owners = sessions.Owners(ss["max"], ss["unknown_wait_s"], ss["closed_keep_s"])
+        self.latest = latest.Latest(cfg.chargers)
         self.recent = Recent()
         self.throttle = Throttle(log)
-        self._sync = None   # the marker that says every retained session record has come
-        self._held = []     # (message, token) for an unknown session until then
+        self._sync = None   # the marker that says every retained record has come
+        self._held = []     # (message, token) with a SessionID or a status, until then
         self.net_thread = None
         self._lock = threading.Lock()
         self.pending = {}   # (charger, id) -> [(epoch, mid)] to PUBACK once it is answered
@@ -113,10 +115,14 @@ class Relay:
             # session records too: give back the ones this process knows.
             with self._lock:
                 known = self.owners.open_records()
+                statuses = [(c, self.latest.record(c)) for c in self.latest.known()]
             for sid, charger in known:
                 self._send(sessions.topic(sid), sessions.record(charger), retain=True)
+            for charger, data in statuses:
+                self._send(latest.topic(charger), data, retain=True)
         self._sync = "%s-%d" % (self.client_id, self.epoch)
-        client.subscribe([(sessions.TOPIC + "+", 1), (SYNC + self.client_id, 1),
+        client.subscribe([(sessions.TOPIC + "+", 1), (latest.TOPIC + "+", 1),
+                          (SYNC + self.client_id, 1),
                           (commands.STATUS, 1), (commands.REPLIES + self.client_id, 1)])
         client.subscribe("$share/%s/%s" % (self.cfg.broker["group"], UP), qos=1)
         log.info("connected to %s:%d as %s (session present: %s)", self.cfg.broker["host"],
@@ -140,7 +146,7 @@ class Relay:
     def _on_message(self, client, userdata, msg):
         token = (self.epoch, msg.mid) if msg.qos else None
         try:
-            if msg.topic.startswith(sessions.TOPIC):
+            if msg.topic.startswith((sessions.TOPIC, latest.TOPIC)):
                 self._on_record(msg)
                 self._ack([token])
             elif msg.topic.endswith("/status") or msg.topic.startswith(commands.REPLIES):
@@ -232,12 +238,17 @@ class Relay:
         return True
 
     def _on_record(self, msg):
-        sid = msg.topic[len(sessions.TOPIC):]
+        """A retained record of another relay or ours: a session's owner or EVSE statuses."""
+        owner = msg.topic.startswith(sessions.TOPIC)
         try:
             with self._lock:
-                self.owners.on_record(sid, msg.payload)
+                if owner:
+                    self.owners.on_record(msg.topic[len(sessions.TOPIC):], msg.payload)
+                else:
+                    self.latest.on_record(msg.topic[len(latest.TOPIC):], msg.payload)
         except ValueError as e:
-            self.metrics.inc("relay_session_records_total", result="bad")
+            self.metrics.inc("relay_%s_records_total" % ("session" if owner else "status"),
+                             result="bad")
             self.throttle.log("record", "ignored: %s", e)
 
     def _refuse(self, charger, msg_id, reason, why, token):
@@ -259,10 +270,11 @@ class Relay:
             self._refuse(envelope.charger_of(msg.topic), e.id, e.reason, str(e), token)
             return
         sid = r.body.get("SessionID")
-        if sid is not None and not self.owners.synced \
+        if (sid is not None or r.stamps) and not self.owners.synced \
                 and len(self._held) < self.cfg.queue["max_items"]:
             # Until every record came, unacknowledged; all of them, so that a session's
-            # messages keep their order whether its record came before or after.
+            # messages keep their order whether its record came before or after, and a
+            # status redelivered at our start meets the newer one another relay pushed.
             self._held.append((msg, token))
             return
         if sid is not None:
@@ -290,6 +302,8 @@ class Relay:
             if cached is not None:
                 self._publish(r.charger, cached, [token])
             return
+        if r.stamps and not self._fresh(r):
+            return
         self.metrics.inc("relay_up_messages_total", result="queued")
         try:
             old = self.scheduler.put(r)
@@ -299,6 +313,37 @@ class Relay:
             return
         if old is not None:
             self.metrics.inc("relay_up_messages_total", result="superseded")
+
+    def _fresh(self, r):
+        """Takes out of status push r every record older than the one the hub already took for
+        its EVSE (from any relay of the group), each counted and logged, and answers the ids
+        left with no record (they are pending): 400 + error, the relay's own answer, never one
+        that looks like the hub's. The charger ignores it: its journal superseded that message
+        before the newer one existed (a Status it did hold would be dropped at a 400, as any
+        refused Status). False when nothing is left to push."""
+        keep, stale = [], []
+        with self._lock:
+            for x in r.body["OperatorEvseStatus"]["EvseStatusRecord"]:
+                s = r.stamps.get(x["EvseID"])
+                newer = s and self.latest.newer(s[0], x["EvseID"], s[1])
+                (stale if newer else keep).append((x, s, newer))
+        if not stale:
+            return True
+        for x, s, newer in stale:
+            self.metrics.inc("relay_stale_status_total")
+            log.info("status %s of %s from %s not pushed: older than %s, which the hub has",
+                     s[1], x["EvseID"], s[0], newer)
+        if keep:  # the ids of a merged push whose every record was stale are answered now
+            envelope.keep_status(r, [x for x, _, _ in keep])
+            gone = set(s for _, s, _ in stale) - set(r.stamps.values())
+        else:
+            gone = set(r.ids)
+        x, s, newer = stale[0]
+        why = "stale: status %s of %s is older than %s, which the hub has: not pushed" % (
+            s[1], x["EvseID"], newer)
+        self._answer(r, Reply(400, None, None, why), False, [i for i in r.ids if i in gone])
+        r.ids = [i for i in r.ids if i not in gone]
+        return bool(keep)
 
     def _publish(self, charger, data, tokens):
         self.metrics.inc("relay_down_messages_total")
@@ -358,6 +403,9 @@ class Relay:
                           % (self.cfg.queue["max_wait_s"], r.limit))
             self._answer(r, reply, cache=False)
             return
+        if r.stamps and not self._fresh(r):  # another relay pushed newer ones meanwhile
+            self.scheduler.done(r)
+            return
         t0 = time.perf_counter()
         try:
             reply = self.hub.post(r.path, r.data)
@@ -375,6 +423,8 @@ class Relay:
             self._own(r, parsed.session_id)
         elif kind == "ok" and r.op == "ChargeDetailRecord":
             self._close(r)
+        elif kind == "ok" and r.stamps:
+            self._took(r)
         # Only an answer a retry would not change is remembered for duplicates.
         self._answer(r, reply, cache=kind in ("ok", "fail"))
 
@@ -424,6 +474,16 @@ class Relay:
             return
         self._send(sessions.topic(sid), sessions.record(r.charger), retain=True)
 
+    def _took(self, r):
+        """The hub took status push r: its EVSEs' newest ids go to every relay (and to the
+        broker for a relay that starts later) before the answer, as a session's owner does."""
+        with self._lock:
+            changed = sorted(set(s[0] for e, s in r.stamps.items()
+                                 if self.latest.learn(s[0], e, s[1])))
+            records = [(c, self.latest.record(c)) for c in changed]
+        for charger, data in records:
+            self._send(latest.topic(charger), data, retain=True)
+
     def _close(self, r):
         sid = r.body["SessionID"]
         with self._lock:
@@ -433,10 +493,11 @@ class Relay:
         self._send(sessions.topic(sid), sessions.record(r.charger, closed=True), retain=True,
                    properties=p)
 
-    def _answer(self, r, reply, cache):
-        """Publishes the reply for r and for every Progress it superseded (same reply)."""
+    def _answer(self, r, reply, cache, ids=None):
+        """Publishes the reply for r and for every Progress it superseded (same reply); ids:
+        only for those."""
         cap = self.cfg.queue["dedupe_per_charger"]
-        for charger, msg_id in r.ids:
+        for charger, msg_id in r.ids if ids is None else ids:
             data = envelope.down(msg_id, reply.status, reply.body, reply.retry_after,
                                  reply.error)
             with self._lock:
@@ -461,7 +522,8 @@ class Relay:
             return "mqtt: subscription $share/%s/%s not acknowledged" % (
                 self.cfg.broker["group"], UP)
         if not self.owners.synced:
-            return "mqtt: the session records (relay/sessions/+) have not all come yet"
+            return ("mqtt: the retained records (relay/sessions/+, relay/evse-status/+) have not "
+                    "all come yet")
         dead = sum(1 for w in self.workers if not w.is_alive())
         if dead:
             return "workers: %d of %d stopped" % (dead, len(self.workers))
