@@ -319,13 +319,18 @@ async def refused_cdr_session(b, a):
     await until(b, lambda: ev.state == "idle" and a.stats()["dead"] == n, "CDR %d refused" % n)
 
 
+def refusing_rig():
+    """(board, agent, its running task) against a RefusingHub, no meter, no reader."""
+    b = Board({})
+    b.hub = RefusingHub()
+    b.connect = b.hub.connect
+    a = Agent(cfg("none", "none"), b)
+    return b, a, asyncio.create_task(a.run())
+
+
 def test_a_refused_cdr_is_shown_exported_and_requeued_from_the_repl():
     async def go():
-        b = Board({})
-        b.hub = RefusingHub()
-        b.connect = b.hub.connect
-        a = Agent(cfg("none", "none"), b)
-        task = asyncio.create_task(a.run())
+        b, a, task = refusing_rig()
         await refused_cdr_session(b, a)
         # the EVSE's Status may still be on its way (MicroPython's timing): the rest is sent
         await until(b, lambda: a.stats()["pending"] == 0, "the rest delivered")
@@ -354,11 +359,7 @@ def test_a_refused_cdr_is_shown_exported_and_requeued_from_the_repl():
 
 def test_full_dead_letters_refuse_taps_and_say_so():
     async def go():
-        b = Board({})
-        b.hub = RefusingHub()
-        b.connect = b.hub.connect
-        a = Agent(cfg("none", "none"), b)
-        task = asyncio.create_task(a.run())
+        b, a, task = refusing_rig()
         for _ in range(8):
             await refused_cdr_session(b, a)
         b.real += 5000
