@@ -165,11 +165,10 @@ class Session:
         # Due by the ticks, and by the stamps once they are wall time: a re-sync that moved the
         # clock back holds stamps still (clock.py), and the hub measures 5 min between stamps.
         p = self._t["progress_s"] * _MS
-        w = self.clock.wall_ms()
-        last = self._last_wall
-        if self.state == CHARGING and self.clock.ms() - self._since >= p \
-                and (w is None or last is None or w - last >= p):
-            return self._progress()
+        if self.state == CHARGING and self.clock.ms() - self._since >= p:
+            w, last = self.clock.wall_ms(), self._last_wall
+            if w is None or last is None or w - last >= p:
+                return self._progress()
         if self._saved_wh is None or wh - self._saved_wh >= self._save_wh:
             return [("save", self.snapshot())]  # bounds what a restart with a dead meter loses
         return []
