@@ -239,10 +239,16 @@ class Journal:
 
     def _forget(self, mid):
         self._drop(self._seqof(mid))
-        self.dead = [d for d in self.dead if d[0] != mid]
+        self._unbury(mid)
+
+    def _unbury(self, mid):
+        for k in range(len(self.dead)):  # in place: replay calls it for every delivered id
+            if self.dead[k][0] == mid:
+                del self.dead[k]
+                return  # one id is one dead letter at most
 
     def _bury(self, mid, kind, key, at, reason, whole, size):
-        self.dead = [d for d in self.dead if d[0] != mid]  # one id is one dead letter at most
+        self._unbury(mid)
         self.dead.append((mid, kind, key, at, reason, whole, size))
 
     def _set(self, key, text):

@@ -27,9 +27,9 @@ async def publish_status(agent):
             connects = n
             agent.charger.push_status()
             agent.link.kick()
-        s = agent.stats()
-        now = (agent.link.state, s["dead"], up)
-        if up and now != sent:
+        now = (agent.link.state, len(agent.journal.dead), up)
+        if up and now != sent:  # the stats (lists, a dict) are built only for a change
+            s = agent.stats()
             await agent.uplink.status('{"link":"%s","pending":%d,"dead":%d,"dead_reasons":%s}'
                                      % (s["link"], s["pending"], s["dead"],
                                         json.dumps(s["dead_reasons"])))

@@ -32,6 +32,7 @@ import re
 import uuid
 from datetime import datetime
 
+from cpagent.oicp import replies
 from host_sim import oicp_schemas
 
 NOTIFY_PATH = oicp_schemas.NOTIFY_PATH
@@ -94,20 +95,16 @@ def _status(code, info=None):
     return sc
 
 
-# Codes this hub gives for trouble on its own or a partner's side that may heal: the same
-# message may be accepted later (hub system, database, transaction, partner system, timeout).
-TRANSIENT = ("001", "002", "009", "021", "310")
-
-
 def refused_for_good(operation, status, code):
     """True when this answer refuses a journaled message (not an AuthorizeStart/Stop, which a
     charger never retries) for good: a validation error, or an OICP code a retry cannot
-    change. Such messages are what a charger keeps as dead letters."""
+    change (the charger's own sorting of codes: cpagent.oicp.replies.classify). Such messages
+    are what a charger keeps as dead letters."""
     if operation.startswith("Authorize") or status is None:
         return False
     if 400 <= status < 500 and status not in (408, 429):
         return True
-    return status == 200 and code not in (None, "000") and code not in TRANSIENT
+    return status == 200 and code is not None and replies.classify(code) in ("fail", "stop")
 
 
 def ack(result, code, info=None, session_id=None, extra=None):

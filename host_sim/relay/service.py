@@ -228,8 +228,9 @@ class Relay:
         return True
 
     def _own_remote(self, sid, charger):
-        """A remote start goes to charger: its session record is written before the command
-        (its answer may be lost while the charger runs the session: its messages still
+        """sid is charger's: its session record goes to every relay (and the broker) before
+        anything else is sent: a remote start's command, a hub answer's reply (one connection,
+        in order; the answer may be lost while the charger runs the session: its messages still
         pass). False when sid is another charger's."""
         with self._lock:
             if not self.owners.learn(sid, charger):
@@ -465,14 +466,10 @@ class Relay:
     def _own(self, r, sid):
         """The hub gave r's charger a session: say so to every relay before the charger
         hears it (the record goes to the broker ahead of the reply, on one connection)."""
-        with self._lock:
-            mine = self.owners.learn(sid, r.charger)
-        if not mine:
+        if not self._own_remote(sid, r.charger):
             self.throttle.log("session clash", "hub answered %s from %s with SessionID %s, "
                               "which another charger holds: not given to it", r.id, r.charger,
                               sid)
-            return
-        self._send(sessions.topic(sid), sessions.record(r.charger), retain=True)
 
     def _took(self, r):
         """The hub took status push r: its EVSEs' newest ids go to every relay (and to the

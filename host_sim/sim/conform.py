@@ -48,7 +48,7 @@ class Checker:
         if not isinstance(obj, dict):
             return out + ["reply is not a JSON object"]
         name = _SCHEMA.get(x.op, "Acknowledgement")
-        errors = sorted(oicp_schemas.validator(name).iter_errors(obj),
+        errors = sorted(oicp_schemas.inlined(name).iter_errors(obj),
                         key=lambda e: list(e.absolute_path))
         out += ["%s: %s" % (name, _schema_issue(e)) for e in errors]
         sc = obj.get("StatusCode")

@@ -94,6 +94,7 @@ class MeterBus:
         self.client = ModbusClient(port, g("baud", 9600), g("timeout_ms", 500), g("retries", 2),
                                    de, txdone, self.model[0])
         self.plan = plan(self.model)  # one read per block (gaps=False) only if a meter wants it
+        self._tight = False  # that plan was tried
         self.units = addresses
         self.sink = sink
         self.ms = ms
@@ -113,8 +114,12 @@ class MeterBus:
                 return out
             except ModbusError as e:
                 # A meter that refuses reads spanning unused registers gets one read per block.
-                tight = e.code in (2, 3) and plan(self.model, False)
-                if not tight or self.plan == tight:
+                # Worked out once: a meter that goes on refusing does not pay for it each poll.
+                if e.code not in (2, 3) or self._tight:
+                    raise
+                self._tight = True
+                tight = plan(self.model, False)
+                if self.plan == tight:
                     raise
                 self.plan = tight
 

@@ -48,7 +48,11 @@ def bad(field, what, v):
 def _run(v, pat):
     i, n = 0, len(v)
     for j in range(0, len(pat), 4):
-        m, cs, lo, hi = pat[j:j + 4]
+        # indexed, not a slice: no tuple per run of every id checked
+        m = pat[j]
+        cs = pat[j + 1]
+        lo = pat[j + 2]
+        hi = pat[j + 3]
         k = 0
         while k < hi and i < n:
             c = v[i]

@@ -75,12 +75,13 @@ class Link:
 
     def _hold(self):
         """The session keys still waiting for their due time (the due ones are let go)."""
-        now = self._ms() if self._ms else 0
-        for k in list(self._held):
-            if self._held[k] <= now:
-                del self._held[k]
+        if self._held:  # at each send: no copies while nothing is held
+            now = self._ms() if self._ms else 0
+            for k in list(self._held):
+                if self._held[k] <= now:
+                    del self._held[k]
         self.stats["held"] = len(self._held)
-        return list(self._held)
+        return self._held
 
     def _idle_ms(self):
         ms = _IDLE_MS
