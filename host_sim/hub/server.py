@@ -53,10 +53,15 @@ class _BadRequest(Exception):
 
 def tls_context(certs_dir):
     """Server context for mutual TLS from certs_dir (ca.pem, server.pem, server.key)."""
+    return server_context(os.path.join(certs_dir, "server.pem"),
+                          os.path.join(certs_dir, "server.key"), os.path.join(certs_dir, "ca.pem"))
+
+
+def server_context(cert, key, ca):
+    """Server context for mutual TLS: clients must show a certificate of the CA `ca`."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(os.path.join(certs_dir, "server.pem"),
-                        os.path.join(certs_dir, "server.key"))
-    ctx.load_verify_locations(os.path.join(certs_dir, "ca.pem"))
+    ctx.load_cert_chain(cert, key)
+    ctx.load_verify_locations(ca)
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 

@@ -18,22 +18,13 @@ import threading
 
 from host_sim import oicp_schemas
 from host_sim.hub.oicp_rules import ack, fault
-from host_sim.hub.server import _cn, _json
+from host_sim.hub.server import _cn, _json, server_context
 from host_sim.relay import envelope
 
 log = logging.getLogger("relay.cpo")
 MAX_BODY = 16384
 # Connections served at once (a thread each); one more is closed at once, counted ("busy").
 MAX_CONNECTIONS = 256
-
-
-def server_context(cfg):
-    """Mutual TLS server context from cpo.{cert,key,ca}."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cfg["cert"], cfg["key"])
-    ctx.load_verify_locations(cfg["ca"])
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
 
 
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -70,7 +61,8 @@ class Endpoint:
 
     def __init__(self, cfg, commands, metrics, throttle):
         self.cfg, self.commands, self.metrics, self.throttle = cfg, commands, metrics, throttle
-        self.ctx = None if cfg["insecure_http"] else server_context(cfg)
+        self.ctx = None if cfg["insecure_http"] else server_context(cfg["cert"], cfg["key"],
+                                                                    cfg["ca"])
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):

@@ -353,7 +353,7 @@ def test_a_refused_cdr_is_shown_exported_and_requeued_from_the_repl():
         assert a.stats()["dead"] == 0 and "/j/dead.jsonl" not in b.fs.files
         assert (1, "requeued 1 dead letter(s)") in b.logs
         assert a.requeue() == [] and not a.discard(new)
-        await stop_task(task)
+        await check.stop(task)
     return arun(go())
 
 
@@ -367,16 +367,8 @@ def test_full_dead_letters_refuse_taps_and_say_so():
         await until(b, lambda: "new sessions refused" in a.status(), "full")
         assert a.charger.evses[0].state == "idle"
         assert a.discard(a.journal.dead[0][0]) and "refused" not in a.status()
-        await stop_task(task)
+        await check.stop(task)
     return arun(go())
-
-
-async def stop_task(task):
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
 
 
 def test_answers_that_are_not_the_hubs_show_as_the_path_state():
@@ -402,5 +394,5 @@ def test_answers_that_are_not_the_hubs_show_as_the_path_state():
         assert s["failed"] == 0 and s["pending"] == 1 and s["dead"] == 0
         assert a.status().endswith("answers are not the hub's: " + s["last_foreign"])
         await until(b, lambda: (1, a.status()) in b.logs, "status logged")
-        await stop_task(task)
+        await check.stop(task)
     return arun(go())

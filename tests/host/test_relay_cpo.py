@@ -8,6 +8,7 @@ import ssl
 import threading
 import time
 import urllib.request
+from types import SimpleNamespace
 
 import pytest
 
@@ -350,15 +351,17 @@ def test_a_silent_charger_is_501_at_the_bound_and_a_repeat_sends_one_command(rig
         fake.close()
 
 
-def test_cpo_config_errors_name_the_field(pki, tmp_path):
-    with HubThread() as hub, Broker(tmp_path / "mq", USERS) as broker:
-        doc = relay_doc(pki, hub, broker)
-        del doc["cpo"]["cert"]
-        with pytest.raises(ConfigError, match="cpo.cert: required"):
-            Config(doc)
-        doc = relay_doc(pki, hub, broker, timeout=90)
-        with pytest.raises(ConfigError, match="cpo.command_timeout_s"):
-            Config(doc)
-        doc = relay_doc(pki, hub, broker)
-        doc["cpo"] = {"port": 0, "insecure_http": True}
-        assert Config(doc).cpo["ca"] is None
+def test_cpo_config_errors_name_the_field(pki):
+    # Config() only checks fields and files: no hub or broker needs to run for it.
+    hub = SimpleNamespace(url="http://127.0.0.1:1")
+    broker = SimpleNamespace(host="127.0.0.1", port=1883)
+    doc = relay_doc(pki, hub, broker)
+    del doc["cpo"]["cert"]
+    with pytest.raises(ConfigError, match="cpo.cert: required"):
+        Config(doc)
+    doc = relay_doc(pki, hub, broker, timeout=90)
+    with pytest.raises(ConfigError, match="cpo.command_timeout_s"):
+        Config(doc)
+    doc = relay_doc(pki, hub, broker)
+    doc["cpo"] = {"port": 0, "insecure_http": True}
+    assert Config(doc).cpo["ca"] is None

@@ -2,11 +2,10 @@
 at start that the mock hub's schema checks accept, updates and deletes on a reload; a bad record
 is a config error naming the field, before anything is sent."""
 import copy
-import time
 
 import pytest
 from test_hub_rules import EVSE_DATA
-from test_relay_cpo import HUB_CN, OP, USERS, relay_doc
+from test_relay_cpo import HUB_CN, OP, USERS, relay_doc, until
 
 from host_sim import certs
 from host_sim.broker import Broker
@@ -34,13 +33,6 @@ def doc_with(pki, hub, broker, records):
     d["chargers"]["cp-1"]["evses"] = [E1, E2]
     d["evse_data"] = {"operators": {OP: {"name": "ABC Charging", "records": records}}}
     return d
-
-
-def until(cond, what, limit=20.0):
-    end = time.monotonic() + limit
-    while not cond():
-        assert time.monotonic() < end, "never happened: " + what
-        time.sleep(0.02)
 
 
 def data_pushes(hub):

@@ -204,9 +204,7 @@ def run(chargers=CHARGERS, sequential=SEQUENTIAL, parallel=PARALLEL, measure_s=M
         path = os.path.join(tmp, "relay.json")
         with open(path, "w") as f:
             json.dump(cfg, f)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmware"), ROOT]))
-        relay, port = child.spawn(path, "relay-bench", env)
+        relay, port = child.spawn(path, "relay-bench")  # host_sim finds the firmware itself
         procs.append(relay)
         try:
             cpo_url = relay.stdout.readline().strip().rsplit(" ", 1)[1]
