@@ -32,6 +32,7 @@ for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmwar
 
 from relay_throughput import cpu_s, pct  # noqa: E402  (tools/bench)
 
+from cpagent.uplink import mqtt_codec as mc  # noqa: E402  (the firmware's own packets)
 from host_sim import certs  # noqa: E402
 from host_sim.broker import Broker  # noqa: E402
 from host_sim.hub import HubThread  # noqa: E402
@@ -84,36 +85,7 @@ def _real_charger(k, host, port, state_dir):
     return Agent(cfg, board)
 
 
-# ---- the crowd: minimal MQTT 3.1.1 chargers (a process of their own) ----------------------
-
-def _len(n):
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _s(b):
-    return len(b).to_bytes(2, "big") + b
-
-
-def _packet(first, body):
-    return bytes([first]) + _len(len(body)) + body
-
-
-def _connect(name):
-    n = name.encode()
-    flags = 0x80 | 0x40 | 0x20 | 0x08 | 0x04  # user, password, will retained QoS 1
-    var = _s(b"MQTT") + bytes([4, flags]) + (60).to_bytes(2, "big")
-    return _packet(0x10, var + _s(n) + _s(b"cp/%s/status" % n) + _s(b"offline") + _s(n)
-                   + _s(PASSWORD.encode()))
-
-
-def _publish(topic, payload, pid, retain=False):
-    return _packet(0x32 | int(retain), _s(topic) + pid.to_bytes(2, "big") + payload)
-
+# ---- the crowd: minimal MQTT 3.1.1 chargers (a process of their own), the firmware's codec --
 
 async def _read(r):
     first = (await r.readexactly(1))[0]
@@ -130,12 +102,12 @@ async def _read(r):
 async def _charger(i, host, port, ready):
     name = cid(i).encode()
     r, w = await asyncio.open_connection(host, port)
-    w.write(_connect(cid(i)))
+    w.write(mc.connect(cid(i), 60, cid(i), PASSWORD, will=(b"cp/%s/status" % name, b"offline")))
     first, body = await _read(r)
     if first != 0x20 or body[1] != 0:
         raise SystemExit("charger %s: CONNACK %r" % (cid(i), body))
-    w.write(_packet(0x82, (1).to_bytes(2, "big") + _s(b"cp/%s/down" % name) + b"\x01"))
-    w.write(_publish(b"cp/%s/status" % name, b"online", 2, retain=True))
+    w.write(mc.subscribe(1, b"cp/%s/down" % name, 1))
+    w.write(mc.publish(b"cp/%s/status" % name, b"online", 1, 2, retain=True))
     ready()
     pid, up = 2, b"cp/%s/up" % name
     while True:
@@ -145,12 +117,12 @@ async def _charger(i, host, port, ready):
         tl = int.from_bytes(body[:2], "big")
         at = 2 + tl
         if first & 0x06:
-            w.write(b"\x40\x02" + body[at:at + 2])  # PUBACK
+            w.write(mc.puback(int.from_bytes(body[at:at + 2], "big")))
             at += 2
         cmd = json.loads(body[at:])
-        pid = pid % 65535 + 1
-        w.write(_publish(up, ('{"v":1,"reply":%s,"code":"000","info":"ok"}'
-                              % json.dumps(cmd["cid"])).encode(), pid))
+        pid = mc.next_pid(pid)
+        w.write(mc.publish(up, ('{"v":1,"reply":%s,"code":"000","info":"ok"}'
+                                % json.dumps(cmd["cid"])).encode(), 1, pid))
 
 
 def crowd_main(host, port, count, state_dir):
