@@ -222,6 +222,11 @@ def test_the_link_sends_journal_ids_and_retries_with_the_same_id():
     return arun(go())
 
 
+def advancing(b, cond, what):
+    """until(cond) while the board's clock moves 100 ms a step (3000 steps at most)."""
+    return until(cond, what, 3000, lambda: b.advance(100))
+
+
 def mqtt_agent(answers=None):
     """An Agent on the MQTT uplink, its scripted relay answering from the board's hub; the
     charger's answers to commands go into `answers` (cid -> (code, info)), unanswered."""
@@ -300,26 +305,22 @@ def test_a_down_command_goes_to_on_command_and_is_no_reply():
 
 def test_the_status_topic_tells_the_dead_letters_and_requeue_comes_down_the_broker():
     async def go():
-        c = cfg("none", "none")
-        c["uplink"] = dict(CFG, kind="mqtt")
-        b = Board({})
-        broker = Broker()
+        a, b, broker = mqtt_agent()
         fixed = [False]
+        hub_relay = broker.relay
 
-        def relay(topic, payload):
+        def relay(topic, payload):  # the board's hub, but a CDR is refused until fixed
             env = json.loads(payload)
             if "charge-detail-record" in env["path"] and not fixed[0]:
                 body = {"Result": False, "StatusCode": {"Code": "019", "Description": "no"}}
-            else:
-                body = json.loads(b.hub.answer(env["path"], env["body"]))
-            return json.dumps({"v": 1, "id": env["id"], "status": 200, "body": body}).encode()
+                return json.dumps({"v": 1, "id": env["id"], "status": 200,
+                                   "body": body}).encode()
+            return hub_relay(topic, payload)
         broker.relay = relay
-        b.connect = broker.connect
-        a = Agent(c, b)
         task = asyncio.create_task(a.run())
 
         def wait(cond, what):
-            return until(cond, what, 3000, lambda: b.advance(100))
+            return advancing(b, cond, what)
 
         def status():
             return [json.loads(p) for t, p, _f, _i in broker.got
@@ -364,7 +365,7 @@ def test_remote_start_and_stop_come_down_the_broker_and_are_answered_on_up():
         ev = a.charger.evses[0]
 
         def wait(cond, what):
-            return until(cond, what, 3000, lambda: b.advance(100))
+            return advancing(b, cond, what)
 
         def down(payload):
             broker.conns[-1].feed(broker.down(payload))
@@ -406,7 +407,7 @@ def test_a_reconnect_reports_every_evse_status_again():
         task = asyncio.create_task(a.run())
 
         def wait(cond, what):
-            return until(cond, what, 3000, lambda: b.advance(100))
+            return advancing(b, cond, what)
         await wait(lambda: b.hub.statuses, "the boot's status")
         assert b.hub.statuses == [("DE*ABC*E0001*1", "Available")]
         broker.conns[-1].hangup()  # the broker drops the charger; it reconnects

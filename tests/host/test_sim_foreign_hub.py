@@ -1,19 +1,16 @@
 """`cp-agent run --hub URL` against a hub that has only the OICP endpoints (tests/host/minihub.py):
 plain HTTP and mutual TLS with the user's own files, the default scenario, errors that say what
 to do."""
-import json
 import os
-import subprocess
-import sys
 
 import pytest
+import test_sim_run
 from minihub import MiniHub
+from test_sim_run import ROOT, _cmd
 
 from host_sim import certs
 from host_sim.sim import scenario
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 DEFAULT = os.path.join(ROOT, "host_sim", "scenarios", "default.json")
 
 
@@ -23,11 +20,9 @@ def _cards():
 
 
 def _run(*args, timeout=180):
-    r = subprocess.run([sys.executable, "-m", "host_sim", "run"] + [str(a) for a in args],
-                       cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
-    lines = r.stdout.strip().splitlines()
-    summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
-    return r, lines, summary
+    """`host_sim run ARGS` as test_sim_run runs it: (result, stdout lines, summary)."""
+    r, summary = test_sim_run._run(_cmd(*args), timeout=timeout)
+    return r, r.stdout.strip().splitlines(), summary
 
 
 def _check_complete(hub, r, lines, s):
