@@ -43,13 +43,13 @@ class Refused(ValueError):
 class Request:
     """One authorised request: where it goes and how the queue treats it."""
 
-    __slots__ = ("charger", "id", "path", "body", "data", "op", "kind", "operator", "limit",
+    __slots__ = ("charger", "id", "path", "body", "_data", "op", "kind", "operator", "limit",
                  "priority", "chain", "ids", "state", "seq", "deadline", "tries", "stamps")
 
     def __init__(self, charger, msg_id, path, body, op, kind, operator):
         self.charger, self.id, self.path, self.body = charger, msg_id, path, body
         self.op, self.kind, self.operator = op, kind, operator
-        self.data = json.dumps(body, separators=(",", ":")).encode()
+        self._data = None  # the body's bytes, made when posted: a merged push is one at the end
         self.priority, self.limit = PRIORITY[kind], LIMIT[kind]
         sid = body.get("SessionID")
         # Messages of one session (and pushes of one operation, which OICP wants one at a time)
@@ -71,6 +71,13 @@ class Request:
         if op == "PushEvseStatus" and msg_id is not None:
             self.stamps = dict((r["EvseID"], (charger, msg_id))
                                for r in body["OperatorEvseStatus"]["EvseStatusRecord"])
+
+    @property
+    def data(self):
+        """The body as the compact UTF-8 JSON posted to the hub."""
+        if self._data is None:
+            self._data = json.dumps(self.body, separators=(",", ":")).encode()
+        return self._data
 
 
 def charger_of(topic):
@@ -260,7 +267,7 @@ def merge_status(old, new):
 def keep_status(r, records):
     """r's status push carrying only `records` (a subset of its own)."""
     r.path, r.body = status_push(r.operator, records)
-    r.data = json.dumps(r.body, separators=(",", ":")).encode()
+    r._data = None
     evses = set(x["EvseID"] for x in records)
     r.stamps = dict((e, s) for e, s in r.stamps.items() if e in evses)
 
