@@ -30,33 +30,6 @@ NOWDT = "nowdt"  # tools/deploy.py writes it: no watchdog while files are copied
 _NO_MEMORY = (12, -0x7F00)
 
 
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def _largest(top):
-    """The largest block the GC heap gives now, to 1 KB (no call tells it: bisected by trying;
-    each refusal is a collection, which the handshake after it profits from)."""
-    lo, hi = 0, top // 1024
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        try:
-            bytearray(mid * 1024)
-            lo = mid
-        except MemoryError:
-            hi = mid - 1
-    return lo * 1024
-
-
-def _no_memory(e):
-    return isinstance(e, MemoryError) or (isinstance(e, OSError) and e.args[:1] != ()
-                                          and e.args[0] in _NO_MEMORY)
-
-
 class McuBoard:
     """The board interface of cpagent.agent on MicroPython; boards/esp32.py and
     boards/rp2.py
@@ -68,10 +41,11 @@ class McuBoard:
     board time and real time are both time.ticks_ms, unwrapped.
     """
 
-    UARTS = {}
+    UARTS = ()  # none: each port's module gives its own
     DE = LED = None
     WDT_MAX_S = 60
     TLS_PEM = True
+    journal_dir = "/journal"
 
     def __init__(self, cfg):
         from cpagent.loader import board_pins, check_board, tls_files  # boot-only: app frees it
@@ -79,7 +53,6 @@ class McuBoard:
         check_board(cfg, self.UARTS, self.WDT_MAX_S)
         self.cfg = cfg
         self.fs = OsFs()
-        self.journal_dir = "/journal"
         self._uarts = {}
         self.de = self.txdone = None
         ports, pins = board_pins(cfg, self.UARTS, self.DE, self.LED)
@@ -191,7 +164,7 @@ class McuBoard:
         try:
             return await asyncio.open_connection(host, port, ssl=self.tls)
         except (MemoryError, OSError) as e:
-            if not _no_memory(e):
+            if isinstance(e, OSError) and not (e.args and e.args[0] in _NO_MEMORY):
                 raise
             why = repr(e)
         gc.collect()
@@ -200,9 +173,19 @@ class McuBoard:
         return await asyncio.open_connection(host, port, ssl=self.tls)
 
     def heap(self):
-        """Free heap and its largest block, for the log line before each TLS setup."""
+        """Free heap and its largest block, to 1 KB, for the log line before each TLS setup (no
+        call tells the largest block: bisected by trying; each refusal is a collection, which
+        the handshake after it profits from)."""
         free = gc.mem_free()
-        return "heap %d B free, largest block %d B" % (free, _largest(free))
+        lo, hi = 0, free // 1024
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            try:
+                bytearray(mid * 1024)
+                lo = mid
+            except MemoryError:
+                hi = mid - 1
+        return "heap %d B free, largest block %d B" % (free, lo * 1024)
 
     @staticmethod
     def rand_hex(n):
@@ -224,10 +207,12 @@ class McuBoard:
         if self.evse:
             j.append(("evse", lambda: self._pins(agent)))
         if self.cfg["board"]["wdt_s"]:
-            if _exists(NOWDT):
-                self.log(1, "watchdog off: /%s is there (a deploy in progress)" % NOWDT)
-            else:
+            try:
+                os.stat(NOWDT)
+            except OSError:  # no flag: the watchdog runs
                 j.append(("watchdog", self._watchdog))
+            else:
+                self.log(1, "watchdog off: /%s is there (a deploy in progress)" % NOWDT)
         return j
 
     # --- tasks ------------------------------------------------------------------------------
