@@ -95,7 +95,6 @@ class MeterBus:
                                    de, txdone, self.model[0])
         self.plan = plan(self.model)  # one read per block (gaps=False) only if a meter wants it
         self._tight = False  # that plan was tried
-        self.units = addresses
         self.sink = sink
         self.ms = ms
         self.poll_ms = poll_s * 1000
@@ -126,14 +125,13 @@ class MeterBus:
     async def poll(self):
         """Reads every meter once, in turn; returns a Reading or None per EVSE."""
         out = []
-        for i, unit in enumerate(self.units):
-            h = self.health[i]
+        for i, h in enumerate(self.health):
             r = None
             # The meter samples its registers when asked: stamped then, a reply that waited in
             # a busy event loop does not look like time in which the energy stood still.
             t = self.ms()
             try:
-                rep = await self._replies(unit)
+                rep = await self._replies(h.unit)
                 r = decode(self.model, rep)
                 why = "%s register not available" % ("energy" if r[0] is None else "power")
                 if r[0] is None or r[1] is None:
