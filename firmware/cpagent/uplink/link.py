@@ -48,12 +48,10 @@ class Link:
         self._n = 0  # link-wide retries in a row: the backoff exponent
         self._foreign = 0  # answers in a row that were not the hub's
         self._held = {}  # session key -> board ms its next try is due
-        self._ev = asyncio.Event()
-        self._kicked = self._due = False
+        self._ev = asyncio.Event()  # set by kick() and by a wait's alarm
 
     def kick(self):
         """New work for the link (a tap, a journaled message); cheap, from any task."""
-        self._kicked = True
         self._ev.set()
 
     async def run(self):
@@ -188,21 +186,19 @@ class Link:
     async def _wait(self, ms, idle):
         """Board time ms (None: until kicked). A kick ends an idle wait; in a backoff it only
         sends AuthorizeStarts, and a hub that answers one ends the backoff early."""
-        self._due = False
         alarm = None if ms is None else asyncio.create_task(self._alarm(ms))
         try:
-            while not self._due:
+            while True:
                 await self._ev.wait()
                 self._ev.clear()
-                if self._kicked:
-                    self._kicked = False
-                    if idle or await self._authorize():
-                        break
+                # The alarm's task is done once it set the event: what else woke us is a kick
+                # (one that came with the alarm is seen by run(), which authorizes first).
+                if alarm and alarm.done() or idle or await self._authorize():
+                    break
         finally:
             if alarm:
                 alarm.cancel()
 
     async def _alarm(self, ms):
         await self._sleep(ms)
-        self._due = True
         self._ev.set()
