@@ -27,7 +27,7 @@ NOWDT = "nowdt"  # tools/deploy.py writes it: no watchdog while files are copied
 # What mbedTLS says when an allocation failed (an OSError's first argument): ENOMEM, as
 # modtls_mbedtls.c turns MBEDTLS_ERR_SSL_ALLOC_FAILED at setup into, and the raw code, as the
 # handshake's reads and writes pass it on.
-_NO_MEMORY = (12, -0x7F00)
+_NO_MEMORY = const((12, -0x7F00))
 
 
 class McuBoard:

@@ -16,7 +16,7 @@ NAMES = ("sdm630", "sdm120", "sdm72d", "sdm72d_v2", "abb_b23", "em340", "wm3m4")
 
 # Register types, as the map modules write them; 0..7 in the order of config's custom-map type
 # names.
-_TYPES = ("u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64")
+_TYPES = const(("u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64"))
 _U32 = const(2)
 _F32 = const(6)
 _F64 = const(7)
@@ -24,7 +24,7 @@ _T5 = const(8)  # Iskra: signed 8-bit decade exponent, then a 24-bit unsigned va
 _T6 = const(9)  # Iskra: the same with a 24-bit signed value
 _IE = const(10)  # Iskra energy: s16 decade exponent at addr, u32 Wh counter at addr + 4
 _LO = const(16)  # flag: the low word comes first
-_SPAN = (1, 1, 2, 2, 4, 4, 2, 4, 2, 2, 6)  # registers a type spans
+_SPAN = const((1, 1, 2, 2, 4, 4, 2, 4, 2, 2, 6))  # registers a type spans
 
 
 def model(name):
