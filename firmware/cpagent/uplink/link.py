@@ -63,8 +63,12 @@ class Link:
                     continue
                 hold = self._hold()
                 m = self.charger.next_message(hold)
-                if m is None:
-                    await self._wait(self._idle_ms(), True)
+                if m is None:  # idle until a kick, or until the first held session is due
+                    ms = _IDLE_MS
+                    now = self._ms() if self._held else 0
+                    for t in self._held.values():
+                        ms = min(ms, max(0, t - now))
+                    await self._wait(ms, True)
                 else:
                     await self._deliver(m)
             except Exception as e:  # a bug or a flash error: logged, backed off, never fatal
@@ -80,13 +84,6 @@ class Link:
                     del self._held[k]
         self.stats["held"] = len(self._held)
         return self._held
-
-    def _idle_ms(self):
-        ms = _IDLE_MS
-        now = self._ms() if self._held else 0
-        for t in self._held.values():
-            ms = min(ms, max(0, t - now))
-        return ms
 
     async def _deliver(self, m):
         msg_id, path, body, key = m
