@@ -61,16 +61,12 @@ def custom(map_cfg):
     return 125, 1, tuple(f)
 
 
-def _model(m):
-    return model(m) if type(m) is str else m
-
-
 def plan(model, gaps=None):
     """The reads (fc, start, count) for one poll, as few as the map allows.
 
     gaps: whether a read may span registers the map does not use; None: as the model says.
     """
-    most, g, fields = _model(model)
+    most, g, fields = model
     gaps = g if gaps is None else gaps
     out = []
     for f in sorted(fields, key=lambda f: (f[1], f[2])):
@@ -159,7 +155,7 @@ def decode(model, replies):
     """
     q = [None] * 8
     has = [0] * 8
-    for f in _model(model)[2]:
+    for f in model[2]:
         q[f[0]] = _value(f, replies)
         has[f[0]] = 1
     return (q[0], q[1], tuple(q[2:5]) if max(has[2:5]) else None,
@@ -168,7 +164,7 @@ def decode(model, replies):
 
 def step(model, replies, wh):
     """The energy register's resolution in Wh at reading wh (for the frozen-register rule)."""
-    for f in _model(model)[2]:
+    for f in model[2]:
         if f[0] == 0:
             k, e, m = f[3] & 15, f[4] + 3, abs(f[5])
             if k == _F32:  # a float32's step is below value / 2**23
