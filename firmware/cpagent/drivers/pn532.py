@@ -137,7 +137,7 @@ class Pn532(Reader):
         uid = hexu(r[8:8 + r[7]])
         if r[7] in (4, 7, 10):
             return uid
-        if self.debounce.seen(uid):  # once per tap, not at every poll while it rests there
+        if self.seen(uid):  # once per tap, not at every poll while it rests there
             self._bad("pn532: UID of %d bytes ignored (expected 4, 7 or 10)" % r[7])
         return None
 
