@@ -264,7 +264,7 @@ def test_gpio_0_is_a_pin_like_any_other():
     b = rp2.Board(cfg(meter={"model": "sdm630", "uart": 0}, reader={"type": "none"},
                       board={"evse_pins": [{"enable": 3, "plug": None}]}))
     assert [(u.n, u.kw["tx"], u.kw["rx"]) for u in UART.made] == [(0, 0, 1)]
-    assert b.de.id == 2 and b.evse[0][0].id == 3 and b.evse[0][1] is None
+    assert b.de.id == 2 and b.evse[0].id == 3 and b.evse[1] is None
     raises_naming(ValueError, "board.evse_pins[0].enable: pin 0 is already board.meter_tx",
                   rp2.Board, cfg(meter={"model": "sdm630", "uart": 0}, reader={"type": "none"},
                                  board={"evse_pins": [{"enable": 0, "plug": None}]}))
@@ -516,7 +516,7 @@ def test_plug_inputs_are_debounced_and_enable_follows_the_session():
                 board={"evse_pins": [{"enable": 21, "plug": 22}, {"enable": 23}]})
         b = Board(c)
         a = Agent(2)
-        (en0, plug0), (en1, none) = b.evse
+        en0, plug0, en1, none = b.evse
         assert plug0.mode == Pin.IN and plug0.pull == Pin.PULL_UP and none is None
         task = asyncio.create_task(b._pins(a))
         await _spin(10)

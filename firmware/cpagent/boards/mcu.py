@@ -53,15 +53,14 @@ class McuBoard:
         check_board(cfg, self.UARTS, self.WDT_MAX_S)
         self.cfg = cfg
         self.fs = OsFs()
-        self._uarts = {}
-        self.de = self.txdone = None
+        self.de = self.txdone = self._reader = self._meter = None  # _uart() sets the UARTs
         ports, pins = board_pins(cfg, self.UARTS, self.DE, self.LED)
         for p in ports:
             self._uart(*p)
         made = [self._pin(*p) for p in pins]
         self.de, self.led = made[0], made[1]
-        # (enable output or None, plug input or None) per EVSE
-        self.evse = [(made[k], made[k + 1]) for k in range(2, len(made), 2)]
+        # Each EVSE's enable output and plug input (or None) in turn: [enable 1, plug 1, ...]
+        self.evse = made[2:]
         self.tls = self._context(cfg["uplink"], tls_files(cfg["uplink"], self.TLS_PEM))
         self.wlan = network.WLAN(network.STA_IF)
         self.wifi = "down"  # the last Wi-Fi status name, for the log and the LED
@@ -94,9 +93,11 @@ class McuBoard:
                              rxbuf=_RXBUF, timeout=0)
         except (ValueError, OSError) as e:
             raise ConfigError("board.%s_tx: UART %d on pins %r, %r: %s" % (what, n, tx, rx, e))
-        self._uarts[what] = u
         if what == "meter":
+            self._meter = u
             self.txdone = u.txdone  # DE drops once the last stop bit is out, not at drain()
+        else:
+            self._reader = u
 
     @staticmethod
     def _context(u, files):
@@ -140,10 +141,10 @@ class McuBoard:
         return time.time() + self._epoch if self.synced else None
 
     def reader_port(self):
-        return asyncio.StreamReader(self._uarts["reader"])
+        return asyncio.StreamReader(self._reader)
 
     def meter_port(self):
-        return asyncio.StreamReader(self._uarts["meter"])
+        return asyncio.StreamReader(self._meter)
 
     async def connect(self, host, port, secure):
         if not self.wlan.isconnected():
@@ -295,12 +296,12 @@ class McuBoard:
     async def _pins(self, agent):
         ch = agent.charger
         low = self.cfg["board"]["plug_low"]
-        n = len(self.evse)
+        n = len(self.evse) // 2
         seen = [None] * n  # the debounced plug state
         last = [None] * n  # the previous sample
         while True:
             for i in range(n):
-                enable, plug = self.evse[i]
+                enable, plug = self.evse[2 * i], self.evse[2 * i + 1]
                 if plug:
                     v = plug.value() == (0 if low else 1)
                     if v == last[i] and v != seen[i]:
