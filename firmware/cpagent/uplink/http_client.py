@@ -38,10 +38,12 @@ class HttpClient:
             except OSError:
                 pass  # already dead: nothing to release
 
-    async def post(self, path, body):
-        head = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                "Content-Length: %d\r\nConnection: keep-alive\r\n\r\n"
-                % (path, self._host, len(body))).encode()
+    async def post(self, path, body, headers=None):
+        head = "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n" \
+               "Content-Length: %d\r\nConnection: keep-alive\r\n" % (path, self._host, len(body))
+        for k in headers or ():
+            head += "%s: %s\r\n" % (k, headers[k])
+        head = (head + "\r\n").encode()
         retry = self._w is not None
         while True:
             if self._w is None:
