@@ -74,11 +74,11 @@ def test_a_dead_meter_is_reported_once_and_again_after_it_answers():
                                 "modbus unit 2 fc 3 addr 20480: no reply within 20 ms (1 "
                                 "attempts))")]
         await bus.poll()
-        assert len(sink.faults) == 1 and bus.health[1].active == ["dead"]
+        assert len(sink.faults) == 1 and bus.health[1].active == ("dead",)
         assert [m[0] for m in sink.meters] == [0, 0, 0]
         bank.units[2] = abb(200, 0)
         await bus.poll()
-        assert sink.meters[-1] == (1, 2000, 0) and bus.health[1].active == []
+        assert sink.meters[-1] == (1, 2000, 0) and bus.health[1].active == ()
         del bank.units[2]
         await bus.poll()
         await bus.poll()
@@ -137,8 +137,8 @@ def test_health_backwards_once_until_cleared():
     h = MeterHealth(2)
     assert h.reading(0, 1234, 0) is None
     assert h.reading(10, 1200, 0) == "meter 2: energy register went backwards (1234 -> 1200 Wh)"
-    assert h.reading(20, 1100, 0) is None and h.active == ["backwards"]
-    assert h.reading(30, 1234, 0) is None and h.active == []
+    assert h.reading(20, 1100, 0) is None and h.active == ("backwards",)
+    assert h.reading(30, 1234, 0) is None and h.active == ()
     assert h.reading(40, 1233, 0).endswith("(1234 -> 1233 Wh)")
 
 
@@ -149,8 +149,8 @@ def test_health_frozen_when_power_implies_more_than_the_limit():
     text = h.reading(60000, 5000, 7000)  # 117 Wh > 100 Wh
     assert text == ("meter 3: energy register frozen at 5000 Wh while its power implies over "
                     "100 Wh more")
-    assert h.reading(90000, 5000, 7000) is None and h.active == ["frozen"]
-    assert h.reading(100000, 5001, 7000) is None and h.active == []
+    assert h.reading(90000, 5000, 7000) is None and h.active == ("frozen",)
+    assert h.reading(100000, 5001, 7000) is None and h.active == ()
     assert h.reading(160000, 5001, 7000) is not None  # again after a change cleared it
     h = MeterHealth(3)
     h.reading(0, 5000, 7000)
@@ -161,28 +161,28 @@ def test_health_frozen_when_power_implies_more_than_the_limit():
     assert h.reading(3600000, 5000, 0) is None  # no power: a still register is right
     assert h.reading(3660000, 5000, -7000) is None  # export is not import
     assert h.reading(3710000, 5000, 14000) is None  # (0 + 14 kW) / 2 for 50 s: 97 Wh
-    assert h.active == [] and h.reading(3712000, 5000, 0) is not None  # + 7 kW for 2 s
+    assert h.active == () and h.reading(3712000, 5000, 0) is not None  # + 7 kW for 2 s
     # No power since the last reading (the session over): nothing contradicts a still
     # register any more, the EVSE may serve the next driver (who finds out anew).
-    assert h.active == ["frozen"] and h.reading(3722000, 5000, 0) is None and h.active == []
+    assert h.active == ("frozen",) and h.reading(3722000, 5000, 0) is None and h.active == ()
     assert h.reading(3782000, 5000, 7000) is None  # 58 Wh: counted afresh
-    assert h.reading(3812000, 5000, 7000) is not None and h.active == ["frozen"]
+    assert h.reading(3812000, 5000, 7000) is not None and h.active == ("frozen",)
     # A meter that shows standby or noise watts with the contactor open: at or below idle_w
     # nothing draws, so the still register neither raises nor keeps the fault.
     h = MeterHealth(3, idle_w=50)
     h.reading(0, 5000, 7000)
-    assert h.reading(60000, 5000, 7000) is not None and h.active == ["frozen"]
-    assert h.reading(70000, 5000, 30) is None and h.active == ["frozen"]  # 7 kW until now
-    assert h.reading(80000, 5000, 12) is None and h.active == []
-    assert h.reading(86400000, 5000, 40) is None and h.active == []  # a day of 40 W noise
+    assert h.reading(60000, 5000, 7000) is not None and h.active == ("frozen",)
+    assert h.reading(70000, 5000, 30) is None and h.active == ("frozen",)  # 7 kW until now
+    assert h.reading(80000, 5000, 12) is None and h.active == ()
+    assert h.reading(86400000, 5000, 40) is None and h.active == ()  # a day of 40 W noise
 
 
 def test_health_dead_after_n_failures_once():
     h = MeterHealth(4, dead_polls=3)
     assert h.failed("a") is None and h.failed("b") is None
     assert h.failed("timeout") == "meter 4: no valid reading in 3 polls in a row (last: timeout)"
-    assert h.failed("c") is None and h.active == ["dead"]
-    assert h.reading(0, 1, 0) is None and h.active == [] and h.failed("d") is None
+    assert h.failed("c") is None and h.active == ("dead",)
+    assert h.reading(0, 1, 0) is None and h.active == () and h.failed("d") is None
 
 
 def test_bad_model_names_the_field():

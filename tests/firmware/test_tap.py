@@ -1,11 +1,11 @@
-"""Debounce and the shared reader base: one event per tap, counters, errors that never stop it."""
+"""The shared reader base: one event per tap (debounce), counters, errors that never stop it."""
 import asyncio
 
 from fakeport import FakePort
 
 from check import ClosedPort, arun, stop
 from cpagent.drivers.line_reader import LineReader
-from cpagent.drivers.tap import Debounce, hexu, nibble
+from cpagent.drivers.tap import Reader, hexu, nibble
 
 
 def _clock():
@@ -15,7 +15,7 @@ def _clock():
 
 def test_first_sighting_is_a_tap_and_a_resting_card_is_not():
     t, ms = _clock()
-    d = Debounce(ms, 1500)
+    d = Reader(None, ms, 1500, None)
     assert d.seen("04A1B2C3")
     for _ in range(20):  # re-reported every 200 ms for 4 s: the hold restarts each time
         t[0] += 200
@@ -24,7 +24,7 @@ def test_first_sighting_is_a_tap_and_a_resting_card_is_not():
 
 def test_same_card_after_hold_away_is_a_new_tap():
     t, ms = _clock()
-    d = Debounce(ms, 1500)
+    d = Reader(None, ms, 1500, None)
     assert d.seen("04A1B2C3")
     t[0] += 1499
     assert not d.seen("04A1B2C3")
@@ -34,7 +34,7 @@ def test_same_card_after_hold_away_is_a_new_tap():
 
 def test_another_card_is_a_new_tap_at_once():
     t, ms = _clock()
-    d = Debounce(ms)
+    d = LineReader(None, ms)
     assert d.seen("04A1B2C3")
     assert d.seen("11223344")
     assert d.seen("04A1B2C3")  # A, B, A: three taps, nothing rests on the reader

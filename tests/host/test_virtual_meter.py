@@ -170,7 +170,7 @@ def test_frozen_energy_while_power_flows(model):
     # stays where it was
     k = got.index(None)
     assert all(r[1] == 11000 for r in got[:k]) and got[k:] == [None] * (10 - k)
-    assert len(sink.meters) == 1 + k and mb.health[0].active == ["frozen"]
+    assert len(sink.meters) == 1 + k and mb.health[0].active == ("frozen",)
 
 
 @pytest.mark.parametrize("model", MODELS)

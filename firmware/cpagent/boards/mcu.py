@@ -27,34 +27,7 @@ NOWDT = "nowdt"  # tools/deploy.py writes it: no watchdog while files are copied
 # What mbedTLS says when an allocation failed (an OSError's first argument): ENOMEM, as
 # modtls_mbedtls.c turns MBEDTLS_ERR_SSL_ALLOC_FAILED at setup into, and the raw code, as the
 # handshake's reads and writes pass it on.
-_NO_MEMORY = (12, -0x7F00)
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def _largest(top):
-    """The largest block the GC heap gives now, to 1 KB (no call tells it: bisected by trying;
-    each refusal is a collection, which the handshake after it profits from)."""
-    lo, hi = 0, top // 1024
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        try:
-            bytearray(mid * 1024)
-            lo = mid
-        except MemoryError:
-            hi = mid - 1
-    return lo * 1024
-
-
-def _no_memory(e):
-    return isinstance(e, MemoryError) or (isinstance(e, OSError) and e.args[:1] != ()
-                                          and e.args[0] in _NO_MEMORY)
+_NO_MEMORY = const((12, -0x7F00))
 
 
 class McuBoard:
@@ -68,10 +41,11 @@ class McuBoard:
     board time and real time are both time.ticks_ms, unwrapped.
     """
 
-    UARTS = {}
+    UARTS = ()  # none: each port's module gives its own
     DE = LED = None
     WDT_MAX_S = 60
     TLS_PEM = True
+    journal_dir = "/journal"
 
     def __init__(self, cfg):
         from cpagent.loader import board_pins, check_board, tls_files  # boot-only: app frees it
@@ -79,16 +53,14 @@ class McuBoard:
         check_board(cfg, self.UARTS, self.WDT_MAX_S)
         self.cfg = cfg
         self.fs = OsFs()
-        self.journal_dir = "/journal"
-        self._uarts = {}
-        self.de = self.txdone = None
+        self.de = self.txdone = self._reader = self._meter = None  # _uart() sets the UARTs
         ports, pins = board_pins(cfg, self.UARTS, self.DE, self.LED)
         for p in ports:
             self._uart(*p)
         made = [self._pin(*p) for p in pins]
         self.de, self.led = made[0], made[1]
-        # (enable output or None, plug input or None) per EVSE
-        self.evse = [(made[k], made[k + 1]) for k in range(2, len(made), 2)]
+        # Each EVSE's enable output and plug input (or None) in turn: [enable 1, plug 1, ...]
+        self.evse = made[2:]
         self.tls = self._context(cfg["uplink"], tls_files(cfg["uplink"], self.TLS_PEM))
         self.wlan = network.WLAN(network.STA_IF)
         self.wifi = "down"  # the last Wi-Fi status name, for the log and the LED
@@ -121,9 +93,11 @@ class McuBoard:
                              rxbuf=_RXBUF, timeout=0)
         except (ValueError, OSError) as e:
             raise ConfigError("board.%s_tx: UART %d on pins %r, %r: %s" % (what, n, tx, rx, e))
-        self._uarts[what] = u
         if what == "meter":
+            self._meter = u
             self.txdone = u.txdone  # DE drops once the last stop bit is out, not at drain()
+        else:
+            self._reader = u
 
     @staticmethod
     def _context(u, files):
@@ -167,10 +141,10 @@ class McuBoard:
         return time.time() + self._epoch if self.synced else None
 
     def reader_port(self):
-        return asyncio.StreamReader(self._uarts["reader"])
+        return asyncio.StreamReader(self._reader)
 
     def meter_port(self):
-        return asyncio.StreamReader(self._uarts["meter"])
+        return asyncio.StreamReader(self._meter)
 
     async def connect(self, host, port, secure):
         if not self.wlan.isconnected():
@@ -191,7 +165,7 @@ class McuBoard:
         try:
             return await asyncio.open_connection(host, port, ssl=self.tls)
         except (MemoryError, OSError) as e:
-            if not _no_memory(e):
+            if isinstance(e, OSError) and not (e.args and e.args[0] in _NO_MEMORY):
                 raise
             why = repr(e)
         gc.collect()
@@ -200,9 +174,19 @@ class McuBoard:
         return await asyncio.open_connection(host, port, ssl=self.tls)
 
     def heap(self):
-        """Free heap and its largest block, for the log line before each TLS setup."""
+        """Free heap and its largest block, to 1 KB, for the log line before each TLS setup (no
+        call tells the largest block: bisected by trying; each refusal is a collection, which
+        the handshake after it profits from)."""
         free = gc.mem_free()
-        return "heap %d B free, largest block %d B" % (free, _largest(free))
+        lo, hi = 0, free // 1024
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            try:
+                bytearray(mid * 1024)
+                lo = mid
+            except MemoryError:
+                hi = mid - 1
+        return "heap %d B free, largest block %d B" % (free, lo * 1024)
 
     @staticmethod
     def rand_hex(n):
@@ -224,10 +208,12 @@ class McuBoard:
         if self.evse:
             j.append(("evse", lambda: self._pins(agent)))
         if self.cfg["board"]["wdt_s"]:
-            if _exists(NOWDT):
-                self.log(1, "watchdog off: /%s is there (a deploy in progress)" % NOWDT)
-            else:
+            try:
+                os.stat(NOWDT)
+            except OSError:  # no flag: the watchdog runs
                 j.append(("watchdog", self._watchdog))
+            else:
+                self.log(1, "watchdog off: /%s is there (a deploy in progress)" % NOWDT)
         return j
 
     # --- tasks ------------------------------------------------------------------------------
@@ -310,12 +296,12 @@ class McuBoard:
     async def _pins(self, agent):
         ch = agent.charger
         low = self.cfg["board"]["plug_low"]
-        n = len(self.evse)
+        n = len(self.evse) // 2
         seen = [None] * n  # the debounced plug state
         last = [None] * n  # the previous sample
         while True:
             for i in range(n):
-                enable, plug = self.evse[i]
+                enable, plug = self.evse[2 * i], self.evse[2 * i + 1]
                 if plug:
                     v = plug.value() == (0 if low else 1)
                     if v == last[i] and v != seen[i]:

@@ -5,7 +5,7 @@ from cpagent.drivers.tap import Reader, nibble
 
 _CAP = const(64)  # longest line kept; 20 digits with separators need 39
 _SHOW = const(24)  # bytes of a bad line quoted in the error
-_EXPECT = "expected 8, 14 or 20 hex digits, optionally ':', '-' or ' ' between bytes"
+_EXPECT = const("expected 8, 14 or 20 hex digits, optionally ':', '-' or ' ' between bytes")
 
 
 def parse(line):

@@ -21,7 +21,7 @@ class MeterHealth:
         self.unit = unit
         self.dead_polls = dead_polls
         self.idle_w = idle_w  # power at or below it is no session's: a still register is right
-        self.active = []
+        self.active = ()  # a tuple: none costs no RAM, and the list changes only with a fault
         self.fails = 0
         self.wh = None  # the last good energy, its time and power
         self.t = 0
@@ -31,12 +31,14 @@ class MeterHealth:
     def _fault(self, key, text):
         if key in self.active:
             return None
-        self.active.append(key)
+        self.active += (key,)
         return "meter %d: %s" % (self.unit, text)
 
     def _clear(self, key):
-        if key in self.active:
-            self.active.remove(key)
+        a = self.active
+        if key in a:
+            i = a.index(key)
+            self.active = a[:i] + a[i + 1:]
 
     def failed(self, reason):
         """A poll gave no usable reading (timeout, exception, garbage, "not available")."""
@@ -91,11 +93,13 @@ class MeterBus:
         name = m["model"]
         # config.load() lets only known models through; model() names any other
         self.model = custom(m["map"]) if name == "custom" else model(name)
-        self.client = ModbusClient(port, g("baud", 9600), g("timeout_ms", 500), g("retries", 2),
-                                   de, txdone, self.model[0])
         self.plan = plan(self.model)  # one read per block (gaps=False) only if a meter wants it
+        most = 0  # the receive buffer fits this plan's longest read: the one per block reads less
+        for q in self.plan:
+            most = max(most, q[2])
+        self.client = ModbusClient(port, g("baud", 9600), g("timeout_ms", 500), g("retries", 2),
+                                   de, txdone, most)
         self._tight = False  # that plan was tried
-        self.units = addresses
         self.sink = sink
         self.ms = ms
         self.poll_ms = poll_s * 1000
@@ -126,14 +130,13 @@ class MeterBus:
     async def poll(self):
         """Reads every meter once, in turn; returns a Reading or None per EVSE."""
         out = []
-        for i, unit in enumerate(self.units):
-            h = self.health[i]
+        for i, h in enumerate(self.health):
             r = None
             # The meter samples its registers when asked: stamped then, a reply that waited in
             # a busy event loop does not look like time in which the energy stood still.
             t = self.ms()
             try:
-                rep = await self._replies(unit)
+                rep = await self._replies(h.unit)
                 r = decode(self.model, rep)
                 why = "%s register not available" % ("energy" if r[0] is None else "power")
                 if r[0] is None or r[1] is None:

@@ -16,7 +16,7 @@ NAMES = ("sdm630", "sdm120", "sdm72d", "sdm72d_v2", "abb_b23", "em340", "wm3m4")
 
 # Register types, as the map modules write them; 0..7 in the order of config's custom-map type
 # names.
-_TYPES = ("u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64")
+_TYPES = const(("u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64"))
 _U32 = const(2)
 _F32 = const(6)
 _F64 = const(7)
@@ -24,7 +24,7 @@ _T5 = const(8)  # Iskra: signed 8-bit decade exponent, then a 24-bit unsigned va
 _T6 = const(9)  # Iskra: the same with a 24-bit signed value
 _IE = const(10)  # Iskra energy: s16 decade exponent at addr, u32 Wh counter at addr + 4
 _LO = const(16)  # flag: the low word comes first
-_SPAN = (1, 1, 2, 2, 4, 4, 2, 4, 2, 2, 6)  # registers a type spans
+_SPAN = const((1, 1, 2, 2, 4, 4, 2, 4, 2, 2, 6))  # registers a type spans
 
 
 def model(name):
@@ -61,16 +61,12 @@ def custom(map_cfg):
     return 125, 1, tuple(f)
 
 
-def _model(m):
-    return model(m) if type(m) is str else m
-
-
 def plan(model, gaps=None):
     """The reads (fc, start, count) for one poll, as few as the map allows.
 
     gaps: whether a read may span registers the map does not use; None: as the model says.
     """
-    most, g, fields = _model(model)
+    most, g, fields = model
     gaps = g if gaps is None else gaps
     out = []
     for f in sorted(fields, key=lambda f: (f[1], f[2])):
@@ -159,7 +155,7 @@ def decode(model, replies):
     """
     q = [None] * 8
     has = [0] * 8
-    for f in _model(model)[2]:
+    for f in model[2]:
         q[f[0]] = _value(f, replies)
         has[f[0]] = 1
     return (q[0], q[1], tuple(q[2:5]) if max(has[2:5]) else None,
@@ -168,7 +164,7 @@ def decode(model, replies):
 
 def step(model, replies, wh):
     """The energy register's resolution in Wh at reading wh (for the frozen-register rule)."""
-    for f in _model(model)[2]:
+    for f in model[2]:
         if f[0] == 0:
             k, e, m = f[3] & 15, f[4] + 3, abs(f[5])
             if k == _F32:  # a float32's step is below value / 2**23

@@ -1,9 +1,11 @@
 """Modbus RTU frames, sans-IO: CRC-16/MODBUS, FC 03/04 read requests, reply scan with resync."""
+from micropython import const
+
 # Exception codes 1..11 by name ("" where the spec defines none), split only to name one: a
 # literal stays in flash when frozen, a list would be built in RAM at import.
-_EXC = ("illegal function,illegal data address,illegal data value,server device failure,"
-        "acknowledge,server device busy,,memory parity error,,gateway path unavailable,"
-        "gateway target failed to respond")
+_EXC = const("illegal function,illegal data address,illegal data value,server device failure,"
+             "acknowledge,server device busy,,memory parity error,,gateway path unavailable,"
+             "gateway target failed to respond")
 
 
 class ModbusError(ValueError):

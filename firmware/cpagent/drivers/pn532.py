@@ -17,16 +17,16 @@ FRAME = const(3)
 BAD_LCS = const(4)
 BAD_DCS = const(5)
 TOO_LONG = const(6)
-_WHY = ("", "", "", "", "length checksum (LCS) fails", "data checksum (DCS) fails",
-        "longer than the receive buffer")
+_WHY = const(("", "", "", "", "length checksum (LCS) fails", "data checksum (DCS) fails",
+              "longer than the receive buffer"))
 # Receive buffer: the longest reply expected (10-byte UID + ATS) fits; a frame announcing more is
 # dropped as TOO_LONG by scan(), and a read never asks for more than the free space.
 _CAP = const(64)
 _ACK_MS = const(100)
 _REPLY_MS = const(500)  # InListPassiveTarget with 2 tries answers well within this
 # Wake-up from power-down/low-battery mode: 55 55 and zeros, then SAMConfiguration (UM0701).
-# It and the command frames below are literals, not built at import: frozen, they stay in flash.
-_WAKE = b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+# It and the command frames below are const literals: no global names; frozen, they stay in flash.
+_WAKE = const(b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 
 
 def frame(body, tfi=HOST):
@@ -75,12 +75,12 @@ def scan(b, n):
 
 
 # frame() of: SAMConfiguration 14 01 14 01 (normal mode, 1 s timeout, use IRQ);
-_SAM = b"\x00\x00\xff\x05\xfb\xd4\x14\x01\x14\x01\x02\x00"
+_SAM = const(b"\x00\x00\xff\x05\xfb\xd4\x14\x01\x14\x01\x02\x00")
 # RFConfiguration MaxRetries 32 05 FF 01 01: ATR default, PSL 1, passive activation 1 retry (not
 # 0xFF = forever), so InListPassiveTarget answers NbTg=0 when no card is there;
-_RETRIES = b"\x00\x00\xff\x06\xfa\xd4\x32\x05\xff\x01\x01\xf4\x00"
+_RETRIES = const(b"\x00\x00\xff\x06\xfa\xd4\x32\x05\xff\x01\x01\xf4\x00")
 # InListPassiveTarget 4A 01 00: 1 target, 106 kbps type A.
-_LIST = b"\x00\x00\xff\x04\xfc\xd4\x4a\x01\x00\xe1\x00"
+_LIST = const(b"\x00\x00\xff\x04\xfc\xd4\x4a\x01\x00\xe1\x00")
 
 
 class Pn532Error(ValueError):
@@ -137,7 +137,7 @@ class Pn532(Reader):
         uid = hexu(r[8:8 + r[7]])
         if r[7] in (4, 7, 10):
             return uid
-        if self.debounce.seen(uid):  # once per tap, not at every poll while it rests there
+        if self.seen(uid):  # once per tap, not at every poll while it rests there
             self._bad("pn532: UID of %d bytes ignored (expected 4, 7 or 10)" % r[7])
         return None
 

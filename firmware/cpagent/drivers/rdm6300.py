@@ -37,7 +37,7 @@ def parse(frame):
 class Rdm6300(Reader):
     """Frames are resynced on 02 (it never occurs inside one: the body is ASCII hex); bytes
     between frames are line noise and are skipped. The module repeats the frame while the card
-    stays in the field; Debounce makes that one tap."""
+    stays in the field; Reader.seen makes that one tap."""
 
     def __init__(self, port, ms, hold_ms=1500, on_error=None):
         super().__init__(port, ms, hold_ms, on_error)

@@ -3,30 +3,6 @@ import asyncio
 from binascii import hexlify
 
 
-class Debounce:
-    """A card that stays on the reader is reported again and again; only a new tap counts.
-
-    State is one UID and one time (bounded): remembering only the last card means a card that was
-    tapped, then another, then the first again within hold_ms is two taps of the first; that is a
-    real tap sequence, not a card resting on the reader.
-    """
-
-    def __init__(self, ms, hold_ms=1500):
-        self._ms = ms
-        self.hold_ms = hold_ms
-        self._uid = None
-        self._t = 0
-
-    def seen(self, uid):
-        """The reader saw `uid` now: True if that is a new tap (another card, or back after
-        hold_ms away). Every sighting restarts the hold, so a resting card never repeats."""
-        now = self._ms()
-        new = uid != self._uid or now - self._t >= self.hold_ms
-        self._uid = uid
-        self._t = now
-        return new
-
-
 async def read(port, n):
     """await port.read(n); an empty read (a closed port) raises OSError instead of spinning."""
     d = await port.read(n)
@@ -50,15 +26,32 @@ def hexu(b):
 
 
 class Reader:
-    """Base of the readers: debounce, stats (good: UIDs read, bad: frames/lines rejected, taps:
-    events delivered) and on_error. Byte-stream readers implement _byte(c, on_tap)."""
+    """Base of the readers: debounce (seen), stats (good: UIDs read, bad: frames/lines rejected,
+    taps: events delivered) and on_error. Byte-stream readers implement _byte(c, on_tap).
+
+    A card that stays on the reader is reported again and again; only a new tap counts. The
+    debounce state is one UID and one time (bounded): remembering only the last card means a card
+    that was tapped, then another, then the first again within hold_ms is two taps of the first;
+    that is a real tap sequence, not a card resting on the reader.
+    """
 
     def __init__(self, port, ms, hold_ms, on_error):
         self._port = port
         self._ms = ms
         self._err = on_error
-        self.debounce = Debounce(ms, hold_ms)
+        self.hold_ms = hold_ms
+        self._card = None  # the last UID seen, and when
+        self._t = 0
         self.stats = {"good": 0, "bad": 0, "taps": 0}
+
+    def seen(self, uid):
+        """The reader saw `uid` now: True if that is a new tap (another card, or back after
+        hold_ms away). Every sighting restarts the hold, so a resting card never repeats."""
+        now = self._ms()
+        new = uid != self._card or now - self._t >= self.hold_ms
+        self._card = uid
+        self._t = now
+        return new
 
     def _bad(self, text):
         self.stats["bad"] += 1
@@ -73,7 +66,7 @@ class Reader:
 
     def _uid(self, uid, on_tap):
         self.stats["good"] += 1
-        if self.debounce.seen(uid):
+        if self.seen(uid):
             self.stats["taps"] += 1
             try:
                 on_tap(uid)

@@ -54,15 +54,13 @@ class HttpUplink:
     ("hold", reason, 0) (a retry about this message only: see classify), ("nothub", reason, ms)
     (an answer that is not the hub's), ("fail", reason, 0) or ("stop", reason, 0). Never raises
     but for cancellation.
-    `date_unix` is the last Date header of the hub (None before one came), `last_ms` the last
-    round trip.
+    `last_ms` is the last round trip.
     """
 
     def __init__(self, cfg, connect, ms, log=None):
         tls, host, port, self.base = parse_url(cfg["url"])
         self.http = HttpClient(connect, host, port, tls, cfg.get("timeout_s", 20) * 1000)
         self._ms = ms
-        self.date_unix = None
         self.last_ms = None
         if tls and cfg.get("insecure"):
             # Said at every boot, so an insecure charger cannot go unnoticed in the field.
@@ -87,10 +85,6 @@ class HttpUplink:
         except ValueError as e:  # HttpError
             return "retry", "garbage reply: %s" % (e,), 0
         self.last_ms = self._ms() - t0
-        try:
-            self.date_unix = unix_from_http_date(hdr["date"])
-        except (KeyError, ValueError):
-            pass  # no usable Date: keep the last one
         return classify(path, status, data, _after(hdr.get("retry-after"), hdr.get("date")),
                         None, hdr.get("content-type"))
 

@@ -48,12 +48,10 @@ class Link:
         self._n = 0  # link-wide retries in a row: the backoff exponent
         self._foreign = 0  # answers in a row that were not the hub's
         self._held = {}  # session key -> board ms its next try is due
-        self._ev = asyncio.Event()
-        self._kicked = self._due = False
+        self._ev = asyncio.Event()  # set by kick() and by a wait's alarm
 
     def kick(self):
         """New work for the link (a tap, a journaled message); cheap, from any task."""
-        self._kicked = True
         self._ev.set()
 
     async def run(self):
@@ -65,8 +63,12 @@ class Link:
                     continue
                 hold = self._hold()
                 m = self.charger.next_message(hold)
-                if m is None:
-                    await self._wait(self._idle_ms(), True)
+                if m is None:  # idle until a kick, or until the first held session is due
+                    ms = _IDLE_MS
+                    now = self._ms() if self._held else 0
+                    for t in self._held.values():
+                        ms = min(ms, max(0, t - now))
+                    await self._wait(ms, True)
                 else:
                     await self._deliver(m)
             except Exception as e:  # a bug or a flash error: logged, backed off, never fatal
@@ -82,13 +84,6 @@ class Link:
                     del self._held[k]
         self.stats["held"] = len(self._held)
         return self._held
-
-    def _idle_ms(self):
-        ms = _IDLE_MS
-        now = self._ms() if self._held else 0
-        for t in self._held.values():
-            ms = min(ms, max(0, t - now))
-        return ms
 
     async def _deliver(self, m):
         msg_id, path, body, key = m
@@ -188,21 +183,19 @@ class Link:
     async def _wait(self, ms, idle):
         """Board time ms (None: until kicked). A kick ends an idle wait; in a backoff it only
         sends AuthorizeStarts, and a hub that answers one ends the backoff early."""
-        self._due = False
         alarm = None if ms is None else asyncio.create_task(self._alarm(ms))
         try:
-            while not self._due:
+            while True:
                 await self._ev.wait()
                 self._ev.clear()
-                if self._kicked:
-                    self._kicked = False
-                    if idle or await self._authorize():
-                        break
+                # The alarm's task is done once it set the event: what else woke us is a kick
+                # (one that came with the alarm is seen by run(), which authorizes first).
+                if alarm and alarm.done() or idle or await self._authorize():
+                    break
         finally:
             if alarm:
                 alarm.cancel()
 
     async def _alarm(self, ms):
         await self._sleep(ms)
-        self._due = True
         self._ev.set()
