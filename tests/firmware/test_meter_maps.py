@@ -1,6 +1,7 @@
 """Meter maps: each model decoded from literal register bytes, request plans, "not available"."""
 from check import raises_naming
-from cpagent.drivers.meter_maps import NAMES, custom, decode, model, models, plan, step
+from cpagent.drivers.map_custom import custom
+from cpagent.drivers.meter_maps import NAMES, decode, model, models, plan, step
 
 H = bytes.fromhex
 

@@ -1,7 +1,7 @@
 """Energy meters on one Modbus bus: poll each EVSE's meter, feed the charger, report faults."""
 import asyncio
 
-from cpagent.drivers.meter_maps import custom, decode, model, plan, step
+from cpagent.drivers.meter_maps import decode, model, plan, step
 from cpagent.drivers.modbus import ModbusError
 from cpagent.drivers.modbus_client import ModbusClient
 
@@ -92,7 +92,12 @@ class MeterBus:
         g = m.get
         name = m["model"]
         # config.load() lets only known models through; model() names any other
-        self.model = custom(m["map"]) if name == "custom" else model(name)
+        if name == "custom":
+            from cpagent.drivers.map_custom import custom
+
+            self.model = custom(m["map"])
+        else:
+            self.model = model(name)
         self.plan = plan(self.model)  # one read per block (gaps=False) only if a meter wants it
         most = 0  # the receive buffer fits this plan's longest read: the one per block reads less
         for q in self.plan:

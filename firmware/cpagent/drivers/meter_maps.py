@@ -15,8 +15,7 @@ MAP_NAMES = ("energy", "power", "voltage_l1", "voltage_l2", "voltage_l3",
 NAMES = ("sdm630", "sdm120", "sdm72d", "sdm72d_v2", "abb_b23", "em340", "wm3m4")
 
 # Register types, as the map modules write them; 0..7 in the order of config's custom-map type
-# names.
-_TYPES = const(("u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64"))
+# names (drivers/map_custom.py).
 _U32 = const(2)
 _F32 = const(6)
 _F64 = const(7)
@@ -37,28 +36,6 @@ def model(name):
 def models():
     """{name: map} of every model (the host's tools and the tests)."""
     return {n: model(n) for n in NAMES}
-
-
-def custom(map_cfg):
-    """The model for config's meter.map: quantity -> {addr, type, scale, words, fc}."""
-    f = []
-    for name in map_cfg:
-        r = map_cfg[name]
-        s = r.get("scale", 1)
-        # scale = factor * 10**-d, integers to 6 significant digits: 0.01 and 2.5 are exact
-        for d in range(16):
-            m = s * 10 ** d
-            if abs(m - round(m)) <= 1e-6 * abs(m):
-                break
-        else:
-            raise ValueError("meter.map.%s.scale: expected 0 or at least 1e-15" % name)
-        m = round(m)
-        while m and not m % 10:
-            m //= 10
-            d -= 1
-        f.append((MAP_NAMES.index(name), r.get("fc", 4), r["addr"],
-                  _TYPES.index(r["type"]) | (_LO if r.get("words") == "lo" else 0), -d, m))
-    return 125, 1, tuple(f)
 
 
 def plan(model, gaps=None):
