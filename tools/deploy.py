@@ -223,8 +223,9 @@ def unused(cfg):
     reader = cfg["reader"]["type"]
     out.update("drivers/" + m for t, m in (
         ("pn532", "pn532"), ("rdm6300", "rdm6300"), ("line", "line_reader")) if t != reader)
-    # Only the configured meter's register map (none for "custom": its map is in the config).
-    out.update("drivers/map_" + n for n in NAMES if n != cfg["meter"]["model"])
+    # Only the configured meter's register map (for "custom", the module that reads its map
+    # from the config).
+    out.update("drivers/map_" + n for n in NAMES + ("custom",) if n != cfg["meter"]["model"])
     if cfg["meter"]["model"] == "none":
         out.update("drivers/" + m for m in ("meter", "meter_maps", "modbus", "modbus_client"))
         if reader == "none":

@@ -321,7 +321,7 @@ _MQTT = {"config", "uplink/mqtt_codec", "uplink/mqtt_client", "uplink/mqtt", "oi
          "relay"}
 _HTTP = {"config", "uplink/http", "uplink/http_client"}
 _METER = {"drivers/meter", "drivers/meter_maps", "drivers/modbus", "drivers/modbus_client"}
-_MAPS = {"drivers/map_" + n for n in NAMES}  # the meters' register maps: the configured one goes
+_MAPS = {"drivers/map_" + n for n in NAMES + ("custom",)}  # the configured one goes
 CONFIGS = [  # (uplink, reader, meter model): the modules each leaves off the device
     (("http", "pn532", "sdm630"), _MQTT | _MAPS - {"drivers/map_sdm630"}
      | {"drivers/rdm6300", "drivers/line_reader"}),
@@ -332,6 +332,8 @@ CONFIGS = [  # (uplink, reader, meter model): the modules each leaves off the de
                                                  "drivers/__init__"}),
     (("mqtt", "line", "abb_b23"), _HTTP | _MAPS - {"drivers/map_abb_b23"}
      | {"drivers/pn532", "drivers/rdm6300"}),
+    (("http", "pn532", "custom"), _MQTT | _MAPS - {"drivers/map_custom"}
+     | {"drivers/rdm6300", "drivers/line_reader"}),
 ]
 
 def _variant(kind, reader, model):
@@ -341,6 +343,9 @@ def _variant(kind, reader, model):
                      {"kind": "http", "url": "http://127.0.0.1:9"})
     doc["reader"] = {"type": reader}
     doc["meter"] = {"model": model}
+    if model == "custom":
+        doc["meter"]["map"] = {"energy": {"addr": 342, "type": "f32"},
+                               "power": {"addr": 52, "type": "f32"}}
     return doc
 
 
