@@ -30,4 +30,4 @@ package("cpagent", files=("__init__.py", "agent.py", "app.py", "charger.py", "cl
 package("cpagent/oicp")
 package("cpagent/uplink")
 package("cpagent/drivers")
-package("cpagent/boards", files=("__init__.py", "mcu.py", "esp32.py", "rp2.py"))
+package("cpagent/boards", files=("__init__.py", "mcu.py", "setup.py", "esp32.py", "rp2.py"))

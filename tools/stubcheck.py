@@ -28,8 +28,9 @@ PORTS = {
             "micropython-stdlib-stubs"),
 }
 # port -> the board modules its image holds (firmware/ relative)
-BOARDS = {"esp32": ("cpagent/boards/esp32.py", "cpagent/boards/mcu.py"),
-          "rp2": ("cpagent/boards/rp2.py", "cpagent/boards/mcu.py")}
+BOARDS = {"esp32": ("cpagent/boards/esp32.py", "cpagent/boards/mcu.py",
+                    "cpagent/boards/setup.py"),
+          "rp2": ("cpagent/boards/rp2.py", "cpagent/boards/mcu.py", "cpagent/boards/setup.py")}
 LOCAL = ("cpagent",)  # firmware packages: checked by the tests, not here
 
 

@@ -7,12 +7,17 @@ class ConfigError(ValueError):
 
 
 def forget(name):
-    """Drop the boot-only module cpagent.<name> (sys.modules and this package hold it), so that
-    the collector frees it once no one else does; a later import loads it again."""
+    """Drop the boot-only module cpagent.<name> ("loader", "boards.setup"): sys.modules and its
+    package hold it, so that the collector frees it once no one else does; a later import
+    loads it again."""
     import sys
 
-    sys.modules.pop("cpagent." + name, None)
-    globals().pop(name, None)
+    full = "cpagent." + name
+    sys.modules.pop(full, None)
+    i = full.rfind(".")
+    pkg = sys.modules.get(full[:i])
+    if pkg:
+        pkg.__dict__.pop(full[i + 1:], None)
 
 
 def once(name):

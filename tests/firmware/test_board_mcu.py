@@ -201,6 +201,23 @@ from cpagent.boards import esp32, mcu, rp2  # noqa: E402  (after the fakes)
 for _name, _mod in _FAKES:
     del sys.modules[_name]  # the boards hold them; nothing else in this process sees them
 
+_init = mcu.McuBoard.__init__
+
+
+def _init_with_fakes(self, c):
+    # boards/setup.py (boot-only, imported for each build and dropped) imports machine and tls
+    # then: the fakes are there for that while only.
+    for name, mod in _FAKES:
+        sys.modules[name] = mod
+    try:
+        _init(self, c)
+    finally:
+        for name, _ in _FAKES:
+            del sys.modules[name]
+
+
+mcu.McuBoard.__init__ = _init_with_fakes
+
 mcu.time = Time  # the real time module has no ticks on CPython; the fake wraps as the ESP32's
 mcu.gc = Gc  # a heap of a known size, on both runtimes
 
@@ -229,9 +246,16 @@ def test_uarts_de_and_led_from_the_config_and_the_boards_defaults():
     UART.made.clear()
     b = Board(cfg())
     meter, reader = [u for u in UART.made if u.n == 2][0], [u for u in UART.made if u.n == 1][0]
+    # A meter only answers: one reply (at most 255 bytes) waits in its buffer. A line reader's
+    # device sends unasked: a second of 9600 baud.
     assert meter.kw == {"baudrate": 9600, "bits": 8, "parity": None, "stop": 1, "tx": 17,
-                        "rx": 16, "rxbuf": 1024, "timeout": 0}
+                        "rx": 16, "rxbuf": 256, "timeout": 0}
     assert (reader.kw["tx"], reader.kw["rx"], reader.kw["baudrate"]) == (27, 26, 9600)
+    assert reader.kw["rxbuf"] == 1024
+    for kind, rxbuf in (("pn532", 256), ("rdm6300", 1024)):
+        UART.made.clear()
+        Board(cfg(reader={"type": kind}))
+        assert [u.kw["rxbuf"] for u in UART.made if u.n == 1] == [rxbuf], kind
     assert b.txdone == meter.txdone and (b.de.id, b.de.mode, b.de.v) == (4, Pin.OUT, 0)
     assert b.led.id == 2 and b.evse == [] and b.tls is None
     UART.made.clear()
@@ -368,7 +392,7 @@ def test_the_heap_is_logged_before_each_tls_setup_and_one_that_ran_out_is_tried_
             assert Net.calls[-1] == ("hub.test", 80, None) and logs == []
             # Below log level 2 the heap line (and its probing) is left out.
             quiet, quiet_logs = _secure_board()
-            quiet.cfg["log_level"] = 1
+            quiet.log_level = 1
             assert await quiet.connect("hub.test", 443, True) == ("reader", "writer")
             assert quiet_logs == []
             # Out of memory, as mbedTLS reports it at setup (ENOMEM), during a handshake (its

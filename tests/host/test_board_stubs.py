@@ -53,19 +53,22 @@ def test_a_name_the_port_lacks_is_refused(stubs):
 
 
 def test_the_real_modules_are_checked_call_by_call(stubs):
-    # A slip in boards/mcu.py itself is caught: the check follows its actual calls and objects.
-    mcu = _source("cpagent/boards/mcu.py")
-    for old, new, words in (
-        ("self.txdone = u.txdone", "self.txdone = u.tx_done", "UART has no tx_done"),
-        ("rxbuf=_RXBUF, timeout=0)", "rxbuf=_RXBUF, timeout=0, flow=0)", "UART() takes no such"),
-        ("self._wdt.feed()", "self._wdt.kick()", "WDT has no kick"),
-        ("w.isconnected()", "w.is_connected()", "WLAN has no is_connected"),
-        ("ntptime.settime()", "ntptime.settime(5)", "settime() takes no such"),
-        ("tls.CERT_REQUIRED", "tls.CERT_ALWAYS", "tls has no CERT_ALWAYS"),
+    # A slip in the board modules themselves is caught: the check follows their actual calls
+    # and objects.
+    for rel, old, new, words in (
+        ("setup", "board.txdone = u.txdone", "board.txdone = u.tx_done", "UART has no tx_done"),
+        ("setup", "else _ANSWER_RXBUF, timeout=0)", "else _ANSWER_RXBUF, timeout=0, flow=0)",
+         "UART() takes no such"),
+        ("setup", "tls.CERT_REQUIRED", "tls.CERT_ALWAYS", "tls has no CERT_ALWAYS"),
+        ("mcu", "self._wdt.feed()", "self._wdt.kick()", "WDT has no kick"),
+        ("mcu", "w.isconnected()", "w.is_connected()", "WLAN has no is_connected"),
+        ("mcu", "ntptime.settime()", "ntptime.settime(5)", "settime() takes no such"),
     ):
-        assert old in mcu, old
+        path = "cpagent/boards/%s.py" % rel
+        src = _source(path)
+        assert old in src, old
         for port, st in stubs.items():
-            found = stubcheck.check_source(mcu.replace(old, new), "cpagent/boards/mcu.py", st)
+            found = stubcheck.check_source(src.replace(old, new), path, st)
             assert found and all(words in f for f in found), (port, new, found)
 
 
@@ -73,6 +76,7 @@ def test_each_image_holds_its_own_board_modules_only():
     for port, other in (("esp32", "rp2"), ("rp2", "esp32")):
         mods = build.modules(port)
         assert "cpagent/boards/%s.py" % port in mods and "cpagent/boards/mcu.py" in mods
+        assert "cpagent/boards/setup.py" in mods
         assert "cpagent/boards/%s.py" % other not in mods
         assert "cpagent/boards/host.py" not in mods and "cpagent/boards/wasm.py" not in mods
         assert set(stubcheck.BOARDS[port]) == {

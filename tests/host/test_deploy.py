@@ -383,12 +383,13 @@ def test_a_deploy_leaves_out_only_modules_the_config_never_imports(variant, left
                          env=env, capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     imported = {m[8:].replace(".", "/") for m in json.loads(out.stdout)}  # "" is cpagent itself
-    # The other boards are not this host's; remote.py and relay.py come with the first remote
-    # command (relay.py with the agent's run too), dead.py with a refusal, compact.py with a
-    # compaction; the loader, replay.py and resume.py are boot-only (app.build frees the loader,
-    # the agent's boot the other two).
-    lazy = {"boards/esp32", "boards/mcu", "boards/rp2", "boards/wasm", "oicp/remote", "loader",
-            "replay", "resume", "relay", "dead", "compact"}
+    # The other boards are not this host's (boards/setup.py is a device board's boot-only
+    # half); remote.py and relay.py come with the first remote command (relay.py with the
+    # agent's run too), dead.py with a refusal, compact.py with a compaction; the loader,
+    # replay.py and resume.py are boot-only (app.build frees the loader, the agent's boot the
+    # other two).
+    lazy = {"boards/esp32", "boards/mcu", "boards/setup", "boards/rp2", "boards/wasm",
+            "oicp/remote", "loader", "replay", "resume", "relay", "dead", "compact"}
     assert imported == kept - lazy, (sorted(imported), sorted(kept - lazy))
 
 

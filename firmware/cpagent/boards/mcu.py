@@ -8,15 +8,13 @@ import time
 import machine
 import network
 import ntptime
-import tls
 from micropython import const
 
-from cpagent import ConfigError
+from cpagent import once
 from cpagent.fsio import OsFs
 from cpagent.uplink.link import UP
 from cpagent.uplink.result import delay
 
-_RXBUF = const(1024)  # bytes: a UART keeps ~1 s of 9600 baud while the loop is held up (TLS)
 _WIFI_MIN_MS = const(2000)  # Wi-Fi rejoin backoff, doubling up to the cap
 _WIFI_MAX_MS = const(60000)
 _JOIN_MS = const(20000)  # a join without an address by then has failed
@@ -48,20 +46,16 @@ class McuBoard:
     journal_dir = "/journal"
 
     def __init__(self, cfg):
-        from cpagent.loader import board_pins, check_board, tls_files  # boot-only: app frees it
-
-        check_board(cfg, self.UARTS, self.WDT_MAX_S)
-        self.cfg = cfg
+        # Pins, UARTs and the TLS context come from boot-only code (boards/setup.py), freed
+        # once built; the board keeps only the few config values its tasks read.
+        once("boards.setup").build(self, cfg)
+        self.charger_id = cfg["charger_id"]
+        self.log_level = cfg["log_level"]  # may be raised at the REPL: board.log_level = 2
+        w = cfg["wifi"]
+        self._join = (w["ssid"], w["password"])
+        self._wdt_s = cfg["board"]["wdt_s"]
+        self._plug_low = cfg["board"]["plug_low"]
         self.fs = OsFs()
-        self.de = self.txdone = self._reader = self._meter = None  # _uart() sets the UARTs
-        ports, pins = board_pins(cfg, self.UARTS, self.DE, self.LED)
-        for p in ports:
-            self._uart(*p)
-        made = [self._pin(*p) for p in pins]
-        self.de, self.led = made[0], made[1]
-        # Each EVSE's enable output and plug input (or None) in turn: [enable 1, plug 1, ...]
-        self.evse = made[2:]
-        self.tls = self._context(cfg["uplink"], tls_files(cfg["uplink"], self.TLS_PEM))
         self.wlan = network.WLAN(network.STA_IF)
         self.wifi = "down"  # the last Wi-Fi status name, for the log and the LED
         self.synced = False  # the RTC was set by NTP in this boot
@@ -70,54 +64,6 @@ class McuBoard:
         self._ms = 0
         # Seconds from 1970 to the port's epoch: the ESP32 counts from 2000, the rp2 from 1970.
         self._epoch = 946684800 if time.gmtime(0)[0] == 2000 else 0
-
-    # --- construction (cpagent.loader resolved the pins and read the files): every refusal
-    # names the config field
-
-    @staticmethod
-    def _pin(field, v, out):
-        if v is None:
-            return None
-        try:
-            if out:
-                return machine.Pin(v, machine.Pin.OUT, value=0)
-            return machine.Pin(v, machine.Pin.IN, machine.Pin.PULL_UP)
-        except (ValueError, TypeError) as e:
-            raise ConfigError("%s: pin %r cannot be used on this board (%s)" % (field, v, e))
-
-    def _uart(self, what, n, baud, parity, tx, rx):
-        par = None if parity == "N" else "EO".index(parity)  # machine.UART: 0 even, 1 odd
-        try:
-            # timeout=0: asyncio streams poll the UART; the reads themselves never wait.
-            u = machine.UART(n, baudrate=baud, bits=8, parity=par, stop=1, tx=tx, rx=rx,
-                             rxbuf=_RXBUF, timeout=0)
-        except (ValueError, OSError) as e:
-            raise ConfigError("board.%s_tx: UART %d on pins %r, %r: %s" % (what, n, tx, rx, e))
-        if what == "meter":
-            self._meter = u
-            self.txdone = u.txdone  # DE drops once the last stop bit is out, not at drain()
-        else:
-            self._reader = u
-
-    @staticmethod
-    def _context(u, files):
-        if files is None:
-            return None
-        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-        # mbedtls checks nothing below CERT_REQUIRED; insecure is for test hubs only.
-        ctx.verify_mode = tls.CERT_NONE if u.get("insecure") else tls.CERT_REQUIRED
-        ca, cert, key = files
-        field = "uplink.ca"
-        try:
-            if ca:
-                ctx.load_verify_locations(ca)
-            if cert:
-                field = "uplink.cert"
-                ctx.load_cert_chain(cert, key)
-        except ValueError as e:  # mbedtls refused the file
-            raise ConfigError("%s: not a certificate or key this port's TLS can load (%s)"
-                              % (field, e))
-        return ctx
 
     # --- the board interface ----------------------------------------------------------------
 
@@ -160,7 +106,7 @@ class McuBoard:
         # the largest blocks (the 16.7 KB input record buffer, 4 KB out): one failure for memory
         # is tried again after a collection; the handshake's own allocations come in the
         # uplink's first write, whose failure the link's supervisor sees.
-        if self.cfg["log_level"] >= 2:  # heap() probes with allocations: only when shown
+        if self.log_level >= 2:  # heap() probes with allocations: only when shown
             self.log(2, "tls: to %s:%d, %s" % (host, port, self.heap()))
         try:
             return await asyncio.open_connection(host, port, ssl=self.tls)
@@ -193,8 +139,8 @@ class McuBoard:
         return "".join("%02x" % random.getrandbits(8) for _ in range(n))
 
     def log(self, level, text):
-        if level <= self.cfg["log_level"]:
-            print("[%s %d] %s" % (self.cfg["charger_id"], self.ticks_ms() // 1000, text))
+        if level <= self.log_level:
+            print("[%s %d] %s" % (self.charger_id, self.ticks_ms() // 1000, text))
 
     @staticmethod
     def reset():
@@ -207,7 +153,7 @@ class McuBoard:
             j.append(("led", lambda: self._blink(agent.link)))
         if self.evse:
             j.append(("evse", lambda: self._pins(agent)))
-        if self.cfg["board"]["wdt_s"]:
+        if self._wdt_s:
             try:
                 os.stat(NOWDT)
             except OSError:  # no flag: the watchdog runs
@@ -227,8 +173,8 @@ class McuBoard:
 
     async def _wifi(self):
         w = self.wlan
-        c = self.cfg["wifi"]
-        network.hostname(self.cfg["charger_id"])
+        ssid, key = self._join
+        network.hostname(self.charger_id)
         w.active(True)
         n = 0  # failed joins in a row
         while True:
@@ -247,7 +193,7 @@ class McuBoard:
             except OSError:
                 pass  # nothing to end
             try:
-                w.connect(c["ssid"], c["password"])
+                w.connect(ssid, key)
             except OSError as e:
                 self.log(1, "wifi: connect failed: %r" % (e,))
             t = 0
@@ -258,7 +204,7 @@ class McuBoard:
                 self.wifi = self._status()
                 wait = delay(n, _WIFI_MIN_MS, _WIFI_MAX_MS)
                 n = min(n + 1, 6)
-                self.log(1, "wifi: %s to %r, again in %d s" % (self.wifi, c["ssid"], wait // 1000))
+                self.log(1, "wifi: %s to %r, again in %d s" % (self.wifi, ssid, wait // 1000))
                 await self.sleep_ms(wait)
 
     async def _ntp(self):
@@ -295,7 +241,7 @@ class McuBoard:
 
     async def _pins(self, agent):
         ch = agent.charger
-        low = self.cfg["board"]["plug_low"]
+        low = self._plug_low
         n = len(self.evse) // 2
         seen = [None] * n  # the debounced plug state
         last = [None] * n  # the previous sample
@@ -315,7 +261,7 @@ class McuBoard:
     async def _watchdog(self):
         # Fed by a task: a loop that hangs (a blocking call, a task that never yields) stops the
         # feeding and the chip resets. Once started, it cannot be stopped (both ports).
-        s = self.cfg["board"]["wdt_s"]
+        s = self._wdt_s
         if self._wdt is None:
             self._wdt = machine.WDT(timeout=s * 1000)
         while True:
