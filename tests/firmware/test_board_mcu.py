@@ -249,13 +249,17 @@ def test_uarts_de_and_led_from_the_config_and_the_boards_defaults():
     # A meter only answers: one reply (at most 255 bytes) waits in its buffer. A line reader's
     # device sends unasked: a second of 9600 baud.
     assert meter.kw == {"baudrate": 9600, "bits": 8, "parity": None, "stop": 1, "tx": 17,
-                        "rx": 16, "rxbuf": 256, "timeout": 0}
+                        "rx": 16, "rxbuf": 256, "txbuf": 256, "timeout": 0}
     assert (reader.kw["tx"], reader.kw["rx"], reader.kw["baudrate"]) == (27, 26, 9600)
     assert reader.kw["rxbuf"] == 1024
     for kind, rxbuf in (("pn532", 256), ("rdm6300", 1024)):
         UART.made.clear()
         Board(cfg(reader={"type": kind}))
         assert [u.kw["rxbuf"] for u in UART.made if u.n == 1] == [rxbuf], kind
+    # The Pico W's UART buffers are on the Python heap: the transmit one fits the longest write.
+    UART.made.clear()
+    rp2.Board(cfg(reader={"type": "pn532", "uart": 0}, meter={"model": "sdm630", "uart": 1}))
+    assert [u.kw["txbuf"] for u in UART.made] == [32, 32]
     assert b.txdone == meter.txdone and (b.de.id, b.de.mode, b.de.v) == (4, Pin.OUT, 0)
     assert b.led.id == 2 and b.evse == [] and b.tls is None
     UART.made.clear()

@@ -57,7 +57,7 @@ def test_the_real_modules_are_checked_call_by_call(stubs):
     # and objects.
     for rel, old, new, words in (
         ("setup", "board.txdone = u.txdone", "board.txdone = u.tx_done", "UART has no tx_done"),
-        ("setup", "else _ANSWER_RXBUF, timeout=0)", "else _ANSWER_RXBUF, timeout=0, flow=0)",
+        ("setup", "txbuf=board.TXBUF, timeout=0)", "txbuf=board.TXBUF, timeout=0, flow=0)",
          "UART() takes no such"),
         ("setup", "tls.CERT_REQUIRED", "tls.CERT_ALWAYS", "tls has no CERT_ALWAYS"),
         ("mcu", "self._wdt.feed()", "self._wdt.kick()", "WDT has no kick"),

@@ -20,12 +20,16 @@ UID = "04A1B2C3D4E5F6"
 SAMPLE_MS = 2
 
 
+# The rp2 port's Pin, UART and WLAN objects are static in its firmware (no heap): the stand-ins
+# below are made with this module (left out of every figure), and building the board takes
+# them from tables as the port does. What the port does allocate, the UARTs' ring buffers, is
+# allocated here too.
 class Pin:
     OUT, IN, PULL_UP = 1, 0, 2
     plugged = False  # what the plug input shows (the session script moves it)
 
-    def __init__(self, pid, mode, pull=None, value=None):
-        self.mode, self.v = mode, value or 0
+    def __init__(self):
+        self.mode = self.v = 0
 
     def __call__(self, v):
         self.v = v
@@ -38,19 +42,45 @@ class Pin:
         self.v = v
 
 
+class Pins:
+    """machine.Pin: GP0..GP29 and the Pico W's "LED"."""
+    OUT, IN, PULL_UP = Pin.OUT, Pin.IN, Pin.PULL_UP
+
+    def __init__(self):
+        self.table = {k: Pin() for k in list(range(30)) + ["LED"]}
+
+    def __call__(self, pid, mode, pull=None, value=None):
+        p = self.table[pid]
+        p.mode, p.v = mode, value or 0
+        return p
+
+
 class Uart:
-    def __init__(self, n, **kw):
-        # The rp2 port's UART keeps its ring buffers on the Python heap (ringbuf_alloc of
-        # rxbuf + 1 and txbuf + 1 bytes, 256 each unless given): counted as there.
-        self.rx = bytearray(kw.get("rxbuf", 256) + 1)
-        self.tx = bytearray(kw.get("txbuf", 256) + 1)
+    def __init__(self):
+        self.rx = self.tx = None
 
     def txdone(self):
         return True
 
 
+class Uarts:
+    """machine.UART: UART0 and UART1, each with its ring buffers on the Python heap as the rp2
+    port allocates them (ringbuf_alloc of rxbuf + 1 and txbuf + 1 bytes, 256 each unless
+    given)."""
+
+    def __init__(self):
+        self.table = [Uart(), Uart()]
+
+    def __call__(self, n, **kw):
+        u = self.table[n]
+        u.rx = u.tx = None  # the port frees the old buffers first
+        u.rx = bytearray(kw.get("rxbuf", 256) + 1)
+        u.tx = bytearray(kw.get("txbuf", 256) + 1)
+        return u
+
+
 class Machine:
-    Pin, UART = Pin, Uart
+    Pin, UART = Pins(), Uarts()
 
     @staticmethod
     def reset():
@@ -58,9 +88,6 @@ class Machine:
 
 
 class Wlan:
-    def __init__(self, i):
-        pass
-
     def active(self, on=None):
         pass
 
@@ -80,8 +107,15 @@ class Wlan:
         return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
 
 
+_WLAN = Wlan()
+
+
 class Network:
-    STA_IF, STAT_GOT_IP, WLAN = 0, 3, Wlan
+    STA_IF, STAT_GOT_IP = 0, 3
+
+    @staticmethod
+    def WLAN(i):
+        return _WLAN
 
     @staticmethod
     def hostname(n):
@@ -179,7 +213,7 @@ async def session(agent, card):
         print("USED", used())
 
 
-BUILD = ("config dict", "Board(cfg)", "Agent(cfg, board)", "loader dropped")
+BUILD = ("config dict", "Board(cfg)", "Agent(cfg, board)", "loader dropped", "config dropped")
 
 
 def steps(order):
@@ -207,6 +241,8 @@ def steps(order):
     loader = None
     app.forget("loader")
     marks[n + 4] = used()
+    cfg = None  # app.build keeps no reference to it either: what the board and agent keep stays
+    marks[n + 5] = used()
     names = ["import " + m for m in order] + list(BUILD)
     return [(names[i], marks[i + 1] - marks[i]) for i in range(len(names))], agent
 
@@ -248,11 +284,13 @@ def main(bare):
     # not into a /journal that every run would share (and inherit dead letters from).
     b.journal_dir = "journal"
     agent = Agent(cfg, b)
-    loader = None
-    app.forget("loader")  # boot-only, as app.build frees it
+    op = cfg["operator_id"]
+    # As app.build: the loader is boot-only, and the config dict is let go once built.
+    loader = cfg = plain = None
+    app.forget("loader")
     out["baseline"] = used() - own
     if mode == "post":
-        asyncio.run(post(agent, cfg["operator_id"], out))
+        asyncio.run(post(agent, op, out))
     else:
         print("RESULT " + json.dumps(out))
         asyncio.run(session(agent, b.card))

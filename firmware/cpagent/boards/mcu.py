@@ -31,8 +31,9 @@ _NO_MEMORY = const((12, -0x7F00))
 class McuBoard:
     """The board interface of cpagent.agent on MicroPython; boards/esp32.py and
     boards/rp2.py
-    give the port's defaults: UARTS (uart number -> (tx, rx) pins), DE, LED, WDT_MAX_S and
-    TLS_PEM (whether the port's mbedTLS parses PEM; without, the certificate files are DER).
+    give the port's defaults: UARTS (uart number -> (tx, rx) pins), DE, LED, WDT_MAX_S,
+    TLS_PEM (whether the port's mbedTLS parses PEM; without, the certificate files are DER)
+    and TXBUF (a UART's transmit buffer, bytes).
 
     Raises ConfigError naming the field for what the port cannot do (a UART it lacks, a pin
     twice, an unusable pin, a missing certificate). The journal lives in /journal on flash;
@@ -43,6 +44,7 @@ class McuBoard:
     DE = LED = None
     WDT_MAX_S = 60
     TLS_PEM = True
+    TXBUF = 256  # the ports' default
     journal_dir = "/journal"
 
     def __init__(self, cfg):

@@ -28,7 +28,8 @@ def build(board, cfg):
         try:
             # timeout=0: asyncio streams poll the UART; the reads themselves never wait.
             u = machine.UART(n, baudrate=baud, bits=8, parity=par, stop=1, tx=tx, rx=rx,
-                             rxbuf=_STREAM_RXBUF if streams else _ANSWER_RXBUF, timeout=0)
+                             rxbuf=_STREAM_RXBUF if streams else _ANSWER_RXBUF,
+                             txbuf=board.TXBUF, timeout=0)
         except (ValueError, OSError) as e:
             raise ConfigError("board.%s_tx: UART %d on pins %r, %r: %s" % (what, n, tx, rx, e))
         if what == "meter":
