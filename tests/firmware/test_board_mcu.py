@@ -262,6 +262,10 @@ def test_uarts_de_and_led_from_the_config_and_the_boards_defaults():
     assert [u.kw["txbuf"] for u in UART.made] == [32, 32]
     assert b.txdone == meter.txdone and (b.de.id, b.de.mode, b.de.v) == (4, Pin.OUT, 0)
     assert b.led.id == 2 and b.evse == [] and b.tls is None
+    # The boot-only half that built all this is gone again (sys.modules and the package).
+    import cpagent.boards
+
+    assert "cpagent.boards.setup" not in sys.modules and "setup" not in dir(cpagent.boards)
     UART.made.clear()
     b = Board(cfg(meter={"model": "abb_b23", "parity": "E", "baud": 19200},
                   reader={"type": "none"},

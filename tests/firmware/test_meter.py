@@ -11,12 +11,14 @@ from cpagent.drivers.modbus import crc16
 class Bank:
     """A Modbus device for several units: registers (fc, addr) -> 16-bit word, default 0.
 
-    A unit not in `units` is silent; a read longer than `most` gets exception 02.
+    A unit not in `units` is silent; a read longer than `most` gets exception 02, and so does
+    one spanning a register the unit lacks if `strict`.
     """
 
-    def __init__(self, units, most=125):
+    def __init__(self, units, most=125, strict=False):
         self.units = units
         self.most = most
+        self.strict = strict
 
     def set32(self, unit, fc, addr, v):
         self.units[unit][(fc, addr)] = v >> 16 & 0xFFFF
@@ -26,7 +28,8 @@ class Bank:
         u, fc, start, count = f[0], f[1], f[2] << 8 | f[3], f[4] << 8 | f[5]
         if u not in self.units:
             return None
-        if count > self.most:
+        if count > self.most or self.strict and any(
+                (fc, a) not in self.units[u] for a in range(start, start + count)):
             out = bytearray((u, fc | 0x80, 2))
         else:
             out = bytearray((u, fc, 2 * count))
@@ -114,6 +117,27 @@ def test_exception_replies_fail_the_poll_and_gap_reads_fall_back():
         assert sink.faults[0][2] == ("meter 1: no valid reading in 1 polls in a row (last: "
                                      "modbus unit 1 fc 4 addr 0: exception 02 illegal data "
                                      "address)")
+    return arun(go())
+
+
+def test_the_receive_buffer_fits_the_one_per_block_plan_too():
+    # Fields at 0 (2 registers), 3 (2) and 5 (4), at most 7 a read: the gapped plan reads 0..4
+    # and 5..8, one read per block 0..1 and 3..8, longer than any read of the gapped plan.
+    from cpagent.drivers import meter
+
+    async def go():
+        made = meter.model
+        meter.model = lambda name: (7, True, ((0, 4, 0, 2, 0, 1), (1, 4, 3, 2, 0, 1),
+                                              (2, 4, 5, 7, 0, 1)))
+        try:
+            regs = {(4, a): 0 for a in (0, 1, 3, 4, 5, 6, 7, 8)}
+            regs[(4, 1)], regs[(4, 4)] = 1234, 56
+            bus = MeterBus(FakePort(Bank({1: regs}, most=7, strict=True)), CFG, [1], Sink(),
+                           lambda: 0)
+        finally:
+            meter.model = made
+        r = await bus.poll()
+        assert bus.plan == [(4, 0, 2), (4, 3, 6)] and r[0][:2] == (1234000, 56)  # kWh in
     return arun(go())
 
 

@@ -12,7 +12,7 @@ class Board(McuBoard):
     # MicroPython 1.27's rp2 mbedTLS has no PEM parser (no MBEDTLS_PEM_PARSE_C): the files are
     # DER, one certificate each (make deploy converts them).
     TLS_PEM = False
-    # Its UART buffers are on the Python heap. The drivers' longest write is 29 bytes (the
-    # PN532's wake-up with a command); the streams' drain() writes the rest of any longer one
+    # Its UART buffers are on the Python heap. The drivers' longest burst is 29 bytes (the
+    # PN532's wake-up, then a command, then drain()); drain() writes the rest of any longer one
     # as the buffer empties.
     TXBUF = 32

@@ -99,9 +99,9 @@ class MeterBus:
         else:
             self.model = model(name)
         self.plan = plan(self.model)  # one read per block (gaps=False) only if a meter wants it
-        most = 0  # the receive buffer fits this plan's longest read: the one per block reads less
-        for q in self.plan:
-            most = max(most, q[2])
+        # The receive buffer fits the longest read of either plan: a block split from a gapped
+        # read by the model's `most` can be longer than any read of the default plan.
+        most = max(q[2] for q in self.plan + plan(self.model, False))
         self.client = ModbusClient(port, g("baud", 9600), g("timeout_ms", 500), g("retries", 2),
                                    de, txdone, most)
         self._tight = False  # that plan was tried
