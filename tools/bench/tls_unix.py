@@ -5,7 +5,7 @@ client certificates on 127.0.0.1, for a P-256 and an RSA-2048 client key.
 
 The device folder is what make deploy stages for the Pico W (tools/deploy.py: DER certificates,
 the config naming them, the .mpy of the modules the config imports; compiled for x86 here).
-Figures (bytes, gc.mem_alloc after gc.collect, by tools/bench/tls_unix_agent.py): the baseline
+Figures (bytes, gc.mem_alloc after gc.collect, by tools/bench/tls_unix_dev.py): the baseline
 after imports and build, the SSL context's share of it, the live heap peak above the baseline
 during the first POST (connect, handshake, reply; sampled between task steps), the heap an open
 keep-alive connection holds, and by bisection of `micropython -X heapsize=N` (to STEP bytes) the
@@ -13,10 +13,12 @@ smallest heap in which build + one POST succeeds (the example config: HTTPS, PN5
 in which the agent completes a session (card, plug, unplug, CDR at the hub; a line reader and no
 meter, whose devices MicroPython has no stand-in for here, so fewer modules). A heap near the
 limit makes the collector's timing matter: the session figure moves by a few KB between runs.
-No figure holds the benchmark's own code (tls_unix_agent.py's bytecode and its stand-ins for
-machine and network, about 5 KB, which a device has in firmware): tls_unix_dev.py notes the
-heap before it loads, the baselines leave it out, the smallest heaps less it are printed. The
-stand-in UART allocates the ring buffers the rp2 port puts on the Python heap, so they count.
+No figure holds the benchmark's own code (its bytecode, names and stand-ins for machine and
+network, 7-9 KB, which a device does not hold or has in firmware): tls_unix_dev.py notes the
+heap before it loads and imports the agent's modules ahead of it, so names they share are the
+agent's; the baselines leave it out, and the smallest heaps less it (`*_agent`, an estimate) are
+printed. The rp2's Pin, UART and WLAN objects are static in its firmware: the stand-ins come
+from tables; the UART ring buffers, which the port puts on the Python heap, are allocated.
 MPY_UNIX names the micropython binary; without it the benchmark is skipped. MPY_UNIX_FROZEN
 (optional): a build with firmware/manifest.py frozen in
 (tools/build_unix_port.sh SRC OUT firmware/manifest.py): the same figures with the agent's
@@ -44,7 +46,8 @@ from host_sim import certs  # noqa: E402
 from host_sim.hub import HubThread  # noqa: E402
 
 ENV, ENV_FROZEN = "MPY_UNIX", "MPY_UNIX_FROZEN"
-DEV = [os.path.join(ROOT, "tools", "bench", n) for n in ("tls_unix_dev.py", "tls_unix_agent.py")]
+DEV = [os.path.join(ROOT, "tools", "bench", n)
+       for n in ("tls_unix_dev.py", "tls_unix_ports.py", "tls_unix_agent.py")]
 OP, UID = "DE*ABC", "04A1B2C3D4E5F6"
 STEP = 2048  # bisection resolution
 LOW, HIGH = 32 * 1024, 512 * 1024
@@ -66,7 +69,8 @@ def _config(url, session):
 
 def stage(tmp, name, url, ca, cert, key, dist, session, frozen=False):
     """The Pico W's flash for this key and mode, as make deploy stages it (frozen: for an image
-    with the agent frozen in, no module files); returns the folder."""
+    with the agent frozen in, no module files), with the benchmark's scripts and the modules
+    the agent imports for its config, leaf first (imports.txt); returns the folder."""
     site = os.path.join(tmp, "site-" + name)
     os.makedirs(os.path.join(site, "certs"), exist_ok=True)
     for src, dst in ((ca, "hub-ca.pem"), (cert, "client.pem"), (key, "client.key")):
@@ -78,6 +82,10 @@ def stage(tmp, name, url, ca, cert, key, dist, session, frozen=False):
     out = deploy.stage("rp2", path, files, dist, os.path.join(tmp, "flash-" + name), cfg, frozen)
     for path in DEV:
         shutil.copyfile(path, os.path.join(out, os.path.basename(path)))
+    with open(os.path.join(out, "config.json")) as f:
+        order = agent_heap_e2e.import_order(json.load(f), ("cpagent.boards.rp2", "cpagent.app"))
+    with open(os.path.join(out, "imports.txt"), "w") as f:
+        f.write("\n".join(order))
     return out
 
 
@@ -134,12 +142,7 @@ def smallest(ok, low=LOW, high=HIGH):
 def imports(exe, folder):
     """The example config's baseline step by step ({step: bytes}, in order): each import
     leaf first, then the config dict, Board(cfg) with its SSL context and the Agent."""
-    with open(os.path.join(folder, "config.json")) as f:
-        cfg = json.load(f)  # the checked form make deploy wrote
-    order = agent_heap_e2e.import_order(cfg, ("cpagent.boards.rp2", "cpagent.app"))
-    with open(os.path.join(folder, "imports.txt"), "w") as f:
-        f.write("\n".join(order))
-    r = subprocess.run([exe, "tls_unix_dev.py", "imports", "imports.txt"], cwd=folder,
+    r = subprocess.run([exe, "tls_unix_dev.py", "imports"], cwd=folder,
                        capture_output=True, text=True, timeout=POST_S)
     res = _result(r.stdout)
     if not res:
@@ -166,6 +169,8 @@ def measure(exe, tmp, dist, pki, hub, frozen=False):
             raise RuntimeError("tls_unix: no session over mutual TLS (%s)" % name)
         res["session_baseline"] = built["baseline"]
         res["smallest_heap_session"] = smallest(lambda n, f=sess: session(exe, f, hub, n)[0])
+        for k in ("smallest_heap_post", "smallest_heap_session"):
+            res[k + "_agent"] = _less(res[k], res["bench_code"])
         out[name] = res
     return out
 
@@ -202,8 +207,8 @@ def run():
 
 
 def _less(heap, own):
-    """A smallest heap without the benchmark's own code (tls_unix_agent.py's bytecode and
-    stand-ins), which a device does not hold; None stays None."""
+    """A smallest heap without the benchmark's own code, which a device does not hold (an
+    estimate: as if the heap's total, not its largest block, set the limit); None stays None."""
     return heap and heap - own
 
 
@@ -229,8 +234,8 @@ def lines(r):
                 "benchmark's own code, %d B, left out)"
                 % (build_name, key, x["baseline"], x["imports"], x["ssl_context"],
                    x["handshake_peak_live"], x["held_per_connection"],
-                   _less(x["smallest_heap_post"], x["bench_code"]),
-                   _less(x["smallest_heap_session"], x["bench_code"]), x["session_baseline"],
+                   x["smallest_heap_post_agent"], x["smallest_heap_session_agent"],
+                   x["session_baseline"],
                    r["step"], x["bench_code"]))
     return out
 
