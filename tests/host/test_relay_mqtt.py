@@ -92,14 +92,21 @@ class Charger:
         assert topic == "cp/%s/down" % self.cid
         return json.loads(payload)
 
-    def request(self, msg_id, path, body):
+    def request(self, msg_id, path, body, sends=3):
         """The reply to msg_id; a repeated reply to an earlier id (the relay answers each
-        delivery of a duplicate) is skipped, as the firmware skips it."""
-        self.send(msg_id, path, body)
-        while True:
-            rep = self.reply()
-            if rep["id"] == msg_id:
-                return rep
+        delivery of a duplicate) is skipped, as the firmware skips it. No reply in 20 s: sent
+        again under the same id, as the firmware's link retries a request its uplink got no
+        answer to (the relay answers a repeat from its cache: the hub sees it once)."""
+        for _ in range(sends):
+            self.send(msg_id, path, body)
+            try:
+                while True:
+                    rep = self.reply()
+                    if rep["id"] == msg_id:
+                        return rep
+            except queue.Empty:
+                continue
+        raise AssertionError("no reply to %s after %d sends" % (msg_id, sends))
 
 
 def authorize(ch, msg_id="a-00000001", evse=EVSES[0]):
