@@ -21,7 +21,7 @@ class MeterHealth:
         self.unit = unit
         self.dead_polls = dead_polls
         self.idle_w = idle_w  # power at or below it is no session's: a still register is right
-        self.active = ()  # a tuple: none costs no RAM, and the list changes only with a fault
+        self.active = ()  # a tuple: none costs no RAM, and it changes only with a fault
         self.fails = 0
         self.wh = None  # the last good energy, its time and power
         self.t = 0
