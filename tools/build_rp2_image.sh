@@ -1,0 +1,67 @@
+#!/bin/sh
+# Builds MicroPython's rp2 port for the Raspberry Pi Pico W (BOARD=RPI_PICO_W): the stock image,
+# or the agent frozen in with a manifest, to measure it against the Pico W's flash and RAM.
+#
+#   tools/build_rp2_image.sh MICROPYTHON_SRC [OUT] [MANIFEST]
+#
+# MICROPYTHON_SRC: a v1.27.0 checkout with the submodules the Pico W needs at the commits the tag
+#   pins: lib/pico-sdk, lib/tinyusb, lib/cyw43-driver, lib/lwip, lib/btstack, lib/mbedtls and
+#   lib/micropython-lib (`make -C ports/rp2 BOARD=RPI_PICO_W submodules`); pico-sdk's own
+#   submodules are not needed: the port points the SDK at its lib/ copies.
+# OUT: where the build goes (default build/rp2-port): build-rp2-stock, or build-rp2-frozen with a
+#   MANIFEST; the source tree gets only mpy-cross.
+# MANIFEST: a frozen manifest in place of the board's, e.g. firmware/manifest.py (it includes
+#   the port's manifest itself; the board's bundle-networking and aioble are then left out).
+#
+# The ARM toolchain (Debian: gcc-arm-none-eabi, libnewlib-arm-none-eabi,
+# libstdc++-arm-none-eabi-newlib) is installed when missing. The SDK wants picotool 2.1.1 for the
+# .uf2, installed in OUT/picotool: the SDK clones it from GitHub and builds it there, or, offline,
+# PICOTOOL_SRC=a picotool checkout at tag 2.1.1 is built there. Prints the path of firmware.uf2
+# last, after the image's size against the flash below the filesystem (the link does not check
+# that: its FLASH region is the whole 2 MB).
+set -eu
+
+SRC=$(cd "${1:?usage: $0 MICROPYTHON_SRC [OUT] [MANIFEST]}" && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$(mkdir -p "${2:-$ROOT/build/rp2-port}" && cd "${2:-$ROOT/build/rp2-port}" && pwd)
+MANIFEST=${3:-}
+[ -z "$MANIFEST" ] || MANIFEST=$(cd "$(dirname "$MANIFEST")" && pwd)/$(basename "$MANIFEST")
+
+if ! command -v arm-none-eabi-gcc >/dev/null || ! echo '#include <stdio.h>' \
+        | arm-none-eabi-gcc -E -x c - -o /dev/null 2>/dev/null; then
+    echo "no ARM toolchain: installing gcc-arm-none-eabi and newlib with apt-get" >&2
+    apt-get update -qq && apt-get install -y -qq gcc-arm-none-eabi libnewlib-arm-none-eabi \
+        libstdc++-arm-none-eabi-newlib >/dev/null
+fi
+
+for f in pico-sdk/README.md tinyusb/src/tusb.h cyw43-driver/src/cyw43.h \
+         lwip/src/include/lwip/init.h btstack/src/btstack.h mbedtls/library/ssl_tls.c \
+         micropython-lib/README.md; do
+    [ -f "$SRC/lib/$f" ] || { echo "$SRC/lib/$f missing: fill lib/${f%%/*} at the commit" \
+        "v1.27.0 pins (git -C $SRC submodule update --init lib/${f%%/*}); see $0" >&2; exit 2; }
+done
+
+JOBS=${JOBS:-2}
+export PICOTOOL_FETCH_FROM_GIT_PATH="$OUT/picotool"
+if [ -n "${PICOTOOL_SRC:-}" ] && [ ! -x "$OUT/picotool/picotool/picotool" ]; then
+    cmake -S "$PICOTOOL_SRC" -B "$OUT/picotool/picotool-build" -DPICO_SDK_PATH="$SRC/lib/pico-sdk" \
+        -DPICOTOOL_NO_LIBUSB=1 -DPICOTOOL_FLAT_INSTALL=1 -DCMAKE_INSTALL_PREFIX="$OUT/picotool" >&2
+    make -C "$OUT/picotool/picotool-build" -j"$JOBS" install >&2
+fi
+
+NAME=stock
+[ -z "$MANIFEST" ] || NAME=frozen
+
+make -C "$SRC/mpy-cross" -j"$JOBS" >&2
+make -C "$SRC/ports/rp2" BOARD=RPI_PICO_W BUILD="$OUT/build-rp2-$NAME" \
+    ${MANIFEST:+FROZEN_MANIFEST="$MANIFEST"} -j"$JOBS" >&2
+
+# The filesystem takes the top MICROPY_HW_FLASH_STORAGE_BYTES (848 KB) of the Pico W's 2 MB.
+FS_KB=$(sed -n 's/.*MICROPY_HW_FLASH_STORAGE_BYTES *(\([0-9]*\) \* 1024).*/\1/p' \
+    "$SRC/ports/rp2/boards/RPI_PICO_W/mpconfigboard.h")
+END=$(arm-none-eabi-nm "$OUT/build-rp2-$NAME/firmware.elf" \
+    | sed -n 's/^\(.*\) . __flash_binary_end$/\1/p')
+IMAGE=$(( 0x$END - 0x10000000 )) REGION=$(( (2048 - FS_KB) * 1024 ))
+echo "image $IMAGE bytes of the $REGION below the filesystem: $(( REGION - IMAGE )) free" >&2
+[ "$IMAGE" -le "$REGION" ] || { echo "the image overlaps the filesystem" >&2; exit 1; }
+echo "$OUT/build-rp2-$NAME/firmware.uf2"
