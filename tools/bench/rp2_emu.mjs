@@ -6,9 +6,10 @@
 //   (bytes from the flash's start: where the port's littlefs lives); each COMMAND is run in
 //   turn at the raw REPL once the firmware is up.
 // Prints each command's output as it came; exits 1 at the first command that raised (its
-// traceback on stderr), 2 when the firmware does not answer within TIMEOUT_S emulated seconds.
-// The emulated flash keeps no write (rp2040js ignores the flash's program and erase commands):
-// the filesystem is the image as given.
+// traceback on stderr), 2 when the firmware does not answer within RP2_EMU_TIMEOUT_S emulated
+// seconds (default 600). The emulated flash takes no write (rp2040js ignores the flash's program
+// and erase commands; littlefs then refuses the write with an OSError): the filesystem is the
+// image as given, read-only.
 import fs from "node:fs";
 import { ConsoleLogger, LogLevel, Simulator, USBCDC } from "rp2040js";
 
