@@ -1,8 +1,9 @@
 """`make bench`: firmware size, heap/flash figures under MicroPython, and the host-side figures
 (HTTP client stall in a hub outage, tap latency, fleet capacity, relay throughput and soak,
 remote start through the relay with 1,000 chargers connected),
-mutual TLS on MicroPython's unix port when MPY_UNIX names one (tools/bench/tls_unix.py), to
-build/bench.json."""
+mutual TLS on MicroPython's unix port when MPY_UNIX names one (tools/bench/tls_unix.py), the
+agent's heap on the real rp2 firmware in an RP2040 emulator when RP2_BOOTROM and RP2_FIRMWARE
+name its boot ROM and firmware (tools/bench/rp2_emu.py), to build/bench.json."""
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import http_stall  # noqa: E402
 import relay_soak  # noqa: E402
 import relay_throughput  # noqa: E402
 import remote_start  # noqa: E402
+import rp2_emu  # noqa: E402  (skipped with a line of reason unless RP2_FIRMWARE names an image)
 import sim_load  # noqa: E402
 import tap_latency  # noqa: E402
 import tls_unix  # noqa: E402  (skipped with a line of reason unless MPY_UNIX names a build)
@@ -122,7 +124,7 @@ def main():
                      ("fleet_capacity", fleet_capacity), ("agent_heap_e2e", agent_heap_e2e),
                      ("relay_throughput", relay_throughput), ("relay_soak", relay_soak),
                      ("remote_start", remote_start), ("sim_load", sim_load),
-                     ("tls_unix", tls_unix)):
+                     ("tls_unix", tls_unix), ("rp2_emu", rp2_emu)):
         results[key] = mod.run()
         print("\n".join(mod.lines(results[key])), flush=True)
         with open(path, "w") as f:

