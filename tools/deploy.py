@@ -30,7 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_sim", "pyshim")]
 
-from cpagent import config  # noqa: E402
+from cpagent import config, loader  # noqa: E402
 from cpagent.drivers.meter_maps import NAMES  # noqa: E402
 
 DIST = os.path.join(ROOT, "dist")
@@ -73,12 +73,15 @@ class DeployError(Exception):
 
 def load_config(path, board=None):
     """(validated config, [(device path, local file)] of its certificates); board: also the
-    board's limits (its UARTs, its watchdog)."""
+    board's limits (its UARTs, its watchdog) and its pins as the board takes them at boot (each
+    once, none the board's hardware holds)."""
     try:
         with open(path, "rb") as f:
             cfg = config.load(f.read())
         if board:
-            config.check_board(cfg, *limits(board))
+            found = _board_class(board)
+            config.check_board(cfg, found["UARTS"], found["WDT_MAX_S"])
+            loader.board_pins(cfg, found["UARTS"], found["DE"], found["LED"], found["RESERVED"])
     except OSError as e:
         raise DeployError("config %s: cannot read it (%s); start from "
                           "firmware/config.example.json" % (path, e.strerror))
@@ -112,12 +115,6 @@ def _board_class(board):
             if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name):
                 found[n.targets[0].id] = ast.literal_eval(n.value)
     return found
-
-
-def limits(board):
-    """(UARTS, WDT_MAX_S) of cpagent/boards/<board>.py."""
-    found = _board_class(board)
-    return found["UARTS"], found["WDT_MAX_S"]
 
 
 def _openssl(field, path, what, *args, data=None):

@@ -41,12 +41,13 @@ def check_board(c, uarts, wdt_max_s):
               % (wdt_max_s, c["board"]["wdt_s"]))
 
 
-def board_pins(c, uarts, de, led):
+def board_pins(c, uarts, de, led, reserved=()):
     """The UARTs and pins a MicroPython board builds for a loaded config, its own defaults filled
-    in (uarts: number -> (tx, rx); de, led: pin or None) and each pin taken once; boot-only, so
-    the board keeps none of it. -> ([(what, uart, baud, parity, tx, rx)] for the reader and the
-    meter the config uses, [(field, pin or None, output)] for board.de_pin, board.led_pin, then
-    each EVSE's enable and plug)."""
+    in (uarts: number -> (tx, rx); de, led: pin or None; reserved: (what they are, pin, ...),
+    pins the board's own hardware holds) and each pin taken once; boot-only, so the board keeps
+    none of it, and tools/deploy.py's check before copying. -> ([(what, uart, baud, parity, tx,
+    rx)] for the reader and the meter the config uses, [(field, pin or None, output)] for
+    board.de_pin, board.led_pin, then each EVSE's enable and plug)."""
     b = c["board"]
     taken = {}  # pin -> the field that took it
 
@@ -54,6 +55,8 @@ def board_pins(c, uarts, de, led):
         v = default if v is None else v
         if v is None or v is False:
             return None
+        if v in reserved[1:]:
+            _need(field, "pin %r is %s on this board" % (v, reserved[0]))
         if v in taken:
             _need(field, "pin %r is already %s" % (v, taken[v]))
         taken[v] = field

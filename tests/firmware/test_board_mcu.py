@@ -290,6 +290,26 @@ def test_what_the_board_cannot_do_is_refused_naming_the_field():
     Pin.bad = ()
 
 
+def test_a_pin_the_boards_own_hardware_holds_is_refused_naming_the_field():
+    # A Pico W's GP23 switches its Wi-Fi chip's power (GP24, GP25, GP29: its data, select and
+    # clock); an ESP32's GPIO6-11 are its flash. Pin() takes them all: the board must not.
+    for board, pin, words in ((rp2.Board, 23, "pin 23 is the Wi-Fi chip's (GP23 power"),
+                              (rp2.Board, 29, "pin 29 is the Wi-Fi chip's"),
+                              (esp32.Board, 6, "pin 6 is the module's flash (GPIO6-11)")):
+        for field, pins in (("enable", {"enable": pin, "plug": None}),
+                            ("plug", {"enable": 3, "plug": pin})):
+            raises_naming(ValueError, "board.evse_pins[0].%s: %s" % (field, words),
+                          board, cfg(meter={"model": "none"}, reader={"type": "none"},
+                                     board={"evse_pins": [pins]}))
+        raises_naming(ValueError, "board.led_pin: " + words, board,
+                      cfg(meter={"model": "none"}, reader={"type": "none"},
+                          board={"led_pin": pin}))
+    # the pins beside them are anyone's
+    b = rp2.Board(cfg(meter={"model": "none"}, reader={"type": "none"},
+                      board={"evse_pins": [{"enable": 22, "plug": 26}]}))
+    assert (b.evse[0].id, b.evse[1].id) == (22, 26)
+
+
 def test_gpio_0_is_a_pin_like_any_other():
     # The Pico W's UART0 sits on GP0/GP1: a pin number 0 is taken, claimed and built.
     UART.made.clear()

@@ -299,7 +299,36 @@ def test_images_leave_out_line_numbers_unless_opt_0_asks_for_them(tmp_path):
 
 def test_a_config_the_board_would_refuse_is_refused_here(site):
     # The example wires the meter to UART2, which a Pico W lacks; its watchdog stops at 8 s.
-    assert deploy.limits("rp2") == ({0: (0, 1), 1: (4, 5)}, 8)
+    # The pins as the board takes them at boot (firmware/cpagent/loader.py): each once, and none
+    # the board's own hardware holds: a Pico W's GP23-25 and GP29 are its Wi-Fi chip's, an
+    # ESP32's GPIO6-11 its flash.
+    pico = dict(site.cfg, meter=dict(site.cfg["meter"], uart=0))
+
+    def pins(*evse):
+        return dict(pico, board={"evse_pins": [dict(enable=e, plug=p) for e, p in evse]})
+
+    for board, cfg, words in (
+        ("rp2", site.cfg, "meter.uart: expected one of 0, 1 on this board, got 2"),
+        ("rp2", pins((21, 22), (23, 19)),
+         "board.evse_pins[1].enable: pin 23 is the Wi-Fi chip's (GP23 power"),
+        ("rp2", pins((21, 22), (18, 25)), "board.evse_pins[1].plug: pin 25 is the Wi-Fi chip's"),
+        ("rp2", pins((21, 22), (18, 2)), "board.evse_pins[1].plug: pin 2 is already board.de_pin"),
+        ("rp2", pins((21, 22), (18, 19)), None),
+        ("esp32", dict(site.cfg, board={"evse_pins": [{"enable": 21, "plug": 22},
+                                                      {"enable": 18, "plug": 9}]}),
+         "board.evse_pins[1].plug: pin 9 is the module's flash (GPIO6-11) on this board"),
+        ("esp32", dict(site.cfg, board={"evse_pins": [{"enable": 21, "plug": 26},
+                                                      {"enable": 18, "plug": 19}]}),
+         "board.evse_pins[0].plug: pin 26 is already board.reader_rx"),
+    ):
+        dev = Device()
+        argv = ["--port", PORT, "--board", board, "--config", _write(site, cfg), "--dry-run"]
+        if words is None:
+            assert deploy.main(argv, run=dev, echo=lambda s: None)
+            continue
+        with pytest.raises(SystemExit) as e:
+            deploy.main(argv, run=dev, echo=lambda s: None)
+        assert words in str(e.value) and dev.calls == [], e.value
     for board, cfg, words in (
         ("rp2", site.cfg, "meter.uart: expected one of 0, 1 on this board, got 2"),
         ("esp32", dict(site.cfg, board={"wdt_s": 60}), None),

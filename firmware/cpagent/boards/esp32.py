@@ -12,6 +12,8 @@ class Board(McuBoard):
     UARTS = {1: (27, 26), 2: (17, 16)}
     DE = 4  # the transceiver's DE and /RE tied together
     LED = 2  # the blue LED of most DevKits
+    # GPIO6-11 are wired to the module's SPI flash: driving one crashes the ESP32.
+    RESERVED = ("the module's flash (GPIO6-11)", 6, 7, 8, 9, 10, 11)
     WDT_MAX_S = 60
     TLS_PEM = True  # the IDF's mbedTLS parses PEM (and chains of CA certificates)
 

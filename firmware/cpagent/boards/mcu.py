@@ -29,19 +29,20 @@ _NO_MEMORY = const((12, -0x7F00))
 
 
 class McuBoard:
-    """The board interface of cpagent.agent on MicroPython; boards/esp32.py and
-    boards/rp2.py
-    give the port's defaults: UARTS (uart number -> (tx, rx) pins), DE, LED, WDT_MAX_S,
-    TLS_PEM (whether the port's mbedTLS parses PEM; without, the certificate files are DER)
-    and TXBUF (a UART's transmit buffer, bytes).
+    """The board interface of cpagent.agent on MicroPython; boards/esp32.py and boards/rp2.py
+    give the port's defaults: UARTS (uart number -> (tx, rx) pins), DE, LED, RESERVED (what
+    the board's own hardware holds, then those pins), WDT_MAX_S, TLS_PEM (whether the port's
+    mbedTLS parses PEM; without, the certificate files are DER) and TXBUF (a UART's transmit
+    buffer, bytes).
 
     Raises ConfigError naming the field for what the port cannot do (a UART it lacks, a pin
-    twice, an unusable pin, a missing certificate). The journal lives in /journal on flash;
-    board time and real time are both time.ticks_ms, unwrapped.
+    twice, a reserved or unusable pin, a missing certificate). The journal lives in /journal on
+    flash; board time and real time are both time.ticks_ms, unwrapped.
     """
 
     UARTS = ()  # none: each port's module gives its own
     DE = LED = None
+    RESERVED = ("",)
     WDT_MAX_S = 60
     TLS_PEM = True
     TXBUF = 256  # the ports' default

@@ -8,6 +8,10 @@ class Board(McuBoard):
     UARTS = {0: (0, 1), 1: (4, 5)}  # uart -> (tx, rx): GP0/GP1 and GP4/GP5
     DE = 2  # GP2
     LED = "LED"  # the on-board LED hangs off the Wi-Fi chip, reached by name
+    # GP23 switches the CYW43 Wi-Fi chip's power, GP24 is its data and interrupt line, GP25 its
+    # chip select, GP29 its clock: a config that drove one would cut the board off its network.
+    RESERVED = ("the Wi-Fi chip's (GP23 power, GP24 data, GP25 select, GP29 clock)",
+                23, 24, 25, 29)
     WDT_MAX_S = 8  # the RP2040 watchdog counts at most 8.3 s
     # MicroPython 1.27's rp2 mbedTLS has no PEM parser (no MBEDTLS_PEM_PARSE_C): the files are
     # DER, one certificate each (make deploy converts them).

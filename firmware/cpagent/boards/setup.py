@@ -20,7 +20,7 @@ def build(board, cfg):
     """Sets board.de, led, evse (enable output and plug input per EVSE in turn, or None),
     txdone, tls and the reader's and meter's UARTs; every refusal names the config field."""
     check_board(cfg, board.UARTS, board.WDT_MAX_S)
-    ports, pins = board_pins(cfg, board.UARTS, board.DE, board.LED)
+    ports, pins = board_pins(cfg, board.UARTS, board.DE, board.LED, board.RESERVED)
     board.de = board.txdone = board._reader = board._meter = None
     for what, n, baud, parity, tx, rx in ports:
         streams = what == "reader" and cfg["reader"]["type"] != "pn532"
