@@ -52,16 +52,24 @@ fi
 NAME=stock
 [ -z "$MANIFEST" ] || NAME=frozen
 
+# The port's make runs cmake only for a new build folder: one configured with another manifest
+# would go on freezing that one's files. Such a folder is built afresh.
+B="$OUT/build-rp2-$NAME"
+if [ -f "$B/CMakeCache.txt" ] && \
+        ! grep -qx "MICROPY_FROZEN_MANIFEST:UNINITIALIZED=$MANIFEST" "$B/CMakeCache.txt"; then
+    echo "$B was configured for another manifest: building it afresh" >&2
+    rm -rf "$B"
+fi
 make -C "$SRC/mpy-cross" -j"$JOBS" >&2
-make -C "$SRC/ports/rp2" BOARD=RPI_PICO_W BUILD="$OUT/build-rp2-$NAME" \
+make -C "$SRC/ports/rp2" BOARD=RPI_PICO_W BUILD="$B" \
     ${MANIFEST:+FROZEN_MANIFEST="$MANIFEST"} -j"$JOBS" >&2
 
 # The filesystem takes the top MICROPY_HW_FLASH_STORAGE_BYTES (848 KB) of the Pico W's 2 MB.
 FS_KB=$(sed -n 's/.*MICROPY_HW_FLASH_STORAGE_BYTES *(\([0-9]*\) \* 1024).*/\1/p' \
     "$SRC/ports/rp2/boards/RPI_PICO_W/mpconfigboard.h")
-END=$(arm-none-eabi-nm "$OUT/build-rp2-$NAME/firmware.elf" \
+END=$(arm-none-eabi-nm "$B/firmware.elf" \
     | sed -n 's/^\(.*\) . __flash_binary_end$/\1/p')
 IMAGE=$(( 0x$END - 0x10000000 )) REGION=$(( (2048 - FS_KB) * 1024 ))
 echo "image $IMAGE bytes of the $REGION below the filesystem: $(( REGION - IMAGE )) free" >&2
 [ "$IMAGE" -le "$REGION" ] || { echo "the image overlaps the filesystem" >&2; exit 1; }
-echo "$OUT/build-rp2-$NAME/firmware.uf2"
+echo "$B/firmware.uf2"
