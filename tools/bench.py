@@ -19,7 +19,7 @@ import http_stall  # noqa: E402
 import relay_soak  # noqa: E402
 import relay_throughput  # noqa: E402
 import remote_start  # noqa: E402
-import rp2_emu  # noqa: E402  (skipped with a line of reason unless RP2_FIRMWARE names an image)
+import rp2_emu  # noqa: E402  (skipped with a line unless RP2_BOOTROM and RP2_FIRMWARE are set)
 import sim_load  # noqa: E402
 import tap_latency  # noqa: E402
 import tls_unix  # noqa: E402  (skipped with a line of reason unless MPY_UNIX names a build)

@@ -26,6 +26,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(mkdir -p "${2:-$ROOT/build/rp2-port}" && cd "${2:-$ROOT/build/rp2-port}" && pwd)
 MANIFEST=${3:-}
 [ -z "$MANIFEST" ] || MANIFEST=$(cd "$(dirname "$MANIFEST")" && pwd)/$(basename "$MANIFEST")
+[ -z "$MANIFEST" ] || [ -f "$MANIFEST" ] || { echo "$3: no such manifest" >&2; exit 2; }
 
 if ! command -v arm-none-eabi-gcc >/dev/null || ! echo '#include <stdio.h>' \
         | arm-none-eabi-gcc -E -x c - -o /dev/null 2>/dev/null; then
@@ -53,10 +54,15 @@ NAME=stock
 [ -z "$MANIFEST" ] || NAME=frozen
 
 # The port's make runs cmake only for a new build folder: one configured with another manifest
-# would go on freezing that one's files. Such a folder is built afresh.
+# would go on freezing that one's files. Such a folder is built afresh. (A stock configure
+# leaves the cache without the entry.)
 B="$OUT/build-rp2-$NAME"
-if [ -f "$B/CMakeCache.txt" ] && \
-        ! grep -qx "MICROPY_FROZEN_MANIFEST:UNINITIALIZED=$MANIFEST" "$B/CMakeCache.txt"; then
+if [ -z "$MANIFEST" ]; then
+    stale() { grep -q "^MICROPY_FROZEN_MANIFEST:" "$B/CMakeCache.txt"; }
+else
+    stale() { ! grep -qxF "MICROPY_FROZEN_MANIFEST:UNINITIALIZED=$MANIFEST" "$B/CMakeCache.txt"; }
+fi
+if [ -f "$B/CMakeCache.txt" ] && stale; then
     echo "$B was configured for another manifest: building it afresh" >&2
     rm -rf "$B"
 fi

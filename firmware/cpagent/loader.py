@@ -55,6 +55,12 @@ def board_pins(c, uarts, de, led, reserved=()):
         v = default if v is None else v
         if v is None or v is False:
             return None
+        if isinstance(v, str) and v[:2] == "GP":
+            # The rp2's names for its GPIOs ("GP23", and "GPIO23" from the chip's table) are
+            # pin 23 to both checks below, and to machine.Pin.
+            n = v[4:] if v[:4] == "GPIO" else v[2:]
+            if n.isdigit():
+                v = int(n)
         if v in reserved[1:]:
             _need(field, "pin %r is %s on this board" % (v, reserved[0]))
         if v in taken:

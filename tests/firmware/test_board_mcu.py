@@ -304,9 +304,17 @@ def test_a_pin_the_boards_own_hardware_holds_is_refused_naming_the_field():
         raises_naming(ValueError, "board.led_pin: " + words, board,
                       cfg(meter={"model": "none"}, reader={"type": "none"},
                           board={"led_pin": pin}))
+    # the rp2's names for a GPIO are that pin, to the reserved check and to "each pin once"
+    for name in ("GP23", "GPIO23"):
+        raises_naming(ValueError, "board.evse_pins[0].enable: pin 23 is the Wi-Fi chip's",
+                      rp2.Board, cfg(meter={"model": "none"}, reader={"type": "none"},
+                                     board={"evse_pins": [{"enable": name, "plug": None}]}))
+    raises_naming(ValueError, "board.evse_pins[0].plug: pin 21 is already board.evse_pins[0].",
+                  rp2.Board, cfg(meter={"model": "none"}, reader={"type": "none"},
+                                 board={"evse_pins": [{"enable": "GP21", "plug": 21}]}))
     # the pins beside them are anyone's
     b = rp2.Board(cfg(meter={"model": "none"}, reader={"type": "none"},
-                      board={"evse_pins": [{"enable": 22, "plug": 26}]}))
+                      board={"evse_pins": [{"enable": 22, "plug": "GPIO26"}]}))
     assert (b.evse[0].id, b.evse[1].id) == (22, 26)
 
 

@@ -20,13 +20,13 @@ driver state is static, off the GC heap.
 RP2_BOOTROM names the RP2040's 16 KB boot ROM as a raw binary (rp2040js ships none: its
 repository's demo/bootrom.ts holds revision B1 as 32-bit words; a Pico dumps its own with
 `open("rom.bin", "wb").write(bytes(machine.mem8[a] for a in range(16384)))`) and RP2_FIRMWARE a
-firmware.uf2 for RPI_PICO_W or RPI_PICO; without both the benchmark is skipped.
+firmware.uf2 for RPI_PICO_W (a plain Pico's has no network module, which the board imports);
+without both the benchmark is skipped.
 RP2_FIRMWARE_FROZEN (optional): an image with firmware/manifest.py frozen in: the same figures
 with no module files on the flash (deploy.stage(..., frozen=True)).
 """
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -51,9 +51,10 @@ DEV = os.path.join(ROOT, "tools", "bench", "rp2_emu_dev.py")
 OP = "DE*ABC"
 URL = "https://hub.example.com"  # never reached: nothing here connects
 FLASH = 2 * 1024 * 1024
-# The port's littlefs: the end of the flash (MICROPY_HW_FLASH_STORAGE_BYTES of each board's
+# The port's littlefs: the end of the flash (MICROPY_HW_FLASH_STORAGE_BYTES of the board's
 # mpconfigboard.h), 4 KB erase blocks, written 256 bytes at a time (modules/_boot.py).
-STORAGE = {"Raspberry Pi Pico W": 848 * 1024, "Raspberry Pi Pico": 1408 * 1024}
+STORAGE = 848 * 1024
+UF2_BLOCK, UF2_DATA = 512, 32  # a UF2 block, and where its payload starts (its length at 16)
 BLOCK, PROG = 4096, 256
 BOOT = ("import gc, micropython\ngc.collect()\n"
         "print('BOOT %d %d' % (gc.mem_free() + gc.mem_alloc(), gc.mem_alloc()))\n"
@@ -80,15 +81,17 @@ rp2_emu_dev.main(_BARE, _MARKS[0] - _BARE + gc.mem_alloc() - _MARKS[len(_ORDER)]
 
 
 def storage(uf2):
-    """(offset of the littlefs in the flash, its size) for the board this firmware was built
-    for, from the board name it reports (sys.implementation._machine)."""
+    """(offset of the littlefs in the flash, its size) for a Pico W firmware, checked by the
+    board name it reports (sys.implementation._machine), searched in the image the UF2 blocks
+    carry (a string can straddle two blocks)."""
     with open(uf2, "rb") as f:
-        data = f.read()
-    found = re.search(rb"(Raspberry Pi Pico W?) with RP2040\0", data)
-    if not found or found.group(1).decode() not in STORAGE:
-        raise RuntimeError("rp2_emu: %s: no Pico or Pico W firmware" % uf2)
-    size = STORAGE[found.group(1).decode()]
-    return FLASH - size, size
+        blocks = f.read()
+    image = b"".join(
+        blocks[at + UF2_DATA:at + UF2_DATA + int.from_bytes(blocks[at + 16:at + 20], "little")]
+        for at in range(0, len(blocks) - UF2_BLOCK + 1, UF2_BLOCK))
+    if b"Raspberry Pi Pico W with RP2040\0" not in image:
+        raise RuntimeError("rp2_emu: %s: not a Pico W (RPI_PICO_W) firmware" % uf2)
+    return FLASH - STORAGE, STORAGE
 
 
 def stage(tmp, dist, ca, cert, key, frozen):
