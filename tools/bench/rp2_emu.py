@@ -8,7 +8,8 @@ P-256 or an RSA-2048 client key, the .mpy of the modules the config imports, boo
 main.py, which would start the agent, whose Wi-Fi task activates the WLAN (the emulator has no
 CYW43 chip), plus the benchmark's rp2_emu_dev.py and imports.txt (the import order, leaf
 first), laid as a littlefs image into the port's storage region. Figures (bytes, gc.mem_alloc
-after gc.collect): the heap right after boot (gc.mem_free() + gc.mem_alloc(), mem_info), then,
+after gc.collect): the heap right after boot (gc.mem_free() + gc.mem_alloc(), mem_info), what
+the port's mbedTLS says to a PEM CA certificate (make deploy's DER files rest on it), then,
 as tls_unix_dev.py does on the unix port, each import in order, the config dict, Board(cfg)
 (pins, the UARTs' ring buffers, the SSL context from the DER files), Agent(cfg, board), the
 baseline (less the benchmark's own code) and qstr_info() at the end. The interpreter's share
@@ -56,6 +57,9 @@ FLASH = 2 * 1024 * 1024
 STORAGE = 848 * 1024
 UF2_BLOCK, UF2_DATA = 512, 32  # a UF2 block, and where its payload starts (its length at 16)
 BLOCK, PROG = 4096, 256
+PEM = ("import tls\nc = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)\ntry:\n"
+       "    c.load_verify_locations(%r)\n    print('loaded')\n"
+       "except ValueError as e:\n    print('refused', repr(e))")
 BOOT = ("import gc, micropython\ngc.collect()\n"
         "print('BOOT %d %d' % (gc.mem_free() + gc.mem_alloc(), gc.mem_alloc()))\n"
         "micropython.mem_info()")
@@ -158,6 +162,10 @@ def measure(rom, uf2, tmp, dist, pki, frozen=False):
             out["heap_at_boot"], out["used_at_boot"] = (
                 int(v) for v in boot.split("BOOT ")[1].split()[:2])
             out["mem_info"] = boot.split("\n", 1)[1].strip()
+            # The premise of make deploy's DER files: this port's mbedTLS refuses PEM.
+            with open(pki["ca"], "rb") as f:
+                said = emulate(rom, uf2, img, base, PEM % f.read())
+            out["pem"] = said.strip()
         printed, result = emulate(rom, uf2, img, base, IMPORTS).split("RESULT ")
         res = out[name] = json.loads(result)
         res["steps"] = dict(res["steps"])
@@ -195,9 +203,9 @@ def lines(r):
         f = r.get(name)
         if not f:
             continue
-        out.append("  %-6s GC heap %d B, %d B used at boot (%s)"
+        out.append("  %-6s GC heap %d B, %d B used at boot (%s); a PEM CA certificate: %s"
                    % (name, f["heap_at_boot"], f["used_at_boot"], os.path.basename(
-                       os.path.dirname(f["firmware"])) or f["firmware"]))
+                       os.path.dirname(f["firmware"])) or f["firmware"], f["pem"]))
         for key in ("p256", "rsa2048"):
             x = f[key]
             out.append("  %-6s %-7s baseline %6d B (interpreter and asyncio/json %d B, imports "
