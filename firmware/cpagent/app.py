@@ -27,6 +27,9 @@ def build(Board, path=CONFIG):
         except OSError as e:
             raise ConfigError("config: cannot read %s (%s)" % (path, e))
         cfg = loader.load(text)
+        # Neither the text nor the closed file (littlefs keeps its 1 KB cache with the object)
+        # need stay while the board parses the certificates and the agent is built.
+        text = f = None
         board = Board(cfg)
         return board, Agent(cfg, board)
     except ValueError as e:
