@@ -3,7 +3,8 @@ the ESP32 and the Pico W, here through littlefs-python) with power lost at every
 and erase: after each cut the flash is mounted again, and the session delivers each message
 once, in order. tests/firmware/test_journal_power.py runs the same sessions on FaultFs, the
 project's own model of littlefs; this runs them, and its dead letters' refusal, requeue and
-discard, on littlefs itself.
+discard, and a backlog that makes the journal compact its log with messages pending, on
+littlefs itself.
 
 A cut is a program or an erase that fails with an I/O error and every later one too, so
 littlefs stops there and nothing after it reaches the flash; a torn cut first lands a part of
@@ -14,6 +15,8 @@ reads of 32 and programs of 256 bytes, 1 KB caches, 32 B of lookahead), 128 KB o
 import test_journal_power as power
 from faultfs import PowerCut
 from littlefs import LittleFS, LittleFSError, UserContext
+
+from cpagent.journal import Journal
 
 BLOCK, BLOCKS = 4096, 32
 _IO = -5  # LFS_ERR_IO: what a block device says when it fails
@@ -183,6 +186,52 @@ def test_second_power_cut_during_recovery():
 def test_power_cut_at_every_flash_operation_of_dead_letters():
     # A refusal's X record and dead.jsonl's tmp + rename, a requeue, a discard.
     assert power.dead_letter_cuts(LfsFs) >= 10
+
+
+def _backlog(fs, cuts=(), n=18):
+    """n charge detail records of three sessions journaled while the hub is away (the log
+    passes the journal's 8 KB and is compacted with them pending), then all delivered; after a
+    power cut the flash is mounted again with the next cut point and the work carries on from
+    what the journal holds. Returns (final fs, receiver log, journal, compactions seen)."""
+    rx = []
+    cuts = list(cuts)
+    rand = power._rand_seq()
+    bodies = [power._body("CDR", i, ',"pad":"%s"' % ("x" * 300)) for i in range(n)]
+    compactions = 0
+    while True:
+        try:
+            j = Journal(fs, power.D, rand_hex=rand).load()
+            have = {m[3] for m in j.pending()} | {b for _, b in rx}
+            for i, body in enumerate(bodies):
+                if body not in have:
+                    j.add("s%d" % (i % 3), "CDR", power.P, body)
+                    compactions = max(compactions, j.stats["compactions"])
+            power._drain(j, rx)
+            return fs, rx, j, compactions
+        except PowerCut:
+            fs = fs.reboot(cuts.pop(0) if cuts else 0)
+
+
+def _check_backlog(rx, j, what, n=18):
+    got = []
+    for mid, body in rx:
+        if (mid, body) not in got:
+            got.append((mid, body))  # a resend under its id is the receiver's to drop
+    want = [power._body("CDR", i, ',"pad":"%s"' % ("x" * 300)) for i in range(n)]
+    if [b for _, b in got] != want or len({m for m, _ in got}) != n or j.pending():
+        raise AssertionError("%s: the hub got %d of %d, %d still pending"
+                             % (what, len(got), n, len(j.pending())))
+
+
+def test_power_cut_at_every_flash_operation_of_a_compaction_with_messages_pending():
+    fs, rx, j, compactions = _backlog(LfsFs())
+    _check_backlog(rx, j, "no cut")
+    assert compactions >= 1, "the backlog never made the journal compact its log"
+    n = fs.ops
+    for cut in range(1, n + 1):
+        fs, rx, j, _ = _backlog(LfsFs(cut_at=cut))
+        _check_backlog(rx, j, "littlefs, backlog, cut at %d" % cut)
+    assert n > 100, n
 
 
 def test_the_flash_model_cuts_where_it_is_told():
