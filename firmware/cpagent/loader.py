@@ -41,7 +41,7 @@ def check_board(c, uarts, wdt_max_s):
               % (wdt_max_s, c["board"]["wdt_s"]))
 
 
-def board_pins(c, uarts, de, led, reserved=()):
+def board_pins(c, uarts, de, led, reserved):
     """The UARTs and pins a MicroPython board builds for a loaded config, its own defaults filled
     in (uarts: number -> (tx, rx); de, led: pin or None; reserved: (what they are, pin, ...),
     pins the board's own hardware holds) and each pin taken once; boot-only, so the board keeps

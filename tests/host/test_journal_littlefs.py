@@ -188,6 +188,10 @@ def test_power_cut_at_every_flash_operation_of_dead_letters():
     assert power.dead_letter_cuts(LfsFs) >= 10
 
 
+def _cdrs(n):
+    return [power._body("CDR", i, ',"pad":"%s"' % ("x" * 300)) for i in range(n)]
+
+
 def _backlog(fs, cuts=(), n=18):
     """n charge detail records of three sessions journaled while the hub is away (the log
     passes the journal's 8 KB and is compacted with them pending), then all delivered; after a
@@ -196,7 +200,7 @@ def _backlog(fs, cuts=(), n=18):
     rx = []
     cuts = list(cuts)
     rand = power._rand_seq()
-    bodies = [power._body("CDR", i, ',"pad":"%s"' % ("x" * 300)) for i in range(n)]
+    bodies = _cdrs(n)
     compactions = 0
     while True:
         try:
@@ -217,8 +221,7 @@ def _check_backlog(rx, j, what, n=18):
     for mid, body in rx:
         if (mid, body) not in got:
             got.append((mid, body))  # a resend under its id is the receiver's to drop
-    want = [power._body("CDR", i, ',"pad":"%s"' % ("x" * 300)) for i in range(n)]
-    if [b for _, b in got] != want or len({m for m, _ in got}) != n or j.pending():
+    if [b for _, b in got] != _cdrs(n) or len({m for m, _ in got}) != n or j.pending():
         raise AssertionError("%s: the hub got %d of %d, %d still pending"
                              % (what, len(got), n, len(j.pending())))
 

@@ -38,10 +38,8 @@ for _p in (os.path.join(ROOT, "host_sim", "pyshim"), os.path.join(ROOT, "firmwar
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-import agent_heap_e2e  # noqa: E402  (tools/bench/agent_heap_e2e.py: the import order)
 import build  # noqa: E402  (tools/build.py)
-import deploy  # noqa: E402  (tools/deploy.py)
-import tls_unix  # noqa: E402  (tools/bench/tls_unix.py: the example config as it adapts it)
+import tls_unix  # noqa: E402  (tools/bench/tls_unix.py: its staging of the Pico W flash)
 from littlefs import LittleFS  # noqa: E402
 
 from host_sim import certs  # noqa: E402
@@ -100,25 +98,10 @@ def storage(uf2):
 
 def stage(tmp, dist, ca, cert, key, frozen):
     """The Pico W's flash, as make deploy stages it for the example config and this client key
-    (frozen: no module files), less main.py, with the benchmark's script and the import order;
-    returns the folder."""
-    site = os.path.join(tmp, "site")
-    os.makedirs(os.path.join(site, "certs"), exist_ok=True)
-    for src, dst in ((ca, "hub-ca.pem"), (cert, "client.pem"), (key, "client.key")):
-        with open(src, "rb") as f, open(os.path.join(site, "certs", dst), "wb") as g:
-            g.write(f.read())
-    path = os.path.join(site, "config.json")
-    with open(path, "w") as f:
-        json.dump(tls_unix._config(URL, False), f)
-    cfg, files = deploy.load_config(path, "rp2")
-    out = deploy.stage("rp2", path, files, dist, os.path.join(tmp, "flash"), cfg, frozen)
+    (frozen: no module files), as tls_unix.py stages it, with this benchmark's script instead of
+    that one's and without main.py; returns the folder."""
+    out = tls_unix.stage(tmp, "emu", URL, ca, cert, key, dist, False, frozen, dev=(DEV,))
     os.remove(os.path.join(out, "main.py"))
-    with open(DEV, "rb") as f, open(os.path.join(out, os.path.basename(DEV)), "wb") as g:
-        g.write(f.read())
-    with open(os.path.join(out, "config.json")) as f:
-        order = agent_heap_e2e.import_order(json.load(f), ("cpagent.boards.rp2", "cpagent.app"))
-    with open(os.path.join(out, "imports.txt"), "w") as f:
-        f.write("\n".join(order))
     return out
 
 

@@ -67,10 +67,10 @@ def _config(url, session):
     return doc
 
 
-def stage(tmp, name, url, ca, cert, key, dist, session, frozen=False):
+def stage(tmp, name, url, ca, cert, key, dist, session, frozen=False, dev=DEV):
     """The Pico W's flash for this key and mode, as make deploy stages it (frozen: for an image
-    with the agent frozen in, no module files), with the benchmark's scripts and the modules
-    the agent imports for its config, leaf first (imports.txt); returns the folder."""
+    with the agent frozen in, no module files), with the benchmark's scripts (`dev`) and the
+    modules the agent imports for its config, leaf first (imports.txt); returns the folder."""
     site = os.path.join(tmp, "site-" + name)
     os.makedirs(os.path.join(site, "certs"), exist_ok=True)
     for src, dst in ((ca, "hub-ca.pem"), (cert, "client.pem"), (key, "client.key")):
@@ -80,7 +80,7 @@ def stage(tmp, name, url, ca, cert, key, dist, session, frozen=False):
         json.dump(_config(url, session), f)
     cfg, files = deploy.load_config(path, "rp2")
     out = deploy.stage("rp2", path, files, dist, os.path.join(tmp, "flash-" + name), cfg, frozen)
-    for path in DEV:
+    for path in dev:
         shutil.copyfile(path, os.path.join(out, os.path.basename(path)))
     with open(os.path.join(out, "config.json")) as f:
         order = agent_heap_e2e.import_order(json.load(f), ("cpagent.boards.rp2", "cpagent.app"))
