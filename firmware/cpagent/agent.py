@@ -12,6 +12,7 @@ _BOOT_POLL_S = const(10)  # the first meter poll may take this long (real s); bo
 _MINUTE = const(60000)
 _HOUR = const(3600000)
 _RESTART_MS = const(2000)  # a crashed task runs again after this (board ms)
+_STOP_ROUNDS = const(50)  # loop passes in which stop() cancels the tasks still running
 
 
 class Agent:
@@ -117,8 +118,20 @@ class Agent:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for t in tasks:
-                t.cancel()
+            await self._stop(tasks, jobs)
+
+    async def _stop(self, tasks, jobs):
+        # MicroPython's wait_for hands a cancel that lands while it cleans up after a timeout
+        # (awaiting its helper task) to that helper, which swallows it, and the task runs on: a
+        # second meter poller or link on the same UART or socket. Cancel until each one is done.
+        for _ in range(_STOP_ROUNDS):
+            left = [i for i, t in enumerate(tasks) if not t.done()]
+            if not left:
+                return
+            for i in left:
+                tasks[i].cancel()
+            await asyncio.sleep(0)
+        self.board.log(0, "did not stop: " + ", ".join(jobs[i][0] for i in left))
 
     async def _keep(self, name, job):
         # The one place a task's unexpected exception lands; CancelledError is no Exception.

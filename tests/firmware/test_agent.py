@@ -293,6 +293,40 @@ def test_board_jobs_run_supervised_with_the_agents_and_stop_with_it():
     return arun(go())
 
 
+def test_a_task_in_a_timed_out_wait_stops_with_the_agent():
+    # MicroPython's wait_for loses a cancel that lands while it cleans up after a timeout: a
+    # wait of 0 s spends most of its time there, as a Modbus quiet wait of t3.5 does.
+    async def go():
+        b = Board({})
+        turns = []
+
+        async def never():
+            await asyncio.sleep(60)
+
+        async def poller():
+            while len(turns) < 500:  # bounded: one that survives its cancel fails, not hangs
+                try:
+                    await asyncio.wait_for(never(), 0)
+                except asyncio.TimeoutError:
+                    turns.append(b.now)
+
+        b.jobs = lambda agent: [("poller", poller)]
+        a = Agent(cfg("none", "none"), b)
+        task = asyncio.create_task(a.run())
+        await check.until(lambda: len(turns) > 3, "the poller polling")
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        n = len(turns)
+        for _ in range(30):
+            await asyncio.sleep(0)
+        assert len(turns) == n  # the poller is gone with the agent
+        assert not [t for lv, t in b.logs if "did not stop" in t]
+    return arun(go())
+
+
 class RefusingHub(Hub):
     """Refuses every CDR for good (OICP 019) until fixed."""
 
