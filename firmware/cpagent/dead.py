@@ -5,6 +5,7 @@
 from micropython import const
 
 from cpagent.journal import DEAD_FILE, _dumps, _rec
+from cpagent.oicp.build import numbers
 
 _REASON = const(120)  # characters of a refusal's reason kept
 _DROP_REFUSED = ("Status",)
@@ -100,7 +101,7 @@ def discard(j, msg_id):
 
 
 def lines(j):
-    """Journal.dead_lines(): each dead letter as one line of JSON text."""
+    """Journal.dead_lines(): each dead letter as one line of JSON text, its body as sent."""
     for d in j.dead:
         try:
             x = j._read(d[3], "X")
@@ -108,6 +109,11 @@ def lines(j):
             path, key, t, n = x[3].decode(), x[1].decode(), x[7].decode(), int(x[8])
         except ValueError:
             path, key, t, n, body = "", "null", "", 0, "null"
+        if d[5]:
+            try:
+                body = numbers(body)
+            except ValueError:  # kWh text that cannot be a number: shown as it was kept
+                pass
         yield '{"id":%s,"kind":%s,"path":%s,"key":%s,"reason":%s,"time":%s,"attempts":%d,' \
               '"body":%s}' % (_dumps(d[0]), _dumps(d[1]), _dumps(path), key, _dumps(d[4]),
                               _dumps(t), n, body)

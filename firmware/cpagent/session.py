@@ -23,6 +23,7 @@ from micropython import const
 
 from cpagent.clock import unix_from_iso
 from cpagent.oicp import build as oicp
+from cpagent.oicp.ids import kwh
 
 IDLE = "idle"
 AUTHORIZING = "authorizing"
@@ -357,10 +358,11 @@ class Session:
         return max(0, int((now - unix_from_iso(cs)) * _MS))
 
 
-# Energy stays integer Wh in RAM and on flash (exact on single-precision boards); kWh on the wire.
+# Energy stays integer Wh in RAM, kWh text in the journal and JSON numbers on the wire: exact on
+# single-precision boards, where a float holds 7 digits (20000.001 kWh would go out as 20000.0).
 def _kwh(wh):
-    return None if wh is None else wh / 1000
+    return None if wh is None else kwh(wh)
 
 
 def _kwhs(whs):
-    return [w / 1000 for w in whs] or None
+    return [kwh(w) for w in whs] or None

@@ -8,6 +8,8 @@ code, latency and attempt of each send, and the result the firmware made of it.
 import json
 import time
 
+from cpagent.oicp.build import encode
+
 MAX_ROWS = 200000  # kept for the timeline and the report; later ones only counted (rows_dropped)
 MAX_KINDS = 200  # kinds of hub non-conformance kept; later kinds count under "other kinds"
 _OPS = (("/authorize/start", "AuthorizeStart"), ("/authorize/stop", "AuthorizeStop"),
@@ -116,7 +118,7 @@ class Recorder:
         x = Exchange()
         x.t, x.charger, x.ms, x.path, x.msg = t, charger_id, round(ms, 1), path, msg_id
         x.sim_ms = None
-        x.body = body if isinstance(body, dict) else {}
+        x.body = _wire(body)
         x.op = operation(path, x.body)
         x.evse = x.body.get("EvseID")
         x.card = _uid(x.body)
@@ -166,3 +168,13 @@ def refusal_code(reason):
     """The OICP code at the head of a refusal's reason ('102 RFID card unknown')."""
     s = str(reason or "")
     return s[:3] if len(s) >= 3 and s[:3].isdigit() and (len(s) == 3 or s[3] == " ") else None
+
+
+def _wire(body):
+    """The body as the hub gets it (kWh texts as numbers); {} for no dict, kept if unsendable."""
+    if not isinstance(body, dict):
+        return {}
+    try:
+        return json.loads(encode(body))
+    except ValueError:  # the uplink refused it too: the record shows what the link held
+        return body

@@ -6,6 +6,7 @@ from faultfs import FaultFs
 from cpagent.charger import Charger
 from cpagent.clock import Clock
 from cpagent.journal import Journal
+from cpagent.oicp.build import encode
 from cpagent.oicp.replies import parse_authorization
 
 T0 = 1795320000
@@ -50,7 +51,8 @@ class Box:
             m = self.ch.next_message()
             if m is None:
                 return out
-            (self.statuses if "ActionType" in m[2] else out).append(m[2])
+            body = json.loads(encode(m[2]))  # what an uplink sends: kWh as JSON numbers
+            (self.statuses if "ActionType" in m[2] else out).append(body)
             self.ch.delivered(m[0])
 
     def settle(self):

@@ -52,7 +52,7 @@ def test_notification_start():
                                 cpo_session_id="c", product_id="AC1")[1],
         {"Type": "Start", "OperatorID": OP, "SessionID": SID, "EvseID": EVSE,
          "ChargingStart": T0, "Identification": RFID, "CPOPartnerSessionID": "c",
-         "SessionStart": T0, "MeterValueStart": 12.5, "PartnerProductID": "AC1"})
+         "SessionStart": T0, "MeterValueStart": "12.5", "PartnerProductID": "AC1"})
 
 
 def test_notification_progress():
@@ -61,9 +61,9 @@ def test_notification_progress():
                                             meter_values=[10.5, 11.25])
     _eq(path, NOTIFY)
     _eq(body, {"Type": "Progress", "OperatorID": OP, "SessionID": SID, "EvseID": EVSE,
-               "ChargingStart": T0, "MeterValueStart": 10.0, "EventOccurred": T1,
-               "ChargingDuration": 300000, "ConsumedEnergyProgress": 1.235,
-               "MeterValueInBetween": {"meterValues": [10.5, 11.25]}})
+               "ChargingStart": T0, "MeterValueStart": "10.0", "EventOccurred": T1,
+               "ChargingDuration": 300000, "ConsumedEnergyProgress": "1.235",
+               "MeterValueInBetween": {"meterValues": ["10.5", "11.25"]}})
 
 
 def test_notification_progress_needs_duration_or_energy():
@@ -76,7 +76,7 @@ def test_notification_progress_needs_duration_or_energy():
 def test_meter_values_keep_the_most_recent_ten():
     body = oicp.notification_progress(OP, SID, EVSE, T0, T1, consumed=1,
                                       meter_values=list(range(25)))[1]
-    _eq(body["MeterValueInBetween"], {"meterValues": [float(x) for x in range(15, 25)]})
+    _eq(body["MeterValueInBetween"], {"meterValues": ["%d.0" % x for x in range(15, 25)]})
 
 
 def test_notification_end():
@@ -87,8 +87,8 @@ def test_notification_end():
         (NOTIFY, {"Type": "End", "OperatorID": OP, "SessionID": SID, "EvseID": EVSE,
                   "Identification": RFID, "CPOPartnerSessionID": "c", "ChargingEnd": T2,
                   "ChargingStart": T1, "SessionStart": T0, "SessionEnd": T3,
-                  "ConsumedEnergy": 4.5, "MeterValueStart": 10.0, "MeterValueEnd": 14.5,
-                  "MeterValueInBetween": {"meterValues": [12.0]}, "PartnerProductID": "AC1"}))
+                  "ConsumedEnergy": "4.5", "MeterValueStart": "10.0", "MeterValueEnd": "14.5",
+                  "MeterValueInBetween": {"meterValues": ["12.0"]}, "PartnerProductID": "AC1"}))
 
 
 def test_notification_error():
@@ -109,8 +109,8 @@ def test_charge_detail_record_has_operator_only_in_path():
     _eq(path, "/api/oicp/cdrmgmt/v22/operators/DE*ABC/charge-detail-record")
     _eq(body, {"SessionID": SID, "EvseID": EVSE, "Identification": RFID, "SessionStart": T0,
                "SessionEnd": T3, "ChargingStart": T1, "ChargingEnd": T2,
-               "ConsumedEnergy": 4.5, "MeterValueStart": 10.0, "MeterValueEnd": 14.5,
-               "MeterValueInBetween": {"meterValues": [12.0]}, "PartnerProductID": "AC1",
+               "ConsumedEnergy": "4.5", "MeterValueStart": "10.0", "MeterValueEnd": "14.5",
+               "MeterValueInBetween": {"meterValues": ["12.0"]}, "PartnerProductID": "AC1",
                "CPOPartnerSessionID": "c"})
 
 
@@ -218,9 +218,38 @@ def test_encode_is_compact_json_and_refuses_deferred_times():
     raw = oicp.encode(body)
     if not isinstance(raw, bytes) or b" " in raw:
         raise AssertionError("not compact bytes: %r" % raw)
-    _eq(json.loads(raw.decode()), body)
+    want = dict(body)
+    want["MeterValueStart"] = 1.5
+    _eq(json.loads(raw.decode()), want)
     early = oicp.notification_start(OP, SID, EVSE, "@1:5")[1]
     raises_naming(FieldError, "ChargingStart", oicp.encode, early)
+
+
+def test_encode_sends_the_exact_kwh_texts_as_json_numbers():
+    # Integer Wh to text to the wire without a float: exact on a float32 board.
+    body = oicp.charge_detail_record(OP, SID, EVSE, UID, T0, T3, T1, T2, "0.001",
+                                     meter_start="20000.001", meter_end="20000.002",
+                                     meter_values=["20000.001", "20000.002"])[1]
+    raw = oicp.encode(body).decode()
+    for part in ('"ConsumedEnergy":0.001', '"MeterValueStart":20000.001',
+                 '"MeterValueEnd":20000.002', '"meterValues":[20000.001,20000.002]'):
+        if not (part + "," in raw or part + "}" in raw):  # the whole number: key order varies
+            raise AssertionError("%s not in %s" % (part, raw))
+    # A text value that holds a kWh field's key is escaped, never unquoted.
+    trick = oicp.notification_error(OP, SID, EVSE, "ConnectorError",
+                                    info='x "MeterValueStart":"1.0" y')[1]
+    _eq(json.loads(oicp.encode(trick).decode()), trick)
+    # Bodies journaled before the texts held numbers: they go out as they are.
+    old = {"Type": "End", "MeterValueStart": 10.5, "MeterValueInBetween": {"meterValues": [11]}}
+    _eq(json.loads(oicp.encode(old).decode()), old)
+
+
+def test_a_kwh_text_that_is_no_decimal_is_refused_not_sent():
+    # What a damaged or foreign journaled body could hold: never a garbled request.
+    for key, bad in (("MeterValueEnd", {"MeterValueEnd": "1.0,\"x\":1"}),
+                     ("ConsumedEnergy", {"ConsumedEnergy": "abc"}),
+                     ("meterValues", {"MeterValueInBetween": {"meterValues": ["1.0", "2,3"]}})):
+        raises_naming(FieldError, key, oicp.encode, bad)
 
 
 def test_encode_keeps_non_ascii_text_as_utf8():

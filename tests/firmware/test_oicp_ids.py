@@ -13,6 +13,7 @@ from cpagent.oicp.ids import (
     check_session_id,
     check_str,
     check_uid,
+    kwh,
 )
 
 
@@ -141,13 +142,25 @@ def test_datetime_deferred_token():
     raises_naming(FieldError, "ChargingStart", _dt, "@3:123456", False)
 
 
-def test_kwh_rounds_to_three_decimals():
-    if check_kwh(1.23456, "E") != 1.235 or check_kwh(0, "E") != 0.0:
+def test_kwh_rounds_to_three_decimals_as_exact_text():
+    if check_kwh(1.23456, "E") != "1.235" or check_kwh(0, "E") != "0.0":
         raise AssertionError("kWh not rounded")
-    if check_kwh(12345, "E") != 12345.0:
+    if check_kwh(12345, "E") != "12345.0" or check_kwh(0.5, "E") != "0.5":
         raise AssertionError("integer kWh not accepted")
+    if check_kwh("20000.001", "E") != "20000.001":
+        raise AssertionError("kWh text not returned unchanged")
+
+
+def test_kwh_text_from_integer_wh_is_exact_where_a_float32_is_not():
+    # 20,000,001 Wh in a float32 is 20000.0 kWh; a meter's total passes 10,000 kWh in a year.
+    cases = ((0, "0.0"), (1, "0.001"), (10, "0.01"), (1500, "1.5"), (7000, "7.0"),
+             (20000001, "20000.001"), (123456789012, "123456789.012"))
+    for wh, text in cases:
+        if kwh(wh) != text:
+            raise AssertionError("%d Wh gave %r" % (wh, kwh(wh)))
 
 
 def test_kwh_refuses_negative_nonfinite_and_non_numbers():
-    for v in [-0.001, float("inf"), float("nan"), -float("inf"), True, False, "1.0", None, [1]]:
+    for v in [-0.001, float("inf"), float("nan"), -float("inf"), True, False, "1", "-1.0", "1.",
+              ".5", "1.2345", "1e3", "1,5", " 1.0", "0x1.0", "", None, [1]]:
         raises_naming(FieldError, "MeterValueStart", check_kwh, v, "MeterValueStart")

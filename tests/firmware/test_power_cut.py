@@ -16,6 +16,7 @@ from faultfs import FaultFs, PowerCut
 from cpagent.charger import Charger
 from cpagent.clock import Clock
 from cpagent.journal import Journal
+from cpagent.oicp.build import encode
 from cpagent.oicp.replies import parse_authorization
 
 UID = "04A1B2C3D4E5F6"
@@ -63,6 +64,7 @@ class Hub:
         return "fail" if kind == self.refuse and not self.fixed else "ok"
 
     def receive(self, msg_id, path, body):
+        body = json.loads(encode(body))  # what an uplink sends: kWh as JSON numbers
         if "ActionType" in body:
             self.statuses.append((msg_id, body["OperatorEvseStatus"]["EvseStatusRecord"][0][
                 "EvseStatus"], len(json.dumps(body, separators=(",", ":")))))
@@ -143,7 +145,7 @@ class World:
                 ch.retry(m[0])
                 hold.append(m[3])  # its session waits for the next step
             elif verdict == "fail":
-                self.hub.refused[m[0]] = m[2]
+                self.hub.refused[m[0]] = json.loads(encode(m[2]))
                 ch.failed(m[0], "019 refused")
             else:
                 self.hub.receive(m[0], m[1], m[2])

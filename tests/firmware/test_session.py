@@ -82,7 +82,7 @@ def test_authorized_then_power_journals_start_with_meter_start():
     s, t, eff = charging()
     assert kinds(eff) == ["Start", "show"]
     b = body_of(eff, "Start")
-    assert b["Type"] == "Start" and b["SessionID"] == SID and b["MeterValueStart"] == 10.0
+    assert b["Type"] == "Start" and b["SessionID"] == SID and b["MeterValueStart"] == "10.0"
     assert b["ChargingStart"].startswith("2026-11-22T")
     snap = eff[0][4]
     assert snap["p"] == CHARGING and snap["sid"] == SID
@@ -134,9 +134,9 @@ def test_progress_never_sooner_than_interval():
     t.t += 1
     eff = s.meter(11500, 3700)
     b = body_of(eff, "Progress")
-    assert b["ConsumedEnergyProgress"] == 1.5
+    assert b["ConsumedEnergyProgress"] == "1.5"
     assert b["ChargingDuration"] == 300000
-    assert b["MeterValueInBetween"] == {"meterValues": [11.5]}
+    assert b["MeterValueInBetween"] == {"meterValues": ["11.5"]}
     t.t += 100000
     assert s.meter(12000, 3700) == []  # the interval restarts at each Progress
 
@@ -170,7 +170,7 @@ def test_meter_values_in_between_are_capped():
         t.t += 300000
         eff = s.meter(11000 + 1000 * i, 3700)
     vals = body_of(eff, "Progress")["MeterValueInBetween"]["meterValues"]
-    assert len(vals) == 10 and vals[-1] == 25.0 and vals[0] == 16.0
+    assert len(vals) == 10 and vals[-1] == "25.0" and vals[0] == "16.0"
 
 
 def test_second_tap_stops_with_end_and_cdr():
@@ -180,10 +180,10 @@ def test_second_tap_stops_with_end_and_cdr():
     eff = s.tap(UID)
     assert kinds(eff) == ["End", "CDR", "show"]
     end = body_of(eff, "End")
-    assert end["MeterValueStart"] == 10.0 and end["MeterValueEnd"] == 12.25
-    assert end["ConsumedEnergy"] == 2.25
+    assert end["MeterValueStart"] == "10.0" and end["MeterValueEnd"] == "12.25"
+    assert end["ConsumedEnergy"] == "2.25"
     cdr = body_of(eff, "CDR")
-    assert cdr["ConsumedEnergy"] == 2.25 and cdr["SessionID"] == SID
+    assert cdr["ConsumedEnergy"] == "2.25" and cdr["SessionID"] == SID
     assert cdr["ChargingEnd"] == end["ChargingEnd"]
     assert eff[1][4] is None  # the CDR closes the session snapshot
     assert s.state == IDLE
@@ -252,7 +252,7 @@ def test_a_remote_start_whose_ev_never_comes_ends_with_an_error_and_a_0_kwh_cdr(
     assert kinds(eff) == ["Error", "CDR", "show"] and s.state == IDLE
     err = body_of(eff, "Error")
     assert err["ErrorType"] == "ConnectorError" and err["Identification"] == REMOTE
-    assert body_of(eff, "CDR")["ConsumedEnergy"] == 0.0
+    assert body_of(eff, "CDR")["ConsumedEnergy"] == "0.0"
 
 
 def test_a_remote_session_survives_a_restart_with_its_evco_id():
@@ -276,7 +276,7 @@ def test_unplug_stops_and_ev_timeout_closes_with_zero_kwh_cdr():
     eff = s2.tick()
     assert kinds(eff) == ["CDR", "show"]
     cdr = body_of(eff, "CDR")
-    assert cdr["ConsumedEnergy"] == 0.0 and "MeterValueStart" not in cdr
+    assert cdr["ConsumedEnergy"] == "0.0" and "MeterValueStart" not in cdr
 
 
 def test_faults_journal_error_with_openapi_spelling():
@@ -306,7 +306,7 @@ def test_restore_charging_resumes_from_cumulative_register():
     assert s2.state == CHARGING
     t2.t += 300000
     b = body_of(s2.meter(14500, 3700), "Progress")
-    assert b["ConsumedEnergyProgress"] == 4.5 and b["MeterValueStart"] == 10.0
+    assert b["ConsumedEnergyProgress"] == "4.5" and b["MeterValueStart"] == "10.0"
     assert kinds(s2.tap(UID)) == ["End", "CDR", "show"]
 
 
@@ -319,7 +319,7 @@ def test_restore_finishes_an_interrupted_stop():
     eff2 = restore(s2, stopping, 99000)
     assert kinds(eff2) == ["CDR", "show"] and s2.state == IDLE
     cdr = body_of(eff2, "CDR")
-    assert cdr["ConsumedEnergy"] == 3.0 and cdr["MeterValueEnd"] == 13.0
+    assert cdr["ConsumedEnergy"] == "3.0" and cdr["MeterValueEnd"] == "13.0"
 
 
 def test_restore_authorized_waits_for_ev_again():
@@ -343,7 +343,7 @@ def test_restore_after_fault_closes_with_values_from_the_fault():
     eff2 = restore(s2, faulted, 20000)
     assert kinds(eff2) == ["End", "CDR", "show"]
     end = body_of(eff2, "End")
-    assert end["MeterValueEnd"] == 12.0 and end["ConsumedEnergy"] == 2.0
+    assert end["MeterValueEnd"] == "12.0" and end["ConsumedEnergy"] == "2.0"
     assert end["ChargingEnd"] == faulted["fe"]
 
 
@@ -366,7 +366,7 @@ def test_charging_ends_when_power_stays_low_and_the_session_at_unplug():
     s, t, eff, stopped_at = parked()
     end = body_of(eff, "End")
     assert end["ChargingEnd"] == stopped_at and "SessionEnd" not in end
-    assert end["MeterValueEnd"] == 14.0 and end["ConsumedEnergy"] == 4.0
+    assert end["MeterValueEnd"] == "14.0" and end["ConsumedEnergy"] == "4.0"
     assert eff[0][4]["p"] == PARKED and eff[0][4]["ce"] == stopped_at
     t.t += 7 * 60000  # parked: no Progress, no second End
     assert s.meter(14005, 5) == []
@@ -375,7 +375,7 @@ def test_charging_ends_when_power_stays_low_and_the_session_at_unplug():
     assert kinds(eff) == ["CDR", "show"] and s.state == IDLE
     cdr = body_of(eff, "CDR")
     assert cdr["ChargingEnd"] == stopped_at < cdr["SessionEnd"] == s.clock.stamp()
-    assert cdr["MeterValueEnd"] == 14.005 and cdr["ConsumedEnergy"] == 4.005  # what it drew
+    assert cdr["MeterValueEnd"] == "14.005" and cdr["ConsumedEnergy"] == "4.005"  # what it drew
 
 
 def test_a_dip_shorter_than_the_hold_time_is_not_the_end():
@@ -401,7 +401,7 @@ def test_a_parked_ev_that_draws_again_moves_charging_end_to_its_next_stop():
     eff = s.meter(15000, 0)
     assert kinds(eff) == ["save"] and eff[0][1]["ce"] == second != first
     cdr = body_of(s.tap(UID), "CDR")
-    assert cdr["ChargingEnd"] == second and cdr["ConsumedEnergy"] == 5.0
+    assert cdr["ChargingEnd"] == second and cdr["ConsumedEnergy"] == "5.0"
 
 
 def test_restore_parked_closes_with_the_cdr_only():
@@ -411,7 +411,7 @@ def test_restore_parked_closes_with_the_cdr_only():
     eff2 = s2.tap(UID)
     assert kinds(eff2) == ["CDR", "show"]
     cdr = body_of(eff2, "CDR")
-    assert cdr["ChargingEnd"] == stopped_at and cdr["MeterValueEnd"] == 14.01
+    assert cdr["ChargingEnd"] == stopped_at and cdr["MeterValueEnd"] == "14.01"
 
 
 def test_a_fault_while_parked_sends_error_and_cdr_but_no_second_end():
@@ -423,7 +423,7 @@ def test_a_fault_while_parked_sends_error_and_cdr_but_no_second_end():
     eff2 = restore(s2, eff[0][4], None)  # the cut came after the Error, before the CDR
     assert kinds(eff2) == ["CDR", "show"] and s2.state == IDLE
     cdr = body_of(eff2, "CDR")
-    assert cdr["ChargingEnd"] == stopped_at and cdr["MeterValueEnd"] == 14.002
+    assert cdr["ChargingEnd"] == stopped_at and cdr["MeterValueEnd"] == "14.002"
 
 
 def test_the_reading_is_journaled_every_save_wh_between_messages():
@@ -443,14 +443,42 @@ def test_a_restart_with_a_dead_meter_bills_the_latest_journaled_reading():
     t.t += 300000
     prog = s.meter(12000, 3700)  # Progress reported 12 kWh
     saved = s.meter(12600, 3700)  # then a saved reading
-    for snap, last in ((prog[0][4], 12.0), (saved[0][1], 12.6)):
+    for snap, last, used in ((prog[0][4], "12.0", "2.0"), (saved[0][1], "12.6", "2.6")):
         s2, _ = make(save_wh=500)
         restore(s2, snap, None)  # the meter is dead at boot
         eff = s2.tap(UID)
         end, cdr = body_of(eff, "End"), body_of(eff, "CDR")
         assert end["MeterValueEnd"] == cdr["MeterValueEnd"] == last, (end, cdr)
-        assert cdr["ConsumedEnergy"] == round(last - 10.0, 3)
+        assert cdr["ConsumedEnergy"] == used
     # A meter that restarted its count below what was reported bills the reported value.
     s3, _ = make()
     restore(s3, prog[0][4], 500)
-    assert body_of(s3.tap(UID), "CDR")["MeterValueEnd"] == 12.0
+    assert body_of(s3.tap(UID), "CDR")["MeterValueEnd"] == "12.0"
+
+
+def test_a_meter_past_20000_kwh_goes_out_to_the_wh_through_the_journal():
+    # ESP32 and Pico W floats are single precision, 7 digits: 20000.001 kWh as a float would go
+    # out as 20000.0, and MeterValueEnd - MeterValueStart would not be ConsumedEnergy.
+    from faultfs import FaultFs
+
+    from cpagent.journal import Journal
+    from cpagent.oicp.build import encode
+
+    s, t = make()
+    s.tap(UID)
+    s.authorized(ok_reply())
+    s.meter(20000001, 0)
+    eff = s.meter(20000001, 3700)
+    t.t += 300000
+    eff += s.meter(20012346, 3700)
+    eff += s.tap(UID)
+    j = Journal(FaultFs(), "/j", 20).load()
+    for e in eff:
+        if e[0] == "journal":
+            j.add(SID, e[1], e[2], e[3])
+    wire = [encode(m[3]).decode() for m in j.pending()]  # read back from flash, as sent
+    for i, part in ((0, '"MeterValueStart":20000.001'), (1, '"ConsumedEnergyProgress":12.345'),
+                    (1, '"meterValues":[20012.346]'), (2, '"MeterValueEnd":20012.346'),
+                    (2, '"ConsumedEnergy":12.345'), (3, '"MeterValueStart":20000.001')):
+        if not (part + "," in wire[i] or part + "}" in wire[i]):  # the whole number
+            raise AssertionError("%s not in %s" % (part, wire[i]))

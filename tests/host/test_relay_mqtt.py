@@ -81,8 +81,9 @@ class Charger:
         self.mq.subscribe("cp/%s/down" % cid)
 
     def send(self, msg_id, path, body):
-        env = {"v": 1, "id": msg_id, "path": path, "body": body}
-        self.send_raw(json.dumps(env, separators=(",", ":")).encode())
+        # As the agent's uplink does: the body's kWh texts go up as JSON numbers.
+        self.send_raw(b'{"v":1,"id":"%s","path":"%s","body":%s}'
+                      % (msg_id.encode(), path.encode(), oicp.encode(body)))
 
     def send_raw(self, payload, topic=None):
         self.mq.publish(topic or "cp/%s/up" % self.cid, payload)

@@ -63,6 +63,12 @@ def test_config_defaults_are_hubjects_limits():
 
 
 def env(msg_id, path, body):
+    # As the agent's uplink does: the body's kWh texts go up as JSON numbers.
+    return raw_env(msg_id, path, json.loads(oicp.encode(body)))
+
+
+def raw_env(msg_id, path, body):
+    """The envelope of a body as given: what a foreign or hostile charger may send."""
     return json.dumps({"v": 1, "id": msg_id, "path": path, "body": body}).encode()
 
 
@@ -418,7 +424,7 @@ def test_every_schema_error_of_a_body_is_a_refusal_naming_the_field():
                          ("OperatorID", {}), ("MeterValueStart", "1")):
         bad = dict(body, **{field: value})
         with pytest.raises(envelope.Refused, match="body.%s" % field) as e:
-            envelope.parse("cp/cp-1/up", env("m-1", path, bad), CHARGERS)
+            envelope.parse("cp/cp-1/up", raw_env("m-1", path, bad), CHARGERS)
         assert e.value.reason == "schema" and e.value.id == "m-1"
     assert envelope.parse("cp/cp-1/up", env("m-1", path, body), CHARGERS).kind == "Start"
 

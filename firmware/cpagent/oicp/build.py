@@ -18,6 +18,10 @@ _EVSE_STATUS = const(("Available", "Reserved", "Occupied", "OutOfService", "Evse
                       "Unknown"))
 _ACTIONS = const(("fullLoad", "update", "insert", "delete"))
 _ERRORS = const(("ConnectorError", "CriticalError"))
+# Bodies hold kWh as exact decimal text (ids.kwh), journaled as such; the wire has numbers.
+_KWH_KEYS = const(('"ConsumedEnergy":"', '"ConsumedEnergyProgress":"', '"MeterValueStart":"',
+                   '"MeterValueEnd":"'))
+_KWH_LIST = const('"meterValues":[')
 
 
 def _path(fmt, operator_id):
@@ -186,10 +190,32 @@ def resolve_times(body, resolve):
     return b
 
 
+def numbers(text):
+    """A body's JSON text with its kWh texts as JSON numbers, as the hub wants them.
+
+    The keys are only ever keys: a quote inside a string value is escaped, so `"Key":"` is
+    found nowhere else. Each text is checked again (a body read back from flash): a bad one
+    is a FieldError, never a garbled request. Numbers (journaled before kWh texts) stay."""
+    for k in _KWH_KEYS:
+        i = text.find(k)
+        if i >= 0:
+            i += len(k)
+            e = text.find('"', i)
+            text = text[:i - 1] + ids.check_kwh(text[i:e], k[1:-3]) + text[e + 1:]
+    i = text.find(_KWH_LIST)
+    if i >= 0:
+        i += len(_KWH_LIST)
+        e = text.find("]", i)
+        if '"' in text[i:e]:
+            v = [ids.check_kwh(x, "meterValues") for x in json.loads(text[i - 1:e + 1])]
+            text = text[:i] + ",".join(v) + text[e:]
+    return text
+
+
 def encode(body):
-    """Compact UTF-8 JSON; refuses a body that still holds a deferred time."""
+    """Compact UTF-8 JSON with kWh as numbers; refuses a body that still holds a deferred time."""
     for k in _TIMES:
         v = body.get(k)
         if isinstance(v, str) and v[:1] == "@":
             raise ids.FieldError(k, "deferred time %s must be resolved before sending" % v)
-    return json.dumps(body, separators=(",", ":")).encode()
+    return numbers(json.dumps(body, separators=(",", ":"))).encode()

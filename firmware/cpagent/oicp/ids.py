@@ -119,11 +119,23 @@ def check_cpo_session_id(v, field="CPOPartnerSessionID"):
     return check_str(v, field, 250, 1)
 
 
+_KWH = const((_DIG, "", 1, 12, 0, ".", 1, 1, _DIG, "", 1, 3))
+
+
+def kwh(wh):
+    """Integer Wh >= 0 as exact kWh text ("1234.56"): a float32 holds only 7 digits."""
+    t = "%d.%03d" % (wh // 1000, wh % 1000)
+    return t.rstrip("0") + "0" if t[-3:] == "000" else t.rstrip("0")
+
+
 def check_kwh(v, field):
+    """kWh as exact decimal text, from kWh text (kwh()) or a finite number >= 0."""
+    if isinstance(v, str):
+        return _pat(v, field, "kWh as decimal text such as 12.345", _KWH)
     # v - v is nan for inf and nan alike; bool is an int subclass and never an energy.
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v - v != 0:
         bad(field, "a finite number of kWh >= 0", v)
-    return round(float(v), 3)
+    return kwh(round(v * 1000))
 
 
 def _num(v, i, n, lo, hi):
