@@ -119,7 +119,7 @@ def check_cpo_session_id(v, field="CPOPartnerSessionID"):
     return check_str(v, field, 250, 1)
 
 
-_KWH = const((_DIG, "", 1, 12, 0, ".", 1, 1, _DIG, "", 1, 3))
+_KWH = const((_DIG, "", 1, 20, 0, ".", 1, 1, _DIG, "", 1, 3))  # 2^64 Wh has 17 kWh digits
 
 
 def kwh(wh):
