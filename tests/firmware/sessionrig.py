@@ -18,6 +18,8 @@ class Ticks:
 
     def __call__(self):
         return self.t
+
+
 # The timing these tests run with (the config's defaults); a test's keywords override them.
 TIMING = {"progress_s": 300, "ev_wait_s": 120, "authorize_timeout_s": 15, "start_power_w": 100,
           "stop_power_w": 50, "stop_hold_s": 120}

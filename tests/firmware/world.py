@@ -152,6 +152,8 @@ class World:
     def done(self):
         return self.stopped and self.charger.evses[0].state == "idle" and \
             self.charger.next_message() is None and not self.charger.journal.dead
+
+
 EVCO = "DE-8EO-CAB123456-7"
 HSID = "0ac1f1b2-1111-2222-3333-444455556666"
 
