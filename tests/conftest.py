@@ -2,6 +2,8 @@
 import os
 import sys
 
+import pytest
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for _p in (
     os.path.join(_ROOT, "host_sim", "pyshim"),
@@ -11,3 +13,10 @@ for _p in (
 ):
     if _p not in sys.path:
         sys.path.insert(0, _p)
+
+# The helper modules beside the tests (not test_*.py: what several tests share) get pytest's
+# assert rewriting too, as the test modules that held their asserts before had it.
+for _d in ("firmware", "host"):
+    pytest.register_assert_rewrite(*sorted(
+        n[:-3] for n in os.listdir(os.path.join(_ROOT, "tests", _d))
+        if n.endswith(".py") and not n.startswith(("test_", "conftest"))))

@@ -1,11 +1,12 @@
 """Checks the firmware rules that ruff cannot: board-only imports, the layers, no f-strings, no
-assert."""
+assert; and in tests/, that no test module imports another (helpers go in helper modules)."""
 import ast
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
+TESTS = os.path.join(ROOT, "tests")
 # Only the board layer (cpagent/boards/) and main.py may touch the hardware and the network.
 HARDWARE = {"machine", "network", "socket", "ssl", "tls", "esp32", "rp2", "bluetooth"}
 # The layers of cpagent: layer -> the layers its modules may import. The codec imports nothing of
@@ -90,7 +91,39 @@ def problems(path, rel):
                 yield where + " time.sleep blocks the event loop"
 
 
-def main(firmware=FIRMWARE):
+def imported_tests(tree, rel):
+    """The imports of test module tests/<rel> that name another test module (test_*), at the top
+    or inside a function, by statement or by __import__/importlib.import_module("test_...")."""
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module] if node.module else [a.name for a in node.names]
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            f = node.func
+            if (isinstance(f, ast.Name) and f.id == "__import__") or (
+                    isinstance(f, ast.Attribute) and f.attr == "import_module"):
+                names = [node.args[0].value] if isinstance(node.args[0].value, str) else []
+        for n in names:
+            if any(part.startswith("test_") for part in n.split(".")):
+                yield ("%s:%d: imports the test module %s (move what it shares to a helper "
+                       "module)" % (rel, node.lineno, n))
+
+
+def tests_problems(tests):
+    """Each tests/**/test_*.py that imports another test module, by file and line."""
+    for top, dirs, files in os.walk(tests):
+        dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", "data"))
+        for name in sorted(files):
+            if name.startswith("test_") and name.endswith(".py"):
+                path = os.path.join(top, name)
+                rel = os.path.relpath(path, os.path.dirname(tests))
+                with open(path, encoding="utf-8") as f:
+                    yield from imported_tests(ast.parse(f.read(), rel), rel)
+
+
+def main(firmware=FIRMWARE, tests=TESTS):
     found = []
     for top, dirs, files in os.walk(firmware):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
@@ -98,11 +131,13 @@ def main(firmware=FIRMWARE):
             if name.endswith(".py"):
                 path = os.path.join(top, name)
                 found.extend(problems(path, os.path.relpath(path, firmware)))
+    found.extend(tests_problems(tests))
     for p in found:
         print(p)
     if found:
-        sys.exit("check_style: %d problem(s) in firmware/" % len(found))
-    print("check_style: firmware/ follows the board, layer, f-string and assert rules")
+        sys.exit("check_style: %d problem(s) in firmware/ and tests/" % len(found))
+    print("check_style: firmware/ follows the board, layer, f-string and assert rules; "
+          "no test module imports another")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Meter bus into the charger core: readings start a session, meter faults end it with an Error."""
+from chargerbox import A, Box
+from fakemeter import Bank, abb
 from fakeport import FakePort
-from test_charger import A, Box
-from test_meter import Bank, abb
 
 from check import arun
 from cpagent.drivers.meter import MeterBus

@@ -1,6 +1,7 @@
 """PN532 HSU: literal frames (worked out by hand), scan and resync, driver and its recovery."""
 import asyncio
 
+from fakepn532 import Chip
 from fakeport import FakePort
 
 from check import ClosedPort, arun, raises_naming, stop
@@ -81,28 +82,6 @@ def test_scan_rejects_a_frame_longer_than_the_buffer():
     b = bytearray(16)
     b[:5] = b"\x00\x00\xff\x20\xe0"  # LEN 32: cannot fit in 16 bytes
     assert scan_(b, 5) == (TOO_LONG, 3, 1)
-
-
-class Chip:
-    """A scripted PN532: ACK + reply per command; .queue[cmd] holds raw answers used first."""
-
-    def __init__(self, uid=None):
-        self.uid = uid
-        self.queue = {}
-        self.cmds = []
-
-    def __call__(self, data):
-        if data[:2] == b"\x55\x55" or data == ACK:
-            return b""
-        cmd = data[6]
-        self.cmds.append(cmd)
-        if self.queue.get(cmd):
-            return self.queue[cmd].pop(0)
-        if cmd != 0x4A:
-            return ACK + frame(bytes((cmd + 1,)), CHIP)
-        if self.uid is None:
-            return ACK + frame(b"\x4b\x00", CHIP)
-        return ACK + frame(bytes((0x4B, 1, 1, 0, 4, 8, len(self.uid))) + self.uid, CHIP)
 
 
 class Run:

@@ -1,6 +1,6 @@
 """Power cut at every flash write, and the meter dead from the reboot on: the session is closed
 and billed within journal.save_wh of what was delivered, never below a reading already sent."""
-from test_power_cut import CFG, World, run
+from world import CFG, World, run
 
 SAVE_WH = CFG["journal"]["save_wh"]
 

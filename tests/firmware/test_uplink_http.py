@@ -1,36 +1,13 @@
 """HttpUplink: URL parsing, the insecure warning, and every hub answer sorted into a Result."""
-from test_http_client import Net, ok
+from fakenet import Net, ok
+from hubreply import ACK, AUTH, SID, ack, reply, uplink
 
 from check import arun, raises_naming
 from cpagent.oicp import build as oicp
 from cpagent.uplink.http import HttpUplink, parse_url
 
-ACK = b'{"Result":true,"StatusCode":{"Code":"000"}}'
-SID = "b2688855-7f00-0002-6d8e-48d883f6abb6"
-AUTH = ('{"AuthorizationStatus":"Authorized","SessionID":"%s","StatusCode":{"Code":"000"}}'
-        % SID).encode()
 START = oicp.authorize_start("DE*ABC", "04A1B2C3D4E5F6")
 DATE = "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
-
-
-def reply(status, body=b"{}", extra=""):
-    head = "HTTP/1.1 %d X\r\n%sContent-Length: %d\r\n\r\n" % (status, extra, len(body))
-    return head.encode() + body
-
-
-def ack(code, result=False):
-    return ('{"Result":%s,"StatusCode":{"Code":"%s"}}' % ("true" if result else "false", code)
-            ).encode()
-
-
-def uplink(net, url="http://hub:8080", **cfg):
-    cfg["url"] = url
-    t = [0]
-
-    def ms():
-        t[0] += 5
-        return t[0]
-    return HttpUplink(cfg, net.connect, ms)
 
 
 async def one(raw, path=oicp.NOTIFY_PATH, body=None):

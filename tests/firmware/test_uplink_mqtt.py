@@ -4,11 +4,11 @@ import asyncio
 import json
 import sys
 
-from test_agent import CARD, Board, cfg
-from test_http_client import Net
-from test_link import Charger
-from test_mqtt_client import CFG, Broker
-from test_uplink_http import ACK, AUTH, SID, ack, reply, uplink
+from fakeboard import CARD, Board, cfg
+from fakebroker import CFG, Broker
+from fakecharger import Charger
+from fakenet import Net
+from hubreply import ACK, AUTH, SID, ack, reply, uplink
 
 from check import arun, stop, until
 from cpagent.agent import Agent

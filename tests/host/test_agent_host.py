@@ -6,6 +6,7 @@ import os
 import time
 
 import pytest
+from meterbus import Bus
 
 from cpagent import config
 from cpagent.agent import Agent
@@ -13,7 +14,6 @@ from cpagent.boards.host import HostBoard
 from host_sim import certs
 from host_sim.hub.server import Hub
 from host_sim.virtual.ev import EvLoad, RealTime
-from host_sim.virtual.meter import VirtualMeter
 from host_sim.virtual.pn532 import VirtualPn532
 
 OP = "DE*ABC"
@@ -24,16 +24,6 @@ SPEED = 100  # 300 s of board time (one Progress) in 3 s
 def Car():
     """A car on the virtual time (monotonic x SPEED) that survives agent restarts."""
     return RealTime(EvLoad(max_w=7400, ramp_s=5), SPEED)
-
-
-class Bus:
-    """Two meters on one RS-485 line: every request reaches both; only the addressed answers."""
-
-    def __init__(self, cars):
-        self.meters = [VirtualMeter("sdm630", i + 1, c) for i, c in enumerate(cars)]
-
-    def handle(self, data):
-        return b"".join(m.handle(data) for m in self.meters)
 
 
 class Rig:

@@ -4,7 +4,7 @@ body as sent), and requeued once the hub is fixed it is delivered exactly once."
 import asyncio
 import json
 
-from test_link_hub import CARDS, on_mock_hub
+from linkhub import CARDS, on_mock_hub
 
 
 def test_a_refused_cdr_is_kept_whole_and_requeued_once(tmp_path):

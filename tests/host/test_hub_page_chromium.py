@@ -3,7 +3,7 @@ import html.parser
 import shutil
 import subprocess
 
-from test_hub_server import EVSE, OP, T0, T1, UID, post, start
+from hubapi import EVSE, OP, T0, T1, UID, post, start
 
 from cpagent.oicp import build as oicp
 from host_sim.hub import HubThread
@@ -70,7 +70,7 @@ def render(url):
 def test_page_shows_pushed_evses_with_remote_start_and_stop_buttons():
     import re
 
-    from test_hub_remote import StandIn
+    from hubapi import StandIn
 
     from host_sim.hub import Cpo
     cpo = StandIn()

@@ -1,42 +1,13 @@
 """The mock hub as Hubject: it calls a CPO endpoint (a stand-in written here) with remote
 start/stop, from Python and over HTTP; it refuses overlapping pushes of one operator and, when
 asked, keeps Hubject's per-operation rate limits with 429."""
-import http.server
 import json
 import threading
 
-from test_hub_server import EVSE, OP, UID, get_json, post
+from hubapi import EVSE, OP, UID, StandIn, get_json, post
 
 from cpagent.oicp import build as oicp
 from host_sim.hub import Cpo, HubThread
-
-
-class StandIn:
-    """A CPO endpoint answering every remote operation with code; keeps what it got."""
-
-    def __init__(self, code="000"):
-        got = self.got = []
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                got.append((self.path, body))
-                out = json.dumps({"Result": code == "000", "StatusCode": {"Code": code},
-                                  "SessionID": body["SessionID"]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *a):
-                pass
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def control(url, body):

@@ -6,16 +6,14 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.parse
 
 import pytest
+from hubapi import EVSE, OP, T0, T1, UID, conn, get_json, post, request, start
 
 from cpagent.oicp import build as oicp
 from cpagent.oicp import replies as oicp_replies
 from host_sim.hub import FaultError, HubThread
 
-OP, EVSE, UID = "DE*ABC", "DE*ABC*E1", "04A1B2C3D4E5F6"
-T0, T1 = "2024-05-01T12:00:00+02:00", "2024-05-01T12:30:00+02:00"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -23,39 +21,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def hub(tmp_path):
     with HubThread(cards=[UID], log=str(tmp_path / "x.jsonl")) as h:
         yield h
-
-
-def conn(url, timeout=10):
-    u = urllib.parse.urlsplit(url)
-    return http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
-
-
-def request(c, method, path, body=None):
-    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-    c.request(method, path, body=data, headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    return r.status, dict(r.getheaders()), r.read()
-
-
-def post(url, path, body):
-    c = conn(url)
-    try:
-        return request(c, "POST", path, body)
-    finally:
-        c.close()
-
-
-def get_json(url, path):
-    status, _, body = request(conn(url), "GET", path)
-    assert status == 200
-    return json.loads(body)
-
-
-def start(url):
-    path, body = oicp.authorize_start(OP, UID, evse_id=EVSE)
-    status, _, raw = post(url, path, oicp.encode(body))
-    assert status == 200
-    return oicp_replies.parse_authorization(raw)
 
 
 def test_session_over_one_keep_alive_connection(hub):

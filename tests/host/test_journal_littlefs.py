@@ -12,7 +12,7 @@ the program (NOR flash can stop mid-page). The cut call raises PowerCut to the j
 never sees it return. The flash is laid out as MicroPython's rp2 port mounts it (4 KB blocks,
 reads of 32 and programs of 256 bytes, 1 KB caches, 32 B of lookahead), 128 KB of it.
 """
-import test_journal_power as power
+import journalcuts as power
 from faultfs import PowerCut
 from littlefs import LittleFS, LittleFSError, UserContext
 

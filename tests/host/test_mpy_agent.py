@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from test_agent_host import Bus
+from meterbus import Bus
 
 from cpagent import config as fw_config
 from host_sim.hub.server import HubThread

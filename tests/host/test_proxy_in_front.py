@@ -4,7 +4,7 @@ none of it is the hub's verdict, so every message is still delivered once in eff
 per session, and the log names what came back."""
 import asyncio
 
-from test_link_hub import CARDS, Box, check_hub, with_link
+from linkhub import CARDS, Box, check_hub, with_link
 
 from host_sim.hub import Hub
 

@@ -11,6 +11,7 @@ import urllib.request
 from types import SimpleNamespace
 
 import pytest
+from relaydoc import BOUND, EVCO, EVSE, HUB_CN, OP, PROVIDER, USERS, relay_doc, until
 
 from cpagent import config as fw_config
 from cpagent.agent import Agent
@@ -25,11 +26,6 @@ from host_sim.virtual.ev import EvLoad, RealTime
 from host_sim.virtual.meter import VirtualMeter
 from host_sim.virtual.pn532 import VirtualPn532
 
-OP, HUB_CN = "DE*ABC", "HUBJECT"
-EVSE, EVCO, PROVIDER = "DE*ABC*E0001*1", "DE-EMP-C12345678-X", "DE-EMP"
-USERS = {"cp-1": "pw1", "relay": "rpw"}
-BOUND = 3.0  # the relay's command_timeout_s in these tests
-
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
@@ -37,17 +33,6 @@ def pki(tmp_path_factory):
     stranger = str(tmp_path_factory.mktemp("stranger"))
     p["stranger"] = certs.make_client(stranger, HUB_CN, ca_dir=stranger)  # another CA
     return p
-
-
-def relay_doc(pki, hub, broker, timeout=BOUND):
-    cert, key = pki["clients"][OP]
-    return {"broker": {"host": broker.host, "port": broker.port, "user": "relay",
-                       "password": USERS["relay"], "client_id": "relay-a"},
-            "hub": {"url": hub.url, "ca": pki["ca"], "cert": cert, "key": key, "timeout_s": 5},
-            "chargers": {"cp-1": {"operator_id": OP, "evses": [EVSE]}},
-            "http": {"port": 0},
-            "cpo": {"port": 0, "ca": pki["ca"], "cert": pki["server"][0],
-                    "key": pki["server"][1], "hub_cn": HUB_CN, "command_timeout_s": timeout}}
 
 
 @pytest.fixture
@@ -121,13 +106,6 @@ class ChargerThread:
 
     def states(self):
         return [e.state for e in self.agent.charger.evses]
-
-
-def until(cond, what, limit=30.0, lines=()):
-    end = time.monotonic() + limit
-    while not cond():
-        assert time.monotonic() < end, "never happened: %s\n%s" % (what, "\n".join(lines[-30:]))
-        time.sleep(0.02)
 
 
 def remote(hub, op, **kw):

@@ -4,8 +4,8 @@ is a config error naming the field, before anything is sent."""
 import copy
 
 import pytest
-from test_hub_rules import EVSE_DATA
-from test_relay_cpo import HUB_CN, OP, USERS, relay_doc, until
+from oicpdocs import EVSE_DATA
+from relaydoc import HUB_CN, OP, USERS, relay_doc, until
 
 from host_sim import certs
 from host_sim.broker import Broker

@@ -4,7 +4,7 @@ from a charger is refused; a charger's will turns its EVSEs OutOfService at the 
 import json
 
 import pytest
-from test_relay_cpo import HUB_CN, OP, relay_doc, until
+from relaydoc import HUB_CN, OP, relay_doc, until
 
 from cpagent.oicp import build as oicp
 from host_sim import certs

@@ -8,9 +8,9 @@ import threading
 import urllib.request
 
 import pytest
-import test_relay_mqtt as mq
-from test_relay_mqtt import FAST, OP, Charger, config_doc, start_relay
-from test_relay_units import LIMITS, STATUS_CHARGERS, Clock, drain, env
+import relaymq as mq
+from relaymq import FAST, OP, Charger, config_doc, start_relay
+from relayparts import LIMITS, STATUS_CHARGERS, Clock, drain, env
 
 from cpagent.oicp import build as oicp
 from host_sim.relay import child, envelope, latest
@@ -18,7 +18,7 @@ from host_sim.relay.ratelimit import Scheduler
 
 EPOCH, WIPED = "c0ffee01", "0badf00d"   # two journals' id epochs (8 hex digits, rand_hex(4))
 E1, E2, E3 = "DE*ABC*E1", "DE*ABC*E2", "DE*ABC*E3"
-pki, hub, broker = mq.pki, mq.hub, mq.broker   # test_relay_mqtt's fixtures
+pki, hub, broker = mq.pki, mq.hub, mq.broker   # relaymq's fixtures
 
 
 def push(msg_id, charger, *records):
@@ -161,7 +161,7 @@ def test_a_status_redelivered_after_a_newer_one_never_reaches_the_hub(pki, hub, 
 
 
 def test_only_the_stale_records_of_a_push_are_taken_out_and_only_their_ids_answered():
-    from test_relay_units import doc
+    from relayparts import doc
 
     from host_sim.relay import Relay
     from host_sim.relay.config import Config

@@ -10,6 +10,7 @@ import zlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from relayparts import CHARGERS, LIMITS, OP, STATUS_CHARGERS, Clock, doc, drain, env, raw_env
 
 from cpagent.oicp import build as oicp
 from host_sim.relay import envelope, sessions
@@ -18,20 +19,6 @@ from host_sim.relay.forwarder import Hub, Unreachable
 from host_sim.relay.metrics import Recent, Throttle
 from host_sim.relay.ratelimit import QueueFull, Scheduler, TokenBucket
 from host_sim.relay.service import ReadAhead
-
-OP = "DE*ABC"
-CHARGERS = {"cp-1": {"operator_id": OP, "evses": frozenset(["DE*ABC*E1"])}}
-LIMITS = {"authorize_per_min": 200, "notifications_per_min": 100, "cdr_per_min": 350,
-          "authorize_stop_per_min": 50, "evse_status_per_min": 2000, "evse_data_per_min": 375}
-
-
-def doc(**over):
-    d = {"broker": {"host": "127.0.0.1", "user": "relay", "password": "pw"},
-         "hub": {"url": "http://127.0.0.1:8080"},
-         "chargers": {"cp-1": {"operator_id": OP, "evses": ["DE*ABC*E1"]}}}
-    for k, v in over.items():
-        d[k] = v
-    return d
 
 
 @pytest.mark.parametrize("change, field", [
@@ -60,16 +47,6 @@ def test_config_defaults_are_hubjects_limits():
     c = Config(doc())
     assert c.limits["authorize_per_min"] == 200 and c.limits["notifications_per_min"] == 100
     assert c.limits["cdr_per_min"] == 350 and c.broker["group"] == "relays"
-
-
-def env(msg_id, path, body):
-    # As the agent's uplink does: the body's kWh texts go up as JSON numbers.
-    return raw_env(msg_id, path, json.loads(oicp.encode(body)))
-
-
-def raw_env(msg_id, path, body):
-    """The envelope of a body as given: what a foreign or hostile charger may send."""
-    return json.dumps({"v": 1, "id": msg_id, "path": path, "body": body}).encode()
 
 
 def test_envelope_parses_and_orders():
@@ -179,18 +156,6 @@ def test_a_relay_restarted_after_a_burst_stays_within_the_limit():
             assert _max_per_window(both) <= per_min, (per_min, restart)
 
 
-class Clock:
-    def __init__(self):
-        self.t = 0.0
-
-    def full(self):
-        """A minute on: the buckets made so far hold their burst (a fresh one is empty)."""
-        self.t += 60
-
-    def __call__(self):
-        return self.t
-
-
 def uuid(name):
     """A SessionID (the OICP pattern) named by a short test name."""
     return "%08x-0000-0000-0000-000000000000" % zlib.crc32(name.encode())
@@ -210,16 +175,6 @@ def req(i, kind, sid=None, charger="cp-1"):
     }[kind]()
     return envelope.parse("cp/%s/up" % charger, env("m-%d" % i, path, body),
                           dict(CHARGERS, **{charger: CHARGERS["cp-1"]}))
-
-
-def drain(s):
-    out = []
-    while True:
-        r = s.take(timeout=0)
-        if r is None:
-            return out
-        out.append(r)
-        s.done(r)
 
 
 def test_priority_between_sessions_order_within_one():
@@ -484,10 +439,6 @@ def test_recent_answers_judge_health_on_a_window():
     assert r.problem() == ""                                     # 10 of 13 < 80 %
     clock.t = 301
     assert r.problem() == ""                                     # all older than the window
-
-
-STATUS_CHARGERS = {"cp-1": {"operator_id": OP, "evses": frozenset(["DE*ABC*E1", "DE*ABC*E2"])},
-                   "cp-2": {"operator_id": OP, "evses": frozenset(["DE*ABC*E3"])}}
 
 
 def status(i, charger, *records, action="update"):

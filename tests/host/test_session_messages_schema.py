@@ -1,8 +1,8 @@
 """Every message a whole session journals, through the real charger core, meets the schemas."""
 import json
 
-import test_power_cut as world
-from test_session import TIMING, charging, make
+import world
+from sessionrig import TIMING, charging, make
 
 from cpagent.oicp import build as oicp
 from cpagent.session import Session

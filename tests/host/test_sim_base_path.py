@@ -1,8 +1,8 @@
 """One base-path rule (cpagent.uplink.http.join_path) for the firmware, the relay and the
 simulator: a hub URL with a path reaches the same endpoints straight and through the relay."""
 from minihub import MiniHub
-from test_sim_check import CARD, ONE, _file
-from test_sim_foreign_hub import _run
+from simrun import CARD, ONE, _file
+from simrun import _run_lines as _run
 
 
 def _complete(hub, r, s):

@@ -3,23 +3,16 @@ they answered, and a scenario's expected refusals pass or fail the run."""
 import json
 
 from minihub import MiniHub
-from test_sim_foreign_hub import _run
+from simrun import CARD, ONE, _file
+from simrun import _run_lines as _run
 
 from host_sim.sim import conform, record
 
-CARD, STRANGER = "04A1B2C3D4E5F6", "DEADBEEF"
-ONE = {"charger": {"evses": 1}, "chargers": [{"sessions": [
-    {"card": CARD, "idle_s": 30, "plug_s": 10, "charge_s": 400}]}]}
+STRANGER = "DEADBEEF"
 REFUSED = {"charger": {"evses": 1}, "chargers": [{"sessions": [
     {"card": CARD, "idle_s": 30, "plug_s": 10, "charge_s": 400},
     {"card": STRANGER, "idle_s": 30, "charge_s": 60, "expect": "refused",
      "expect_code": "102"}]}]}
-
-
-def _file(tmp_path, doc):
-    p = tmp_path / "s.json"
-    p.write_text(json.dumps(doc))
-    return p
 
 
 def _nonconformance(stdout):

@@ -4,9 +4,9 @@ to do."""
 import os
 
 import pytest
-import test_sim_run
 from minihub import MiniHub
-from test_sim_run import ROOT, _cmd
+from simrun import ROOT
+from simrun import _run_lines as _run
 
 from host_sim import certs
 from host_sim.sim import scenario
@@ -17,12 +17,6 @@ DEFAULT = os.path.join(ROOT, "host_sim", "scenarios", "default.json")
 def _cards():
     with open(DEFAULT) as f:
         return scenario.cards(scenario.load(f.read()))
-
-
-def _run(*args, timeout=180):
-    """`host_sim run ARGS` as test_sim_run runs it: (result, stdout lines, summary)."""
-    r, summary = test_sim_run._run(_cmd(*args), timeout=timeout)
-    return r, r.stdout.strip().splitlines(), summary
 
 
 def _check_complete(hub, r, lines, s):
@@ -72,7 +66,7 @@ def test_default_scenario_over_mutual_tls_with_the_users_own_files(tmp_path):
 
 
 def test_server_only_tls_with_the_hubs_ca(tmp_path):
-    from test_sim_check import CARD, ONE, _file
+    from simrun import CARD, ONE, _file
     pki = tmp_path / "pki"
     with MiniHub([CARD], tls_dir=str(pki), client_certs=False) as hub:
         r, _lines, s = _run("--hub", hub.url, "--ca", pki / "ca.pem", "--scenario",

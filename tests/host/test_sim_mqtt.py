@@ -9,8 +9,8 @@ import time
 from datetime import datetime
 
 import pytest
-from test_relay_mqtt import _window_ok, spawn_relay
-from test_sim_run import CARD, ENV, ROOT, _cmd, _run, _scenario
+from relaymq import _window_ok, spawn_relay
+from simrun import CARD, ENV, ROOT, _cmd, _run, _scenario
 
 from cpagent.boards.host import HostBoard
 from cpagent.uplink import mqtt_codec as mqtt

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 
-from test_sim_run import CARD, _cmd, _run, _scenario
+from simrun import CARD, _cmd, _run, _scenario
 
 from host_sim.relay.commands import Commands, real_deadline
 from host_sim.relay.metrics import Metrics

@@ -5,7 +5,7 @@ import json
 import shutil
 import subprocess
 
-from test_sim_foreign_hub import _run
+from simrun import _run_lines as _run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CARD, CARD2 = "04A1B2C3D4E5F6", "04B2C3D4E5F607"

@@ -1,37 +1,16 @@
 """`python -m host_sim run` as a user runs it: fleets, make sim, failures, SIGKILL and resume."""
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# host_sim finds the firmware by itself: no PYTHONPATH (a stray one must not help either)
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-CARD = "04A1B2C3D4E5F6"
+from simrun import CARD, ENV, ROOT, _cmd, _run, _scenario
+
 # Short sessions (3 Progress each at 300 s) so a fleet at x500 spends its time charging.
 SHORT = {"charger": {"evses": 1}, "chargers": [{"sessions": [
     {"card": CARD, "idle_s": 30, "plug_s": 10, "charge_s": 700}]}]}
-
-
-def _cmd(*args):
-    return [sys.executable, "-m", "host_sim", "run"] + [str(a) for a in args]
-
-
-def _scenario(tmp_path, doc, name="s.json"):
-    p = tmp_path / name
-    p.write_text(json.dumps(doc))
-    return str(p)
-
-
-def _run(args, timeout=120, **kw):
-    r = subprocess.run(args, cwd=ROOT, env=ENV, capture_output=True, text=True,
-                       timeout=timeout, **kw)
-    lines = r.stdout.strip().splitlines()
-    summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
-    return r, summary
 
 
 def _get(url):

@@ -3,8 +3,8 @@ timeline, summary and report."""
 import json
 
 from minihub import MiniHub
-from test_sim_check import CARD, _file
-from test_sim_foreign_hub import _run
+from simrun import CARD, _file
+from simrun import _run_lines as _run
 
 DOC = {"charger": {"evses": 1}, "chargers": [{"sessions": [
     {"card": CARD, "idle_s": 30, "plug_s": 10, "charge_s": 400}]}],

@@ -36,10 +36,10 @@ import json
 import time
 
 import js
+from fakeboard import Board
+from fakemeter import abb
+from fakepn532 import Chip
 from fakeport import FakePort
-from test_agent import Board
-from test_meter import abb
-from test_pn532 import Chip
 
 from cpagent import config
 from cpagent.agent import Agent
