@@ -248,6 +248,8 @@ def test_a_kwh_text_that_is_no_decimal_is_refused_not_sent():
     # What a damaged or foreign journaled body could hold: never a garbled request.
     for key, bad in (("MeterValueEnd", {"MeterValueEnd": "1.0,\"x\":1"}),
                      ("ConsumedEnergy", {"ConsumedEnergy": "abc"}),
+                     ("MeterValueStart", {"MeterValueStart": "007.5"}),
+                     ("meterValues", {"MeterValueInBetween": {"meterValues": ["1.0", "2]"]}}),
                      ("meterValues", {"MeterValueInBetween": {"meterValues": ["1.0", "2,3"]}})):
         raises_naming(FieldError, key, oicp.encode, bad)
 

@@ -162,5 +162,5 @@ def test_kwh_text_from_integer_wh_is_exact_where_a_float32_is_not():
 
 def test_kwh_refuses_negative_nonfinite_and_non_numbers():
     for v in [-0.001, float("inf"), float("nan"), -float("inf"), True, False, "1", "-1.0", "1.",
-              ".5", "1.2345", "1e3", "1,5", " 1.0", "0x1.0", "", None, [1]]:
+              ".5", "1.2345", "1e3", "1,5", " 1.0", "0x1.0", "00.5", "007.5", 1e38, "", None, [1]]:
         raises_naming(FieldError, "MeterValueStart", check_kwh, v, "MeterValueStart")

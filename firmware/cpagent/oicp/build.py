@@ -201,13 +201,19 @@ def numbers(text):
         if i >= 0:
             i += len(k)
             e = text.find('"', i)
+            if e < 0:
+                raise ids.FieldError(k[1:-3], "unterminated kWh text")
             text = text[:i - 1] + ids.check_kwh(text[i:e], k[1:-3]) + text[e + 1:]
     i = text.find(_KWH_LIST)
     if i >= 0:
         i += len(_KWH_LIST)
         e = text.find("]", i)
-        if '"' in text[i:e]:
-            v = [ids.check_kwh(x, "meterValues") for x in json.loads(text[i - 1:e + 1])]
+        if e > i and '"' in text[i:e]:
+            try:
+                v = json.loads(text[i - 1:e + 1])
+            except ValueError:
+                raise ids.FieldError("meterValues", "expected a list of kWh texts")
+            v = [ids.check_kwh(x, "meterValues") for x in v]
             text = text[:i] + ",".join(v) + text[e:]
     return text
 

@@ -123,19 +123,22 @@ _KWH = const((_DIG, "", 1, 20, 0, ".", 1, 1, _DIG, "", 1, 3))  # 2^64 Wh has 17 
 
 
 def kwh(wh):
-    """Integer Wh >= 0 as exact kWh text ("1234.56"): a float32 holds only 7 digits."""
+    """Integer Wh (>= 0: callers clamp) as exact kWh text ("1234.56"); a float32 has 7 digits."""
     t = "%d.%03d" % (wh // 1000, wh % 1000)
     return t.rstrip("0") + "0" if t[-3:] == "000" else t.rstrip("0")
 
 
 def check_kwh(v, field):
     """kWh as exact decimal text, from kWh text (kwh()) or a finite number >= 0."""
-    if isinstance(v, str):
-        return _pat(v, field, "kWh as decimal text such as 12.345", _KWH)
-    # v - v is nan for inf and nan alike; bool is an int subclass and never an energy.
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v - v != 0:
-        bad(field, "a finite number of kWh >= 0", v)
-    return kwh(round(v * 1000))
+    if not isinstance(v, str):
+        # v - v is nan for inf and nan alike; bool is an int subclass and never an energy.
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v - v != 0 \
+                or v > 1e19:
+            bad(field, "a finite number of kWh >= 0", v)
+        v = kwh(round(v * 1000))
+    if v[:1] == "0" and v[1:2] != ".":  # JSON has no leading zeros
+        bad(field, "kWh as decimal text such as 12.345", v)
+    return _pat(v, field, "kWh as decimal text such as 12.345", _KWH)
 
 
 def _num(v, i, n, lo, hi):
