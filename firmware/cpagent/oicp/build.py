@@ -195,7 +195,9 @@ def numbers(text):
 
     The keys are only ever keys: a quote inside a string value is escaped, so `"Key":"` is
     found nowhere else. Each text is checked again (a body read back from flash): a bad one
-    is a FieldError, never a garbled request. Numbers (journaled before kWh texts) stay."""
+    is a FieldError, never a garbled request. Numbers (journaled before kWh texts) stay.
+    Runs on every send: the spans are found first and the text is copied once."""
+    cut = []  # (start, end, replacement), at most five
     for k in _KWH_KEYS:
         i = text.find(k)
         if i >= 0:
@@ -203,7 +205,7 @@ def numbers(text):
             e = text.find('"', i)
             if e < 0:
                 raise ids.FieldError(k[1:-3], "unterminated kWh text")
-            text = text[:i - 1] + ids.check_kwh(text[i:e], k[1:-3]) + text[e + 1:]
+            cut.append((i - 1, e + 1, ids.check_kwh(text[i:e], k[1:-3])))
     i = text.find(_KWH_LIST)
     if i >= 0:
         i += len(_KWH_LIST)
@@ -213,9 +215,17 @@ def numbers(text):
                 v = json.loads(text[i - 1:e + 1])
             except ValueError:
                 raise ids.FieldError("meterValues", "expected a list of kWh texts")
-            v = [ids.check_kwh(x, "meterValues") for x in v]
-            text = text[:i] + ",".join(v) + text[e:]
-    return text
+            cut.append((i, e, ",".join([ids.check_kwh(x, "meterValues") for x in v])))
+    if not cut:
+        return text
+    cut.sort()
+    out, at = [], 0
+    for i, e, v in cut:
+        out.append(text[at:i])
+        out.append(v)
+        at = e
+    out.append(text[at:])
+    return "".join(out)
 
 
 def encode(body):
