@@ -59,12 +59,12 @@ build: $(VENV)/.installed
 bench: deps build
 	$(PY) tools/bench.py
 
-# make deploy PORT=/dev/ttyUSB0 [BOARD=esp32|rp2] [CONFIG=path] [DRY=1] [FROZEN=1] [OPT=0]:
+# make deploy PORT=/dev/ttyUSB0 [BOARD=esp32|rp2] [CONFIG=path] [DRY=1] [FROZEN=1 | ROMFS=1] [OPT=0]:
 # docs/boards.md.
 CONFIG ?= config.json
 deploy: build
 	$(PY) tools/deploy.py --port $(PORT) --board $(BOARD) --config $(CONFIG) $(if $(DRY),--dry-run) \
-	  $(if $(FROZEN),--frozen)
+	  $(if $(FROZEN),--frozen) $(if $(ROMFS),--romfs)
 
 clean:
 	rm -rf dist build

@@ -12,6 +12,11 @@
 #   MANIFEST; the source tree gets only mpy-cross.
 # MANIFEST: a frozen manifest in place of the board's, e.g. firmware/manifest.py (it includes
 #   the port's manifest itself; the board's bundle-networking and aioble are then left out).
+# ROMFS_KB=N (environment, a multiple of 4): the stock image with an N KB ROMFS partition below
+#   the filesystem (MICROPY_HW_ROMFS_BYTES, which the stock Pico W image sets to 0), for
+#   `make deploy ROMFS=1`: the agent's .mpy run from flash in place, updated with mpremote and no
+#   firmware build. The board folder is the source's RPI_PICO_W copied into OUT with that one
+#   define added; the build goes to build-rp2-romfs.
 #
 # The ARM toolchain (Debian: gcc-arm-none-eabi, libnewlib-arm-none-eabi,
 # libstdc++-arm-none-eabi-newlib) is installed when missing. The SDK wants picotool 2.1.1 for the
@@ -52,12 +57,27 @@ fi
 
 NAME=stock
 [ -z "$MANIFEST" ] || NAME=frozen
+ROMFS_KB=${ROMFS_KB:-0}
+BOARD_DIR="$SRC/ports/rp2/boards/RPI_PICO_W"
+if [ "$ROMFS_KB" != 0 ]; then
+    [ -z "$MANIFEST" ] || { echo "ROMFS_KB and a MANIFEST: give one of them" >&2; exit 2; }
+    [ $(( ROMFS_KB % 4 )) = 0 ] || { echo "ROMFS_KB=$ROMFS_KB: not a multiple of 4" >&2; exit 2; }
+    NAME=romfs
+    BOARD_DIR="$OUT/board-romfs/RPI_PICO_W"
+    rm -rf "$BOARD_DIR" && mkdir -p "$(dirname "$BOARD_DIR")"
+    cp -r "$SRC/ports/rp2/boards/RPI_PICO_W" "$BOARD_DIR"
+    printf '\n#define MICROPY_HW_ROMFS_BYTES (%d * 1024)\n' "$ROMFS_KB" \
+        >> "$BOARD_DIR/mpconfigboard.h"
+fi
 
 # The port's make runs cmake only for a new build folder: one configured with another manifest
 # would go on freezing that one's files. Such a folder is built afresh. (A stock configure
 # leaves the cache without the entry.)
 B="$OUT/build-rp2-$NAME"
-if [ -z "$MANIFEST" ]; then
+if [ "$NAME" = romfs ]; then
+    rm -rf "$B"  # the size lives in a header cmake does not track across board folders
+    stale() { false; }
+elif [ -z "$MANIFEST" ]; then
     stale() { grep -q "^MICROPY_FROZEN_MANIFEST:" "$B/CMakeCache.txt"; }
 else
     stale() { ! grep -qxF "MICROPY_FROZEN_MANIFEST:UNINITIALIZED=$MANIFEST" "$B/CMakeCache.txt"; }
@@ -67,15 +87,18 @@ if [ -f "$B/CMakeCache.txt" ] && stale; then
     rm -rf "$B"
 fi
 make -C "$SRC/mpy-cross" -j"$JOBS" >&2
-make -C "$SRC/ports/rp2" BOARD=RPI_PICO_W BUILD="$B" \
+make -C "$SRC/ports/rp2" BOARD_DIR="$BOARD_DIR" BUILD="$B" \
     ${MANIFEST:+FROZEN_MANIFEST="$MANIFEST"} -j"$JOBS" >&2
 
-# The filesystem takes the top MICROPY_HW_FLASH_STORAGE_BYTES (848 KB) of the Pico W's 2 MB.
+# The filesystem takes the top MICROPY_HW_FLASH_STORAGE_BYTES (848 KB) of the Pico W's 2 MB, a
+# ROMFS the ROMFS_KB below it (rp2_flash.c).
 FS_KB=$(sed -n 's/.*MICROPY_HW_FLASH_STORAGE_BYTES *(\([0-9]*\) \* 1024).*/\1/p' \
-    "$SRC/ports/rp2/boards/RPI_PICO_W/mpconfigboard.h")
+    "$BOARD_DIR/mpconfigboard.h")
+FS_KB=$(( FS_KB + ROMFS_KB ))
 END=$(arm-none-eabi-nm "$B/firmware.elf" \
     | sed -n 's/^\(.*\) . __flash_binary_end$/\1/p')
 IMAGE=$(( 0x$END - 0x10000000 )) REGION=$(( (2048 - FS_KB) * 1024 ))
-echo "image $IMAGE bytes of the $REGION below the filesystem: $(( REGION - IMAGE )) free" >&2
+echo "image $IMAGE bytes of the $REGION below the filesystem and ROMFS ($ROMFS_KB KB):" \
+    "$(( REGION - IMAGE )) free" >&2
 [ "$IMAGE" -le "$REGION" ] || { echo "the image overlaps the filesystem" >&2; exit 1; }
 echo "$B/firmware.uf2"

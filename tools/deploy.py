@@ -14,6 +14,11 @@ step one mpremote command line (--dry-run prints them and does nothing):
 3. mip install each dependency of firmware/package.json (mpremote fetches them on this host);
 4. remove /nowdt and hard reset: the agent starts, with its watchdog.
 A command that fails (the device is still rebooting) is run again, up to RETRIES times.
+--frozen (an image with the agent frozen in): step 1 deletes the .mpy of an earlier deploy too,
+and step 2 copies no module. --romfs (an image with a ROMFS partition): the modules go into a
+ROMFS image (build/deploy/<board>.romfs) that `mpremote romfs deploy` writes between steps 1
+and 2; the firmware mounts it at /rom and imports run from flash in place (bytecode and strings
+stay there, as frozen ones do), and step 1 deletes the module files that would shadow it.
 """
 import argparse
 import ast
@@ -29,6 +34,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_sim", "pyshim")]
+
+from mpremote.romfs import VfsRomWriter  # noqa: E402
 
 from cpagent import config, loader  # noqa: E402
 from cpagent.drivers.meter_maps import NAMES  # noqa: E402
@@ -230,17 +237,20 @@ def unused(cfg):
     return out
 
 
-def stage(board, config_path, certs, dist, out, cfg=None, frozen=False):
+def stage(board, config_path, certs, dist, out, cfg=None, frozen=False, romfs=False):
     """A fresh copy of what goes onto the device, laid out as on its flash, without the modules
-    the config never imports (`unused`; frozen: no modules at all, the image has them), the
-    certificates in the form the board's TLS loads (`tls_files`; config.json then names the
-    converted files); returns its folder."""
+    the config never imports (`unused`; frozen: no modules at all, the image has them; romfs:
+    they go into the ROMFS image `<folder>.romfs` instead), the certificates in the form the
+    board's TLS loads (`tls_files`; config.json then names the converted files); returns its
+    folder."""
     files, renamed = tls_files(board, certs)
     src = os.path.join(dist, board)
     if not os.path.isdir(src):
         raise DeployError("%s: no image; run `make build BOARD=%s` first" % (src, board))
     out = os.path.join(out, board)
     shutil.rmtree(out, ignore_errors=True)
+    if os.path.exists(out + ".romfs"):
+        os.remove(out + ".romfs")
     shutil.copytree(src, out)
     if frozen:
         shutil.rmtree(os.path.join(out, "cpagent"))
@@ -248,6 +258,10 @@ def stage(board, config_path, certs, dist, out, cfg=None, frozen=False):
         path = os.path.join(out, "cpagent", name + ".mpy")
         if os.path.exists(path):
             os.remove(path)
+    if romfs:
+        with open(out + ".romfs", "wb") as f:
+            f.write(romfs_image(out, "cpagent"))
+        shutil.rmtree(os.path.join(out, "cpagent"))
     # The device loads the checked form (cpagent.loader): every default filled, a version; the
     # validator stays on the host and off the device.
     if cfg is None:
@@ -264,17 +278,46 @@ def stage(board, config_path, certs, dist, out, cfg=None, frozen=False):
     return out
 
 
+def romfs_image(top, name):
+    """A ROMFS image (mpremote's writer, the format the firmware mounts at /rom) holding the
+    folder `name` of `top` as it is, the .mpy compiled already."""
+    rom = VfsRomWriter()
+
+    def add(path):
+        for entry in sorted(os.listdir(path)):
+            full = os.path.join(path, entry)
+            if os.path.isdir(full):
+                rom.opendir(entry)
+                add(full)
+                rom.closedir()
+            else:
+                with open(full, "rb") as f:
+                    rom.mkfile(entry, f.read())
+
+    rom.opendir(name)
+    add(os.path.join(top, name))
+    rom.closedir()
+    return rom.finalise()
+
+
 def image_bytes(staged):
+    """The bytes of .mpy a deploy writes: its files, or its ROMFS image."""
+    if os.path.exists(staged + ".romfs"):
+        return os.path.getsize(staged + ".romfs")
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(staged) for f in fs
                if f.endswith(".mpy"))
 
 
-def commands(port, staged, dependencies, frozen=False):
+def commands(port, staged, dependencies, frozen=False, romfs=False):
     """The mpremote command lines of a deploy, in order."""
     dev = [MPREMOTE, "connect", port]
     tops = [os.path.join(staged, n) for n in sorted(os.listdir(staged))]
-    out = [dev + ["exec", HOLD_FROZEN if frozen else HOLD, "+", "reset"],
-           dev + ["fs", "cp", "-r"] + tops + [":"]]
+    out = [dev + ["exec", HOLD_FROZEN if frozen or romfs else HOLD, "+", "reset"]]
+    if romfs:
+        # mpremote refuses a firmware without ROMFS, or an image larger than its partition,
+        # before it writes anything; the new image is mounted at the reset of the last step.
+        out.append(dev + ["romfs", "deploy", staged + ".romfs"])
+    out.append(dev + ["fs", "cp", "-r"] + tops + [":"])
     out.extend(dev + ["mip", "install", d] for d in dependencies)
     out.append(dev + ["exec", RELEASE, "+", "reset"])
     return out
@@ -310,9 +353,13 @@ def main(argv=None, run=subprocess.run, sleep=time.sleep, echo=print):
                     help="all: ask the device (not with --dry-run)")
     ap.add_argument("--config", default="config.json")
     ap.add_argument("--dry-run", action="store_true", help="print the mpremote commands only")
-    ap.add_argument("--frozen", action="store_true",
-                    help="the device runs an image with firmware/manifest.py frozen in: copy no "
-                         "module, delete those of an earlier deploy")
+    form = ap.add_mutually_exclusive_group()
+    form.add_argument("--frozen", action="store_true",
+                      help="the device runs an image with firmware/manifest.py frozen in: copy "
+                           "no module, delete those of an earlier deploy")
+    form.add_argument("--romfs", action="store_true",
+                      help="the device's firmware has a ROMFS partition: write the modules "
+                           "there (run from flash in place), delete those of an earlier deploy")
     args = ap.parse_args(argv)
     try:
         # A bad config stops here, before the device is asked anything.
@@ -323,14 +370,15 @@ def main(argv=None, run=subprocess.run, sleep=time.sleep, echo=print):
                 raise DeployError("--dry-run needs --board esp32 or rp2 (BOARD=...)")
             board = detect(args.port, run, sleep)
         cfg, certs = load_config(args.config, board)
-        staged = stage(board, args.config, certs, DIST, STAGE, cfg, args.frozen)
-        cmds = commands(args.port, staged, deps(PACKAGE), args.frozen)
+        staged = stage(board, args.config, certs, DIST, STAGE, cfg, args.frozen, args.romfs)
+        cmds = commands(args.port, staged, deps(PACKAGE), args.frozen, args.romfs)
         if args.dry_run:
             for cmd in cmds:
                 echo(shlex.join(cmd))
             return cmds
-        echo("deploy: %d bytes of .mpy for this config (%s left out: not imported)"
-             % (image_bytes(staged), ", ".join(sorted(unused(cfg))) or "nothing"))
+        echo("deploy: %d bytes of .mpy%s for this config (%s left out: not imported)"
+             % (image_bytes(staged), " in a ROMFS image" if args.romfs else "",
+                ", ".join(sorted(unused(cfg))) or "nothing"))
         for cmd in cmds:
             echo("$ " + shlex.join(cmd))
             attempt(cmd, run, sleep)

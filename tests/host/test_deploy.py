@@ -224,6 +224,84 @@ def test_for_a_frozen_image_no_module_is_copied_and_old_ones_are_deleted(site, t
     assert left == ["journal/0001", "lib/x.mpy", deploy.NOWDT]
 
 
+def _uint(data, i):
+    """A ROMFS varint at data[i]: (value, next index); 7 bits a byte, most significant first."""
+    v = 0
+    while True:
+        b = data[i]
+        v, i = v << 7 | b & 0x7F, i + 1
+        if not b & 0x80:
+            return v, i
+
+
+def _romfs_files(image):
+    """{path: bytes} of a ROMFS image, read after the format MicroPython's vfs_rom.c mounts (a
+    reader written here, not mpremote's writer read back): a header record whose payload holds
+    records of kind 4 (directory: name, records) and 5 (file: name, a kind 2 record of its
+    bytes); padding (1) and unused (0) records are skipped."""
+    kind, i = _uint(image, 0)
+    assert kind == 0x14A6B1, "not a ROMFS image"
+    size, i = _uint(image, i)
+    assert i + size == len(image)
+    out = {}
+
+    def records(start, end, prefix):
+        while start < end:
+            kind, start = _uint(image, start)
+            size, start = _uint(image, start)
+            body, start = start, start + size
+            if kind in (4, 5):
+                n, body = _uint(image, body)
+                name, body = prefix + image[body:body + n].decode(), body + n
+                if kind == 4:
+                    records(body, start, name + "/")
+                else:
+                    k, body = _uint(image, body)
+                    length, body = _uint(image, body)
+                    assert k == 2 and body + length == start, name
+                    out[name] = image[body:start]
+            else:
+                assert kind in (0, 1), kind
+
+    records(i, len(image), "")
+    return out
+
+
+def test_for_a_romfs_image_the_modules_go_into_it_and_old_files_are_deleted(site):
+    site.root.joinpath("dist", "esp32", "cpagent", "uplink").mkdir()
+    site.root.joinpath("dist", "esp32", "cpagent", "uplink", "mqtt.mpy").write_bytes(b"mq")
+    for _ in range(2):  # the second over the first one's stage
+        cmds = deploy.main(["--port", PORT, "--board", "esp32", "--config",
+                            _write(site, site.cfg), "--dry-run", "--romfs"], run=Device(),
+                           echo=lambda s: None)
+    st = str(site.root / "stage" / "esp32")
+    tops = [os.path.join(st, n) for n in ("boot.py", "certs", "config.json", "main.py")]
+    # The hold deletes every module file (one on the flash would come before /rom on
+    # sys.path), mpremote writes the image, the rest goes to the flash as always.
+    assert cmds == [
+        [M, "connect", PORT, "exec", deploy.HOLD_FROZEN, "+", "reset"],
+        [M, "connect", PORT, "romfs", "deploy", st + ".romfs"],
+        [M, "connect", PORT, "fs", "cp", "-r"] + tops + [":"],
+        [M, "connect", PORT, "mip", "install", "ntptime"],
+        [M, "connect", PORT, "mip", "install", "github:org/lib@v1.2"],
+        [M, "connect", PORT, "exec", deploy.RELEASE, "+", "reset"],
+    ]
+    assert not os.path.exists(os.path.join(st, "cpagent"))
+    dist = site.root / "dist" / "esp32"
+    want = {"cpagent/" + p: (dist / "cpagent" / p).read_bytes()
+            for p in ("agent.mpy", "boards/__init__.mpy", "boards/esp32.mpy", "boards/mcu.mpy")}
+    # The modules the config never imports stay out of the image too (the MQTT uplink here).
+    assert _romfs_files(_read(st + ".romfs")) == want
+    assert deploy.image_bytes(st) == os.path.getsize(st + ".romfs")
+    # A plain deploy after it leaves no image behind to be counted or written.
+    deploy.main(["--port", PORT, "--board", "esp32", "--config", _write(site, site.cfg),
+                 "--dry-run"], run=Device(), echo=lambda s: None)
+    assert not os.path.exists(st + ".romfs")
+    with pytest.raises(SystemExit):
+        deploy.main(["--port", PORT, "--board", "esp32", "--config", str(site.path),
+                     "--dry-run", "--romfs", "--frozen"], run=Device(), echo=lambda s: None)
+
+
 def test_a_bad_config_is_refused_before_the_device_is_touched(site):
     def bad(path, value):
         cfg = json.loads(json.dumps(site.cfg))

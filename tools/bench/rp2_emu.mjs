@@ -1,9 +1,11 @@
 // Runs MicroPython firmware for the rp2 port in rp2040js (an RP2040 emulator: the core, its
 // peripherals and USB; no CYW43 Wi-Fi chip) and commands at its REPL, over the emulated USB CDC.
-// Usage: node tools/bench/rp2_emu.mjs BOOTROM FIRMWARE.uf2 FS.img FS_BASE COMMAND...
+// Usage: node tools/bench/rp2_emu.mjs BOOTROM FIRMWARE.uf2 FS.img[,ROMFS.img] FS_BASE[,ROMFS_BASE]
+//          COMMAND...
 //   BOOTROM: the RP2040's 16 KB boot ROM as a raw binary (rp2040js ships none; the pico-sdk
 //   reaches its flash and float routines through it); FS.img is laid into the flash at FS_BASE
-//   (bytes from the flash's start: where the port's littlefs lives); each COMMAND is run in
+//   (bytes from the flash's start: where the port's littlefs lives), a ROMFS image, if given,
+//   at ROMFS_BASE (a firmware with a ROMFS partition mounts it at /rom); each COMMAND is run in
 //   turn at the raw REPL once the firmware is up.
 // Prints each command's output as it came; exits 1 at the first command that raised (its
 // traceback on stderr), 2 when the firmware does not answer within RP2_EMU_TIMEOUT_S emulated
@@ -30,7 +32,8 @@ for (let at = 0; at + 512 <= blocks.length; at += 512) {
   if (word(0) !== UF2_MAGIC[0] || word(4) !== UF2_MAGIC[1]) throw new Error(`${uf2}: not UF2`);
   mcu.flash.set(b.subarray(32, 32 + word(16)), word(12) - FLASH_BASE);
 }
-mcu.flash.set(fs.readFileSync(image), Number(base));
+const bases = base.split(",");
+image.split(",").forEach((path, i) => mcu.flash.set(fs.readFileSync(path), Number(bases[i])));
 
 // rp2040js raises a UART's transmit interrupt again at every register access, so that clearing
 // it does not hold: the port's handler, which clears it once its ring buffer is empty, runs for

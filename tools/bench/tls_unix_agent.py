@@ -143,15 +143,17 @@ def build(marks, n):
     return agent, b, ssl, op
 
 
-def main(bare, own, order, marks):
+def main(bare, own, order, marks, rom=0):
     """From tls_unix_dev.py: bare, the heap before the benchmark's code (the interpreter, the
-    port's asyncio and json); own, what that code holds; order, the modules imported, and
-    marks[0..len(order)] the heap before and after each (more slots follow, for build())."""
+    port's asyncio and json, a ROMFS image); own, what that code holds; order, the modules
+    imported, and marks[0..len(order)] the heap before and after each (more slots follow, for
+    build()); rom, the heap of the ROMFS image (0: none), flash on a device."""
     mode = sys.argv[1]
     n = len(order)
-    out = {"interpreter": bare, "bench_code": own, "imports": marks[n] - marks[0]}
+    out = {"interpreter": bare - rom, "bench_code": own, "rom_image": rom,
+           "imports": marks[n] - marks[0]}
     agent, b, out["ssl_context"], op = build(marks, n)
-    out["baseline"] = used() - own
+    out["baseline"] = used() - own - rom
     if mode == "imports":
         out["steps"] = [("import " + order[i], marks[i + 1] - marks[i]) for i in range(n)] + [
             (BUILD[i], marks[n + 2 + i] - marks[n + 1 + i]) for i in range(len(BUILD))]
