@@ -5,8 +5,8 @@ from host_sim.virtual.meter import VirtualMeter
 class Bus:
     """Two meters on one RS-485 line: every request reaches both; only the addressed answers."""
 
-    def __init__(self, cars):
-        self.meters = [VirtualMeter("sdm630", i + 1, c) for i, c in enumerate(cars)]
+    def __init__(self, cars, model="sdm630"):
+        self.meters = [VirtualMeter(model, i + 1, c) for i, c in enumerate(cars)]
 
     def handle(self, data):
         return b"".join(m.handle(data) for m in self.meters)

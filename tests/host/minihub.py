@@ -38,7 +38,8 @@ def _status(code, text):
 class MiniHub:
     """MiniHub(cards, tls_dir=None, operator=..., quirks=(), mount="", client_certs=True);
     start() -> url (scheme://host:port + mount); stop(). The endpoints are at mount + their OICP
-    path, nothing else (404). `received` lists (operation, body) in order; `sessions` maps
+    path, nothing else (404). `received` lists (operation, body) in order, `raw` (operation, the
+body's bytes as they came); `sessions` maps
     SessionID to the Types of its notifications and "CDR". With tls_dir, client_certs False is
     server-only TLS."""
 
@@ -49,6 +50,7 @@ class MiniHub:
         self.mount = mount
         self.client_certs = client_certs
         self.received = []
+        self.raw = []
         self.sessions = {}
         self.lock = threading.Lock()
         self.tls_dir = tls_dir
@@ -120,6 +122,7 @@ class MiniHub:
             return 400, {"message": "body is not JSON"}
         with self.lock:
             self.received.append((op, body))
+            self.raw.append((op, raw))
             return 200, self._reply(op, body)
 
     def _ack(self, sid):

@@ -4,9 +4,11 @@ import asyncio
 import json
 import os
 import time
+from decimal import Decimal
 
 import pytest
 from meterbus import Bus
+from minihub import MiniHub
 
 from cpagent import config
 from cpagent.agent import Agent
@@ -21,15 +23,17 @@ CARDS = ("04A1B2C3D4E5F6", "A1B2C3D4")
 SPEED = 100  # 300 s of board time (one Progress) in 3 s
 
 
-def Car():
-    """A car on the virtual time (monotonic x SPEED) that survives agent restarts."""
-    return RealTime(EvLoad(max_w=7400, ramp_s=5), SPEED)
+def Car(start_wh=0):
+    """A car on the virtual time (monotonic x SPEED) that survives agent restarts; start_wh: the
+    meter's lifetime counter before it."""
+    return RealTime(EvLoad(max_w=7400, ramp_s=5, start_wh=start_wh), SPEED)
 
 
 class Rig:
-    """One charger's devices and flash, and the agent (restartable) over them."""
+    """One charger's devices and flash, and the agent (restartable) over them; model and
+    start_wh: its two meters'."""
 
-    def __init__(self, tmp, url, pki=None):
+    def __init__(self, tmp, url, pki=None, model="sdm630", start_wh=0):
         u = {"kind": "http", "url": url, "timeout_s": 10}
         if pki:
             cert, key = (os.path.basename(p) for p in pki["clients"][OP])
@@ -39,14 +43,14 @@ class Rig:
             "evses": [{"evse_id": "DE*ABC*E0001*1", "meter_address": 1},
                       {"evse_id": "DE*ABC*E0001*2", "meter_address": 2}],
             "reader": {"type": "pn532", "hold_ms": 500},
-            "meter": {"model": "sdm630", "timeout_ms": 200}, "uplink": u,
+            "meter": {"model": model, "timeout_ms": 200}, "uplink": u,
             "timing": {"poll_s": 5, "authorize_timeout_s": 120, "ev_wait_s": 600},
             "log_level": 2}))
         self.pki = pki
         self.state = os.path.join(tmp, "state")
-        self.cars = [Car(), Car()]
+        self.cars = [Car(start_wh), Car(start_wh)]
         self.reader = VirtualPn532()
-        self.bus = Bus(self.cars)
+        self.bus = Bus(self.cars, model)
         self.lines = []
         self.agent = self.task = None
 
@@ -167,6 +171,55 @@ def test_a_restart_mid_session_resumes_and_closes_it_once(tmp_path):
                 await rig.stop()
             await hub.stop()
     asyncio.run(go())
+
+
+def test_a_foreign_hub_reads_the_energy_as_exact_json_numbers(tmp_path):
+    """The minimal hub of tests/host/minihub.py (none of the mock hub's code) gets the bodies
+    as they went over HTTP; read with Decimal, not float, every energy field is a JSON number
+    (not text), in kWh with the meter's own digits, and End - Start is ConsumedEnergy to the
+    last digit. The meters are ABB B23s (integer registers, 10 Wh steps) at 123,456,780 Wh:
+    past a float32's 7 digits (a device's), where 123456.78 would go out as 123456.8."""
+    start = 123456780
+
+    async def go():
+        with MiniHub(CARDS) as hub:
+            rig = Rig(str(tmp_path), hub.url, model="abb_b23", start_wh=start)
+            try:
+                rig.start()
+                await rig.tap(CARDS[0])
+                await rig.until(lambda: rig.states()[0] == "authorized", "authorized")
+                rig.cars[0].ev.plug()
+                rig.cars[0].ev.start()
+                await rig.until(lambda: "Progress" in sum(hub.sessions.values(), []),
+                                "a Progress at the hub")
+                await rig.tap(CARDS[0])
+                await rig.until(lambda: "CDR" in sum(hub.sessions.values(), []) and
+                                rig.agent.stats()["pending"] == 0, "the CDR")
+            finally:
+                await rig.stop()
+            return list(hub.raw)
+
+    raw = asyncio.run(go())
+    bodies = [(op, json.loads(b, parse_float=Decimal, parse_int=Decimal)) for op, b in raw]
+    kinds = {(op, b.get("Type")): b for op, b in bodies if op != "PushEvseStatus"}
+    begin = Decimal(start) / 1000
+    assert kinds[("ChargingNotification", "Start")]["MeterValueStart"] == begin
+    progress = kinds[("ChargingNotification", "Progress")]["ConsumedEnergyProgress"]
+    end, cdr = kinds[("ChargingNotification", "End")], kinds[("ChargeDetailRecord", None)]
+    for body, spent in ((end, end["ConsumedEnergy"]), (cdr, cdr["ConsumedEnergy"])):
+        assert body["MeterValueStart"] == begin
+        assert body["MeterValueEnd"] - body["MeterValueStart"] == spent > progress > 0
+    assert end["MeterValueEnd"] == cdr["MeterValueEnd"]
+    between = cdr["MeterValueInBetween"]["meterValues"]
+    assert between and all(isinstance(v, Decimal) for v in between)
+    assert [begin] + between + [cdr["MeterValueEnd"]] == sorted([begin] + between + [
+        cdr["MeterValueEnd"]])
+    for op, b in bodies:
+        for key in ("MeterValueStart", "MeterValueEnd", "ConsumedEnergy",
+                    "ConsumedEnergyProgress"):
+            if key in b:
+                assert isinstance(b[key], Decimal), (op, key, b[key])  # a number, not text
+                assert b[key] * 100 == int(b[key] * 100), (op, key, b[key])  # B23: 10 Wh steps
 
 
 def _board(tmp, **kw):
